@@ -229,7 +229,6 @@ export interface ForwardedProposal {
   requestId: number;
   index: Index;
   term: Term;
-  count: number;
 }
 
 export interface Ready {

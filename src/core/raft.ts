@@ -1,0 +1,970 @@
+import { RaftLog } from "./log.ts";
+import { Progress } from "./progress.ts";
+import { allMembers, allVoters, committedIndex, isVoter, voteResult } from "./quorum.ts";
+import type { Random } from "./random.ts";
+import type {
+  AppendEntries,
+  AppendEntriesResponse,
+  ConfState,
+  Entry,
+  EntryType,
+  ForwardedProposal,
+  HardState,
+  Heartbeat,
+  Index,
+  Message,
+  NodeId,
+  Ready,
+  ReadState,
+  Rejection,
+  RequestVote,
+  RequestVoteResponse,
+  Role,
+  SnapshotMeta,
+  SoftState,
+  Term,
+} from "./types.ts";
+
+/**
+ * The Raft state machine. Pure: no IO, no timers, no clock, no ambient randomness. Inputs are
+ * method calls (`tick`, `step`, `propose`, `readIndex`, `campaign`, `transferLeader`); effects
+ * come out of `ready()` as data, and `advance()` acknowledges that the driver performed them.
+ *
+ * The driver's contract for each Ready, in order:
+ *   1. persist `hardState`, `entries` (and `snapshot`) atomically and durably;
+ *   2. send `messages`;
+ *   3. apply `committedEntries`, serve `readStates`, settle `forwardedProposals` / `rejections`;
+ *   4. call `advance()`.
+ * While a Ready is being processed the core keeps accepting input; the next Ready carries it.
+ * That is group commit: everything proposed during one fsync goes into the next one.
+ */
+
+export interface RaftConfig {
+  id: NodeId;
+  /** Ticks without hearing from a leader before a follower campaigns (randomized in [n, 2n)). */
+  electionTicks?: number;
+  /** Ticks between leader heartbeats. Must be well below electionTicks. */
+  heartbeatTicks?: number;
+  /** Ask "would you vote for me?" before raising the term (thesis §9.6). */
+  preVote?: boolean;
+  /**
+   * A leader that has not heard from a quorum within an election timeout steps down, and a
+   * follower that hears from a leader ignores vote requests for an election timeout (§6 lease).
+   */
+  checkQuorum?: boolean;
+  /**
+   * "read-index" (default): each read batch is confirmed by a quorum heartbeat round.
+   * "lease": the leader serves reads without that round while its lease holds; this relies on
+   * bounded clock drift between members (thesis §6.4.1) and requires checkQuorum.
+   */
+  readMode?: "read-index" | "lease";
+  /** Followers forward proposals to the leader instead of rejecting them. */
+  forwardProposals?: boolean;
+  /** Soft limit on entry bytes in one AppendEntries. */
+  maxMsgBytes?: number;
+  /** Unacknowledged AppendEntries allowed per follower. */
+  maxInflightMsgs?: number;
+  /** Unacknowledged entry bytes allowed per follower (0 = unlimited). */
+  maxInflightBytes?: number;
+  /** Soft limit on entry bytes handed out for applying in one Ready. */
+  maxApplyBytes?: number;
+  /** Source of election jitter. Seed it for reproducible runs. */
+  random: Random;
+}
+
+export interface RaftInitialState {
+  hardState: HardState;
+  /** The snapshot the stored log starts after, if any. */
+  snapshot: SnapshotMeta | null;
+  /** Stored entries after the snapshot (or from index 1), contiguous. */
+  entries: Entry[];
+  /** Membership to start with: from the snapshot and log, or the bootstrap voters. */
+  conf: ConfState;
+}
+
+export type ProposeResult =
+  | { status: "appended"; index: Index; term: Term }
+  | { status: "forwarded"; requestId: number }
+  | { status: "rejected"; leaderId: NodeId | null; reason: "not-leader" | "transferring" };
+
+export type ReadResult =
+  | { status: "pending"; requestId: number }
+  | { status: "rejected"; leaderId: NodeId | null };
+
+/** A ReadIndex request waiting for its heartbeat round to be confirmed by a quorum. */
+interface PendingRead {
+  requestId: number;
+  /** Who asked: this node, or a follower that forwarded a client's read. */
+  from: NodeId;
+  index: Index;
+  round: number;
+}
+
+const EMPTY: Uint8Array = new Uint8Array(0);
+
+export class Raft {
+  readonly id: NodeId;
+  term: Term = 0;
+  votedFor: NodeId | null = null;
+  role: Role = "follower";
+  leaderId: NodeId | null = null;
+  readonly log: RaftLog;
+  conf: ConfState;
+
+  private readonly electionTicks: number;
+  private readonly heartbeatTicks: number;
+  private readonly preVote: boolean;
+  private readonly checkQuorum: boolean;
+  private readonly readMode: "read-index" | "lease";
+  private readonly forwardProposals: boolean;
+  private readonly maxMsgBytes: number;
+  private readonly maxInflightMsgs: number;
+  private readonly maxInflightBytes: number;
+  private readonly maxApplyBytes: number;
+  private readonly random: Random;
+
+  /** Ticks since the last election timeout reset (followers) or check-quorum round (leader). */
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+
+  /** Leader only: replication state of every other member. */
+  private prs = new Map<NodeId, Progress>();
+  /** Candidates only: votes received in the current (pre-)election. */
+  private readonly votes = new Map<NodeId, boolean>();
+  /** Leader only: the member leadership is being handed to. */
+  private leadTransferee: NodeId | null = null;
+
+  /**
+   * Leader only: followers owed an AppendEntries, coalesced until the next Ready so that all
+   * proposals arriving between two Readys travel in one message per follower. The value says
+   * whether to send even with no new entries (to carry a new commit index or probe).
+   */
+  private readonly pendingAppends = new Map<NodeId, boolean>();
+
+  /** ReadIndex state (leader): the last round broadcast and reads waiting on rounds. */
+  private readRound = 0;
+  private readRoundRequested = false;
+  private pendingReads: PendingRead[] = [];
+  /** Reads received before this leader committed an entry of its term (§8: it cannot know the commit index yet). */
+  private readsAwaitingCommit: { requestId: number; from: NodeId }[] = [];
+
+  private nextRequestId = 1;
+  private msgs: Message[] = [];
+  private readStates: ReadState[] = [];
+  private forwarded: ForwardedProposal[] = [];
+  private rejections: Rejection[] = [];
+
+  private persistedHardState: HardState;
+  private reportedSoftState: SoftState;
+  private readyInFlight = false;
+  private pendingHardState: HardState | null = null;
+
+  constructor(config: RaftConfig, initial: RaftInitialState) {
+    this.id = config.id;
+    this.electionTicks = config.electionTicks ?? 10;
+    this.heartbeatTicks = config.heartbeatTicks ?? 1;
+    if (!(this.heartbeatTicks >= 1 && this.electionTicks > this.heartbeatTicks)) {
+      throw new RangeError(
+        `electionTicks (${this.electionTicks}) must exceed heartbeatTicks (${this.heartbeatTicks}) >= 1`,
+      );
+    }
+    this.preVote = config.preVote ?? true;
+    this.checkQuorum = config.checkQuorum ?? true;
+    this.readMode = config.readMode ?? "read-index";
+    if (this.readMode === "lease" && !this.checkQuorum) {
+      throw new RangeError(`readMode "lease" requires checkQuorum: without it a deposed leader could serve stale reads`);
+    }
+    this.forwardProposals = config.forwardProposals ?? false;
+    this.maxMsgBytes = config.maxMsgBytes ?? 1024 * 1024;
+    this.maxInflightMsgs = config.maxInflightMsgs ?? 256;
+    this.maxInflightBytes = config.maxInflightBytes ?? 32 * 1024 * 1024;
+    this.maxApplyBytes = config.maxApplyBytes ?? 64 * 1024 * 1024;
+    this.random = config.random;
+
+    const snap = initial.snapshot;
+    this.log = new RaftLog(snap?.index ?? 0, snap?.term ?? 0, initial.entries.slice(), initial.hardState.commit);
+    this.conf = cloneConf(initial.conf);
+    this.term = initial.hardState.term;
+    this.votedFor = initial.hardState.votedFor;
+    this.persistedHardState = { ...initial.hardState };
+    this.reportedSoftState = { role: this.role, leaderId: null, term: this.term };
+    this.resetRandomizedElectionTimeout();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inputs
+  // -------------------------------------------------------------------------------------------
+
+  /** Advance logical time by one tick. */
+  tick(): void {
+    if (this.role === "leader") this.tickLeader();
+    else this.tickElection();
+  }
+
+  /** Start an election now (as if the election timer fired). */
+  campaign(): void {
+    this.hup(false);
+  }
+
+  /** Append entries if leader; forward them or reject them otherwise. */
+  propose(items: { type?: EntryType; data: Uint8Array }[]): ProposeResult {
+    for (const item of items) {
+      if (item.type === "config") throw new Error("membership changes go through proposeConfChange");
+    }
+    if (this.role === "leader") {
+      if (this.leadTransferee !== null) {
+        return { status: "rejected", leaderId: this.id, reason: "transferring" };
+      }
+      const index = this.appendLocal(items);
+      return { status: "appended", index, term: this.term };
+    }
+    if (this.forwardProposals && this.leaderId !== null) {
+      const requestId = this.nextRequestId++;
+      this.send({
+        type: "ForwardProposal",
+        from: this.id,
+        to: this.leaderId,
+        term: this.term,
+        requestId,
+        entries: items.map((i) => ({ type: i.type ?? "normal", data: i.data })),
+      });
+      return { status: "forwarded", requestId };
+    }
+    return { status: "rejected", leaderId: this.leaderId, reason: "not-leader" };
+  }
+
+  /**
+   * Ask for a linearizable read point (thesis §6.4). The answer arrives as a `ReadState` (serve
+   * the read once the state machine has applied its index) or a `Rejection`.
+   */
+  readIndex(): ReadResult {
+    const requestId = this.nextRequestId++;
+    if (this.role === "leader") {
+      this.leaderRead(requestId, this.id);
+      return { status: "pending", requestId };
+    }
+    if (this.leaderId !== null) {
+      this.send({ type: "ReadIndex", from: this.id, to: this.leaderId, term: this.term, requestId });
+      return { status: "pending", requestId };
+    }
+    return { status: "rejected", leaderId: null };
+  }
+
+  /**
+   * Hand leadership to `to` (thesis §3.10): stop taking proposals, bring `to` up to date, then
+   * tell it to campaign at once. Abandoned after an election timeout.
+   */
+  transferLeader(to: NodeId): void {
+    if (this.role !== "leader" || to === this.id || !isVoter(this.conf, to)) return;
+    const pr = this.prs.get(to);
+    if (!pr) return;
+    this.leadTransferee = to;
+    this.electionElapsed = 0;
+    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
+    else this.pendingAppends.set(to, true);
+  }
+
+  step(m: Message): void {
+    // Forwarded client requests and their answers are not part of the election protocol: any
+    // member may ask, so their term never moves ours.
+    switch (m.type) {
+      case "ForwardProposal":
+        return this.handleForwardProposal(m);
+      case "ForwardProposalResponse":
+        if (m.rejected) {
+          this.rejections.push({ requestId: m.requestId, leaderId: m.leaderId, reason: "not-leader" });
+        } else {
+          this.forwarded.push({ requestId: m.requestId, index: m.index, term: m.entryTerm });
+        }
+        return;
+      case "ReadIndex":
+        if (this.role === "leader") this.leaderRead(m.requestId, m.from);
+        else this.replyRead(m.from, m.requestId, 0, true);
+        return;
+      case "ReadIndexResponse":
+        if (m.rejected) {
+          this.rejections.push({ requestId: m.requestId, leaderId: m.leaderId, reason: "not-leader" });
+        } else {
+          this.readStates.push({ requestId: m.requestId, index: m.index });
+        }
+        return;
+    }
+
+    if (m.term > this.term) {
+      if (m.type === "RequestVote") {
+        // Lease (§6, thesis §4.2.3): while we hear from a leader, a disruptive candidate (one
+        // that was partitioned, or removed from the cluster) must not depose it. A transfer
+        // is the leader's own wish and bypasses this.
+        const inLease =
+          this.checkQuorum && this.leaderId !== null && this.electionElapsed < this.electionTicks;
+        if (!m.transfer && inLease) return;
+      }
+      if (m.type === "RequestVote" && m.preVote) {
+        // A pre-vote never changes our term.
+      } else if (m.type === "RequestVoteResponse" && m.preVote && m.voteGranted) {
+        // A granted pre-vote carries the future term it was asked for; ours stays.
+      } else if (m.type === "AppendEntries" || m.type === "Heartbeat" || m.type === "InstallSnapshot") {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, null);
+      }
+    } else if (m.term < this.term) {
+      if ((this.checkQuorum || this.preVote) && (m.type === "AppendEntries" || m.type === "Heartbeat")) {
+        // A deposed leader cut off from the rest would otherwise never learn the new term (with
+        // pre-vote our higher-term vote requests may never reach it). Answer so it steps down.
+        this.send({
+          type: "AppendEntriesResponse",
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          success: false,
+          matchIndex: 0,
+          hintIndex: 0,
+          hintTerm: 0,
+        });
+      } else if (m.type === "RequestVote" && m.preVote) {
+        this.send({
+          type: "RequestVoteResponse",
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          voteGranted: false,
+          preVote: true,
+        });
+      }
+      // Everything else from an older term is stale (§5.1).
+      return;
+    }
+
+    switch (m.type) {
+      case "RequestVote":
+        return this.handleRequestVote(m);
+      case "TimeoutNow":
+        if (this.role !== "leader") this.hup(true);
+        return;
+    }
+
+    switch (this.role) {
+      case "leader":
+        return this.stepLeader(m);
+      case "candidate":
+      case "pre-candidate":
+        return this.stepCandidate(m);
+      case "follower":
+        return this.stepFollower(m);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Ready / advance
+  // -------------------------------------------------------------------------------------------
+
+  hasReady(): boolean {
+    if (this.readyInFlight) return false;
+    return (
+      this.msgs.length > 0 ||
+      this.pendingAppends.size > 0 ||
+      this.readRoundRequested ||
+      this.log.hasUnstable() ||
+      this.log.hasToApply() ||
+      this.readStates.length > 0 ||
+      this.forwarded.length > 0 ||
+      this.rejections.length > 0 ||
+      !sameHardState(this.hardState(), this.persistedHardState) ||
+      !sameSoftState(this.softState(), this.reportedSoftState)
+    );
+  }
+
+  ready(): Ready {
+    if (this.readyInFlight) throw new Error("ready() called again before advance()");
+    this.flushPendingAppends();
+    if (this.readRoundRequested) {
+      this.readRoundRequested = false;
+      this.readRound++;
+      this.broadcastHeartbeat();
+    }
+    const rd: Ready = {
+      entries: this.log.takeUnstable(),
+      committedEntries: this.log.takeToApply(this.maxApplyBytes),
+      messages: this.msgs,
+      readStates: this.readStates,
+      forwardedProposals: this.forwarded,
+      rejections: this.rejections,
+    };
+    this.msgs = [];
+    this.readStates = [];
+    this.forwarded = [];
+    this.rejections = [];
+    const hs = this.hardState();
+    if (!sameHardState(hs, this.persistedHardState)) {
+      rd.hardState = hs;
+      this.pendingHardState = hs;
+    }
+    const ss = this.softState();
+    if (!sameSoftState(ss, this.reportedSoftState)) {
+      rd.softState = ss;
+      this.reportedSoftState = ss;
+    }
+    this.readyInFlight = true;
+    return rd;
+  }
+
+  /** The last Ready was performed: its state is durable, messages sent, entries applied. */
+  advance(): void {
+    if (!this.readyInFlight) throw new Error("advance() without a Ready in flight");
+    this.readyInFlight = false;
+    this.log.stableToPersisted();
+    if (this.pendingHardState) {
+      this.persistedHardState = this.pendingHardState;
+      this.pendingHardState = null;
+    }
+    // The leader counts itself towards a quorum only for entries durable on its own disk.
+    if (this.role === "leader" && this.maybeCommit()) this.broadcastAppend();
+  }
+
+  hardState(): HardState {
+    return { term: this.term, votedFor: this.votedFor, commit: this.log.committed };
+  }
+
+  softState(): SoftState {
+    return { role: this.role, leaderId: this.leaderId, term: this.term };
+  }
+
+  /** The replication progress of a member as the leader sees it (for status and tests). */
+  progress(id: NodeId): { match: Index; next: Index; state: string } | undefined {
+    const pr = this.prs.get(id);
+    return pr ? { match: pr.match, next: pr.next, state: pr.state } : undefined;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Roles
+  // -------------------------------------------------------------------------------------------
+
+  private reset(term: Term): void {
+    if (term !== this.term) {
+      this.term = term;
+      this.votedFor = null;
+    }
+    this.leaderId = null;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.votes.clear();
+    this.leadTransferee = null;
+    this.pendingAppends.clear();
+    this.failPendingReads();
+    this.prs = new Map();
+  }
+
+  private becomeFollower(term: Term, leaderId: NodeId | null): void {
+    this.reset(term);
+    this.role = "follower";
+    this.leaderId = leaderId;
+  }
+
+  private becomePreCandidate(): void {
+    if (this.role === "leader") throw new Error("invalid transition leader -> pre-candidate");
+    // Neither term nor vote change: a pre-election that fails leaves no trace (thesis §9.6).
+    this.role = "pre-candidate";
+    this.votes.clear();
+    this.leaderId = null;
+  }
+
+  private becomeCandidate(): void {
+    if (this.role === "leader") throw new Error("invalid transition leader -> candidate");
+    this.reset(this.term + 1);
+    this.votedFor = this.id;
+    this.role = "candidate";
+  }
+
+  private becomeLeader(): void {
+    if (this.role === "follower") throw new Error("invalid transition follower -> leader");
+    this.reset(this.term);
+    this.role = "leader";
+    this.leaderId = this.id;
+    const next = this.log.lastIndex() + 1;
+    for (const id of allMembers(this.conf)) {
+      if (id !== this.id) this.prs.set(id, new Progress(next, this.maxInflightMsgs, this.maxInflightBytes));
+    }
+    // A no-op of the new term: entries of earlier terms commit only once an entry of the
+    // current term does (§5.4.2), so without it they could wait for the next client write.
+    this.appendLocal([{ type: "noop", data: EMPTY }]);
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    this.randomizedElectionTimeout = this.electionTicks + Math.floor(this.random.next() * this.electionTicks);
+  }
+
+  private promotable(): boolean {
+    return isVoter(this.conf, this.id);
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.hup(false);
+    }
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.checkQuorum) {
+        if (!this.quorumActive()) {
+          this.becomeFollower(this.term, null);
+          return;
+        }
+      }
+      // A transfer that has not completed within an election timeout is abandoned.
+      this.leadTransferee = null;
+    }
+    if (this.heartbeatElapsed >= this.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.broadcastHeartbeat();
+    }
+  }
+
+  /** Whether a quorum has been heard from since the last check; resets the marks. */
+  private quorumActive(): boolean {
+    const active = committedIndex(this.conf, (id) => {
+      if (id === this.id) return 1;
+      const pr = this.prs.get(id);
+      return pr?.recentActive ? 1 : 0;
+    });
+    for (const pr of this.prs.values()) pr.recentActive = false;
+    return active >= 1;
+  }
+
+  private hup(transfer: boolean): void {
+    if (this.role === "leader" || !this.promotable()) return;
+    if (this.preVote && !transfer) this.runElection("pre-vote", false);
+    else this.runElection("vote", transfer);
+  }
+
+  private runElection(kind: "pre-vote" | "vote", transfer: boolean): void {
+    let voteTerm: Term;
+    if (kind === "pre-vote") {
+      this.becomePreCandidate();
+      voteTerm = this.term + 1;
+    } else {
+      this.becomeCandidate();
+      voteTerm = this.term;
+    }
+    this.votes.set(this.id, true);
+    if (this.tallyVotes()) return;
+    const lastLogIndex = this.log.lastIndex();
+    const lastLogTerm = this.log.lastTerm();
+    for (const id of allVoters(this.conf)) {
+      if (id === this.id) continue;
+      this.send({
+        type: "RequestVote",
+        from: this.id,
+        to: id,
+        term: voteTerm,
+        lastLogIndex,
+        lastLogTerm,
+        preVote: kind === "pre-vote",
+        transfer,
+      });
+    }
+  }
+
+  /** Acts on the election's outcome; returns true if it is decided. */
+  private tallyVotes(): boolean {
+    const result = voteResult(this.conf, this.votes);
+    if (result === "won") {
+      if (this.role === "pre-candidate") this.runElection("vote", false);
+      else this.becomeLeader();
+      return true;
+    }
+    if (result === "lost") {
+      this.becomeFollower(this.term, null);
+      return true;
+    }
+    return false;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Message handlers
+  // -------------------------------------------------------------------------------------------
+
+  private handleRequestVote(m: RequestVote): void {
+    // §5.2: one vote per term, first come first served; a repeated request from the candidate we
+    // voted for is answered again. A pre-vote for a future term binds nothing, so it is
+    // granted on the log check alone.
+    const canVote =
+      this.votedFor === m.from ||
+      (this.votedFor === null && this.leaderId === null) ||
+      (m.preVote && m.term > this.term);
+    // §5.4.1: only for a candidate whose log is at least as up-to-date as ours.
+    if (canVote && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
+      this.send({
+        type: "RequestVoteResponse",
+        from: this.id,
+        to: m.from,
+        term: m.term,
+        voteGranted: true,
+        preVote: m.preVote,
+      });
+      if (!m.preVote) {
+        this.electionElapsed = 0;
+        this.votedFor = m.from;
+      }
+    } else {
+      this.send({
+        type: "RequestVoteResponse",
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        voteGranted: false,
+        preVote: m.preVote,
+      });
+    }
+  }
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case "AppendEntries":
+        this.electionElapsed = 0;
+        this.leaderId = m.from;
+        return this.handleAppendEntries(m);
+      case "Heartbeat":
+        this.electionElapsed = 0;
+        this.leaderId = m.from;
+        return this.handleHeartbeat(m);
+      case "InstallSnapshot":
+        this.electionElapsed = 0;
+        this.leaderId = m.from;
+        // Snapshot installation arrives with the snapshot/compaction work; until then a leader
+        // never compacts, so this cannot be reached by a correct peer.
+        return;
+      default:
+        return;
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    switch (m.type) {
+      case "AppendEntries":
+        // A leader of our term exists (§5.2): stop campaigning.
+        this.becomeFollower(m.term, m.from);
+        return this.handleAppendEntries(m);
+      case "Heartbeat":
+        this.becomeFollower(m.term, m.from);
+        return this.handleHeartbeat(m);
+      case "InstallSnapshot":
+        this.becomeFollower(m.term, m.from);
+        return;
+      case "RequestVoteResponse":
+        return this.handleVoteResponse(m);
+      default:
+        return;
+    }
+  }
+
+  private handleVoteResponse(m: RequestVoteResponse): void {
+    const mine = this.role === "pre-candidate" ? m.preVote : !m.preVote;
+    if (!mine) return;
+    this.votes.set(m.from, m.voteGranted);
+    this.tallyVotes();
+  }
+
+  private handleAppendEntries(m: AppendEntries): void {
+    if (m.prevLogIndex < this.log.committed) {
+      // Everything up to our commit index is settled; tell the leader where we are.
+      this.replyAppend(m.from, true, this.log.committed);
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.prevLogIndex, m.prevLogTerm, m.entries);
+    if (lastNew >= 0) {
+      this.log.commitTo(Math.min(m.leaderCommit, lastNew));
+      this.replyAppend(m.from, true, lastNew);
+      return;
+    }
+    // Fast backtracking: point the leader at the last entry whose term could still match, so
+    // that each round trip skips a whole conflicting term rather than a single entry.
+    const hint = this.log.findConflictByTerm(Math.min(m.prevLogIndex, this.log.lastIndex()), m.prevLogTerm);
+    this.send({
+      type: "AppendEntriesResponse",
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      success: false,
+      matchIndex: m.prevLogIndex,
+      hintIndex: hint.index,
+      hintTerm: hint.term,
+    });
+  }
+
+  private replyAppend(to: NodeId, success: boolean, matchIndex: Index): void {
+    this.send({
+      type: "AppendEntriesResponse",
+      from: this.id,
+      to,
+      term: this.term,
+      success,
+      matchIndex,
+      hintIndex: 0,
+      hintTerm: 0,
+    });
+  }
+
+  private handleHeartbeat(m: Heartbeat): void {
+    // The leader caps leaderCommit at what it knows we hold, so this never passes our log.
+    this.log.commitTo(Math.min(m.leaderCommit, this.log.lastIndex()));
+    this.send({ type: "HeartbeatResponse", from: this.id, to: m.from, term: this.term, readRound: m.readRound });
+  }
+
+  private stepLeader(m: Message): void {
+    const pr = this.prs.get(m.from);
+    if (!pr) return;
+    switch (m.type) {
+      case "AppendEntriesResponse":
+        pr.recentActive = true;
+        return this.handleAppendResponse(m, pr);
+      case "HeartbeatResponse":
+        pr.recentActive = true;
+        pr.probeSent = false;
+        // A lost AppendEntries in replicate state would leave the window full forever.
+        if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
+        if (pr.match < this.log.lastIndex() || pr.state === "probe") this.pendingAppends.set(m.from, true);
+        if (m.readRound > pr.readAck) {
+          pr.readAck = m.readRound;
+          this.releaseConfirmedReads();
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  private handleAppendResponse(m: AppendEntriesResponse, pr: Progress): void {
+    if (!m.success) {
+      let hint = m.hintIndex;
+      if (m.hintTerm > 0) hint = this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
+      if (pr.maybeDecrTo(m.matchIndex, hint)) {
+        if (pr.state === "replicate") pr.becomeProbe();
+        this.pendingAppends.set(m.from, true);
+      }
+      return;
+    }
+    if (!pr.maybeUpdate(m.matchIndex)) return;
+    if (pr.state === "probe") pr.becomeReplicate();
+    else if (pr.state === "replicate") pr.inflights.freeLE(m.matchIndex);
+    if (this.maybeCommit()) this.broadcastAppend();
+    else if (pr.match < this.log.lastIndex()) this.pendingAppends.set(m.from, false);
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+  }
+
+  private handleForwardProposal(m: Extract<Message, { type: "ForwardProposal" }>): void {
+    const rejected = this.role !== "leader" || this.leadTransferee !== null;
+    let index = 0;
+    if (!rejected) index = this.appendLocal(m.entries.filter((e) => e.type !== "config"));
+    this.send({
+      type: "ForwardProposalResponse",
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      requestId: m.requestId,
+      index,
+      entryTerm: rejected ? 0 : this.term,
+      rejected,
+      leaderId: this.leaderId,
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Leader: replication and commitment
+  // -------------------------------------------------------------------------------------------
+
+  /** Append entries of the current term; returns the index of the first. */
+  private appendLocal(items: { type?: EntryType; data: Uint8Array }[]): Index {
+    const first = this.log.lastIndex() + 1;
+    const term = this.term;
+    const entries: Entry[] = new Array(items.length);
+    for (let i = 0; i < items.length; i++) {
+      entries[i] = { index: first + i, term, type: items[i].type ?? "normal", data: items[i].data };
+    }
+    this.log.append(entries);
+    // A single-voter cluster commits as soon as the entry is durable (see advance()).
+    this.broadcastAppend();
+    return first;
+  }
+
+  private broadcastAppend(): void {
+    for (const id of this.prs.keys()) this.pendingAppends.set(id, true);
+  }
+
+  private broadcastHeartbeat(): void {
+    for (const [id, pr] of this.prs) {
+      this.send({
+        type: "Heartbeat",
+        from: this.id,
+        to: id,
+        term: this.term,
+        leaderCommit: Math.min(pr.match, this.log.committed),
+        readRound: this.readRound,
+      });
+    }
+  }
+
+  private flushPendingAppends(): void {
+    if (this.pendingAppends.size === 0) return;
+    if (this.role === "leader") {
+      for (const [id, sendIfEmpty] of this.pendingAppends) {
+        const pr = this.prs.get(id);
+        if (!pr) continue;
+        // Pipelining: in replicate state keep sending until the window is full or all is sent.
+        let sent = this.sendAppend(id, pr, sendIfEmpty);
+        while (sent && pr.state === "replicate" && pr.next <= this.log.lastIndex()) {
+          sent = this.sendAppend(id, pr, false);
+        }
+      }
+    }
+    this.pendingAppends.clear();
+  }
+
+  /** Sends one AppendEntries to `to` if its flow control allows; returns whether it did. */
+  private sendAppend(to: NodeId, pr: Progress, sendIfEmpty: boolean): boolean {
+    if (pr.isPaused()) return false;
+    const prevLogIndex = pr.next - 1;
+    const prevLogTerm = this.log.term(prevLogIndex);
+    if (prevLogTerm === undefined) {
+      // The entries this follower needs are compacted away; snapshot installation (InstallSnapshot)
+      // is how it catches up. Until compaction exists the log is never compacted.
+      throw new Error(`entry ${prevLogIndex} needed by ${to} is compacted and snapshot transfer is not available`);
+    }
+    const last = this.log.lastIndex();
+    if (pr.next > last && !sendIfEmpty) return false;
+    let hi = pr.next;
+    let bytes = 0;
+    while (hi <= last) {
+      const size = this.log.entries[hi - this.log.offset - 1].data.byteLength;
+      if (hi > pr.next && bytes + size > this.maxMsgBytes) break;
+      bytes += size;
+      hi++;
+    }
+    const entries = hi > pr.next ? this.log.slice(pr.next, hi) : [];
+    this.send({
+      type: "AppendEntries",
+      from: this.id,
+      to,
+      term: this.term,
+      prevLogIndex,
+      prevLogTerm,
+      entries,
+      leaderCommit: this.log.committed,
+    });
+    if (pr.state === "replicate" && entries.length > 0) {
+      pr.next = hi;
+      pr.inflights.add(hi - 1, bytes);
+    } else if (pr.state === "probe") {
+      pr.probeSent = true;
+    }
+    return true;
+  }
+
+  /**
+   * §5.4.2 / Figure 8: advance the commit index to the highest index replicated on a quorum,
+   * but only if that entry is from the current term; earlier-term entries then commit with it.
+   */
+  private maybeCommit(): boolean {
+    const stable = this.log.stable;
+    const idx = committedIndex(this.conf, (id) => (id === this.id ? stable : (this.prs.get(id)?.match ?? 0)));
+    if (idx <= this.log.committed || this.log.term(idx) !== this.term) return false;
+    const firstOfTerm = this.log.committed === 0 || this.log.term(this.log.committed) !== this.term;
+    this.log.commitTo(idx);
+    if (firstOfTerm) this.releaseReadsAwaitingCommit();
+    return true;
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.send({ type: "TimeoutNow", from: this.id, to, term: this.term });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // ReadIndex (thesis §6.4)
+  // -------------------------------------------------------------------------------------------
+
+  private leaderRead(requestId: number, from: NodeId): void {
+    if (this.log.term(this.log.committed) !== this.term) {
+      // Until an entry of this term commits, the leader's commit index may lag the true one.
+      this.readsAwaitingCommit.push({ requestId, from });
+      return;
+    }
+    const index = this.log.committed;
+    const soleVoter = allVoters(this.conf).length === 1;
+    if (soleVoter || this.readMode === "lease") {
+      this.replyRead(from, requestId, index, false);
+      return;
+    }
+    // Every read that arrives before the next Ready shares one heartbeat round.
+    this.pendingReads.push({ requestId, from, index, round: this.readRound + 1 });
+    this.readRoundRequested = true;
+  }
+
+  private releaseReadsAwaitingCommit(): void {
+    const waiting = this.readsAwaitingCommit;
+    this.readsAwaitingCommit = [];
+    for (const r of waiting) this.leaderRead(r.requestId, r.from);
+  }
+
+  /** Serve every read whose round a quorum has confirmed: we were still leader when they came. */
+  private releaseConfirmedReads(): void {
+    const confirmed = committedIndex(this.conf, (id) =>
+      id === this.id ? this.readRound : (this.prs.get(id)?.readAck ?? 0),
+    );
+    let n = 0;
+    while (n < this.pendingReads.length && this.pendingReads[n].round <= confirmed) {
+      const r = this.pendingReads[n];
+      this.replyRead(r.from, r.requestId, r.index, false);
+      n++;
+    }
+    if (n > 0) this.pendingReads.splice(0, n);
+  }
+
+  private replyRead(to: NodeId, requestId: number, index: Index, rejected: boolean): void {
+    if (to === this.id) {
+      if (rejected) this.rejections.push({ requestId, leaderId: this.leaderId, reason: "leadership-lost" });
+      else this.readStates.push({ requestId, index });
+      return;
+    }
+    this.send({
+      type: "ReadIndexResponse",
+      from: this.id,
+      to,
+      term: this.term,
+      requestId,
+      index,
+      rejected,
+      leaderId: this.leaderId,
+    });
+  }
+
+  private failPendingReads(): void {
+    const all = [...this.pendingReads, ...this.readsAwaitingCommit];
+    this.pendingReads = [];
+    this.readsAwaitingCommit = [];
+    for (const r of all) this.replyRead(r.from, r.requestId, 0, true);
+  }
+
+  private send(m: Message): void {
+    this.msgs.push(m);
+  }
+}
+
+function cloneConf(c: ConfState): ConfState {
+  return { voters: c.voters.slice(), learners: c.learners.slice(), votersOutgoing: c.votersOutgoing.slice() };
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.votedFor === b.votedFor && a.commit === b.commit;
+}
+
+function sameSoftState(a: SoftState, b: SoftState): boolean {
+  return a.role === b.role && a.leaderId === b.leaderId && a.term === b.term;
+}

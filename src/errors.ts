@@ -1,0 +1,61 @@
+import type { NodeId } from "./core/types.ts";
+
+/**
+ * Every error meshraft raises on purpose carries a stable `code`, so callers (and the HTTP layer)
+ * can branch on it without parsing messages.
+ */
+export class MeshraftError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * This node cannot take the request because it is not the leader. Nothing was proposed: the
+ * caller may resend to `leaderId` (at `leaderUrl`) or, when both are null, retry later.
+ */
+export class NotLeaderError extends MeshraftError {
+  readonly leaderId: NodeId | null;
+  readonly leaderUrl: string | null;
+  constructor(leaderId: NodeId | null, leaderUrl: string | null, detail?: string) {
+    const where = leaderId === null ? "no leader is known yet" : `the leader is ${leaderId}${leaderUrl ? ` at ${leaderUrl}` : ""}`;
+    super("NOT_LEADER", `this node is not the leader: ${where}${detail ? ` (${detail})` : ""}`);
+    this.leaderId = leaderId;
+    this.leaderUrl = leaderUrl;
+  }
+}
+
+/**
+ * The proposal was appended to a log but its fate is unknown (leadership was lost before it
+ * committed, or it timed out): it may still commit. Only a retry that the state machine can
+ * recognise as a duplicate (a client id and sequence number) is safe.
+ */
+export class OutcomeUnknownError extends MeshraftError {
+  constructor(detail: string) {
+    super("OUTCOME_UNKNOWN", `the write may or may not have been applied: ${detail}`);
+  }
+}
+
+/** The proposal is known not to have been committed (another entry took its place): safe to retry. */
+export class ProposalDroppedError extends MeshraftError {
+  constructor(detail: string) {
+    super("PROPOSAL_DROPPED", `the proposal was not committed: ${detail}`);
+  }
+}
+
+/** A linearizable read could not be confirmed in time. Nothing happened; safe to retry. */
+export class ReadTimeoutError extends MeshraftError {
+  constructor(detail: string) {
+    super("READ_TIMEOUT", `the read could not be confirmed: ${detail}`);
+  }
+}
+
+/** The node was stopped (or failed) while the request was pending. */
+export class NodeStoppedError extends MeshraftError {
+  constructor(detail: string) {
+    super("NODE_STOPPED", detail);
+  }
+}

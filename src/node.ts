@@ -1,0 +1,521 @@
+import { realClock, type Clock } from "./clock.ts";
+import { Raft, type RaftConfig } from "./core/raft.ts";
+import { SeededRandom, type Random } from "./core/random.ts";
+import type { ConfState, Entry, Index, Message, NodeId, Ready, Role, Term } from "./core/types.ts";
+import {
+  NodeStoppedError,
+  NotLeaderError,
+  OutcomeUnknownError,
+  ProposalDroppedError,
+  ReadTimeoutError,
+} from "./errors.ts";
+import type { StateMachine } from "./statemachine.ts";
+import type { Storage } from "./storage/storage.ts";
+import type { Transport } from "./transport/transport.ts";
+
+/**
+ * RaftNode drives the pure core (src/core/raft.ts): it turns clock time into ticks, hands inbound
+ * messages to the core, and performs each Ready in the order that keeps Raft safe:
+ *
+ *   persist (await storage) -> send messages -> apply committed entries -> advance
+ *
+ * Only one Ready is processed at a time. Proposals and messages arriving while a Ready is being
+ * persisted accumulate in the core and go out together in the next one (group commit).
+ */
+
+export interface Member {
+  id: NodeId;
+  /** Base URL clients and peers use to reach this member (for redirects). */
+  url?: string;
+}
+
+export interface RaftNodeOptions<Result> {
+  id: NodeId;
+  /**
+   * The voters of a brand-new cluster, this node included. Used only when storage holds no
+   * configuration yet; a restarted node recovers membership from its own state.
+   */
+  members: (Member | NodeId)[];
+  storage: Storage;
+  transport: Transport;
+  stateMachine: StateMachine<Result>;
+  /** Defaults to the real clock. */
+  clock?: Clock;
+  /** Source of election jitter; defaults to a generator seeded from crypto.getRandomValues. */
+  random?: Random;
+  /** Length of one core tick in ms. Default 25. */
+  tickMs?: number;
+  /** Base election timeout in ms (randomized in [t, 2t)). Default 300. */
+  electionTimeoutMs?: number;
+  /** Leader heartbeat interval in ms. Default 50. */
+  heartbeatIntervalMs?: number;
+  /** A proposal not applied within this many ms fails with OUTCOME_UNKNOWN. Default 10000. */
+  proposalTimeoutMs?: number;
+  /** A read not confirmed within this many ms fails with READ_TIMEOUT. Default 5000. */
+  readTimeoutMs?: number;
+  preVote?: boolean;
+  checkQuorum?: boolean;
+  readMode?: "read-index" | "lease";
+  /** Followers forward proposals to the leader instead of failing with NotLeaderError. */
+  forwardProposals?: boolean;
+  maxMsgBytes?: number;
+  maxInflightMsgs?: number;
+  maxInflightBytes?: number;
+  /** Called when the node fails (storage error, broken invariant); the node is stopped. */
+  onError?: (error: unknown) => void;
+}
+
+export interface NodeStatus {
+  id: NodeId;
+  role: Role;
+  term: Term;
+  leaderId: NodeId | null;
+  commitIndex: Index;
+  appliedIndex: Index;
+  lastIndex: Index;
+  voters: NodeId[];
+  learners: NodeId[];
+}
+
+export interface ProposeOutcome<Result> {
+  index: Index;
+  term: Term;
+  result: Result;
+}
+
+export type RaftNodeEvent<Result> =
+  | { type: "role"; role: Role; term: Term; leaderId: NodeId | null }
+  | { type: "applied"; entry: Entry; result: Result | undefined }
+  | { type: "error"; error: unknown };
+
+type Listener<Result> = (event: RaftNodeEvent<Result>) => void;
+
+interface PendingProposal<Result> {
+  term: Term;
+  deadline: number;
+  resolve: (outcome: ProposeOutcome<Result>) => void;
+  reject: (error: unknown) => void;
+}
+
+interface PendingRead {
+  deadline: number;
+  resolve: (index: Index) => void;
+  reject: (error: unknown) => void;
+}
+
+export class RaftNode<Result = unknown> {
+  readonly id: NodeId;
+  private readonly opts: RaftNodeOptions<Result>;
+  private readonly clock: Clock;
+  private readonly storage: Storage;
+  private readonly transport: Transport;
+  private readonly sm: StateMachine<Result>;
+  private readonly urls = new Map<NodeId, string>();
+  private readonly bootstrapVoters: NodeId[];
+  private readonly tickMs: number;
+  private readonly proposalTimeoutMs: number;
+  private readonly readTimeoutMs: number;
+
+  private raft: Raft | null = null;
+  private state: "new" | "starting" | "running" | "stopped" = "new";
+  private processing = false;
+  private cancelTick: (() => void) | null = null;
+  private appliedIndex: Index = 0;
+  private readonly listeners = new Set<Listener<Result>>();
+
+  /** Proposals appended to the log here, by index; settled when that index is applied. */
+  private readonly proposals = new Map<Index, PendingProposal<Result>>();
+  /** Proposals forwarded to the leader, by request id, until it says where they landed. */
+  private readonly forwarded = new Map<number, PendingProposal<Result>>();
+  /** Reads waiting for the leader to confirm a read index, by request id. */
+  private readonly reads = new Map<number, PendingRead>();
+  /** Confirmed reads waiting for the state machine to reach their index. */
+  private readsAwaitingApply: { index: Index; read: PendingRead }[] = [];
+
+  constructor(options: RaftNodeOptions<Result>) {
+    this.opts = options;
+    this.id = options.id;
+    this.clock = options.clock ?? realClock;
+    this.storage = options.storage;
+    this.transport = options.transport;
+    this.sm = options.stateMachine;
+    this.bootstrapVoters = [];
+    for (const m of options.members) {
+      const member = typeof m === "string" ? { id: m } : m;
+      this.bootstrapVoters.push(member.id);
+      if (member.url) this.urls.set(member.id, member.url);
+    }
+    if (!this.bootstrapVoters.includes(this.id)) {
+      throw new RangeError(`members (${this.bootstrapVoters.join(", ")}) must include this node's id "${this.id}"`);
+    }
+    this.tickMs = positive("tickMs", options.tickMs ?? 25);
+    this.proposalTimeoutMs = positive("proposalTimeoutMs", options.proposalTimeoutMs ?? 10_000);
+    this.readTimeoutMs = positive("readTimeoutMs", options.readTimeoutMs ?? 5_000);
+  }
+
+  /** Load durable state, restore the state machine, and join the cluster. */
+  async start(): Promise<void> {
+    if (this.state !== "new") throw new Error(`node ${this.id} was already started`);
+    this.state = "starting";
+    const stored = await this.storage.load();
+    const conf: ConfState = stored.snapshot?.meta.conf ?? {
+      voters: this.bootstrapVoters.slice(),
+      learners: [],
+      votersOutgoing: [],
+    };
+    const o = this.opts;
+    const electionTimeoutMs = positive("electionTimeoutMs", o.electionTimeoutMs ?? 300);
+    const heartbeatIntervalMs = positive("heartbeatIntervalMs", o.heartbeatIntervalMs ?? 50);
+    const config: RaftConfig = {
+      id: this.id,
+      electionTicks: Math.max(2, Math.round(electionTimeoutMs / this.tickMs)),
+      heartbeatTicks: Math.max(1, Math.round(heartbeatIntervalMs / this.tickMs)),
+      preVote: o.preVote,
+      checkQuorum: o.checkQuorum,
+      readMode: o.readMode,
+      forwardProposals: o.forwardProposals,
+      maxMsgBytes: o.maxMsgBytes,
+      maxInflightMsgs: o.maxInflightMsgs,
+      maxInflightBytes: o.maxInflightBytes,
+      random: o.random ?? cryptoSeededRandom(),
+    };
+    if (stored.snapshot) {
+      this.sm.restore(stored.snapshot.data);
+      this.appliedIndex = stored.snapshot.meta.index;
+    }
+    this.raft = new Raft(config, {
+      hardState: stored.hardState,
+      snapshot: stored.snapshot?.meta ?? null,
+      entries: stored.entries.filter((e) => e.index > (stored.snapshot?.meta.index ?? 0)),
+      conf,
+    });
+    if (this.state !== "starting") return; // stopped while loading
+    this.state = "running";
+    this.transport.start((m) => this.receive(m));
+    this.armTick();
+    this.schedule();
+  }
+
+  /** Stop ticking and talking; reject everything pending. Storage is closed too. */
+  async stop(): Promise<void> {
+    if (this.state === "stopped") return;
+    this.halt(new NodeStoppedError(`node ${this.id} was stopped`));
+    await this.transport.close();
+    await this.storage.close();
+  }
+
+  /**
+   * Replicate `data` and resolve with the state machine's result once it is applied here.
+   * Rejects with NotLeaderError (nothing proposed), ProposalDroppedError (known not committed)
+   * or OutcomeUnknownError (may or may not commit).
+   */
+  propose(data: Uint8Array): Promise<ProposeOutcome<Result>> {
+    const raft = this.running();
+    return new Promise((resolve, reject) => {
+      const res = raft.propose([{ data }]);
+      const pending: PendingProposal<Result> = {
+        term: 0,
+        deadline: this.clock.now() + this.proposalTimeoutMs,
+        resolve,
+        reject,
+      };
+      switch (res.status) {
+        case "appended":
+          pending.term = res.term;
+          this.proposals.set(res.index, pending);
+          break;
+        case "forwarded":
+          this.forwarded.set(res.requestId, pending);
+          break;
+        case "rejected":
+          reject(this.notLeader(res.leaderId, res.reason === "transferring" ? "leadership transfer in progress" : undefined));
+          return;
+      }
+      this.schedule();
+    });
+  }
+
+  /**
+   * Resolve once a linearizable read may be served from the local state machine: the leader
+   * confirmed (with a quorum) that it still leads and this node has applied up to its commit
+   * index as of the call. Resolves with that index.
+   */
+  read(): Promise<Index> {
+    const raft = this.running();
+    return new Promise((resolve, reject) => {
+      const res = raft.readIndex();
+      if (res.status === "rejected") {
+        reject(this.notLeader(res.leaderId));
+        return;
+      }
+      this.reads.set(res.requestId, { deadline: this.clock.now() + this.readTimeoutMs, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Start an election now. */
+  campaign(): void {
+    this.running().campaign();
+    this.schedule();
+  }
+
+  /** Ask the leader (this node) to hand leadership to `to`. */
+  transferLeader(to: NodeId): void {
+    this.running().transferLeader(to);
+    this.schedule();
+  }
+
+  status(): NodeStatus {
+    const r = this.raft;
+    return {
+      id: this.id,
+      role: r?.role ?? "follower",
+      term: r?.term ?? 0,
+      leaderId: r?.leaderId ?? null,
+      commitIndex: r?.log.committed ?? 0,
+      appliedIndex: this.appliedIndex,
+      lastIndex: r?.log.lastIndex() ?? 0,
+      voters: r ? r.conf.voters.slice() : this.bootstrapVoters.slice(),
+      learners: r ? r.conf.learners.slice() : [],
+    };
+  }
+
+  get isLeader(): boolean {
+    return this.raft?.role === "leader" && this.state === "running";
+  }
+
+  get stopped(): boolean {
+    return this.state === "stopped";
+  }
+
+  /** The core, for tests and the simulator's invariant checks. Do not drive it directly. */
+  get core(): Raft | null {
+    return this.raft;
+  }
+
+  urlOf(id: NodeId | null): string | null {
+    return id === null ? null : (this.urls.get(id) ?? null);
+  }
+
+  /** Subscribe to role changes, applied entries and failures. Returns an unsubscribe function. */
+  on(listener: Listener<Result>): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private running(): Raft {
+    if (this.state !== "running" || !this.raft) {
+      throw new NodeStoppedError(`node ${this.id} is ${this.state === "stopped" ? "stopped" : "not started"}`);
+    }
+    return this.raft;
+  }
+
+  private notLeader(leaderId: NodeId | null, detail?: string): NotLeaderError {
+    return new NotLeaderError(leaderId, this.urlOf(leaderId), detail);
+  }
+
+  private receive(m: Message): void {
+    if (this.state !== "running" || !this.raft) return;
+    if (m.to !== this.id) return;
+    try {
+      this.raft.step(m);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.schedule();
+  }
+
+  private armTick(): void {
+    this.cancelTick = this.clock.setTimer(this.tickMs, () => {
+      if (this.state !== "running" || !this.raft) return;
+      try {
+        this.raft.tick();
+      } catch (err) {
+        this.fail(err);
+        return;
+      }
+      this.expireRequests();
+      this.armTick();
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.processing || this.state !== "running") return;
+    if (!this.raft?.hasReady()) return;
+    this.processing = true;
+    queueMicrotask(() => void this.processReadies());
+  }
+
+  private async processReadies(): Promise<void> {
+    try {
+      while (this.state === "running" && this.raft && this.raft.hasReady()) {
+        const raft = this.raft;
+        const rd = raft.ready();
+        if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+          await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+          // Stopped (or crashed, in the simulator) while persisting: nothing of this Ready may
+          // escape, since the batch may not be durable.
+          if (this.state !== "running") return;
+        }
+        for (const m of rd.messages) this.transport.send(m);
+        this.settle(rd);
+        raft.advance();
+      }
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.processing = false;
+    }
+    // Input that arrived while the loop was finishing.
+    if (this.state === "running" && this.raft?.hasReady()) this.schedule();
+  }
+
+  private settle(rd: Ready): void {
+    if (rd.softState) {
+      const { role, term, leaderId } = rd.softState;
+      this.emit({ type: "role", role, term, leaderId });
+    }
+    for (const f of rd.forwardedProposals) {
+      const p = this.forwarded.get(f.requestId);
+      if (!p) continue;
+      this.forwarded.delete(f.requestId);
+      if (f.index <= this.appliedIndex) {
+        p.reject(new OutcomeUnknownError(`the leader placed it at index ${f.index}, already applied here before the answer arrived`));
+      } else {
+        p.term = f.term;
+        this.proposals.set(f.index, p);
+      }
+    }
+    this.apply(rd.committedEntries);
+    for (const rs of rd.readStates) {
+      const read = this.reads.get(rs.requestId);
+      if (!read) continue;
+      this.reads.delete(rs.requestId);
+      if (rs.index <= this.appliedIndex) read.resolve(rs.index);
+      else this.readsAwaitingApply.push({ index: rs.index, read });
+    }
+    for (const rj of rd.rejections) {
+      const read = this.reads.get(rj.requestId);
+      if (read) {
+        this.reads.delete(rj.requestId);
+        read.reject(this.notLeader(rj.leaderId, rj.reason));
+        continue;
+      }
+      const p = this.forwarded.get(rj.requestId);
+      if (p) {
+        this.forwarded.delete(rj.requestId);
+        p.reject(this.notLeader(rj.leaderId, "the node it was forwarded to is not the leader"));
+      }
+    }
+  }
+
+  private apply(entries: Entry[]): void {
+    if (entries.length === 0) return;
+    const wantEvents = this.listeners.size > 0;
+    for (const entry of entries) {
+      let result: Result | undefined;
+      if (entry.type === "normal") result = this.sm.apply(entry);
+      this.appliedIndex = entry.index;
+      const p = this.proposals.get(entry.index);
+      if (p) {
+        this.proposals.delete(entry.index);
+        if (p.term === entry.term) p.resolve({ index: entry.index, term: entry.term, result: result as Result });
+        else p.reject(new ProposalDroppedError(`index ${entry.index} was taken by an entry of term ${entry.term}`));
+      }
+      if (wantEvents) this.emit({ type: "applied", entry, result });
+    }
+    if (this.readsAwaitingApply.length > 0) {
+      const still: { index: Index; read: PendingRead }[] = [];
+      for (const w of this.readsAwaitingApply) {
+        if (w.index <= this.appliedIndex) w.read.resolve(w.index);
+        else still.push(w);
+      }
+      this.readsAwaitingApply = still;
+    }
+  }
+
+  /** Fail requests past their deadline. Proposals expire in insertion order (same timeout). */
+  private expireRequests(): void {
+    const now = this.clock.now();
+    for (const [index, p] of this.proposals) {
+      if (p.deadline > now) break;
+      this.proposals.delete(index);
+      p.reject(new OutcomeUnknownError(`not applied within ${this.proposalTimeoutMs} ms (index ${index})`));
+    }
+    for (const [id, p] of this.forwarded) {
+      if (p.deadline > now) break;
+      this.forwarded.delete(id);
+      p.reject(new OutcomeUnknownError(`the leader did not confirm the forwarded proposal within ${this.proposalTimeoutMs} ms`));
+    }
+    for (const [id, r] of this.reads) {
+      if (r.deadline > now) break;
+      this.reads.delete(id);
+      r.reject(new ReadTimeoutError(`no quorum confirmed the leader within ${this.readTimeoutMs} ms`));
+    }
+    if (this.readsAwaitingApply.length > 0 && this.readsAwaitingApply[0].read.deadline <= now) {
+      const still: { index: Index; read: PendingRead }[] = [];
+      for (const w of this.readsAwaitingApply) {
+        if (w.read.deadline <= now) w.read.reject(new ReadTimeoutError(`not applied up to ${w.index} within ${this.readTimeoutMs} ms`));
+        else still.push(w);
+      }
+      this.readsAwaitingApply = still;
+    }
+  }
+
+  private fail(error: unknown): void {
+    if (this.state === "stopped") return;
+    this.halt(new NodeStoppedError(`node ${this.id} failed: ${error instanceof Error ? error.message : String(error)}`));
+    this.emit({ type: "error", error });
+    this.opts.onError?.(error);
+  }
+
+  /** Stop everything at once, as a crash would: no further effect of any in-flight Ready. */
+  private halt(reason: Error): void {
+    this.state = "stopped";
+    this.cancelTick?.();
+    this.cancelTick = null;
+    for (const p of this.proposals.values()) p.reject(new OutcomeUnknownError(reason.message));
+    for (const p of this.forwarded.values()) p.reject(new OutcomeUnknownError(reason.message));
+    for (const r of this.reads.values()) r.reject(reason);
+    for (const w of this.readsAwaitingApply) w.read.reject(reason);
+    this.proposals.clear();
+    this.forwarded.clear();
+    this.reads.clear();
+    this.readsAwaitingApply = [];
+  }
+
+  /**
+   * Simulate a crash: stop instantly without closing anything, so that whatever storage has not
+   * made durable is lost. For the simulator and tests.
+   */
+  crash(): void {
+    this.halt(new NodeStoppedError(`node ${this.id} crashed`));
+  }
+
+  private emit(event: RaftNodeEvent<Result>): void {
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch {
+        // A listener's failure is the listener's problem; it must not break replication.
+      }
+    }
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!(typeof value === "number" && Number.isFinite(value) && value > 0)) {
+    throw new RangeError(`${name} must be a positive number of milliseconds, got ${value}`);
+  }
+  return value;
+}
+
+function cryptoSeededRandom(): Random {
+  const buf = new Uint32Array(1);
+  crypto.getRandomValues(buf);
+  return new SeededRandom(buf[0]);
+}
