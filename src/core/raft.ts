@@ -262,7 +262,7 @@ export class Raft {
     this.leadTransferee = to;
     this.electionElapsed = 0;
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
-    else this.pendingAppends.set(to, true);
+    else this.needAppend(to, true);
   }
 
   step(m: Message): void {
@@ -731,7 +731,7 @@ export class Raft {
         pr.probeSent = false;
         // A lost AppendEntries in replicate state would leave the window full forever.
         if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
-        if (pr.match < this.log.lastIndex() || pr.state === "probe") this.pendingAppends.set(m.from, true);
+        if (pr.match < this.log.lastIndex() || pr.state === "probe") this.needAppend(m.from, true);
         if (m.readRound > pr.readAck) {
           pr.readAck = m.readRound;
           this.releaseConfirmedReads();
@@ -748,7 +748,7 @@ export class Raft {
       if (m.hintTerm > 0) hint = this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
       if (pr.maybeDecrTo(m.matchIndex, hint)) {
         if (pr.state === "replicate") pr.becomeProbe();
-        this.pendingAppends.set(m.from, true);
+        this.needAppend(m.from, true);
       }
       return;
     }
@@ -756,7 +756,7 @@ export class Raft {
     if (pr.state === "probe") pr.becomeReplicate();
     else if (pr.state === "replicate") pr.inflights.freeLE(m.matchIndex);
     if (this.maybeCommit()) this.broadcastAppend();
-    else if (pr.match < this.log.lastIndex()) this.pendingAppends.set(m.from, false);
+    else if (pr.match < this.log.lastIndex()) this.needAppend(m.from, false);
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
   }
 
@@ -793,6 +793,11 @@ export class Raft {
     // A single-voter cluster commits as soon as the entry is durable (see advance()).
     this.broadcastAppend();
     return first;
+  }
+
+  /** Owe `to` an AppendEntries at the next Ready; "even if empty" wins over "only with entries". */
+  private needAppend(to: NodeId, sendIfEmpty: boolean): void {
+    if (sendIfEmpty || !this.pendingAppends.has(to)) this.pendingAppends.set(to, sendIfEmpty);
   }
 
   private broadcastAppend(): void {
