@@ -1,0 +1,25 @@
+/**
+ * meshraft: Raft consensus with one core for Node, Deno and browsers.
+ *
+ * This entry point is runtime-agnostic. Runtime glue lives in meshraft/node, meshraft/deno and
+ * meshraft/browser; test tools in meshraft/testing.
+ */
+export type * from "./core/types.ts";
+export { Raft, type RaftConfig, type RaftInitialState, type ProposeResult, type ReadResult } from "./core/raft.ts";
+export { SeededRandom, type Random } from "./core/random.ts";
+export { RaftNode, type RaftNodeOptions, type NodeStatus, type ProposeOutcome, type RaftNodeEvent, type Member } from "./node.ts";
+export { realClock, type Clock } from "./clock.ts";
+export {
+  MeshraftError,
+  NotLeaderError,
+  OutcomeUnknownError,
+  ProposalDroppedError,
+  ReadTimeoutError,
+  NodeStoppedError,
+} from "./errors.ts";
+export type { StateMachine } from "./statemachine.ts";
+export type { Storage, StoredState, SaveBatch } from "./storage/storage.ts";
+export { MemoryStorage, StorageError, type MemoryStorageOptions } from "./storage/memory.ts";
+export type { Transport, PeerAddress } from "./transport/transport.ts";
+export { MemoryNetwork, type MemoryNetworkOptions, type NetworkFaults, type NetworkStats } from "./transport/memory.ts";
+export * from "./kv/index.ts";
