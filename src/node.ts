@@ -222,7 +222,7 @@ export class RaftNode<Result = unknown> {
       switch (res.status) {
         case "appended":
           pending.term = res.term;
-          this.proposals.set(res.index, pending);
+          this.trackAt(res.index, pending);
           break;
         case "forwarded":
           this.forwarded.set(res.requestId, pending);
@@ -387,7 +387,7 @@ export class RaftNode<Result = unknown> {
         p.reject(new OutcomeUnknownError(`the leader placed it at index ${f.index}, already applied here before the answer arrived`));
       } else {
         p.term = f.term;
-        this.proposals.set(f.index, p);
+        this.trackAt(f.index, p);
       }
     }
     this.apply(rd.committedEntries);
@@ -411,6 +411,20 @@ export class RaftNode<Result = unknown> {
         p.reject(this.notLeader(rj.leaderId, "the node it was forwarded to is not the leader"));
       }
     }
+  }
+
+  /**
+   * Wait for `index` to be applied on behalf of `p`. An earlier proposal waiting on the same index
+   * was appended in an older term and since truncated from this log; it is not necessarily dead
+   * (another node may still hold it and win an election), so its outcome is unknown.
+   */
+  private trackAt(index: Index, p: PendingProposal<Result>): void {
+    const previous = this.proposals.get(index);
+    if (previous) {
+      this.proposals.delete(index);
+      previous.reject(new OutcomeUnknownError(`index ${index} was reused by a later term before it committed here`));
+    }
+    this.proposals.set(index, p);
   }
 
   private apply(entries: Entry[]): void {

@@ -1,0 +1,208 @@
+import type { Entry, Index, NodeId, Term } from "../core/types.ts";
+import { sameBytes, type TestCluster } from "./cluster.ts";
+
+/**
+ * Raft's safety properties (Figure 3 of the paper), checked after every simulator step.
+ * Incremental: each entry is examined once per node (again only after that node truncates).
+ *
+ * - Election safety: at most one leader per term, ever (across crashes).
+ * - Log matching: two logs holding an entry with the same index and term hold the same entry
+ *   and agree on the term of the entry before it (hence, inductively, on the whole prefix).
+ * - Leader completeness: a new leader's log holds every entry committed before it took office.
+ * - State machine safety: no two nodes apply different entries at one index; applied entries
+ *   are committed entries, applied in order without gaps.
+ * - A node's commit index never decreases while it runs, and a restart never loses what it
+ *   applied (the stored commit index covers it).
+ */
+export class InvariantViolation extends Error {
+  constructor(readonly invariant: string, detail: string) {
+    super(`${invariant}: ${detail}`);
+    this.name = "InvariantViolation";
+  }
+}
+
+interface NodeTrack {
+  incarnation: number;
+  commit: Index;
+  /** Entries of this node's log examined for log matching, up to here... */
+  checkedIndex: Index;
+  /** ...where it had this term (if the term changed, the node truncated). */
+  checkedTerm: Term;
+  role: string;
+  term: Term;
+  lastApplied: Index;
+  /** Highest index applied in earlier lives. */
+  appliedBefore: Index;
+}
+
+export class InvariantChecker {
+  private readonly leaderOfTerm = new Map<Term, NodeId>();
+  /** Every committed entry seen anywhere, by index. */
+  private readonly committed = new Map<Index, Entry>();
+  private readonly appliedAt = new Map<Index, { entry: Entry; by: NodeId }>();
+  /** For log matching: `${index}/${term}` -> the entry and the term before it. */
+  private readonly seen = new Map<string, { data: Uint8Array; type: string; prevTerm: Term | undefined; by: NodeId }>();
+  private readonly track = new Map<NodeId, NodeTrack>();
+  checks = 0;
+  /** A violation seen in an event handler (where throwing would be swallowed), raised by check(). */
+  private violation: InvariantViolation | null = null;
+
+  constructor(private readonly cluster: TestCluster) {
+    cluster.on((e) => {
+      if (e.type !== "applied" || this.violation) return;
+      try {
+        this.onApplied(e.id, e.entry);
+      } catch (err) {
+        if (err instanceof InvariantViolation) this.violation = err;
+        else throw err;
+      }
+    });
+  }
+
+  /** Check every node's current state; throws InvariantViolation. */
+  check(): void {
+    this.checks++;
+    if (this.violation) throw this.violation;
+    for (const id of this.cluster.ids) {
+      const m = this.cluster.members.get(id);
+      if (!m || !m.up) continue;
+      const core = m.node.core;
+      if (!core) continue;
+      const t = this.trackOf(id);
+
+      // Election safety.
+      if (core.role === "leader") {
+        const other = this.leaderOfTerm.get(core.term);
+        if (other !== undefined && other !== id) {
+          throw new InvariantViolation("election safety", `${other} and ${id} were both leader in term ${core.term}`);
+        }
+        this.leaderOfTerm.set(core.term, id);
+        if (t.role !== "leader" || t.term !== core.term) this.checkLeaderCompleteness(id);
+      }
+      t.role = core.role;
+      t.term = core.term;
+
+      // Commit index monotonic; record newly committed entries.
+      const commit = core.log.committed;
+      if (commit < t.commit) {
+        throw new InvariantViolation("commit monotonic", `${id}'s commit index went from ${t.commit} down to ${commit}`);
+      }
+      for (let i = t.commit + 1; i <= commit; i++) {
+        const e = core.log.entry(i);
+        if (!e) continue;
+        const known = this.committed.get(i);
+        if (known) {
+          if (known.term !== e.term || !sameBytes(known.data, e.data)) {
+            throw new InvariantViolation(
+              "state machine safety",
+              `index ${i} committed as term ${known.term} elsewhere but as term ${e.term} on ${id}`,
+            );
+          }
+        } else {
+          this.committed.set(i, e);
+        }
+      }
+      const prevCommit = t.commit;
+      t.commit = commit;
+
+      // Log matching, over entries not examined yet.
+      if (core.log.term(t.checkedIndex) !== t.checkedTerm) {
+        // The node replaced a suffix; only entries above what was committed then can differ.
+        t.checkedIndex = Math.max(core.log.offset, Math.min(prevCommit, t.checkedIndex));
+      }
+      const last = core.log.lastIndex();
+      for (let i = t.checkedIndex + 1; i <= last; i++) {
+        const e = core.log.entry(i)!;
+        const key = `${i}/${e.term}`;
+        const prevTerm = core.log.term(i - 1);
+        const known = this.seen.get(key);
+        if (known) {
+          if (known.prevTerm !== undefined && prevTerm !== undefined && known.prevTerm !== prevTerm) {
+            throw new InvariantViolation(
+              "log matching",
+              `entry ${i} of term ${e.term} follows an entry of term ${known.prevTerm} on ${known.by} but of term ${prevTerm} on ${id}`,
+            );
+          }
+          if (known.type !== e.type || !sameBytes(known.data, e.data)) {
+            throw new InvariantViolation("log matching", `${known.by} and ${id} hold different entries at index ${i}, term ${e.term}`);
+          }
+        } else {
+          this.seen.set(key, { data: e.data, type: e.type, prevTerm, by: id });
+        }
+      }
+      t.checkedIndex = last;
+      t.checkedTerm = core.log.lastTerm();
+    }
+  }
+
+  /** The record of `id`'s current life, started when first seen (by check() or an apply). */
+  private trackOf(id: NodeId): NodeTrack {
+    const m = this.cluster.member(id);
+    const core = m.node.core!;
+    let t = this.track.get(id);
+    if (t && t.incarnation === m.incarnation) return t;
+    const appliedBefore = t ? Math.max(t.appliedBefore, t.lastApplied) : 0;
+    t = {
+      incarnation: m.incarnation,
+      commit: core.log.committed,
+      checkedIndex: core.log.offset,
+      checkedTerm: core.log.offsetTerm,
+      role: core.role,
+      term: core.term,
+      lastApplied: core.log.offset,
+      appliedBefore,
+    };
+    this.track.set(id, t);
+    if (core.log.committed < appliedBefore) {
+      throw new InvariantViolation(
+        "durable commit",
+        `${id} restarted with commit index ${core.log.committed}, below the ${appliedBefore} it had applied before crashing`,
+      );
+    }
+    return t;
+  }
+
+  private checkLeaderCompleteness(id: NodeId): void {
+    const core = this.cluster.node(id).core!;
+    for (const [i, e] of this.committed) {
+      const mine = core.log.entry(i);
+      if (i <= core.log.offset) continue;
+      if (!mine || mine.term !== e.term) {
+        throw new InvariantViolation(
+          "leader completeness",
+          `${id} became leader of term ${core.term} without committed entry ${i} (term ${e.term}); it has ${mine ? `term ${mine.term}` : "nothing"} there`,
+        );
+      }
+    }
+  }
+
+  private onApplied(id: NodeId, entry: Entry): void {
+    const m = this.cluster.members.get(id)!;
+    const core = m.node.core;
+    if (core) {
+      const t = this.trackOf(id);
+      if (entry.index !== t.lastApplied + 1) {
+        throw new InvariantViolation("applied in order", `${id} applied index ${entry.index} right after ${t.lastApplied}`);
+      }
+      t.lastApplied = entry.index;
+    }
+    if (core && entry.index > core.log.committed) {
+      throw new InvariantViolation("applied only committed", `${id} applied index ${entry.index} beyond its commit index ${core.log.committed}`);
+    }
+    const prior = this.appliedAt.get(entry.index);
+    if (prior) {
+      if (prior.entry.term !== entry.term || !sameBytes(prior.entry.data, entry.data)) {
+        throw new InvariantViolation(
+          "state machine safety",
+          `${prior.by} applied term ${prior.entry.term} at index ${entry.index} but ${id} applied term ${entry.term}`,
+        );
+      }
+    } else {
+      this.appliedAt.set(entry.index, { entry, by: id });
+    }
+    const c = this.committed.get(entry.index);
+    if (c && (c.term !== entry.term || !sameBytes(c.data, entry.data))) {
+      throw new InvariantViolation("state machine safety", `${id} applied at index ${entry.index} an entry that differs from the committed one`);
+    }
+  }
+}

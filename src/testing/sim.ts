@@ -1,0 +1,388 @@
+import { SeededRandom } from "../core/random.ts";
+import type { NodeId } from "../core/types.ts";
+import { NotLeaderError, OutcomeUnknownError } from "../errors.ts";
+import { encodeKvCommand, type KvCommand, type KvResult } from "../kv/kv.ts";
+import { TestCluster, type TestClusterOptions } from "./cluster.ts";
+import { InvariantChecker, InvariantViolation } from "./invariants.ts";
+import { checkLinearizable, type KvOperation } from "./linearizability.ts";
+
+/**
+ * The deterministic simulator: real nodes (core + driver + KV) on a seeded virtual network and
+ * virtual clock, a nemesis injecting faults, concurrent clients, and Raft's invariants checked
+ * after every event. The same seed gives the same run, event for event: `traceHash` proves it.
+ *
+ * A run has two phases:
+ *   1. chaos (`durationMs`): faults and client operations;
+ *   2. calm (at most `calmMs`): faults stop, everything heals and restarts; a leader must be
+ *      elected, every client operation must finish, and all nodes must converge (liveness).
+ * Then the client history is checked for linearizability.
+ */
+
+export const FAULTS = ["drop", "duplicate", "delay", "reorder", "partition", "crash", "pause"] as const;
+export type Fault = (typeof FAULTS)[number];
+
+export interface SimOptions {
+  seed: number;
+  /** Cluster size. Default 3. */
+  nodes?: number;
+  /** Which faults the nemesis may inject. Default: all. */
+  faults?: readonly Fault[];
+  /** Virtual ms of chaos. Default 3000. */
+  durationMs?: number;
+  /** Virtual ms allowed for recovery after chaos. Default 10000. */
+  calmMs?: number;
+  /** Concurrent clients. Default 3. */
+  clients?: number;
+  /** Keys the clients share. Default 3 (few keys: more contention, sharper checks). */
+  keys?: number;
+  /** Receive every trace line as it happens. */
+  onTrace?: (line: string) => void;
+  /** Overrides for the cluster (mutation tests plug in broken parts here). */
+  cluster?: Partial<TestClusterOptions>;
+  /** Check invariants after every event (default) or only every N events. */
+  checkEvery?: number;
+}
+
+export interface SimResult {
+  seed: number;
+  ok: boolean;
+  /** Which property failed and how, when !ok. */
+  failure?: string;
+  /** FNV-1a hash of the full trace: equal for two runs of one seed. */
+  traceHash: string;
+  /** The last trace lines (all of them if the run was short). */
+  traceTail: string[];
+  virtualMs: number;
+  events: number;
+  operations: { ok: number; unknown: number; failed: number };
+  leaders: number;
+  crashes: number;
+}
+
+class Trace {
+  private hash = 0x811c9dc5;
+  readonly tail: string[] = [];
+  constructor(
+    private readonly now: () => number,
+    private readonly sink?: (line: string) => void,
+  ) {}
+  add(text: string): void {
+    const line = `${this.now().toFixed(3).padStart(10)} ${text}`;
+    for (let i = 0; i < line.length; i++) {
+      this.hash ^= line.charCodeAt(i);
+      this.hash = Math.imul(this.hash, 0x01000193) >>> 0;
+    }
+    this.tail.push(line);
+    if (this.tail.length > 400) this.tail.splice(0, 200);
+    this.sink?.(line);
+  }
+  digest(): string {
+    return this.hash.toString(16).padStart(8, "0");
+  }
+}
+
+const dec = new TextDecoder();
+
+export async function simulate(opts: SimOptions): Promise<SimResult> {
+  const rng = new SeededRandom(opts.seed);
+  const faults = new Set<Fault>(opts.faults ?? FAULTS);
+  const durationMs = opts.durationMs ?? 3_000;
+  const calmMs = opts.calmMs ?? 10_000;
+  const nClients = opts.clients ?? 3;
+  const nKeys = opts.keys ?? 3;
+  const checkEvery = opts.checkEvery ?? 1;
+
+  const cluster = new TestCluster({
+    nodes: opts.nodes ?? 3,
+    seed: rng.int(0, 2 ** 31),
+    diskLatencyMs: rng.int(1, 4),
+    ...opts.cluster,
+  });
+  const trace = new Trace(() => cluster.clock.now(), opts.onTrace);
+  const checker = new InvariantChecker(cluster);
+  let failure: string | null = null;
+  let leaders = 0;
+  let crashes = 0;
+  let events = 0;
+
+  cluster.on((e) => {
+    switch (e.type) {
+      case "role":
+        if (e.role === "leader") leaders++;
+        trace.add(`${e.id} ${e.role} term ${e.term}${e.leaderId && e.role !== "leader" ? ` leader ${e.leaderId}` : ""}`);
+        break;
+      case "applied":
+        break;
+      case "partition":
+        trace.add(`nemesis partition ${e.groups.map((g) => g.join(",")).join(" | ")}`);
+        break;
+      case "node-error":
+        failure ??= `node ${e.id} failed: ${e.error instanceof Error ? e.error.message : String(e.error)}`;
+        trace.add(`${e.id} FAILED ${failure}`);
+        break;
+      default:
+        trace.add(`nemesis ${e.type}${"id" in e ? ` ${e.id}` : ""}`);
+    }
+  });
+
+  const afterEvent = (): void => {
+    events++;
+    if (failure || events % checkEvery !== 0) return;
+    try {
+      checker.check();
+    } catch (err) {
+      if (err instanceof InvariantViolation) {
+        failure = err.message;
+        trace.add(`VIOLATION ${err.message}`);
+      } else throw err;
+    }
+  };
+
+  await cluster.start();
+  const ids = cluster.ids;
+
+  // --- nemesis --------------------------------------------------------------------------------
+  let chaos = true;
+  const nemesisRng = new SeededRandom(rng.int(0, 2 ** 31));
+  const pick = <T>(xs: readonly T[]): T => xs[nemesisRng.int(0, xs.length)];
+  const actions: (() => void)[] = [];
+  if (faults.has("partition")) {
+    actions.push(() => {
+      const shuffled = shuffle(ids, nemesisRng);
+      const k = nemesisRng.int(1, Math.ceil(ids.length / 2)); // minority size
+      cluster.partition(shuffled.slice(0, k), shuffled.slice(k));
+    });
+    actions.push(() => {
+      const l = cluster.leader();
+      if (l) cluster.partition([l], ids.filter((i) => i !== l));
+    });
+    actions.push(() => {
+      // A bridge: two halves that only one node connects.
+      const s = shuffle(ids, nemesisRng);
+      const bridge = s[0];
+      const half = Math.floor((s.length - 1) / 2);
+      const a = s.slice(1, 1 + half);
+      const b = s.slice(1 + half);
+      cluster.heal();
+      for (const x of a) for (const y of b) {
+        cluster.cut(x, y);
+        cluster.cut(y, x);
+      }
+      trace.add(`nemesis bridge ${bridge} between ${a.join(",")} and ${b.join(",")}`);
+    });
+    if (ids.length >= 5) {
+      actions.push(() => {
+        // Majorities ring: each node hears only its two neighbours (itself + 2 = a majority of 5).
+        const s = shuffle(ids, nemesisRng);
+        cluster.heal();
+        for (let i = 0; i < s.length; i++) {
+          for (let j = 0; j < s.length; j++) {
+            const d = Math.min((i - j + s.length) % s.length, (j - i + s.length) % s.length);
+            if (d > 1) cluster.cut(s[i], s[j]);
+          }
+        }
+        trace.add(`nemesis ring ${s.join(",")}`);
+      });
+    }
+    actions.push(() => cluster.heal());
+    actions.push(() => cluster.heal());
+  }
+  if (faults.has("crash")) {
+    const crash = (): void => {
+      const up = ids.filter((i) => cluster.member(i).up);
+      if (up.length === 0) return;
+      const victim = nemesisRng.chance(0.5) ? (cluster.leader() ?? pick(up)) : pick(up);
+      crashes++;
+      cluster.crash(victim);
+      const downFor = nemesisRng.int(10, 600);
+      cluster.clock.setTimer(downFor, () => {
+        if (!cluster.member(victim).up) void cluster.restart(victim);
+      });
+    };
+    actions.push(crash, crash);
+  }
+  if (faults.has("pause")) {
+    actions.push(() => {
+      const up = ids.filter((i) => cluster.member(i).up && !cluster.member(i).paused);
+      if (up.length === 0) return;
+      const victim = nemesisRng.chance(0.5) ? (cluster.leader() ?? pick(up)) : pick(up);
+      cluster.pause(victim);
+      cluster.clock.setTimer(nemesisRng.int(20, 800), () => cluster.resume(victim));
+    });
+  }
+  const netFaults = ["drop", "duplicate", "delay", "reorder"].filter((f) => faults.has(f as Fault));
+  if (netFaults.length > 0) {
+    actions.push(() => {
+      const f = {
+        dropRate: faults.has("drop") ? pick([0, 0, 0.05, 0.2, 0.5]) : 0,
+        duplicateRate: faults.has("duplicate") ? pick([0, 0.05, 0.2]) : 0,
+        minDelayMs: 1,
+        maxDelayMs: faults.has("delay") ? pick([2, 10, 30, 80]) : 2,
+        longDelayRate: faults.has("reorder") ? pick([0, 0, 0.02, 0.1]) : 0,
+        longDelayMs: pick([300, 1000, 2000]),
+      };
+      cluster.network.setFaults(f);
+      trace.add(
+        `nemesis network drop ${f.dropRate} dup ${f.duplicateRate} delay ${f.minDelayMs}-${f.maxDelayMs} long ${f.longDelayRate}x${f.longDelayMs}`,
+      );
+    });
+  }
+  const nemesis = (): void => {
+    if (!chaos || actions.length === 0) return;
+    pick(actions)();
+    cluster.clock.setTimer(nemesisRng.int(50, 400), nemesis);
+  };
+  cluster.clock.setTimer(nemesisRng.int(100, 300), nemesis);
+
+  // --- clients -------------------------------------------------------------------------------
+  const history: KvOperation[] = [];
+  const counts = { ok: 0, unknown: 0, failed: 0 };
+  let inFlight = 0;
+  const clientRng = new SeededRandom(rng.int(0, 2 ** 31));
+  const sleep = (ms: number): Promise<void> => new Promise((r) => cluster.clock.setTimer(ms, r));
+
+  const client = async (c: number): Promise<void> => {
+    const cid = `c${c}`;
+    let seq = 0;
+    let guess: NodeId = ids[c % ids.length];
+    while (chaos) {
+      await sleep(clientRng.int(0, 30));
+      if (!chaos) break;
+      const key = `k${clientRng.int(0, nKeys)}`;
+      const kind = clientRng.next();
+      const target = cluster.member(guess);
+      const call = cluster.clock.now();
+      inFlight++;
+      try {
+        if (kind < 0.4) {
+          // Linearizable read.
+          const kv = target.kv;
+          await target.node.read();
+          const v = kv.get(key);
+          history.push({ client: cid, input: { op: "get", key }, call, return: cluster.clock.now(), output: { value: v ? dec.decode(v) : null } });
+          counts.ok++;
+        } else {
+          seq++;
+          const value = `${cid}.${seq}`;
+          let cmd: KvCommand;
+          let input: KvOperation["input"];
+          if (kind < 0.75) {
+            cmd = { op: "put", key, value: new TextEncoder().encode(value), client: cid, seq };
+            input = { op: "put", key, value };
+          } else if (kind < 0.85) {
+            cmd = { op: "delete", key, client: cid, seq };
+            input = { op: "delete", key };
+          } else {
+            // Compare-and-set against a recently written value (or absence).
+            const kv = target.kv.get(key);
+            const expect = clientRng.chance(0.7) && kv ? dec.decode(kv) : null;
+            cmd = { op: "cas", key, expect: expect === null ? null : new TextEncoder().encode(expect), value: new TextEncoder().encode(value), client: cid, seq };
+            input = { op: "cas", key, expect, value };
+          }
+          try {
+            const out = await target.node.propose(encodeKvCommand(cmd));
+            const r = out.result as KvResult;
+            history.push({ client: cid, input, call, return: cluster.clock.now(), output: input.op === "cas" ? { ok: r.ok } : {} });
+            counts.ok++;
+          } catch (err) {
+            if (err instanceof OutcomeUnknownError) {
+              history.push({ client: cid, input, call, return: Number.POSITIVE_INFINITY, unknown: true });
+              counts.unknown++;
+            } else throw err;
+          }
+        }
+      } catch (err) {
+        counts.failed++;
+        if (err instanceof NotLeaderError && err.leaderId) guess = err.leaderId;
+        else guess = ids[clientRng.int(0, ids.length)];
+      } finally {
+        inFlight--;
+      }
+    }
+  };
+  const clients = Array.from({ length: nClients }, (_, i) => client(i));
+
+  // --- run -----------------------------------------------------------------------------------
+  await cluster.runUntil(() => failure !== null, durationMs, afterEvent);
+  if (!failure) {
+    chaos = false;
+    trace.add("calm: heal, restart, resume");
+    cluster.heal();
+    cluster.network.setFaults({ dropRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 2, longDelayRate: 0 });
+    for (const id of ids) {
+      const m = cluster.member(id);
+      if (!m.up) await cluster.restart(id);
+      else if (m.paused) cluster.resume(id);
+    }
+    const calmStart = cluster.clock.now();
+    const settled = await cluster.runUntil(
+      () => failure !== null || (inFlight === 0 && cluster.stableLeader() !== null),
+      calmMs,
+      afterEvent,
+    );
+    if (!failure && !settled) {
+      failure = `liveness: ${inFlight} client operations still pending or no stable leader ${calmMs} ms after faults stopped (${cluster.describe()})`;
+    }
+    if (!failure) {
+      // A final write must commit and every node must converge on the same state.
+      const leader = cluster.stableLeader()!;
+      let done = false;
+      cluster
+        .node(leader)
+        .propose(encodeKvCommand({ op: "put", key: "final", value: new Uint8Array([1]) }))
+        .then(
+          () => (done = true),
+          () => (done = true),
+        );
+      const converged = await cluster.runUntil(() => {
+        if (failure || !done) return failure !== null;
+        const target = cluster.node(leader).status().appliedIndex;
+        return ids.every((id) => cluster.node(id).status().appliedIndex >= target);
+      }, calmMs - (cluster.clock.now() - calmStart), afterEvent);
+      if (!failure && !converged) failure = `liveness: nodes did not converge after faults stopped (${cluster.describe()})`;
+      if (!failure) {
+        const snaps = ids.map((id) => cluster.member(id).kv.snapshot());
+        for (let i = 1; i < snaps.length; i++) {
+          if (!sameState(snaps[0], snaps[i])) failure = `state machine safety: ${ids[0]} and ${ids[i]} converged to different states`;
+        }
+      }
+    }
+  }
+  chaos = false;
+  await cluster.stop();
+  void Promise.all(clients);
+
+  if (!failure) {
+    const lin = checkLinearizable(history, { timeoutMs: 20_000 });
+    if (lin.ok === false) failure = `linearizability: key ${lin.key}: ${lin.reason}`;
+    else if (lin.ok === "unknown") trace.add(`linearizability check timed out on key ${lin.key}`);
+  }
+  if (failure) trace.add(`FAILED ${failure}`);
+  return {
+    seed: opts.seed,
+    ok: failure === null,
+    failure: failure ?? undefined,
+    traceHash: trace.digest(),
+    traceTail: trace.tail.slice(-120),
+    virtualMs: cluster.clock.now(),
+    events,
+    operations: counts,
+    leaders,
+    crashes,
+  };
+}
+
+function shuffle<T>(xs: readonly T[], rng: SeededRandom): T[] {
+  const a = xs.slice();
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = rng.int(0, i + 1);
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+function sameState(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

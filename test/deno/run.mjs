@@ -1,0 +1,64 @@
+// The Deno suite (`npm run test:deno`; test/run.mjs runs it after vitest), under the `deno` from
+// node_modules — never a global one:
+//
+//   1. `deno check` of the runtime-agnostic entry points (src/index.ts, src/testing/index.ts),
+//      counted as one test case;
+//   2. `deno test` over test/deno/ (deno.json's "test.include"), with no permissions at all:
+//      nothing in the suite touches files, network, env or subprocesses, and --no-prompt turns an
+//      accidental permission request into a failure instead of a prompt.
+//
+// Dependencies: deno.json sets "nodeModulesDir": "manual", so Deno resolves npm: specifiers
+// (@msgpack/msgpack) from the ./node_modules that `npm ci` installed, and --cached-only forbids
+// any download. "lock": false because package-lock.json already pins what is in node_modules.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export const root = fileURLToPath(new URL("../..", import.meta.url));
+export const denoBin = fileURLToPath(new URL("../../node_modules/.bin/deno", import.meta.url));
+
+const ENTRY_POINTS = ["src/index.ts", "src/testing/index.ts"];
+const COMMON = ["--config", "deno.json", "--cached-only"];
+
+/** Runs a command from the repository root; stdout is echoed live and also returned. */
+export function run(cmd, args, { capture = false } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", capture ? "pipe" : "inherit", "inherit"] });
+    let out = "";
+    child.stdout?.on("data", (chunk) => {
+      process.stdout.write(chunk);
+      out += chunk;
+    });
+    child.on("error", (error) => {
+      console.error(`could not run ${cmd}: ${error.message}`);
+      resolve({ code: 1, out });
+    });
+    child.on("close", (code) => resolve({ code: code ?? 1, out }));
+  });
+}
+
+/** Runs both steps; resolves with test-case counts. */
+export async function runDenoSuite() {
+  if (!existsSync(denoBin)) {
+    console.error("node_modules/.bin/deno is missing: run `npm install` (or `npm ci`) first.");
+    return { passed: 0, failed: 1 };
+  }
+  const check = await run(denoBin, ["check", ...COMMON, ...ENTRY_POINTS]);
+  const test = await run(denoBin, ["test", ...COMMON, "--no-prompt"], { capture: true });
+  // Deno ends with e.g. "ok | 17 passed (3 steps) | 0 failed (869ms)"; steps are not counted.
+  // eslint-disable-next-line no-control-regex
+  const plain = test.out.replace(/\x1b\[[0-9;]*m/g, "");
+  const summary = [...plain.matchAll(/^(?:ok|FAILED) \| (\d+) passed.*? \| (\d+) failed/gm)].at(-1);
+  let passed = summary ? Number(summary[1]) : 0;
+  let failed = summary ? Number(summary[2]) : 0;
+  if (test.code !== 0 && failed === 0) failed = 1; // it failed before running tests (type errors, bad config)
+  if (check.code === 0) passed++;
+  else failed++;
+  return { passed, failed };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { passed, failed } = await runDenoSuite();
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed > 0 ? 1 : 0;
+}

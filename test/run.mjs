@@ -1,0 +1,58 @@
+// `npm test`: the one command that proves the project (.ci/run calls exactly it after `npm ci`).
+//
+//   npm test                    vitest (all of test/**/*.test.ts), then the Deno suite
+//                               (test/deno/run.mjs: `deno check` of src/ entry points + `deno test`)
+//   npm test -- <vitest args>   only vitest, with those arguments (filters, -t "name", ...);
+//                               the Deno suite is skipped. Run it alone with `npm run test:deno`.
+//
+// The last line printed is always `N passed, M failed` (test cases over both runners; the
+// `deno check` step counts as one); CI reads it. The exit code is non-zero if any step failed.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { denoBin, root, run, runDenoSuite } from "./deno/run.mjs";
+
+const vitestArgs = process.argv.slice(2);
+const vitestBin = join(root, "node_modules/.bin/vitest");
+
+const missing = [vitestBin, denoBin].filter((bin) => !existsSync(bin));
+if (missing.length > 0) {
+  for (const bin of missing) console.error(`missing ${bin}`);
+  console.error("Dependencies are not installed: run `npm install` (or `npm ci`) in the repository root.");
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+}
+
+const tmp = mkdtempSync(join(tmpdir(), "meshraft-test-"));
+const jsonReport = join(tmp, "vitest.json");
+const vitest = await run(vitestBin, [
+  "run",
+  "--reporter=default",
+  "--reporter=json",
+  `--outputFile.json=${jsonReport}`,
+  ...vitestArgs,
+]);
+
+let passed = 0;
+let failed = 0;
+if (existsSync(jsonReport)) {
+  const report = JSON.parse(readFileSync(jsonReport, "utf8"));
+  passed += report.numPassedTests;
+  failed += report.numFailedTests;
+  // A file that failed to load or whose hooks threw has no failed test of its own: count it once.
+  failed += report.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
+}
+if (vitest.code !== 0 && failed === 0) failed = 1;
+rmSync(tmp, { recursive: true, force: true });
+
+if (vitestArgs.length > 0) {
+  console.log("\nDeno suite skipped: arguments were given, and they are vitest's (npm run test:deno runs it).");
+} else {
+  console.log("\nDeno suite (deno check + deno test)");
+  const deno = await runDenoSuite();
+  passed += deno.passed;
+  failed += deno.failed;
+}
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exitCode = failed > 0 ? 1 : 0;
