@@ -164,7 +164,14 @@ export class TestCluster {
       } else if (e.type === "error") this.emit({ type: "node-error", id, error: e.error });
     });
     this.members.set(id, member);
-    await node.start();
+    try {
+      await node.start();
+    } catch (error) {
+      // A node that cannot start from its own storage lost durability: report it like any
+      // other node failure and leave it down.
+      member.up = false;
+      this.emit({ type: "node-error", id, error });
+    }
     await settle();
   }
 

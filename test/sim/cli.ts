@@ -1,0 +1,72 @@
+/**
+ * npm run sim -- --seed 1234 [--nodes 5] [--faults drop,partition] [--duration 3000]
+ *     replay one seed and print its whole trace (the same seed prints the same trace, always);
+ * npm run sim -- --seeds 10000 [--from 1] [--nodes 5] [--faults ...] [--keep-going]
+ *     run many seeds with progress output; stops at the first failure unless --keep-going.
+ */
+import { FAULTS, simulate, type Fault, type SimOptions } from "../../src/testing/sim.ts";
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+function numberArg(name: string, fallback: number): number {
+  const v = arg(name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) {
+    console.error(`--${name} takes a whole number, got "${v}"`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const faultsArg = arg("faults");
+const faults = faultsArg ? (faultsArg.split(",") as Fault[]) : undefined;
+for (const f of faults ?? []) {
+  if (!FAULTS.includes(f)) {
+    console.error(`unknown fault "${f}"; choose from ${FAULTS.join(", ")}`);
+    process.exit(2);
+  }
+}
+const base: Omit<SimOptions, "seed"> = {
+  nodes: numberArg("nodes", 3),
+  faults,
+  durationMs: numberArg("duration", 3_000),
+};
+const describeRun = (seed: number): string =>
+  `npm run sim -- --seed ${seed}${base.nodes !== 3 ? ` --nodes ${base.nodes}` : ""}${faultsArg ? ` --faults ${faultsArg}` : ""}${arg("duration") ? ` --duration ${base.durationMs}` : ""}`;
+
+if (arg("seed") !== undefined) {
+  const seed = numberArg("seed", 1);
+  const r = await simulate({ ...base, seed, onTrace: (line) => console.log(line) });
+  console.log(
+    `\nseed ${seed}: ${r.ok ? "ok" : `FAILED: ${r.failure}`}\n` +
+      `virtual ${r.virtualMs.toFixed(0)} ms, ${r.events} events, ${r.leaders} leaders elected, ${r.crashes} crashes, ` +
+      `operations ok ${r.operations.ok} / unknown ${r.operations.unknown} / refused ${r.operations.failed}, trace hash ${r.traceHash}`,
+  );
+  process.exit(r.ok ? 0 : 1);
+} else {
+  const count = numberArg("seeds", 100);
+  const from = numberArg("from", 1);
+  const keepGoing = process.argv.includes("--keep-going");
+  const started = performance.now();
+  let failed = 0;
+  let virtual = 0;
+  for (let seed = from; seed < from + count; seed++) {
+    const r = await simulate({ ...base, seed });
+    virtual += r.virtualMs;
+    if (!r.ok) {
+      failed++;
+      console.log(`seed ${seed} FAILED: ${r.failure}\n  last trace lines:\n${r.traceTail.slice(-25).map((l) => `    ${l}`).join("\n")}\n  replay: ${describeRun(seed)}`);
+      if (!keepGoing) break;
+    }
+    const done = seed - from + 1;
+    if (done % 50 === 0 || done === count) {
+      const wall = (performance.now() - started) / 1000;
+      console.log(`${done}/${count} seeds, ${failed} failed, ${wall.toFixed(1)} s wall, ${(wall / done * 1000).toFixed(0)} ms/seed, ${(virtual / done / 1000).toFixed(1)} s virtual/seed`);
+    }
+  }
+  process.exit(failed > 0 ? 1 : 0);
+}
