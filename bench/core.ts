@@ -348,6 +348,19 @@ function fullGc(): () => void {
   };
 }
 
+/** Busy and total CPU time of the whole machine so far, in ms (summed over cores). */
+function machineCpu(): { busy: number; total: number } {
+  let busy = 0;
+  let total = 0;
+  for (const c of os.cpus()) {
+    const t = c.times;
+    const all = t.user + t.nice + t.sys + t.idle + t.irq;
+    total += all;
+    busy += all - t.idle;
+  }
+  return { busy, total };
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------
@@ -356,8 +369,11 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 interface ScenarioResult {
   scenario: Scenario;
-  /** 1-minute load average when the scenario ended: above ~1 on 2 cores, something else ran. */
-  loadavg1m: number;
+  /**
+   * Cores kept busy during the measurement by this process and by everything else. `otherCores`
+   * well above 0.1 means another program competed for the CPU: the run is not comparable.
+   */
+  cpu: { ownCores: number; otherCores: number };
   entriesPerSec: number;
   /** Committed-and-applied proposals per second, over each 1 s interval of the measurement. */
   perSecond: number[];
@@ -483,6 +499,8 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
   measuring = true;
   gcCounting = true;
   const perSecond: number[] = [];
+  const cpu0 = machineCpu();
+  const own0 = process.cpuUsage();
   const t0 = performance.now();
   const end = t0 + sc.seconds * 1000;
   let lastCount = 0;
@@ -496,6 +514,12 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
     lastT = now;
   }
   const elapsed = (performance.now() - t0) / 1000;
+  const cpu1 = machineCpu();
+  const own = process.cpuUsage(own0);
+  // Cores busy during the measurement: this process, and everything else on the machine.
+  const ownCores = (own.user + own.system) / 1000 / (elapsed * 1000);
+  const machineCores = ((cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total)) * os.cpus().length;
+  const cpu = { ownCores: round(ownCores, 2), otherCores: round(Math.max(0, machineCores - ownCores), 2) };
   measuring = false;
   gcCounting = false;
   const total = committed;
@@ -532,7 +556,7 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
   const appends = messages.AppendEntries ?? 0;
   return {
     scenario: sc,
-    loadavg1m: round(os.loadavg()[0], 2),
+    cpu,
     entriesPerSec: Math.round(total / elapsed),
     perSecond,
     committed: total,
@@ -613,6 +637,7 @@ function printTable(results: ScenarioResult[]): void {
     "B/entry",
     "gc %",
     "ent/AE",
+    "other cores",
     "errors",
   ];
   const rows = results.map((r) => {
@@ -631,6 +656,7 @@ function printTable(results: ScenarioResult[]): void {
       fmt(m.retainedBytesPerEntry),
       String(round(r.gc.shareOfRun * 100, 1)),
       String(r.cluster.entriesPerAppend),
+      String(r.cpu.otherCores),
       Object.keys(r.errors).length === 0 ? "0" : Object.entries(r.errors).map(([k, v]) => `${k}:${v}`).join(" "),
     ];
   });
@@ -666,8 +692,12 @@ async function main(): Promise<void> {
       `node ${process.version}, ${cpus.length} x ${cpus[0]?.model ?? "?"}, load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}\n` +
       `${o.warmup} s warm-up + ${o.seconds} s per scenario, each in ${o.inline ? "this process" : "a fresh process"}\n`,
   );
-  if (os.loadavg()[0] > 0.5 * cpus.length) {
-    console.log(`warning: load average ${os.loadavg()[0].toFixed(2)} on ${cpus.length} cores: something else is running, numbers will be low and noisy\n`);
+  const idle0 = machineCpu();
+  await sleep(500);
+  const idle1 = machineCpu();
+  const busyBefore = ((idle1.busy - idle0.busy) / Math.max(1, idle1.total - idle0.total)) * cpus.length;
+  if (busyBefore > 0.2) {
+    console.log(`warning: ${busyBefore.toFixed(2)} cores busy before starting: something else is running; numbers will be low and noisy\n`);
   }
   const results: ScenarioResult[] = [];
   for (const sc of scenarios) {

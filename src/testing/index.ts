@@ -10,3 +10,6 @@ export {
   type StorageUnderTest,
   type ConformanceOptions,
 } from "../storage/conformance.ts";
+export { TestCluster, type TestClusterOptions, type ClusterMember, type ClusterEvent } from "./cluster.ts";
+export { InvariantChecker, InvariantViolation } from "./invariants.ts";
+export { simulate, FAULTS, type Fault, type SimOptions, type SimResult } from "./sim.ts";

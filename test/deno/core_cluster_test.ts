@@ -100,15 +100,24 @@ function makeCluster(ids: NodeId[], seed: number) {
 Deno.test("a 3-node cluster elects one leader, replicates KV puts, and survives the leader's crash", async (t) => {
   const c = makeCluster(["n1", "n2", "n3"], 42);
   await Promise.all([...c.members.values()].map((m) => m.node.start()));
+  try {
+    await scenario(c, t);
+  } finally {
+    await Promise.all(c.running().map((m) => m.node.stop()));
+  }
+});
 
+async function scenario(c: ReturnType<typeof makeCluster>, t: Deno.TestContext): Promise<void> {
   let leader!: RaftNode<KvResult>;
   const written: Record<string, string> = {};
 
-  await t.step("exactly one leader is elected", async () => {
+  // Each step builds on the one before: stop at the first failure.
+  const elected = await t.step("exactly one leader is elected", async () => {
     leader = await c.electLeader(0);
   });
+  if (!elected) return;
 
-  await t.step("puts through the leader commit and apply on every node", async () => {
+  const replicated = await t.step("puts through the leader commit and apply on every node", async () => {
     const proposals = [];
     for (let i = 1; i <= 5; i++) {
       written[`key-${i}`] = `value-${i}`;
@@ -120,6 +129,7 @@ Deno.test("a 3-node cluster elects one leader, replicates KV puts, and survives 
     assert.deepEqual(indexes, [...indexes].sort((a, b) => a - b), "applied in proposal order");
     await c.replicated(written);
   });
+  if (!replicated) return;
 
   await t.step("after the leader crashes, the survivors elect a new leader in a higher term and commit", async () => {
     const oldTerm = leader.status().term;
@@ -137,6 +147,4 @@ Deno.test("a 3-node cluster elects one leader, replicates KV puts, and survives 
     assert.ok(outcome.term > oldTerm, "committed in the new leader's term");
     await c.replicated(written);
   });
-
-  await Promise.all(c.running().map((m) => m.node.stop()));
-});
+}

@@ -13,6 +13,7 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { stripVTControlCharacters } from "node:util";
 
 export const root = fileURLToPath(new URL("../..", import.meta.url));
 export const denoBin = fileURLToPath(new URL("../../node_modules/.bin/deno", import.meta.url));
@@ -25,6 +26,7 @@ export function run(cmd, args, { capture = false } = {}) {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", capture ? "pipe" : "inherit", "inherit"] });
     let out = "";
+    child.stdout?.setEncoding("utf8");
     child.stdout?.on("data", (chunk) => {
       process.stdout.write(chunk);
       out += chunk;
@@ -46,8 +48,7 @@ export async function runDenoSuite() {
   const check = await run(denoBin, ["check", ...COMMON, ...ENTRY_POINTS]);
   const test = await run(denoBin, ["test", ...COMMON, "--no-prompt"], { capture: true });
   // Deno ends with e.g. "ok | 17 passed (3 steps) | 0 failed (869ms)"; steps are not counted.
-  // eslint-disable-next-line no-control-regex
-  const plain = test.out.replace(/\x1b\[[0-9;]*m/g, "");
+  const plain = stripVTControlCharacters(test.out);
   const summary = [...plain.matchAll(/^(?:ok|FAILED) \| (\d+) passed.*? \| (\d+) failed/gm)].at(-1);
   let passed = summary ? Number(summary[1]) : 0;
   let failed = summary ? Number(summary[2]) : 0;

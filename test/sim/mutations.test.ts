@@ -68,9 +68,9 @@ describe("mutation tests: the simulator catches known Raft bugs", () => {
     // surfaced with the no-op in place). Figure 8's setting is a leader without that no-op, as in
     // the paper and the MIT lab: remove it too, and the simulator must find the lost commit.
     const appendLocal = (Raft.prototype as unknown as Patchable).appendLocal as (this: Raft, items: { type?: string }[]) => Index;
-    patch(Raft.prototype, "appendLocal", function (this: Raft & { broadcastAppend(): void }, items: { type?: string }[]) {
+    patch(Raft.prototype, "appendLocal", function (this: Raft, items: { type?: string }[]) {
       if (items.length === 1 && items[0].type === "noop") {
-        this.broadcastAppend();
+        (this as unknown as { broadcastAppend(): void }).broadcastAppend();
         return this.log.lastIndex() + 1;
       }
       return appendLocal.call(this, items);
