@@ -210,8 +210,8 @@ export class RaftNode<Result = unknown> {
    * or OutcomeUnknownError (may or may not commit).
    */
   propose(data: Uint8Array): Promise<ProposeOutcome<Result>> {
-    const raft = this.running();
     return new Promise((resolve, reject) => {
+      const raft = this.running();
       const res = raft.propose([{ data }]);
       const pending: PendingProposal<Result> = {
         term: 0,
@@ -241,8 +241,8 @@ export class RaftNode<Result = unknown> {
    * index as of the call. Resolves with that index.
    */
   read(): Promise<Index> {
-    const raft = this.running();
     return new Promise((resolve, reject) => {
+      const raft = this.running();
       const res = raft.readIndex();
       if (res.status === "rejected") {
         reject(this.notLeader(res.leaderId));

@@ -8,8 +8,9 @@
 //      accidental permission request into a failure instead of a prompt.
 //
 // Dependencies: deno.json sets "nodeModulesDir": "manual", so Deno resolves npm: specifiers
-// (@msgpack/msgpack) from the ./node_modules that `npm ci` installed, and --cached-only forbids
-// any download. "lock": false because package-lock.json already pins what is in node_modules.
+// (@msgpack/msgpack) from the ./node_modules that `npm ci` installed, and `deno test
+// --cached-only` forbids any download (`deno check` has no such flag in deno 2.9.5; it resolves
+// the same way). "lock": false because package-lock.json already pins what is in node_modules.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -19,7 +20,7 @@ export const root = fileURLToPath(new URL("../..", import.meta.url));
 export const denoBin = fileURLToPath(new URL("../../node_modules/.bin/deno", import.meta.url));
 
 const ENTRY_POINTS = ["src/index.ts", "src/testing/index.ts"];
-const COMMON = ["--config", "deno.json", "--cached-only"];
+const COMMON = ["--config", "deno.json"];
 
 /** Runs a command from the repository root; stdout is echoed live and also returned. */
 export function run(cmd, args, { capture = false } = {}) {
@@ -46,7 +47,7 @@ export async function runDenoSuite() {
     return { passed: 0, failed: 1 };
   }
   const check = await run(denoBin, ["check", ...COMMON, ...ENTRY_POINTS]);
-  const test = await run(denoBin, ["test", ...COMMON, "--no-prompt"], { capture: true });
+  const test = await run(denoBin, ["test", ...COMMON, "--cached-only", "--no-prompt"], { capture: true });
   // Deno ends with e.g. "ok | 17 passed (3 steps) | 0 failed (869ms)"; steps are not counted.
   const plain = stripVTControlCharacters(test.out);
   const summary = [...plain.matchAll(/^(?:ok|FAILED) \| (\d+) passed.*? \| (\d+) failed/gm)].at(-1);

@@ -1,0 +1,181 @@
+/**
+ * The driver's promises: persist before send, group commit, typed errors with leader hints,
+ * forwarding, follower reads, fail-stop on storage errors, events.
+ */
+import { describe, expect, it } from "vitest";
+import { SeededRandom } from "../../src/core/random.ts";
+import { NodeStoppedError, NotLeaderError, OutcomeUnknownError } from "../../src/errors.ts";
+import { KvStateMachine, encodeKvCommand, type KvResult } from "../../src/kv/kv.ts";
+import { RaftNode, type RaftNodeEvent, type RaftNodeOptions } from "../../src/node.ts";
+import { MemoryStorage } from "../../src/storage/memory.ts";
+import type { SaveBatch } from "../../src/storage/storage.ts";
+import { VirtualClock } from "../../src/testing/clock.ts";
+import { MemoryNetwork } from "../../src/transport/memory.ts";
+
+const ids = ["n1", "n2", "n3"];
+const members = ids.map((id) => ({ id, url: `http://127.0.0.1:700${id.slice(1)}` }));
+const put = (key: string, value: string): Uint8Array => encodeKvCommand({ op: "put", key, value: new TextEncoder().encode(value) });
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 24; i++) await null;
+}
+
+async function setup(opts: Partial<RaftNodeOptions<KvResult>> = {}, storageFor?: (id: string, clock: VirtualClock) => MemoryStorage) {
+  const clock = new VirtualClock();
+  const network = new MemoryNetwork({ clock, random: new SeededRandom(5), faults: { minDelayMs: 1, maxDelayMs: 1 } });
+  const nodes = new Map<string, RaftNode<KvResult>>();
+  const kvs = new Map<string, KvStateMachine>();
+  const storages = new Map<string, MemoryStorage>();
+  for (const id of ids) {
+    const kv = new KvStateMachine();
+    const storage = storageFor?.(id, clock) ?? new MemoryStorage({ clock, saveLatencyMs: 2 });
+    const node = new RaftNode<KvResult>({
+      id,
+      members,
+      storage,
+      transport: network.connect(id),
+      stateMachine: kv,
+      clock,
+      random: new SeededRandom(id.charCodeAt(1)),
+      tickMs: 10,
+      electionTimeoutMs: 100,
+      heartbeatIntervalMs: 20,
+      ...opts,
+    });
+    nodes.set(id, node);
+    kvs.set(id, kv);
+    storages.set(id, storage);
+    await node.start();
+  }
+  const run = async (ms: number, until?: () => boolean): Promise<void> => {
+    const end = clock.now() + ms;
+    while (clock.nextTime() !== undefined && clock.nextTime()! <= end) {
+      clock.fireNext();
+      await settle();
+      if (until?.()) return;
+    }
+  };
+  const leader = (): RaftNode<KvResult> | undefined => [...nodes.values()].find((n) => n.isLeader);
+  nodes.get("n1")!.campaign();
+  await run(1000, () => leader() !== undefined && [...nodes.values()].every((n) => n.status().commitIndex >= 1));
+  return { clock, network, nodes, kvs, storages, run, leader };
+}
+
+describe("RaftNode", () => {
+  it("resolves a proposal with its index, term and the state machine's result once applied", async () => {
+    const { nodes, run } = await setup();
+    const n1 = nodes.get("n1")!;
+    expect(n1.isLeader).toBe(true);
+    const p = n1.propose(put("a", "1"));
+    let out: Awaited<typeof p> | undefined;
+    void p.then((o) => (out = o));
+    await run(200, () => out !== undefined);
+    expect(out).toMatchObject({ index: 2, term: 1, result: { ok: true, prev: null } });
+    const p2 = n1.propose(put("a", "2"));
+    let out2: Awaited<typeof p2> | undefined;
+    void p2.then((o) => (out2 = o));
+    await run(200, () => out2 !== undefined);
+    expect(new TextDecoder().decode(out2!.result.prev!)).toBe("1");
+  });
+
+  it("group commit: proposals made while a batch is being persisted share the next fsync", async () => {
+    const { nodes, storages, run } = await setup();
+    const n1 = nodes.get("n1")!;
+    const savesBefore = storages.get("n1")!.saves;
+    const promises = Array.from({ length: 200 }, (_, i) => n1.propose(put(`k${i}`, `v${i}`)));
+    let done = 0;
+    for (const p of promises) void p.then(() => done++);
+    await run(1000, () => done === 200);
+    expect(done).toBe(200);
+    // 200 proposals, a handful of durable batches on the leader (not 200).
+    expect(storages.get("n1")!.saves - savesBefore).toBeLessThan(10);
+  });
+
+  it("a follower rejects a proposal with NotLeaderError naming the leader and its URL", async () => {
+    const { nodes } = await setup();
+    const err = await nodes.get("n2")!.propose(put("a", "1")).catch((e) => e);
+    expect(err).toBeInstanceOf(NotLeaderError);
+    expect(err.code).toBe("NOT_LEADER");
+    expect(err.leaderId).toBe("n1");
+    expect(err.leaderUrl).toBe("http://127.0.0.1:7001");
+    expect(err.message).toContain("the leader is n1 at http://127.0.0.1:7001");
+  });
+
+  it("with forwarding, a follower's proposal is committed through the leader and resolves there", async () => {
+    const { nodes, kvs, run } = await setup({ forwardProposals: true });
+    let out: { index: number; result: KvResult } | undefined;
+    void nodes.get("n3")!.propose(put("fwd", "yes")).then((o) => (out = o));
+    await run(500, () => out !== undefined);
+    expect(out!.result.ok).toBe(true);
+    expect(new TextDecoder().decode(kvs.get("n3")!.get("fwd")!)).toBe("yes");
+    expect(new TextDecoder().decode(kvs.get("n1")!.get("fwd")!)).toBe("yes");
+  });
+
+  it("a linearizable read on a follower waits until it has applied the leader's commit index", async () => {
+    const { nodes, kvs, run } = await setup();
+    let wrote = false;
+    void nodes.get("n1")!.propose(put("r", "1")).then(() => (wrote = true));
+    await run(500, () => wrote);
+    let readAt: number | undefined;
+    void nodes.get("n2")!.read().then((i) => (readAt = i));
+    await run(500, () => readAt !== undefined);
+    expect(readAt).toBeGreaterThanOrEqual(2);
+    expect(nodes.get("n2")!.status().appliedIndex).toBeGreaterThanOrEqual(readAt!);
+    expect(new TextDecoder().decode(kvs.get("n2")!.get("r")!)).toBe("1");
+  });
+
+  it("a leader cut off from the others cannot confirm a read, and fails it after the timeout", async () => {
+    const { nodes, network, run } = await setup({ readTimeoutMs: 300 });
+    network.isolate("n1");
+    let err: unknown;
+    void nodes.get("n1")!.read().catch((e) => (err = e));
+    await run(1000, () => err !== undefined);
+    expect((err as { code: string }).code).toMatch(/READ_TIMEOUT|NOT_LEADER/);
+  });
+
+  it("reports status and emits role and applied events", async () => {
+    const { nodes, run } = await setup();
+    const n1 = nodes.get("n1")!;
+    const events: RaftNodeEvent<KvResult>[] = [];
+    n1.on((e) => events.push(e));
+    let done = false;
+    void n1.propose(put("s", "1")).then(() => (done = true));
+    await run(300, () => done);
+    const s = n1.status();
+    expect(s).toMatchObject({ id: "n1", role: "leader", term: 1, leaderId: "n1", voters: ids, learners: [] });
+    expect(s.commitIndex).toBe(2);
+    expect(s.appliedIndex).toBe(2);
+    expect(s.lastIndex).toBe(2);
+    expect(events.some((e) => e.type === "applied" && e.entry.index === 2)).toBe(true);
+  });
+
+  it("a storage failure stops the node (fail-stop) and rejects what was pending", async () => {
+    class FailingStorage extends MemoryStorage {
+      fail = false;
+      override save(batch: SaveBatch): Promise<void> {
+        if (this.fail) return Promise.reject(new Error("ENOSPC: no space left on device"));
+        return super.save(batch);
+      }
+    }
+    const errors: unknown[] = [];
+    const { nodes, storages, run } = await setup({ onError: (e) => errors.push(e) }, (_id, clock) => new FailingStorage({ clock, saveLatencyMs: 1 }));
+    (storages.get("n1") as FailingStorage).fail = true;
+    const n1 = nodes.get("n1")!;
+    let err: unknown;
+    void n1.propose(put("x", "1")).catch((e) => (err = e));
+    await run(200, () => err !== undefined);
+    expect(err).toBeInstanceOf(OutcomeUnknownError);
+    expect(n1.stopped).toBe(true);
+    expect(String((errors[0] as Error).message)).toContain("ENOSPC");
+    await expect(n1.propose(put("y", "1"))).rejects.toBeInstanceOf(NodeStoppedError);
+    // The others carry on: a new leader is elected among n2 and n3.
+    await run(2000, () => nodes.get("n2")!.isLeader || nodes.get("n3")!.isLeader);
+    expect(nodes.get("n2")!.isLeader || nodes.get("n3")!.isLeader).toBe(true);
+  });
+
+  it("rejects bad configuration with a clear error", () => {
+    const base = { id: "n1", storage: new MemoryStorage(), transport: { start() {}, send() {}, close: async () => {} }, stateMachine: new KvStateMachine() };
+    expect(() => new RaftNode({ ...base, members: ["n2", "n3"] })).toThrow(/must include this node's id "n1"/);
+    expect(() => new RaftNode({ ...base, members: ["n1"], tickMs: 0 })).toThrow(/tickMs must be a positive number/);
+  });
+});
