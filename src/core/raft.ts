@@ -752,11 +752,13 @@ export class Raft {
       }
       return;
     }
+    const wasPaused = pr.isPaused();
     if (!pr.maybeUpdate(m.matchIndex)) return;
     if (pr.state === "probe") pr.becomeReplicate();
     else if (pr.state === "replicate") pr.inflights.freeLE(m.matchIndex);
     if (this.maybeCommit()) this.broadcastAppend();
-    else if (pr.match < this.log.lastIndex()) this.needAppend(m.from, false);
+    // A follower that was paused missed any commit broadcast meanwhile: bring it the commit index.
+    else if (wasPaused || pr.match < this.log.lastIndex()) this.needAppend(m.from, wasPaused);
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
   }
 

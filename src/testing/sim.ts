@@ -1,5 +1,5 @@
 import { SeededRandom } from "../core/random.ts";
-import type { NodeId } from "../core/types.ts";
+import type { Message, NodeId } from "../core/types.ts";
 import { NotLeaderError, OutcomeUnknownError } from "../errors.ts";
 import { encodeKvCommand, type KvCommand, type KvResult } from "../kv/kv.ts";
 import { TestCluster, type TestClusterOptions } from "./cluster.ts";
@@ -37,6 +37,8 @@ export interface SimOptions {
   keys?: number;
   /** Receive every trace line as it happens. */
   onTrace?: (line: string) => void;
+  /** Also trace every message sent and every commit index advance (for replaying one seed). */
+  verbose?: boolean;
   /** Overrides for the cluster (mutation tests plug in broken parts here). */
   cluster?: Partial<TestClusterOptions>;
   /** Check invariants after every event (default) or only every N events. */
@@ -92,13 +94,22 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   const nKeys = opts.keys ?? 3;
   const checkEvery = opts.checkEvery ?? 1;
 
+  let trace: Trace | null = null;
+  const userFilter = opts.cluster?.filter;
   const cluster = new TestCluster({
     nodes: opts.nodes ?? 3,
     seed: rng.int(0, 2 ** 31),
     diskLatencyMs: rng.int(1, 4),
     ...opts.cluster,
+    filter:
+      opts.verbose || userFilter
+        ? (m) => {
+            if (opts.verbose) trace?.add(`  ${describeMessage(m)}`);
+            return userFilter ? userFilter(m) : m;
+          }
+        : undefined,
   });
-  const trace = new Trace(() => cluster.clock.now(), opts.onTrace);
+  trace = new Trace(() => cluster.clock.now(), opts.onTrace);
   const checker = new InvariantChecker(cluster);
   let failure: string | null = null;
   let leaders = 0;
@@ -125,8 +136,18 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     }
   });
 
+  const commits = new Map<NodeId, number>();
   const afterEvent = (): void => {
     events++;
+    if (opts.verbose) {
+      for (const id of cluster.ids) {
+        const m = cluster.members.get(id);
+        if (!m?.up) continue;
+        const c = m.node.status().commitIndex;
+        if (c !== (commits.get(id) ?? 0)) trace.add(`${id} commit ${c}`);
+        commits.set(id, c);
+      }
+    }
     if (failure || events % checkEvery !== 0) return;
     try {
       checker.check();
@@ -370,6 +391,26 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     leaders,
     crashes,
   };
+}
+
+function describeMessage(m: Message): string {
+  const head = `${m.from}->${m.to} ${m.type} t${m.term}`;
+  switch (m.type) {
+    case "RequestVote":
+      return `${head}${m.preVote ? " pre" : ""} last ${m.lastLogIndex}/${m.lastLogTerm}`;
+    case "RequestVoteResponse":
+      return `${head}${m.preVote ? " pre" : ""} ${m.voteGranted ? "granted" : "rejected"}`;
+    case "AppendEntries":
+      return `${head} prev ${m.prevLogIndex}/${m.prevLogTerm} entries ${m.entries.length} commit ${m.leaderCommit}`;
+    case "AppendEntriesResponse":
+      return `${head} ${m.success ? `ok match ${m.matchIndex}` : `reject ${m.matchIndex} hint ${m.hintIndex}/${m.hintTerm}`}`;
+    case "Heartbeat":
+      return `${head} commit ${m.leaderCommit}${m.readRound ? ` read ${m.readRound}` : ""}`;
+    case "HeartbeatResponse":
+      return `${head}${m.readRound ? ` read ${m.readRound}` : ""}`;
+    default:
+      return head;
+  }
 }
 
 function shuffle<T>(xs: readonly T[], rng: SeededRandom): T[] {

@@ -1,6 +1,7 @@
 /**
  * npm run sim -- --seed 1234 [--nodes 5] [--faults drop,partition] [--duration 3000]
- *     replay one seed and print its whole trace (the same seed prints the same trace, always);
+ *     replay one seed and print its whole trace: messages, commits, role changes, faults (the
+ *     same seed prints the same trace, always; --quiet leaves out messages and commits);
  * npm run sim -- --seeds 10000 [--from 1] [--nodes 5] [--faults ...] [--keep-going]
  *     run many seeds with progress output; stops at the first failure unless --keep-going.
  */
@@ -40,7 +41,7 @@ const describeRun = (seed: number): string =>
 
 if (arg("seed") !== undefined) {
   const seed = numberArg("seed", 1);
-  const r = await simulate({ ...base, seed, onTrace: (line) => console.log(line) });
+  const r = await simulate({ ...base, seed, verbose: !process.argv.includes("--quiet"), onTrace: (line) => console.log(line) });
   console.log(
     `\nseed ${seed}: ${r.ok ? "ok" : `FAILED: ${r.failure}`}\n` +
       `virtual ${r.virtualMs.toFixed(0)} ms, ${r.events} events, ${r.leaders} leaders elected, ${r.crashes} crashes, ` +

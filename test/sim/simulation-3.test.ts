@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { expectSeedsPass } from "./helpers.ts";
 
 describe("simulation, 3 nodes, all faults", () => {
-  for (let chunk = 0; chunk < 6; chunk++) {
+  for (let chunk = 0; chunk < 20; chunk++) {
     const from = 1 + chunk * 50;
     it(`seeds ${from}-${from + 49}`, async () => {
       const results = await expectSeedsPass(from, 50, { nodes: 3 });

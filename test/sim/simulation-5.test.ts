@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { expectSeedsPass } from "./helpers.ts";
 
 describe("simulation, 5 nodes, all faults", () => {
-  for (let chunk = 0; chunk < 5; chunk++) {
+  for (let chunk = 0; chunk < 12; chunk++) {
     const from = 10_001 + chunk * 50;
     it(`seeds ${from}-${from + 49}`, async () => {
       const results = await expectSeedsPass(from, 50, { nodes: 5 });
