@@ -118,7 +118,10 @@ export class RaftNode<Result = unknown> {
 
   private raft: Raft | null = null;
   private state: "new" | "starting" | "running" | "stopped" = "new";
+  private closed = false;
   private processing = false;
+  /** The Ready loop in progress, so stop() can let its storage write finish before closing. */
+  private loop: Promise<void> | null = null;
   private cancelTick: (() => void) | null = null;
   private appliedIndex: Index = 0;
   private readonly listeners = new Set<Listener<Result>>();
@@ -198,8 +201,12 @@ export class RaftNode<Result = unknown> {
 
   /** Stop ticking and talking; reject everything pending. Storage is closed too. */
   async stop(): Promise<void> {
-    if (this.state === "stopped") return;
+    if (this.state === "stopped" && this.closed) return;
     this.halt(new NodeStoppedError(`node ${this.id} was stopped`));
+    this.closed = true;
+    // A save in flight completes (or fails) before storage closes under it; nothing of that
+    // Ready escapes, since the loop sees the node stopped.
+    await this.loop?.catch(() => {});
     await this.transport.close();
     await this.storage.close();
   }
@@ -347,7 +354,7 @@ export class RaftNode<Result = unknown> {
     if (this.processing || this.state !== "running") return;
     if (!this.raft?.hasReady()) return;
     this.processing = true;
-    queueMicrotask(() => void this.processReadies());
+    this.loop = Promise.resolve().then(() => this.processReadies());
   }
 
   private async processReadies(): Promise<void> {
