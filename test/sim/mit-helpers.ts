@@ -22,12 +22,13 @@ export const AGREEMENT_TIMEOUT_MS = 10_000;
 export const ELECTION_TIMEOUT_MS = 100;
 
 /** A KV put whose value identifies it; every Lab command is one of these. */
-export function command(value: string | Uint8Array): Uint8Array {
-  return encodeKvCommand({ op: "put", key: "mit", value: typeof value === "string" ? enc.encode(value) : value });
+export function command(value: string): Uint8Array {
+  return encodeKvCommand({ op: "put", key: "mit", value: enc.encode(value) });
 }
 
 /** The value of a Lab command (the test's name for the entry). */
 export function valueOf(entry: Entry): string {
+  if (entry.type !== "normal") return `<${entry.type}>`;
   const cmd = decodeKvCommand(entry.data);
   return cmd.op === "put" ? dec.decode(cmd.value) : `<${cmd.op}>`;
 }
@@ -174,10 +175,10 @@ export class Lab {
   }
 
   /**
-   * Propose `value` at the leader (whichever connected node is leader) without waiting.
-   * Returns where it was appended, or null if the node is not leader.
+   * MIT's `Start()`: propose `value` at node `id` without waiting for the outcome. Returns where
+   * it was appended, or null if the node is down or not leader.
    */
-  start(id: NodeId, value: string | Uint8Array): { index: number; term: Term } | null {
+  start(id: NodeId, value: string): { index: number; term: Term } | null {
     const node = this.cluster.node(id);
     if (!this.isUp(id) || !node.isLeader) return null;
     // The core appends synchronously inside propose(), so the log's last entry is ours.
@@ -192,9 +193,8 @@ export class Lab {
    * proposal that lost its index (leader change) is proposed again; without it, that fails.
    * Gives up after AGREEMENT_TIMEOUT_MS of virtual time. Returns the index.
    */
-  async one(value: string | Uint8Array, expected: number, retry = true): Promise<number> {
-    const name = typeof value === "string" ? value : `<${value.byteLength} bytes>`;
-    const want = typeof value === "string" ? value : dec.decode(value);
+  async one(value: string, expected: number, retry = true): Promise<number> {
+    const name = value.length > 40 ? `${value.slice(0, 20)}...(${value.length} chars)` : value;
     const deadline = this.now() + AGREEMENT_TIMEOUT_MS;
     let rotate = 0;
     while (this.now() < deadline) {
@@ -212,15 +212,43 @@ export class Lab {
       let lost = false;
       await this.runUntil(() => {
         const c = this.nCommitted(index);
-        if (c.value !== null && c.value !== want) lost = true;
-        return lost || (c.value === want && c.count >= expected);
+        if (c.value !== null && c.value !== value) lost = true;
+        return lost || (c.value === value && c.count >= expected);
       }, Math.min(2_000, deadline - this.now()));
       const c = this.nCommitted(index);
-      if (c.value === want && c.count >= expected) return index;
+      if (c.value === value && c.count >= expected) return index;
       if (!retry) throw new Error(`one(${name}) failed to reach agreement on ${expected} nodes: ${this.cluster.describe()}`);
       if (!lost) await this.run(50);
     }
     throw new Error(`one(${name}) failed to reach agreement on ${expected} nodes within ${AGREEMENT_TIMEOUT_MS} virtual ms: ${this.cluster.describe()}`);
+  }
+
+  /**
+   * An asynchronous client: propose `value` at a connected node that believes it leads and wait
+   * for the answer; on any failure (no leader, not leader, dropped, outcome unknown, node
+   * crashed) wait `backoffMs` and try again, until `maxMs` of virtual time passed. It never drives
+   * time itself: the test does (run/runUntil), which is what lets many clients run at once.
+   * Resolves with where the value committed, or null if it gave up.
+   */
+  async submit(
+    value: string,
+    opts: { maxMs?: number; backoffMs?: number } = {},
+  ): Promise<{ index: number; term: Term } | null> {
+    const deadline = this.now() + (opts.maxMs ?? AGREEMENT_TIMEOUT_MS);
+    const backoff = opts.backoffMs ?? 20;
+    while (this.now() < deadline) {
+      const target = this.reachable().find((id) => this.cluster.node(id).isLeader);
+      if (target !== undefined) {
+        try {
+          const out = await this.cluster.node(target).propose(command(value));
+          return { index: out.index, term: out.term };
+        } catch {
+          // Not committed here (or unknown): try again. A retry may commit the value twice.
+        }
+      }
+      await this.sleep(backoff);
+    }
+    return null;
   }
 
   /** The values a node applied in its current life, in log order. */

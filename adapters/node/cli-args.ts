@@ -1,0 +1,167 @@
+/**
+ * Argument parsing for the `meshraft` CLI: small, strict, with messages that say what to type.
+ */
+
+export interface StartArgs {
+  id: string;
+  /** host:port to listen on. */
+  listen: { host: string; port: number };
+  /** Base URL advertised to peers and clients (default http://<listen>). */
+  url: string;
+  dataDir: string;
+  peers: { id: string; url: string }[];
+  clusterId: string;
+  secret?: string;
+  token?: string;
+  /** Allow listening on a non-loopback address without a cluster secret. */
+  insecure: boolean;
+  electionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:PORT --data-dir DIR [--peer ID=URL]...
+                      [--url URL] [--cluster-id NAME] [--secret SECRET] [--token TOKEN]
+                      [--election-timeout-ms N] [--heartbeat-interval-ms N] [--log-level LEVEL]
+
+  --id                  this member's id (letters, digits, - and _)
+  --listen              address for the HTTP API and the peer socket (/raft)
+  --data-dir            where the log, hard state and snapshots live
+  --peer ID=URL         another voter of the initial cluster (repeat for each)
+  --url                 the URL others use to reach this node (default http://HOST:PORT)
+  --cluster-id          a name every member must share (default "meshraft")
+  --secret              cluster secret: peers authenticate with HMAC challenge-response
+                        (or MESHRAFT_SECRET); without it the node listens on loopback only
+  --token               bearer token required by the client API (or MESHRAFT_TOKEN)
+  --insecure            allow a non-loopback --listen without --secret`;
+
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+function parseHostPort(value: string, flag: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) {
+    throw new UsageError(`${flag} takes HOST:PORT (for example 127.0.0.1:7001), got "${value}"`);
+  }
+  return { host: m[1].replace(/^\[|\]$/g, ""), port };
+}
+
+function parseUrl(value: string, flag: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new UsageError(`${flag} takes a URL such as http://127.0.0.1:7002, got "${value}"`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new UsageError(`${flag}: only http:// and https:// URLs are supported, got "${value}"`);
+  }
+  return value.replace(/\/+$/, "");
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} takes a positive whole number of milliseconds, got "${value}"`);
+  return n;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export function parseStartArgs(argv: string[], env: Record<string, string | undefined> = {}): StartArgs {
+  const values = new Map<string, string[]>();
+  const flags = new Set<string>();
+  const known = new Set([
+    "id",
+    "listen",
+    "url",
+    "data-dir",
+    "peer",
+    "cluster-id",
+    "secret",
+    "token",
+    "election-timeout-ms",
+    "heartbeat-interval-ms",
+    "log-level",
+  ]);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) throw new UsageError(`unexpected argument "${a}"`);
+    let name = a.slice(2);
+    let value: string | undefined;
+    const eq = name.indexOf("=");
+    if (eq >= 0 && name !== "peer") {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    if (name === "insecure") {
+      flags.add(name);
+      continue;
+    }
+    if (!known.has(name)) throw new UsageError(`unknown option --${name}`);
+    if (value === undefined) {
+      value = argv[++i];
+      if (value === undefined || value.startsWith("--")) throw new UsageError(`--${name} needs a value`);
+    }
+    const list = values.get(name) ?? [];
+    list.push(value);
+    values.set(name, list);
+  }
+  const one = (name: string): string | undefined => {
+    const v = values.get(name);
+    if (v && v.length > 1) throw new UsageError(`--${name} given more than once`);
+    return v?.[0];
+  };
+  const id = one("id");
+  if (!id) throw new UsageError("--id is required");
+  if (!ID.test(id)) throw new UsageError(`--id may contain letters, digits, - and _ (at most 64), got "${id}"`);
+  const listenRaw = one("listen");
+  if (!listenRaw) throw new UsageError("--listen is required (for example --listen 127.0.0.1:7001)");
+  const listen = parseHostPort(listenRaw, "--listen");
+  const dataDir = one("data-dir");
+  if (!dataDir) throw new UsageError("--data-dir is required");
+  const peers: { id: string; url: string }[] = [];
+  for (const p of values.get("peer") ?? []) {
+    const eq = p.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--peer takes ID=URL (for example n2=http://127.0.0.1:7002), got "${p}"`);
+    const peerId = p.slice(0, eq);
+    if (!ID.test(peerId)) throw new UsageError(`--peer id "${peerId}" may contain letters, digits, - and _`);
+    if (peerId === id) throw new UsageError(`--peer ${peerId} is this node's own id`);
+    if (peers.some((x) => x.id === peerId)) throw new UsageError(`--peer ${peerId} given twice`);
+    peers.push({ id: peerId, url: parseUrl(p.slice(eq + 1), `--peer ${peerId}`) });
+  }
+  const hostForUrl = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
+  const url = one("url") ? parseUrl(one("url")!, "--url") : `http://${hostForUrl}:${listen.port}`;
+  const secret = one("secret") ?? env.MESHRAFT_SECRET;
+  const token = one("token") ?? env.MESHRAFT_TOKEN;
+  const insecure = flags.has("insecure");
+  if (!secret && !insecure && !isLoopback(listen.host)) {
+    throw new UsageError(
+      `refusing to listen on ${listen.host} without --secret: peers could not be authenticated. ` +
+        `Set --secret (or MESHRAFT_SECRET), listen on 127.0.0.1, or pass --insecure.`,
+    );
+  }
+  const logLevel = (one("log-level") ?? "info") as StartArgs["logLevel"];
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) throw new UsageError(`--log-level is one of debug, info, warn, error`);
+  const et = one("election-timeout-ms");
+  const hb = one("heartbeat-interval-ms");
+  return {
+    id,
+    listen,
+    url,
+    dataDir,
+    peers,
+    clusterId: one("cluster-id") ?? "meshraft",
+    secret: secret || undefined,
+    token: token || undefined,
+    insecure,
+    electionTimeoutMs: et ? positiveInt(et, "--election-timeout-ms") : undefined,
+    heartbeatIntervalMs: hb ? positiveInt(hb, "--heartbeat-interval-ms") : undefined,
+    logLevel,
+  };
+}
