@@ -128,8 +128,12 @@ export class RaftNode<Result = unknown> {
 
   /** Proposals appended to the log here, by index; settled when that index is applied. */
   private readonly proposals = new Map<Index, PendingProposal<Result>>();
-  /** Proposals forwarded to the leader, by request id, until it says where they landed. */
-  private readonly forwarded = new Map<number, PendingProposal<Result>>();
+  /** Proposals made since the last flush into the core; they enter the log as one batch. */
+  private queued: { data: Uint8Array; pending: PendingProposal<Result> }[] = [];
+  /** Batches forwarded to the leader, by request id, until it says where they landed. */
+  private readonly forwarded = new Map<number, PendingProposal<Result>[]>();
+  /** The clock's time at the last tick: deadlines need no better precision than a tick. */
+  private now = 0;
   /** Reads waiting for the leader to confirm a read index, by request id. */
   private readonly reads = new Map<number, PendingRead>();
   /** Confirmed reads waiting for the state machine to reach their index. */
@@ -194,6 +198,7 @@ export class RaftNode<Result = unknown> {
     });
     if (this.state !== "starting") return; // stopped while loading
     this.state = "running";
+    this.now = this.clock.now();
     this.transport.start((m) => this.receive(m));
     this.armTick();
     this.schedule();
@@ -218,28 +223,57 @@ export class RaftNode<Result = unknown> {
    */
   propose(data: Uint8Array): Promise<ProposeOutcome<Result>> {
     return new Promise((resolve, reject) => {
-      const raft = this.running();
-      const res = raft.propose([{ data }]);
-      const pending: PendingProposal<Result> = {
-        term: 0,
-        deadline: this.clock.now() + this.proposalTimeoutMs,
-        resolve,
-        reject,
-      };
-      switch (res.status) {
-        case "appended":
-          pending.term = res.term;
-          this.trackAt(res.index, pending);
-          break;
-        case "forwarded":
-          this.forwarded.set(res.requestId, pending);
-          break;
-        case "rejected":
-          reject(this.notLeader(res.leaderId, res.reason === "transferring" ? "leadership transfer in progress" : undefined));
-          return;
-      }
+      this.running();
+      const pending: PendingProposal<Result> = { term: 0, deadline: this.now + this.proposalTimeoutMs, resolve, reject };
+      this.queued.push({ data, pending });
       this.schedule();
     });
+  }
+
+  /**
+   * Like `propose`, but place the entry in the log now and say where: `{ index, term }` at once,
+   * and `applied`, which settles as `propose` does. Only on the leader; elsewhere it throws
+   * NotLeaderError. (Proposals queued by `propose` go first, so order is kept.)
+   */
+  submit(data: Uint8Array): { index: Index; term: Term; applied: Promise<ProposeOutcome<Result>> } {
+    const raft = this.running();
+    this.flushProposals(raft);
+    const res = raft.propose([{ data }]);
+    if (res.status !== "appended") {
+      throw this.notLeader(res.status === "rejected" ? res.leaderId : raft.leaderId, res.status === "rejected" && res.reason === "transferring" ? "leadership transfer in progress" : undefined);
+    }
+    const applied = new Promise<ProposeOutcome<Result>>((resolve, reject) => {
+      this.trackAt(res.index, { term: res.term, deadline: this.now + this.proposalTimeoutMs, resolve, reject });
+    });
+    this.schedule();
+    return { index: res.index, term: res.term, applied };
+  }
+
+  /** Hand every queued proposal to the core in one call: one log append, one AppendEntries. */
+  private flushProposals(raft: Raft): void {
+    if (this.queued.length === 0) return;
+    const batch = this.queued;
+    this.queued = [];
+    const res = raft.propose(batch.map((q) => ({ data: q.data })));
+    switch (res.status) {
+      case "appended":
+        for (let i = 0; i < batch.length; i++) {
+          batch[i].pending.term = res.term;
+          this.trackAt(res.index + i, batch[i].pending);
+        }
+        break;
+      case "forwarded":
+        this.forwarded.set(
+          res.requestId,
+          batch.map((q) => q.pending),
+        );
+        break;
+      case "rejected": {
+        const detail = res.reason === "transferring" ? "leadership transfer in progress" : undefined;
+        for (const q of batch) q.pending.reject(this.notLeader(res.leaderId, detail));
+        break;
+      }
+    }
   }
 
   /**
@@ -255,7 +289,7 @@ export class RaftNode<Result = unknown> {
         reject(this.notLeader(res.leaderId));
         return;
       }
-      this.reads.set(res.requestId, { deadline: this.clock.now() + this.readTimeoutMs, resolve, reject });
+      this.reads.set(res.requestId, { deadline: this.now + this.readTimeoutMs, resolve, reject });
       this.schedule();
     });
   }
@@ -338,6 +372,7 @@ export class RaftNode<Result = unknown> {
   private armTick(): void {
     this.cancelTick = this.clock.setTimer(this.tickMs, () => {
       if (this.state !== "running" || !this.raft) return;
+      this.now = this.clock.now();
       try {
         this.raft.tick();
       } catch (err) {
@@ -352,15 +387,17 @@ export class RaftNode<Result = unknown> {
 
   private schedule(): void {
     if (this.processing || this.state !== "running") return;
-    if (!this.raft?.hasReady()) return;
+    if (this.queued.length === 0 && !this.raft?.hasReady()) return;
     this.processing = true;
     this.loop = Promise.resolve().then(() => this.processReadies());
   }
 
   private async processReadies(): Promise<void> {
     try {
-      while (this.state === "running" && this.raft && this.raft.hasReady()) {
+      while (this.state === "running" && this.raft) {
         const raft = this.raft;
+        this.flushProposals(raft);
+        if (!raft.hasReady()) break;
         const rd = raft.ready();
         if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
           await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
@@ -378,7 +415,7 @@ export class RaftNode<Result = unknown> {
       this.processing = false;
     }
     // Input that arrived while the loop was finishing.
-    if (this.state === "running" && this.raft?.hasReady()) this.schedule();
+    this.schedule();
   }
 
   private settle(rd: Ready): void {
@@ -387,15 +424,17 @@ export class RaftNode<Result = unknown> {
       this.emit({ type: "role", role, term, leaderId });
     }
     for (const f of rd.forwardedProposals) {
-      const p = this.forwarded.get(f.requestId);
-      if (!p) continue;
+      const batch = this.forwarded.get(f.requestId);
+      if (!batch) continue;
       this.forwarded.delete(f.requestId);
-      if (f.index <= this.appliedIndex) {
-        p.reject(new OutcomeUnknownError(`the leader placed it at index ${f.index}, already applied here before the answer arrived`));
-      } else {
-        p.term = f.term;
-        this.trackAt(f.index, p);
-      }
+      batch.forEach((p, i) => {
+        if (f.index + i <= this.appliedIndex) {
+          p.reject(new OutcomeUnknownError(`the leader placed it at index ${f.index + i}, already applied here before the answer arrived`));
+        } else {
+          p.term = f.term;
+          this.trackAt(f.index + i, p);
+        }
+      });
     }
     this.apply(rd.committedEntries);
     for (const rs of rd.readStates) {
@@ -412,10 +451,10 @@ export class RaftNode<Result = unknown> {
         read.reject(this.notLeader(rj.leaderId, rj.reason));
         continue;
       }
-      const p = this.forwarded.get(rj.requestId);
-      if (p) {
+      const batch = this.forwarded.get(rj.requestId);
+      if (batch) {
         this.forwarded.delete(rj.requestId);
-        p.reject(this.notLeader(rj.leaderId, "the node it was forwarded to is not the leader"));
+        for (const p of batch) p.reject(this.notLeader(rj.leaderId, "the node it was forwarded to is not the leader"));
       }
     }
   }
@@ -461,16 +500,16 @@ export class RaftNode<Result = unknown> {
 
   /** Fail requests past their deadline. Proposals expire in insertion order (same timeout). */
   private expireRequests(): void {
-    const now = this.clock.now();
+    const now = this.now;
     for (const [index, p] of this.proposals) {
       if (p.deadline > now) break;
       this.proposals.delete(index);
       p.reject(new OutcomeUnknownError(`not applied within ${this.proposalTimeoutMs} ms (index ${index})`));
     }
-    for (const [id, p] of this.forwarded) {
-      if (p.deadline > now) break;
+    for (const [id, batch] of this.forwarded) {
+      if (batch[0].deadline > now) break;
       this.forwarded.delete(id);
-      p.reject(new OutcomeUnknownError(`the leader did not confirm the forwarded proposal within ${this.proposalTimeoutMs} ms`));
+      for (const p of batch) p.reject(new OutcomeUnknownError(`the leader did not confirm the forwarded proposal within ${this.proposalTimeoutMs} ms`));
     }
     for (const [id, r] of this.reads) {
       if (r.deadline > now) break;
@@ -500,7 +539,9 @@ export class RaftNode<Result = unknown> {
     this.cancelTick?.();
     this.cancelTick = null;
     for (const p of this.proposals.values()) p.reject(new OutcomeUnknownError(reason.message));
-    for (const p of this.forwarded.values()) p.reject(new OutcomeUnknownError(reason.message));
+    for (const batch of this.forwarded.values()) for (const p of batch) p.reject(new OutcomeUnknownError(reason.message));
+    for (const q of this.queued) q.pending.reject(reason);
+    this.queued = [];
     for (const r of this.reads.values()) r.reject(reason);
     for (const w of this.readsAwaitingApply) w.read.reject(reason);
     this.proposals.clear();

@@ -1,5 +1,6 @@
 import type { Clock } from "../clock.ts";
 import type { Entry, HardState, Index, Snapshot } from "../core/types.ts";
+import { EntryArena } from "./entry-arena.ts";
 import type { SaveBatch, Storage, StoredState } from "./storage.ts";
 
 export type StorageErrorCode =
@@ -35,8 +36,8 @@ export interface MemoryStorageOptions {
 interface Durable {
   hardState: HardState;
   snapshot: Snapshot | null;
-  /** Contiguous, in index order. */
-  entries: Entry[];
+  /** Contiguous, in index order, stored compactly (see EntryArena). */
+  entries: EntryArena;
   saves: number;
   bytesWritten: number;
 }
@@ -64,12 +65,6 @@ const copySnapshot = (s: Snapshot): Snapshot => ({
 
 const copyHardState = (h: HardState): HardState => ({ term: h.term, votedFor: h.votedFor, commit: h.commit });
 
-/** The stored entry at `index`, if any. */
-function entryAt(entries: Entry[], index: Index): Entry | undefined {
-  if (entries.length === 0) return undefined;
-  return entries[index - entries[0].index];
-}
-
 /**
  * Throws unless `batch` can be applied to `d`. Runs before any mutation, which is what makes
  * `apply` atomic: a rejected batch changes nothing, not even its hard state.
@@ -90,19 +85,19 @@ function validate(d: Durable, batch: SaveBatch): void {
     }
   }
   // The snapshot is applied first and may discard the whole log.
-  let log = d.entries;
+  let logEmpty = d.entries.length === 0;
   let snapshotIndex = d.snapshot?.meta.index ?? 0;
   if (batch.snapshot !== undefined) {
     const meta = batch.snapshot.meta;
-    if (entryAt(log, meta.index)?.term !== meta.term) log = [];
+    if (d.entries.termAt(meta.index) !== meta.term) logEmpty = true;
     snapshotIndex = meta.index;
   }
-  const last = log.length > 0 ? log[log.length - 1].index : snapshotIndex;
+  const last = logEmpty ? snapshotIndex : d.entries.lastIndex();
   if (entries[0].index > last + 1) {
     throw new StorageError(
       "LOG_GAP",
       `batch starts at index ${entries[0].index} but the stored log ends at ${last}` +
-        (log.length === 0 ? ` (snapshot index ${snapshotIndex})` : "") +
+        (logEmpty ? ` (snapshot index ${snapshotIndex})` : "") +
         `: entries would leave a gap`,
     );
   }
@@ -112,17 +107,15 @@ function validate(d: Durable, batch: SaveBatch): void {
 function apply(d: Durable, batch: SaveBatch): void {
   if (batch.snapshot !== undefined) {
     const meta = batch.snapshot.meta;
-    if (entryAt(d.entries, meta.index)?.term !== meta.term) d.entries.length = 0;
+    if (d.entries.termAt(meta.index) !== meta.term) d.entries.truncateFrom(d.entries.firstIndex());
     d.snapshot = copySnapshot(batch.snapshot);
     d.bytesWritten += batch.snapshot.data.length;
   }
   if (batch.entries !== undefined && batch.entries.length > 0) {
-    const first = batch.entries[0].index;
     const log = d.entries;
-    const keep = log.length === 0 ? 0 : Math.max(0, Math.min(log.length, first - log[0].index));
-    log.length = keep;
+    log.truncateFrom(batch.entries[0].index);
     for (const e of batch.entries) {
-      log.push(copyEntry(e));
+      log.append(e); // copies the data
       d.bytesWritten += e.data.length;
     }
   }
@@ -152,7 +145,7 @@ export class MemoryStorage implements Storage {
 
   constructor(options: MemoryStorageOptions = {}) {
     this.options = options;
-    this.disk = { hardState: { term: 0, votedFor: null, commit: 0 }, snapshot: null, entries: [], saves: 0, bytesWritten: 0 };
+    this.disk = { hardState: { term: 0, votedFor: null, commit: 0 }, snapshot: null, entries: new EntryArena(), saves: 0, bytesWritten: 0 };
   }
 
   /** Create a handle on an existing disk (used by `reopen`). */
@@ -169,7 +162,7 @@ export class MemoryStorage implements Storage {
     return Promise.resolve({
       hardState: copyHardState(d.hardState),
       snapshot: d.snapshot === null ? null : copySnapshot(d.snapshot),
-      entries: d.entries.map(copyEntry),
+      entries: d.entries.read(),
     });
   }
 
@@ -219,8 +212,7 @@ export class MemoryStorage implements Storage {
         new StorageError("COMPACT_BEYOND_SNAPSHOT", `compact(${upTo}) is beyond the stored snapshot's index ${snapshotIndex}`),
       );
     }
-    const log = this.disk.entries;
-    if (log.length > 0) log.splice(0, Math.max(0, Math.min(log.length, upTo - log[0].index + 1)));
+    this.disk.entries.dropThrough(upTo);
     return Promise.resolve();
   }
 
@@ -271,7 +263,7 @@ export class MemoryStorage implements Storage {
   /** Index of the last stored entry, or the snapshot's index when the log is empty. */
   get lastIndex(): Index {
     const log = this.disk.entries;
-    return log.length > 0 ? log[log.length - 1].index : this.snapshotIndex;
+    return log.length > 0 ? log.lastIndex() : this.snapshotIndex;
   }
   /** Saves issued and not yet durable. */
   get pendingSaves(): number {

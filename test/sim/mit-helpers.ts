@@ -181,10 +181,10 @@ export class Lab {
   start(id: NodeId, value: string): { index: number; term: Term } | null {
     const node = this.cluster.node(id);
     if (!this.isUp(id) || !node.isLeader) return null;
-    // The core appends synchronously inside propose(), so the log's last entry is ours.
-    node.propose(command(value)).catch(() => {});
-    const s = node.status();
-    return { index: s.lastIndex, term: s.term };
+    // Like MIT's Start(): the entry is placed in the log now and we learn where.
+    const placed = node.submit(command(value));
+    placed.applied.catch(() => {});
+    return { index: placed.index, term: placed.term };
   }
 
   /**
