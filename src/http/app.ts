@@ -1,0 +1,488 @@
+/**
+ * The one HTTP app every runtime serves (DESIGN.md, "Client interaction"): the KV client API with
+ * leader redirects, `/status`, `/metrics`, and the peer socket at `/raft`. Runtime adapters only
+ * hand it to their server (`@hono/node-server`, `Deno.serve`) and supply `upgradeWebSocket`.
+ *
+ * The promises each answer makes, which MeshraftClient relies on:
+ * - 307 (to the leader) and 503 mean nothing was proposed: resend freely;
+ * - 504 OUTCOME_UNKNOWN means the write was proposed and may still commit: only a resend with the
+ *   same X-Meshraft-Client and X-Meshraft-Seq is safe (the KV state machine answers it from its
+ *   session table instead of applying it twice).
+ */
+import { Hono, type Context } from "hono";
+import { cors } from "hono/cors";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { UpgradeWebSocket, WSEvents } from "hono/ws";
+import { realClock } from "../clock.ts";
+import { NotLeaderError, OutcomeUnknownError } from "../errors.ts";
+import {
+  encodeKvCommand,
+  MAX_KEY_BYTES,
+  MAX_VALUE_BYTES,
+  type KvCommand,
+  type KvResult,
+  type KvSession,
+  type KvStateMachine,
+} from "../kv/kv.ts";
+import type { RaftNode } from "../node.ts";
+import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
+import { createHttpMetrics, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
+import {
+  CLIENT_HEADER,
+  isValidClientId,
+  LEADER_HEADER,
+  NODE_HEADER,
+  parseSeq,
+  SEQ_HEADER,
+  type StatusBody,
+  type WriteBody,
+} from "./protocol.ts";
+
+export interface HttpLimits {
+  /** Longest key, in UTF-8 bytes after URL-decoding. Default and maximum: MAX_KEY_BYTES (1024). */
+  maxKeyBytes?: number;
+  /** Largest value (PUT body, CAS expect/value), in bytes. Default and maximum: MAX_VALUE_BYTES (1 MiB). */
+  maxValueBytes?: number;
+  /** Largest request body other than a PUT's (the CAS JSON), in bytes. Default 2 * maxValueBytes + 64 KiB. */
+  maxBodyBytes?: number;
+}
+
+/** Where the app reports what an operator should see. `console` fits. */
+export interface HttpLogger {
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/**
+ * The peer socket on `GET /raft`. `upgradeWebSocket` comes from the runtime (`@hono/node-server`,
+ * `hono/deno`); `handlers` from the WebSocket mesh, called once per incoming connection.
+ */
+export interface RaftSocketOptions {
+  // `any`: each runtime's helper has its own socket and option types.
+  // deno-lint-ignore no-explicit-any
+  upgradeWebSocket: UpgradeWebSocket<any, any>;
+  // deno-lint-ignore no-explicit-any
+  handlers: (c: Context) => WSEvents<any> | Promise<WSEvents<any>>;
+}
+
+export interface AppOptions {
+  node: RaftNode<KvResult>;
+  /** The state machine `node` applies to; reads are served from it. */
+  kv: KvStateMachine;
+  /** This node's own base URL, as clients reach it (reported in /status). */
+  selfUrl: string;
+  /**
+   * Base URLs of the other members by id, for redirects. Falls back to the URLs the RaftNode was
+   * given in `members`. A base URL may carry a path prefix; the request's path is appended.
+   */
+  peers?: Map<string, string> | Record<string, string>;
+  /**
+   * When set, every route except `GET /raft` (peers authenticate in the mesh handshake) and,
+   * unless `publicStatus` is false, `GET /status`, requires `Authorization: Bearer <apiToken>`.
+   */
+  apiToken?: string;
+  /** Serve `GET /status` without the token (health checks, leader discovery). Default true. */
+  publicStatus?: boolean;
+  /** Mounts the peer socket at `GET /raft`. */
+  raftSocket?: RaftSocketOptions;
+  limits?: HttpLimits;
+  /**
+   * Answer a write 504 OUTCOME_UNKNOWN after this many ms without a result. Default: none beyond
+   * the node's own `proposalTimeoutMs`.
+   */
+  writeTimeoutMs?: number;
+  /**
+   * Serve linearizable reads on followers too (the follower asks the leader for a read index,
+   * then waits to apply up to it) instead of redirecting them. Default false.
+   */
+  followerReads?: boolean;
+  /**
+   * Origins (`https://app.example`, or `*`) whose browser pages may call the API cross-origin.
+   * Default: none (no CORS headers). Preflights pass without the token, as browsers send them.
+   */
+  corsOrigins?: string[];
+  logger?: HttpLogger;
+}
+
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+export function createApp(options: AppOptions): Hono {
+  const { node, kv } = options;
+  const maxKeyBytes = limit("maxKeyBytes", options.limits?.maxKeyBytes, MAX_KEY_BYTES);
+  const maxValueBytes = limit("maxValueBytes", options.limits?.maxValueBytes, MAX_VALUE_BYTES);
+  const maxBodyBytes = limit("maxBodyBytes", options.limits?.maxBodyBytes, 2 * maxValueBytes + 65_536, Number.MAX_SAFE_INTEGER);
+  const writeTimeoutMs = options.writeTimeoutMs;
+  if (writeTimeoutMs !== undefined && !(writeTimeoutMs > 0)) {
+    throw new RangeError(`writeTimeoutMs must be a positive number of milliseconds, got ${writeTimeoutMs}`);
+  }
+  const peers = new Map<string, string>(options.peers instanceof Map ? options.peers : Object.entries(options.peers ?? {}));
+  const urlOf = (id: string): string | null => (id === node.id ? options.selfUrl : (peers.get(id) ?? node.urlOf(id)));
+  const metrics = createHttpMetrics(node, kv);
+  const log = options.logger;
+  const publicStatus = options.publicStatus ?? true;
+
+  const app = new Hono();
+
+  if (options.corsOrigins && options.corsOrigins.length > 0) {
+    const origins = options.corsOrigins;
+    app.use(
+      "/kv/*",
+      cors({
+        origin: origins.includes("*") ? "*" : origins,
+        allowMethods: ["GET", "PUT", "POST", "DELETE"],
+        allowHeaders: ["Authorization", "Content-Type", CLIENT_HEADER, SEQ_HEADER],
+        exposeHeaders: ["Location", "Retry-After", LEADER_HEADER, NODE_HEADER],
+      }),
+    );
+    app.use("/status", cors({ origin: origins.includes("*") ? "*" : origins, allowHeaders: ["Authorization"] }));
+  }
+
+  app.use("*", async (c, next) => {
+    const started = realClock.now();
+    const path = new URL(c.req.url).pathname;
+    const route = routeLabel(path);
+    // Not on the peer socket: a 101 answer's headers cannot be merged.
+    if (route !== "/raft") c.header(NODE_HEADER, node.id);
+    try {
+      if (options.apiToken !== undefined && route !== "/raft" && !(route === "/status" && publicStatus)) {
+        if (!authorized(c.req.header("Authorization"), options.apiToken)) {
+          throw new ApiError(401, "UNAUTHORIZED", "this API requires Authorization: Bearer <token>", {
+            "WWW-Authenticate": 'Bearer realm="meshraft"',
+          });
+        }
+      }
+      await next();
+    } finally {
+      metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+      metrics.requestSeconds.observe((realClock.now() - started) / 1000, { route });
+    }
+  });
+
+  const errorAnswer = (c: Context, e: ApiError): Response => {
+    metrics.errors.inc({ code: e.code });
+    if (e.code === "INTERNAL") log?.error(`${c.req.method} ${c.req.path}: ${e.message}`);
+    else if (e.code === "OUTCOME_UNKNOWN") log?.warn(`${c.req.method} ${c.req.path}: ${e.message}`);
+    return c.json(e.body(), e.status as ContentfulStatusCode, e.headers);
+  };
+  app.onError((err, c) => errorAnswer(c, apiErrorFrom(err, false)));
+  app.notFound((c) =>
+    errorAnswer(c, new ApiError(404, "ROUTE_NOT_FOUND", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)),
+  );
+
+  // ---------------------------------------------------------------------------------------------
+  // Leadership
+
+  /**
+   * The answer to a request this node must not serve because another node leads: 307 to the
+   * leader with the same path and query, or 503 when no leader (or no URL for it) is known.
+   */
+  function redirectToLeader(c: Context, leaderId: string | null, hintedUrl: string | null): Response {
+    // A redirect to itself would loop: leadership is changing under this request.
+    if (leaderId === null || leaderId === node.id) throw noLeader(`node ${node.id} knows no leader yet; retry shortly`, null);
+    const base = urlOf(leaderId) ?? hintedUrl;
+    if (base === null) throw noLeader(`the leader is ${leaderId}, but node ${node.id} has no URL for it`, leaderId);
+    const url = new URL(c.req.url);
+    const location = base.replace(/\/+$/, "") + url.pathname + url.search;
+    c.header("Location", location);
+    c.header(LEADER_HEADER, leaderId);
+    return c.json({ error: { code: "NOT_LEADER", message: `the leader is ${leaderId} at ${base}` } }, 307);
+  }
+
+  /** Null when this node leads (so it may propose or read), else the redirect. */
+  function unlessLeader(c: Context): Response | null {
+    if (node.stopped) throw nodeStopped(node.id);
+    const s = node.status();
+    return s.role === "leader" ? null : redirectToLeader(c, s.leaderId, null);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Request parsing
+
+  function keyOf(c: Context): string {
+    const m = /^\/kv\/([^/]+)/.exec(new URL(c.req.url).pathname);
+    if (!m) throw new ApiError(400, "BAD_REQUEST", "missing key");
+    let key: string;
+    try {
+      key = decodeURIComponent(m[1]);
+    } catch {
+      throw new ApiError(400, "BAD_REQUEST", "the key is not valid percent-encoded UTF-8");
+    }
+    const bytes = utf8.encode(key).byteLength;
+    if (bytes > maxKeyBytes) throw new ApiError(400, "KEY_TOO_LARGE", `the key is ${bytes} bytes; the limit is ${maxKeyBytes}`);
+    return key;
+  }
+
+  function sessionOf(c: Context): KvSession {
+    const client = c.req.header(CLIENT_HEADER);
+    const seqText = c.req.header(SEQ_HEADER);
+    if (client === undefined && seqText === undefined) return {};
+    if (client === undefined || seqText === undefined) {
+      throw new ApiError(400, "BAD_REQUEST", `${CLIENT_HEADER} and ${SEQ_HEADER} go together`);
+    }
+    if (!isValidClientId(client)) {
+      throw new ApiError(400, "BAD_REQUEST", `${CLIENT_HEADER} must be 1 to 256 printable ASCII characters without spaces`);
+    }
+    const seq = parseSeq(seqText);
+    if (seq === null) throw new ApiError(400, "BAD_REQUEST", `${SEQ_HEADER} must be a non-negative safe integer`);
+    return { client, seq };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Writes
+
+  /**
+   * Proposes a command and waits for its result. A NotLeaderError means nothing was proposed and
+   * becomes a redirect; every other failure after `propose()` was called is a 504 or a 503 that
+   * says why (see apiErrorFrom).
+   */
+  async function propose(c: Context, op: string, cmd: KvCommand): Promise<{ result: KvResult; index: number } | Response> {
+    const data = encodeKvCommand(cmd);
+    const started = realClock.now();
+    try {
+      const outcome = await withTimeout(node.propose(data), writeTimeoutMs);
+      metrics.proposals.inc({ op, outcome: "ok" });
+      metrics.proposalSeconds.observe((realClock.now() - started) / 1000, { op });
+      return { result: outcome.result, index: outcome.index };
+    } catch (err) {
+      if (err instanceof NotLeaderError) {
+        metrics.proposals.inc({ op, outcome: "not_leader" });
+        return redirectToLeader(c, err.leaderId, err.leaderUrl);
+      }
+      const e = apiErrorFrom(err, true);
+      metrics.proposals.inc({ op, outcome: e.code === "OUTCOME_UNKNOWN" ? "unknown" : e.code.toLowerCase() });
+      throw e;
+    }
+  }
+
+  function writeAnswer(c: Context, result: KvResult, index: number, extra: Partial<WriteBody> = {}): Response {
+    const body: WriteBody = { ok: result.ok, index, ...extra };
+    if (result.duplicate) body.duplicate = true;
+    return c.json(body, result.ok ? 200 : 409);
+  }
+
+  /** A resend older than the session's last write was answered without applying anything. */
+  function staleSequence(): never {
+    throw new ApiError(409, "STALE_SEQUENCE", `${SEQ_HEADER} is older than this client's last write; nothing was applied`);
+  }
+
+  app.put("/kv/:key", async (c) => {
+    const key = keyOf(c);
+    const session = sessionOf(c);
+    rejectDeclaredLength(c, maxValueBytes, "VALUE_TOO_LARGE");
+    const redirect = unlessLeader(c);
+    if (redirect) return redirect;
+    const value = await readBody(c.req.raw, maxValueBytes);
+    if (value === null) throw new ApiError(413, "VALUE_TOO_LARGE", `the value exceeds ${maxValueBytes} bytes`);
+    const r = await propose(c, "put", { op: "put", key, value, ...session });
+    if (r instanceof Response) return r;
+    if (!r.result.ok) staleSequence();
+    return writeAnswer(c, r.result, r.index);
+  });
+
+  app.delete("/kv/:key", async (c) => {
+    const key = keyOf(c);
+    const session = sessionOf(c);
+    const redirect = unlessLeader(c);
+    if (redirect) return redirect;
+    const r = await propose(c, "delete", { op: "delete", key, ...session });
+    if (r instanceof Response) return r;
+    if (!r.result.ok) staleSequence();
+    return writeAnswer(c, r.result, r.index, { existed: r.result.prev !== null });
+  });
+
+  app.post("/kv/:key/cas", async (c) => {
+    const key = keyOf(c);
+    const session = sessionOf(c);
+    rejectDeclaredLength(c, maxBodyBytes, "BODY_TOO_LARGE");
+    const redirect = unlessLeader(c);
+    if (redirect) return redirect;
+    const raw = await readBody(c.req.raw, maxBodyBytes);
+    if (raw === null) throw new ApiError(413, "BODY_TOO_LARGE", `the body exceeds ${maxBodyBytes} bytes`);
+    const { expect, value } = parseCas(raw, maxValueBytes);
+    const r = await propose(c, "cas", { op: "cas", key, expect, value, ...session });
+    if (r instanceof Response) return r;
+    return writeAnswer(c, r.result, r.index);
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Reads
+
+  app.get("/kv/:key", async (c) => {
+    const key = keyOf(c);
+    const stale = isStale(c.req.query("stale"));
+    if (!stale) {
+      if (!options.followerReads) {
+        const redirect = unlessLeader(c);
+        if (redirect) return redirect;
+      } else if (node.stopped) {
+        throw nodeStopped(node.id);
+      }
+      const started = realClock.now();
+      try {
+        await node.read();
+      } catch (err) {
+        metrics.reads.inc({ mode: "linearizable", outcome: err instanceof NotLeaderError ? "not_leader" : "failed" });
+        if (err instanceof NotLeaderError) return redirectToLeader(c, err.leaderId, err.leaderUrl);
+        throw apiErrorFrom(err, false);
+      }
+      metrics.readIndexSeconds.observe((realClock.now() - started) / 1000);
+    }
+    metrics.reads.inc({ mode: stale ? "stale" : "linearizable", outcome: "ok" });
+    const value = kv.get(key);
+    if (value === null) throw new ApiError(404, "NOT_FOUND", `no value for key ${JSON.stringify(key)}`);
+    c.header("Content-Type", "application/octet-stream");
+    return c.body(value as Uint8Array<ArrayBuffer>, 200);
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // Operations
+
+  app.get("/status", (c) => {
+    const s = node.status();
+    const ids = [...s.voters, ...s.learners];
+    const body: StatusBody = {
+      id: s.id,
+      url: options.selfUrl,
+      role: s.role,
+      term: s.term,
+      leader: s.leaderId,
+      leaderUrl: s.leaderId === null ? null : urlOf(s.leaderId),
+      commitIndex: s.commitIndex,
+      appliedIndex: s.appliedIndex,
+      lastIndex: s.lastIndex,
+      voters: s.voters,
+      learners: s.learners,
+      members: ids.map((id) => ({ id, url: urlOf(id), voter: s.voters.includes(id) })),
+      stopped: node.stopped,
+    };
+    return c.json(body);
+  });
+
+  app.get("/metrics", (c) => {
+    c.header("Content-Type", PROMETHEUS_CONTENT_TYPE);
+    return c.body(metrics.registry.render());
+  });
+
+  if (options.raftSocket) {
+    const socket = options.raftSocket;
+    app.get("/raft", socket.upgradeWebSocket((c) => socket.handlers(c)));
+  }
+
+  return app;
+}
+
+// -----------------------------------------------------------------------------------------------
+
+function limit(name: string, value: number | undefined, fallback: number, max: number = fallback): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v < 1 || v > max) {
+    throw new RangeError(`limits.${name} must be an integer from 1 to ${max} (bytes), got ${value}`);
+  }
+  return v;
+}
+
+/** The label for a request path in metrics: the route pattern, never the raw path. */
+function routeLabel(path: string): string {
+  if (path.startsWith("/kv/")) return path.endsWith("/cas") ? "/kv/:key/cas" : "/kv/:key";
+  if (path === "/status" || path === "/metrics" || path === "/raft") return path;
+  return "other";
+}
+
+/** `?stale`, `?stale=1`, `?stale=true` ask for a local read; `?stale=0` and `?stale=false` do not. */
+function isStale(value: string | undefined): boolean {
+  return value !== undefined && value !== "0" && value !== "false";
+}
+
+/**
+ * Compares a bearer token in time that depends only on the expected token's length, so the
+ * answer's timing does not reveal how much of a guess was right.
+ */
+function authorized(header: string | undefined, token: string): boolean {
+  const m = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header);
+  const given = utf8.encode(m ? m[1] : "");
+  const expected = utf8.encode(token);
+  let diff = given.length ^ expected.length;
+  for (let i = 0; i < expected.length; i++) diff |= (given[i] ?? 0) ^ expected[i];
+  return diff === 0 && m !== null;
+}
+
+/** 413 at once when Content-Length already says the body is too large: no byte is read. */
+function rejectDeclaredLength(c: Context, max: number, code: "VALUE_TOO_LARGE" | "BODY_TOO_LARGE"): void {
+  const declared = c.req.header("Content-Length");
+  if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > max) {
+    throw new ApiError(413, code, `the body is ${declared} bytes; the limit is ${max}`);
+  }
+}
+
+/** The whole body, or null as soon as it exceeds `max` bytes (the rest is never buffered). */
+async function readBody(req: Request, max: number): Promise<Uint8Array | null> {
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
+
+function parseCas(raw: Uint8Array, maxValueBytes: number): { expect: Uint8Array | null; value: Uint8Array | null } {
+  const bad = (why: string): never => {
+    throw new ApiError(400, "BAD_REQUEST", `the CAS body must be JSON {"expect": string|null, "value": string|null}: ${why}`);
+  };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(strictUtf8.decode(raw));
+  } catch (e) {
+    return bad((e as Error).message);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return bad("not an object");
+  const body = parsed as Record<string, unknown>;
+  for (const k of Object.keys(body)) if (k !== "expect" && k !== "value") bad(`unexpected field ${JSON.stringify(k)}`);
+  const field = (name: "expect" | "value"): Uint8Array | null => {
+    if (!(name in body)) bad(`${name} is missing (null is allowed)`);
+    const v = body[name];
+    if (v === null) return null;
+    if (typeof v !== "string") return bad(`${name} must be a string or null`);
+    if (/\p{Cs}/u.test(v)) bad(`${name} contains a lone surrogate`);
+    const bytes = utf8.encode(v);
+    if (bytes.byteLength > maxValueBytes) {
+      throw new ApiError(413, "VALUE_TOO_LARGE", `${name} is ${bytes.byteLength} bytes; the limit is ${maxValueBytes}`);
+    }
+    return bytes;
+  };
+  return { expect: field("expect"), value: field("value") };
+}
+
+/** `promise`, or OutcomeUnknownError after `ms` (the proposal itself goes on). */
+function withTimeout<T>(promise: Promise<T>, ms: number | undefined): Promise<T> {
+  if (ms === undefined) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const cancel = realClock.setTimer(ms, () => reject(new OutcomeUnknownError(`no result within ${ms} ms`)));
+    promise.then(
+      (v) => {
+        cancel();
+        resolve(v);
+      },
+      (e) => {
+        cancel();
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,59 @@
+import { KvCommandError } from "../kv/kv.ts";
+import {
+  NodeStoppedError,
+  OutcomeUnknownError,
+  ProposalDroppedError,
+  ReadTimeoutError,
+} from "../errors.ts";
+import { LEADER_HEADER, type ErrorBody, type ErrorCode } from "./protocol.ts";
+
+/** An answer other than success, as thrown inside the app and rendered by its error handler. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: ErrorCode;
+  readonly headers: Record<string, string>;
+  constructor(status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+
+  body(): ErrorBody {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+/** `Retry-After` is in whole seconds; 1 is the smallest hint, and MeshraftClient retries sooner. */
+const RETRY: Record<string, string> = { "Retry-After": "1" };
+
+/**
+ * Translates a RaftNode or KV failure other than NotLeaderError (which the app turns into a
+ * redirect). `proposed` says whether the request reached `propose()`: a node stopped before that
+ * did nothing, after it the write's fate is unknown.
+ */
+export function apiErrorFrom(error: unknown, proposed: boolean): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof OutcomeUnknownError) return new ApiError(504, "OUTCOME_UNKNOWN", error.message);
+  if (error instanceof NodeStoppedError) {
+    return proposed
+      ? new ApiError(504, "OUTCOME_UNKNOWN", `the write may or may not have been applied: ${error.message}`)
+      : new ApiError(503, "NODE_STOPPED", error.message, RETRY);
+  }
+  if (error instanceof ProposalDroppedError) return new ApiError(503, "PROPOSAL_DROPPED", error.message, RETRY);
+  if (error instanceof ReadTimeoutError) return new ApiError(503, "READ_TIMEOUT", error.message, RETRY);
+  if (error instanceof KvCommandError) return new ApiError(400, "BAD_REQUEST", error.message);
+  const detail = error instanceof Error ? error.message : String(error);
+  return new ApiError(500, "INTERNAL", `internal error: ${detail}`);
+}
+
+export function noLeader(message: string, leaderId: string | null): ApiError {
+  const headers: Record<string, string> = { ...RETRY };
+  if (leaderId !== null) headers[LEADER_HEADER] = leaderId;
+  return new ApiError(503, "NO_LEADER", message, headers);
+}
+
+export function nodeStopped(id: string): ApiError {
+  return new ApiError(503, "NODE_STOPPED", `node ${id} is stopped`, RETRY);
+}

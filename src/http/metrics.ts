@@ -1,0 +1,206 @@
+import type { KvStateMachine } from "../kv/kv.ts";
+import type { NodeStatus, RaftNode } from "../node.ts";
+
+/**
+ * Just enough of a Prometheus client for `GET /metrics`: labelled counters, labelled histograms
+ * and gauges read at scrape time, rendered in the text exposition format (version 0.0.4).
+ */
+
+type Labels = Record<string, string>;
+
+interface Family {
+  render(out: string[]): void;
+}
+
+/** Latency buckets in seconds: 0.25 ms to 10 s, dense where a loopback cluster answers. */
+export const LATENCY_BUCKETS_SECONDS: readonly number[] = [
+  0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function labelText(labels: Labels, extra?: [string, string]): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
+  if (extra) parts.push(`${extra[0]}="${escapeLabel(extra[1])}"`);
+  return parts.length === 0 ? "" : `{${parts.join(",")}}`;
+}
+
+function keyOf(labels: Labels): string {
+  return JSON.stringify(Object.entries(labels));
+}
+
+function formatNumber(n: number): string {
+  if (n === Infinity) return "+Inf";
+  if (n === -Infinity) return "-Inf";
+  return Number.isNaN(n) ? "NaN" : String(n);
+}
+
+function header(out: string[], name: string, help: string, type: string): void {
+  out.push(`# HELP ${name} ${help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`, `# TYPE ${name} ${type}`);
+}
+
+export class Counter implements Family {
+  private readonly values = new Map<string, { labels: Labels; value: number }>();
+  constructor(
+    readonly name: string,
+    private readonly help: string,
+  ) {}
+
+  inc(labels: Labels = {}, by = 1): void {
+    const key = keyOf(labels);
+    const v = this.values.get(key);
+    if (v) v.value += by;
+    else this.values.set(key, { labels, value: by });
+  }
+
+  get(labels: Labels = {}): number {
+    return this.values.get(keyOf(labels))?.value ?? 0;
+  }
+
+  render(out: string[]): void {
+    header(out, this.name, this.help, "counter");
+    for (const { labels, value } of this.values.values()) out.push(`${this.name}${labelText(labels)} ${formatNumber(value)}`);
+  }
+}
+
+interface HistogramSeries {
+  labels: Labels;
+  /** Non-cumulative counts per bucket; the last slot is +Inf. */
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+export class Histogram implements Family {
+  private readonly series = new Map<string, HistogramSeries>();
+  constructor(
+    readonly name: string,
+    private readonly help: string,
+    private readonly buckets: readonly number[] = LATENCY_BUCKETS_SECONDS,
+  ) {}
+
+  observe(value: number, labels: Labels = {}): void {
+    const key = keyOf(labels);
+    let s = this.series.get(key);
+    if (!s) {
+      s = { labels, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 };
+      this.series.set(key, s);
+    }
+    let i = 0;
+    while (i < this.buckets.length && value > this.buckets[i]) i++;
+    s.counts[i]++;
+    s.sum += value;
+    s.count++;
+  }
+
+  count(labels: Labels = {}): number {
+    return this.series.get(keyOf(labels))?.count ?? 0;
+  }
+
+  render(out: string[]): void {
+    header(out, this.name, this.help, "histogram");
+    for (const s of this.series.values()) {
+      let cumulative = 0;
+      for (let i = 0; i <= this.buckets.length; i++) {
+        cumulative += s.counts[i];
+        const le = i < this.buckets.length ? formatNumber(this.buckets[i]) : "+Inf";
+        out.push(`${this.name}_bucket${labelText(s.labels, ["le", le])} ${cumulative}`);
+      }
+      out.push(`${this.name}_sum${labelText(s.labels)} ${formatNumber(s.sum)}`);
+      out.push(`${this.name}_count${labelText(s.labels)} ${s.count}`);
+    }
+  }
+}
+
+/** A gauge whose samples are read when scraped. */
+export class Gauge implements Family {
+  constructor(
+    readonly name: string,
+    private readonly help: string,
+    private readonly read: () => [Labels, number][],
+  ) {}
+
+  render(out: string[]): void {
+    header(out, this.name, this.help, "gauge");
+    for (const [labels, value] of this.read()) out.push(`${this.name}${labelText(labels)} ${formatNumber(value)}`);
+  }
+}
+
+export class Registry {
+  private readonly families: Family[] = [];
+
+  add<F extends Family>(family: F): F {
+    this.families.push(family);
+    return family;
+  }
+
+  /** The exposition text; serve it as `text/plain; version=0.0.4`. */
+  render(): string {
+    const out: string[] = [];
+    for (const f of this.families) f.render(out);
+    return out.join("\n") + "\n";
+  }
+}
+
+/** The content type of `Registry.render()`. */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** The metric families of one node's app. */
+export interface HttpMetrics {
+  registry: Registry;
+  /** HTTP answers by method, route pattern and status. */
+  requests: Counter;
+  requestSeconds: Histogram;
+  /** Error answers by code. */
+  errors: Counter;
+  /** Proposals by op and outcome (ok, not_leader, unknown, proposal_dropped, ...). */
+  proposals: Counter;
+  /** Time from propose to applied, for proposals that succeeded, by op. */
+  proposalSeconds: Histogram;
+  /** Reads by mode (linearizable, stale) and outcome. */
+  reads: Counter;
+  /** Time a linearizable read waited for its read index to be confirmed and applied. */
+  readIndexSeconds: Histogram;
+}
+
+const ROLES = ["follower", "pre-candidate", "candidate", "leader"] as const;
+
+/** The families, with gauges that read `node` and `kv` at scrape time. */
+export function createHttpMetrics<R>(node: RaftNode<R>, kv: KvStateMachine): HttpMetrics {
+  const registry = new Registry();
+  const status = (): NodeStatus => node.status();
+  const gauge = (name: string, help: string, read: () => number): void => {
+    registry.add(new Gauge(name, help, () => [[{}, read()]]));
+  };
+  registry.add(
+    new Gauge("meshraft_role", "1 for this node's current Raft role, 0 for the others.", () => {
+      const role = status().role;
+      return ROLES.map((r) => [{ role: r }, r === role ? 1 : 0]);
+    }),
+  );
+  gauge("meshraft_up", "1 while the node runs, 0 once stopped or failed.", () => (node.stopped ? 0 : 1));
+  gauge("meshraft_term", "Current Raft term.", () => status().term);
+  gauge("meshraft_commit_index", "Highest log index known to be committed.", () => status().commitIndex);
+  gauge("meshraft_applied_index", "Highest log index applied to the state machine.", () => status().appliedIndex);
+  gauge("meshraft_last_index", "Index of the last entry in this node's log.", () => status().lastIndex);
+  gauge("meshraft_voters", "Voting members in the current configuration.", () => status().voters.length);
+  gauge("meshraft_learners", "Non-voting members in the current configuration.", () => status().learners.length);
+  gauge("meshraft_kv_keys", "Keys held by the KV state machine.", () => kv.size);
+  gauge("meshraft_kv_sessions", "Exactly-once client sessions the KV state machine remembers.", () => kv.sessionCount);
+  return {
+    registry,
+    requests: registry.add(new Counter("meshraft_http_requests_total", "HTTP requests answered, by method, route and status.")),
+    requestSeconds: registry.add(new Histogram("meshraft_http_request_duration_seconds", "Time to answer an HTTP request, by route.")),
+    errors: registry.add(new Counter("meshraft_http_errors_total", "Error answers, by error code.")),
+    proposals: registry.add(new Counter("meshraft_proposals_total", "Writes proposed through the HTTP API, by op and outcome.")),
+    proposalSeconds: registry.add(
+      new Histogram("meshraft_proposal_duration_seconds", "Time from proposing a write to its result, for successful writes, by op."),
+    ),
+    reads: registry.add(new Counter("meshraft_reads_total", "Reads through the HTTP API, by mode and outcome.")),
+    readIndexSeconds: registry.add(
+      new Histogram("meshraft_read_index_duration_seconds", "Time a linearizable read waited for ReadIndex confirmation and apply."),
+    ),
+  };
+}

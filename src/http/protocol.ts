@@ -1,0 +1,109 @@
+/**
+ * The HTTP protocol between meshraft nodes and their clients: header names, error codes and the
+ * JSON bodies. Shared by the server (src/http/app.ts) and MeshraftClient (src/client/), so it
+ * imports nothing: a browser bundle of the client does not pull in hono.
+ */
+
+/** Set on redirects (307) and on 503s whose leader is known but unreachable: the leader's id. */
+export const LEADER_HEADER = "X-Meshraft-Leader";
+/** Set on every answer: the id of the node that answered. */
+export const NODE_HEADER = "X-Meshraft-Node";
+/** Exactly-once session of a write: the client's id (printable ASCII, 1..256 chars)... */
+export const CLIENT_HEADER = "X-Meshraft-Client";
+/** ...and the write's sequence number (decimal, a non-negative safe integer). */
+export const SEQ_HEADER = "X-Meshraft-Seq";
+
+/**
+ * Stable error codes, with the status each comes with:
+ *
+ * - 400 BAD_REQUEST: malformed key, headers, or CAS body; 400 KEY_TOO_LARGE.
+ * - 401 UNAUTHORIZED: missing or wrong bearer token.
+ * - 404 NOT_FOUND: the key is absent (GET); 404 ROUTE_NOT_FOUND: no such route.
+ * - 409 STALE_SEQUENCE: a write with a session seq older than the session's last; not applied.
+ * - 413 VALUE_TOO_LARGE, BODY_TOO_LARGE.
+ * - 503 NO_LEADER, PROPOSAL_DROPPED, READ_TIMEOUT, NODE_STOPPED: nothing happened, resend freely
+ *   (a `Retry-After` header comes with them).
+ * - 504 OUTCOME_UNKNOWN: the write was proposed and may still commit; only a resend with the same
+ *   client id and seq is safe.
+ * - 500 INTERNAL.
+ *
+ * A 307 redirect carries `NOT_LEADER` in the same body shape.
+ */
+export type ErrorCode =
+  | "NOT_LEADER"
+  | "BAD_REQUEST"
+  | "KEY_TOO_LARGE"
+  | "UNAUTHORIZED"
+  | "NOT_FOUND"
+  | "ROUTE_NOT_FOUND"
+  | "STALE_SEQUENCE"
+  | "VALUE_TOO_LARGE"
+  | "BODY_TOO_LARGE"
+  | "NO_LEADER"
+  | "PROPOSAL_DROPPED"
+  | "READ_TIMEOUT"
+  | "NODE_STOPPED"
+  | "OUTCOME_UNKNOWN"
+  | "INTERNAL";
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string };
+}
+
+/** The answer to a successful PUT, DELETE or CAS (`ok: false` only for a CAS, with 409). */
+export interface WriteBody {
+  ok: boolean;
+  /** Log index of the entry that carried the write. */
+  index: number;
+  /** The write was a resend of one already applied: this is the original write's result. */
+  duplicate?: true;
+  /** DELETE only: whether the key existed. */
+  existed?: boolean;
+}
+
+/** The body of `POST /kv/:key/cas`: UTF-8 strings; `expect: null` = must be absent, `value: null` = delete. */
+export interface CasRequestBody {
+  expect: string | null;
+  value: string | null;
+}
+
+export interface StatusMember {
+  id: string;
+  url: string | null;
+  voter: boolean;
+}
+
+/** `GET /status`. */
+export interface StatusBody {
+  id: string;
+  url: string;
+  role: "follower" | "pre-candidate" | "candidate" | "leader";
+  term: number;
+  leader: string | null;
+  leaderUrl: string | null;
+  commitIndex: number;
+  appliedIndex: number;
+  lastIndex: number;
+  voters: string[];
+  learners: string[];
+  members: StatusMember[];
+  stopped: boolean;
+}
+
+/** Longest client id in X-Meshraft-Client (the KV state machine's limit). */
+export const MAX_CLIENT_ID_LENGTH = 256;
+
+/** Printable ASCII without spaces: survives every HTTP stack unchanged. */
+const CLIENT_ID = /^[\x21-\x7e]+$/;
+
+/** Whether `id` may be sent as X-Meshraft-Client. */
+export function isValidClientId(id: string): boolean {
+  return id.length >= 1 && id.length <= MAX_CLIENT_ID_LENGTH && CLIENT_ID.test(id);
+}
+
+/** Parses X-Meshraft-Seq; null when it is not a non-negative safe integer in plain decimal. */
+export function parseSeq(text: string): number | null {
+  if (!/^\d{1,16}$/.test(text)) return null;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : null;
+}
