@@ -22,4 +22,17 @@ export type { Storage, StoredState, SaveBatch } from "./storage/storage.ts";
 export { MemoryStorage, StorageError, type MemoryStorageOptions } from "./storage/memory.ts";
 export type { Transport, PeerAddress } from "./transport/transport.ts";
 export { MemoryNetwork, type MemoryNetworkOptions, type NetworkFaults, type NetworkStats } from "./transport/memory.ts";
+export {
+  WebSocketMesh,
+  peerSocketUrl,
+  CloseCode,
+  type WebSocketMeshOptions,
+  type MeshStats,
+  type PeerLinkStats,
+  type MeshInboundHandlers,
+  type WebSocketConstructor,
+  type WebSocketLike,
+  type MeshLogger,
+} from "./transport/mesh.ts";
+export { Codec, CodecError, encodeMessage, decodeMessage, DEFAULT_CODEC_LIMITS, WIRE_VERSION, type CodecLimits } from "./transport/codec.ts";
 export * from "./kv/index.ts";

@@ -13,3 +13,4 @@ export {
 export { TestCluster, type TestClusterOptions, type ClusterMember, type ClusterEvent } from "./cluster.ts";
 export { InvariantChecker, InvariantViolation } from "./invariants.ts";
 export { simulate, FAULTS, type Fault, type SimOptions, type SimResult } from "./sim.ts";
+export { runTransportConformance, type TransportCluster, type TransportConformanceOptions } from "../transport/conformance.ts";

@@ -3,9 +3,11 @@
 //
 //   1. `deno check` of the runtime-agnostic entry points (src/index.ts, src/testing/index.ts),
 //      counted as one test case;
-//   2. `deno test` over test/deno/ (deno.json's "test.include"), with no permissions at all:
-//      nothing in the suite touches files, network, env or subprocesses, and --no-prompt turns an
-//      accidental permission request into a failure instead of a prompt.
+//   2. `deno test` over test/deno/ (deno.json's "test.include") with one permission:
+//      --allow-net=127.0.0.1, for the WebSocket mesh tests (Deno.serve on a free loopback port,
+//      the global WebSocket dialing it). Nothing touches files, env, subprocesses or any other
+//      host, and --no-prompt turns an accidental permission request into a failure instead of a
+//      prompt.
 //
 // Dependencies: deno.json sets "nodeModulesDir": "manual", so Deno resolves npm: specifiers
 // (@msgpack/msgpack) from the ./node_modules that `npm ci` installed, and `deno test
@@ -19,7 +21,7 @@ import { stripVTControlCharacters } from "node:util";
 export const root = fileURLToPath(new URL("../..", import.meta.url));
 export const denoBin = fileURLToPath(new URL("../../node_modules/.bin/deno", import.meta.url));
 
-const ENTRY_POINTS = ["src/index.ts", "src/testing/index.ts"];
+const ENTRY_POINTS = ["src/index.ts", "src/testing/index.ts", "src/http/index.ts", "src/client/index.ts"];
 const COMMON = ["--config", "deno.json"];
 
 /** Runs a command from the repository root; stdout is echoed live and also returned. */
@@ -47,7 +49,7 @@ export async function runDenoSuite() {
     return { passed: 0, failed: 1 };
   }
   const check = await run(denoBin, ["check", ...COMMON, ...ENTRY_POINTS]);
-  const test = await run(denoBin, ["test", ...COMMON, "--cached-only", "--no-prompt"], { capture: true });
+  const test = await run(denoBin, ["test", ...COMMON, "--cached-only", "--no-prompt", "--allow-net=127.0.0.1"], { capture: true });
   // Deno ends with e.g. "ok | 17 passed (3 steps) | 0 failed (869ms)"; steps are not counted.
   const plain = stripVTControlCharacters(test.out);
   const summary = [...plain.matchAll(/^(?:ok|FAILED) \| (\d+) passed.*? \| (\d+) failed/gm)].at(-1);

@@ -1,0 +1,83 @@
+/**
+ * Node glue for the WebSocket mesh: `ws` supplies the WebSocket, everything else is in
+ * src/transport/mesh.ts. The HTTP app mounts the peer socket itself:
+ *
+ *   const wss = createPeerSocketServer();
+ *   app.get("/raft", upgradeWebSocket(() => mesh.inboundHandlers()));
+ *   serve({ fetch: app.fetch, websocket: { server: wss } });
+ *
+ * `serveMesh` does exactly that for a mesh alone (tests, embedding without the HTTP API).
+ */
+import type { AddressInfo } from "node:net";
+import { serve, upgradeWebSocket } from "@hono/node-server";
+import { Hono } from "hono";
+import WebSocket, { WebSocketServer } from "ws";
+import { DEFAULT_CODEC_LIMITS } from "../../src/transport/codec.ts";
+import {
+  type MeshInboundHandlers,
+  type WebSocketConstructor,
+  WebSocketMesh,
+  type WebSocketMeshOptions,
+} from "../../src/transport/mesh.ts";
+
+export type NodeMeshOptions = Omit<WebSocketMeshOptions, "WebSocket">;
+
+/**
+ * `ws`'s WebSocket as a WHATWG constructor that refuses messages larger than `maxPayloadBytes`
+ * before buffering them, and offers no compression (Raft frames are mostly incompressible).
+ */
+export function nodeWebSocket(maxPayloadBytes: number = DEFAULT_CODEC_LIMITS.maxFrameBytes): WebSocketConstructor {
+  return class extends WebSocket {
+    constructor(url: string) {
+      super(url, { maxPayload: maxPayloadBytes, perMessageDeflate: false });
+    }
+  };
+}
+
+/** A WebSocketMesh with `ws` as its WebSocket. */
+export function createNodeMesh(options: NodeMeshOptions): WebSocketMesh {
+  const maxPayload = options.codecLimits?.maxFrameBytes ?? DEFAULT_CODEC_LIMITS.maxFrameBytes;
+  return new WebSocketMesh({ ...options, WebSocket: nodeWebSocket(maxPayload) });
+}
+
+/** The `ws` server that @hono/node-server upgrades `/raft` into (`noServer`, same payload cap). */
+export function createPeerSocketServer(maxPayloadBytes: number = DEFAULT_CODEC_LIMITS.maxFrameBytes): WebSocketServer {
+  return new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
+}
+
+export interface MeshServer {
+  port: number;
+  /** `http://<hostname>:<port>`, the URL peers list for this node. */
+  url: string;
+  /** Stops listening and ends the sockets still open. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves only `/raft` on `hostname:port` (port 0 picks a free one). `handlers` is called per
+ * connection, so a server can be started before the mesh it serves exists.
+ */
+export function serveMesh(
+  handlers: () => MeshInboundHandlers,
+  options: { hostname?: string; port?: number; maxPayloadBytes?: number } = {},
+): Promise<MeshServer> {
+  const hostname = options.hostname ?? "127.0.0.1";
+  const wss = createPeerSocketServer(options.maxPayloadBytes);
+  const app = new Hono();
+  app.get("/raft", upgradeWebSocket(() => handlers()));
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, hostname, port: options.port ?? 0, websocket: { server: wss } }, (info) => {
+      const port = (info as AddressInfo).port;
+      resolve({
+        port,
+        url: `http://${hostname}:${port}`,
+        close: () =>
+          new Promise<void>((done) => {
+            for (const client of wss.clients) client.terminate();
+            server.close(() => done());
+          }),
+      });
+    });
+    server.once("error", reject);
+  });
+}

@@ -1,0 +1,580 @@
+/**
+ * WebSocketMesh: the Transport between server peers, written once against the WHATWG WebSocket
+ * surface. Node passes `ws`'s WebSocket (adapters/node/mesh.ts); Deno and browsers pass their
+ * global `WebSocket`.
+ *
+ * One link per peer pair. The dial rule: of two peers, the one whose id sorts first (JavaScript
+ * string `<`) dials, the other accepts, so two sockets per pair never both stay open. An acceptor
+ * refuses a HELLO from a peer that should have been dialed instead (WRONG_DIALER); when a newer
+ * link from the same peer completes its handshake (the peer restarted and the old socket has not
+ * noticed yet), the newer one replaces the old (REPLACED). The dialer redials a lost link with
+ * exponential backoff and jitter (./backoff.ts); the acceptor waits.
+ *
+ * Every link starts with the handshake of ./handshake.ts (protocol version, cluster id, node ids,
+ * and with a `secret` mutual HMAC-SHA256 challenge-response); no Raft frame moves before it
+ * completed. Then each side pings every `pingIntervalMs` and closes a link that was silent for
+ * `idleTimeoutMs`, so a frozen peer is noticed and redialed.
+ *
+ * Nothing queues in the mesh: `send` encodes and hands the frame to the socket, or drops it (and
+ * counts why) when the link is down or the socket already buffers more than the peer's high-water
+ * mark. Raft retransmits; a queue would only deliver stale messages late.
+ */
+import { realClock, type Clock } from "../clock.ts";
+import type { Random } from "../core/random.ts";
+import type { Message, NodeId } from "../core/types.ts";
+import { backoffDelay, type BackoffOptions } from "./backoff.ts";
+import { Codec, type CodecLimits } from "./codec.ts";
+import {
+  Connection,
+  type ConnectionHost,
+  emptyCounters,
+  type InboundSocket,
+  type LinkCounters,
+  type MeshLogger,
+  type MeshLogLevel,
+  type WebSocketConstructor,
+  type WebSocketLike,
+  type Wire,
+  wireOfInbound,
+  wireOfSocket,
+} from "./connection.ts";
+import { CloseCode, HandshakeError, importSecret } from "./handshake.ts";
+import type { PeerAddress, Transport } from "./transport.ts";
+
+export type { InboundSocket, LinkCounters, MeshLogger, MeshLogLevel, WebSocketConstructor, WebSocketLike };
+export { CloseCode } from "./handshake.ts";
+
+export interface WebSocketMeshOptions {
+  /** This node's id. */
+  id: NodeId;
+  /** Every member must use the same one; a peer from another cluster is refused. */
+  clusterId: string;
+  /**
+   * The other members and their base URLs (`http://host:port`); a peer's socket is `<url>/raft`
+   * with http(s) turned into ws(s). An entry with this node's own id is ignored.
+   */
+  peers: PeerAddress[];
+  /** A WHATWG-compatible WebSocket constructor: `ws`'s on Node, the global one elsewhere. */
+  WebSocket: WebSocketConstructor;
+  /** The cluster secret; without one any host that reaches `/raft` may join (a warning is logged). */
+  secret?: string;
+  clock?: Clock;
+  /** Backoff jitter. Defaults to Math.random. */
+  random?: Random;
+  /** Per peer: above this many bytes buffered in its socket, messages to it are dropped. Default 8 MiB. */
+  highWaterMarkBytes?: number;
+  /** Ping an open link this often, in ms. Default 5000 (well inside Deno's 30 s idle limit). */
+  pingIntervalMs?: number;
+  /** Close (and redial) a link that received nothing for this long, in ms. Default 15000; at least 2 pings. */
+  idleTimeoutMs?: number;
+  /** A link must complete its handshake (socket open included) within this, in ms. Default 5000. */
+  handshakeTimeoutMs?: number;
+  /** Redial delays, in ms. Default {initialMs: 50, maxMs: 2000}. */
+  backoff?: Partial<BackoffOptions>;
+  /** Limits of the Raft frame codec; frames beyond them close the link. */
+  codecLimits?: Partial<CodecLimits>;
+  /** Default: warn and error lines to the console. */
+  logger?: MeshLogger;
+}
+
+export type LinkState = "open" | "connecting" | "down" | "closed";
+
+/** One peer's link, as `stats()` reports it. Counters survive reconnects. */
+export interface PeerLinkStats extends LinkCounters {
+  url: string;
+  /** "connecting" covers dialing and the handshake; an acceptor's link is "down" until the peer dials. */
+  state: LinkState;
+  /** Whether this node dials the link (by the dial rule) or accepts it. */
+  role: "dials" | "accepts";
+  /** Times a link to this peer completed its handshake. */
+  opened: number;
+  /** Links opened after the first: `max(0, opened - 1)`. */
+  reconnects: number;
+  /** Sockets this node opened towards the peer, failed ones included. */
+  dials: number;
+  /** Dropped by `send` because no link was open. */
+  droppedDisconnected: number;
+  /** Dropped by `send` because the socket buffered more than the high-water mark. */
+  droppedBackpressure: number;
+  /** Dropped by `send` because the codec refused the message (a bug upstream; logged). */
+  droppedUnencodable: number;
+  /** Round trip of the last answered ping, in ms. */
+  rttMs: number | null;
+  /** Why the last link closed, for the status page. */
+  lastCloseReason: string | null;
+}
+
+/**
+ * Handlers for one inbound peer socket, in the shape of hono's `WSEvents` (so they plug into
+ * `upgradeWebSocket` on every runtime); `ws` is hono's `WSContext`.
+ */
+export interface MeshInboundHandlers {
+  onOpen: (event: unknown, ws: InboundSocket) => void;
+  onMessage: (event: { data: unknown }, ws: InboundSocket) => void;
+  onClose: (event: { code: number; reason: string }, ws: InboundSocket) => void;
+  onError: (event: unknown, ws: InboundSocket) => void;
+}
+
+export interface MeshStats {
+  id: NodeId;
+  peers: Record<NodeId, PeerLinkStats>;
+  /** Inbound sockets that never named a known peer (garbage, unknown ids, timeouts before HELLO). */
+  unidentified: LinkCounters;
+  /** Messages addressed to an id that is not a peer. */
+  droppedUnknownPeer: number;
+  /** Inbound messages dropped because no handler was started (or it was stopped). */
+  droppedNoHandler: number;
+  /** Times the message handler threw (logged; delivery goes on). */
+  handlerErrors: number;
+}
+
+interface Link {
+  readonly id: NodeId;
+  readonly url: string;
+  readonly socketUrl: string;
+  /** By the dial rule: this node's id sorts before the peer's. */
+  readonly dialer: boolean;
+  /** The open link, if any. */
+  current: Connection | null;
+  /** Dialer: the socket being dialed or handshaking. */
+  dialing: Connection | null;
+  /** Consecutive failed dials since the last open link. */
+  attempt: number;
+  cancelRedial: (() => void) | null;
+  readonly counters: LinkCounters;
+  opened: number;
+  dials: number;
+  droppedDisconnected: number;
+  droppedBackpressure: number;
+  droppedUnencodable: number;
+  lastCloseReason: string | null;
+}
+
+const DEFAULTS = {
+  highWaterMarkBytes: 8 * 1024 * 1024,
+  pingIntervalMs: 5_000,
+  idleTimeoutMs: 15_000,
+  handshakeTimeoutMs: 5_000,
+  backoff: { initialMs: 50, maxMs: 2_000 },
+};
+
+/** How long `close()` waits for sockets to finish their closing handshake, in ms. */
+const CLOSE_WAIT_MS = 2_000;
+
+const consoleLogger: MeshLogger = (level, message, fields) => {
+  if (level === "error") console.error(`meshraft mesh: ${message}`, fields);
+  else if (level === "warn") console.warn(`meshraft mesh: ${message}`, fields);
+};
+
+const mathRandom: Random = { next: () => Math.random() };
+
+/** `http://h:1/x/` -> `ws://h:1/x/raft`; ws(s) URLs are taken as the base too. */
+export function peerSocketUrl(url: string): string {
+  const match = /^(https?|wss?):\/\/(.+?)\/*$/i.exec(url);
+  if (match === null) throw new RangeError(`peer URL ${JSON.stringify(url)} must start with http://, https://, ws:// or wss://`);
+  const scheme = match[1].toLowerCase();
+  const secure = scheme === "https" || scheme === "wss";
+  return `${secure ? "wss" : "ws"}://${match[2]}/raft`;
+}
+
+export class WebSocketMesh implements Transport {
+  readonly id: NodeId;
+  readonly clusterId: string;
+
+  readonly #WebSocket: WebSocketConstructor;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #log: MeshLogger;
+  readonly #highWaterMarkBytes: number;
+  readonly #backoff: BackoffOptions;
+  readonly #host: ConnectionHost;
+  readonly #links = new Map<NodeId, Link>();
+  /** Every connection not yet closed, identified or not. */
+  readonly #connections = new Set<Connection>();
+  readonly #inbound = new WeakMap<object, Connection>();
+  readonly #unidentified: LinkCounters = emptyCounters();
+  readonly #waiters = new Set<() => void>();
+  #handler: ((message: Message) => void) | null = null;
+  #started = false;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  #droppedUnknownPeer = 0;
+  #droppedNoHandler = 0;
+  #handlerErrors = 0;
+
+  /** @throws RangeError for invalid options (a configuration error). */
+  constructor(options: WebSocketMeshOptions) {
+    if (typeof options.id !== "string" || options.id === "") throw new RangeError("WebSocketMesh: id must be a non-empty string");
+    if (typeof options.clusterId !== "string" || options.clusterId === "") {
+      throw new RangeError("WebSocketMesh: clusterId must be a non-empty string");
+    }
+    if (typeof options.WebSocket !== "function") {
+      throw new RangeError("WebSocketMesh: WebSocket must be a WebSocket constructor (ws's on Node, the global one elsewhere)");
+    }
+    if (options.secret !== undefined && options.secret === "") {
+      throw new RangeError("WebSocketMesh: secret must not be empty (leave it out to run unauthenticated)");
+    }
+    this.id = options.id;
+    this.clusterId = options.clusterId;
+    this.#WebSocket = options.WebSocket;
+    this.#clock = options.clock ?? realClock;
+    this.#random = options.random ?? mathRandom;
+    this.#log = options.logger ?? consoleLogger;
+    this.#highWaterMarkBytes = positive("highWaterMarkBytes", options.highWaterMarkBytes ?? DEFAULTS.highWaterMarkBytes);
+    const pingIntervalMs = positive("pingIntervalMs", options.pingIntervalMs ?? DEFAULTS.pingIntervalMs);
+    const idleTimeoutMs = positive("idleTimeoutMs", options.idleTimeoutMs ?? Math.max(DEFAULTS.idleTimeoutMs, 3 * pingIntervalMs));
+    if (idleTimeoutMs < 2 * pingIntervalMs) {
+      throw new RangeError(`WebSocketMesh: idleTimeoutMs (${idleTimeoutMs}) must be at least twice pingIntervalMs (${pingIntervalMs})`);
+    }
+    this.#backoff = {
+      initialMs: positive("backoff.initialMs", options.backoff?.initialMs ?? DEFAULTS.backoff.initialMs),
+      maxMs: positive("backoff.maxMs", options.backoff?.maxMs ?? DEFAULTS.backoff.maxMs),
+    };
+
+    for (const peer of options.peers) {
+      if (peer.id === this.id) continue;
+      if (typeof peer.id !== "string" || peer.id === "") throw new RangeError("WebSocketMesh: every peer needs a non-empty id");
+      if (this.#links.has(peer.id)) throw new RangeError(`WebSocketMesh: peer ${peer.id} is listed twice`);
+      this.#links.set(peer.id, {
+        id: peer.id,
+        url: peer.url,
+        socketUrl: peerSocketUrl(peer.url),
+        dialer: this.id < peer.id,
+        current: null,
+        dialing: null,
+        attempt: 0,
+        cancelRedial: null,
+        counters: emptyCounters(),
+        opened: 0,
+        dials: 0,
+        droppedDisconnected: 0,
+        droppedBackpressure: 0,
+        droppedUnencodable: 0,
+        lastCloseReason: null,
+      });
+    }
+
+    let key: Promise<CryptoKey> | null = null;
+    if (options.secret !== undefined) {
+      key = importSecret(options.secret);
+      key.catch(() => {}); // a failure surfaces in each handshake that awaits it
+    } else {
+      this.#log(
+        "warn",
+        "no cluster secret configured: the mesh is unauthenticated, so any host that can reach /raft can join as a member; " +
+          "set a secret (and use wss:// across untrusted networks)",
+        { id: this.id },
+      );
+    }
+
+    const mesh = this;
+    this.#host = {
+      id: this.id,
+      clusterId: this.clusterId,
+      clock: this.#clock,
+      codec: new Codec(options.codecLimits),
+      key,
+      handshakeTimeoutMs: positive("handshakeTimeoutMs", options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs),
+      pingIntervalMs,
+      idleTimeoutMs,
+      log: this.#log,
+      countersOf: (id) => mesh.#links.get(id)?.counters ?? mesh.#unidentified,
+      admit: (from) => mesh.#admit(from),
+      opened: (conn) => mesh.#opened(conn),
+      deliver: (_conn, message) => mesh.#deliver(message),
+      closed: (conn) => mesh.#connectionClosed(conn),
+    };
+  }
+
+  // --- Transport ---------------------------------------------------------------------------
+
+  /** Deliver inbound messages to `handler` and dial the peers this node dials. */
+  start(handler: (message: Message) => void): void {
+    if (this.#closed) return;
+    this.#handler = handler;
+    if (this.#started) return;
+    this.#started = true;
+    for (const link of this.#links.values()) if (link.dialer) this.#dial(link);
+  }
+
+  /** Encode and send now, or drop (and count why). Never throws, never waits, never queues. */
+  send(message: Message): void {
+    const link = this.#links.get(message.to);
+    if (link === undefined) {
+      this.#droppedUnknownPeer++;
+      return;
+    }
+    const conn = link.current;
+    if (conn === null || this.#closed) {
+      link.droppedDisconnected++;
+      return;
+    }
+    const buffered = conn.bufferedAmount();
+    if (buffered >= this.#highWaterMarkBytes) {
+      link.droppedBackpressure++; // without paying for the encoding
+      return;
+    }
+    let frame: Uint8Array<ArrayBuffer>;
+    try {
+      frame = this.#host.codec.encode(message) as Uint8Array<ArrayBuffer>;
+    } catch (error) {
+      link.droppedUnencodable++;
+      this.#log("error", `cannot send a ${message.type} to ${link.id}: ${errorText(error)}`, { peer: link.id, type: message.type });
+      return;
+    }
+    // An empty buffer always takes one frame, so a message larger than the mark still goes out.
+    if (buffered > 0 && buffered + frame.byteLength > this.#highWaterMarkBytes) {
+      link.droppedBackpressure++;
+      return;
+    }
+    if (conn.sendFrame(frame)) link.counters.messagesOut++;
+    else link.droppedDisconnected++;
+  }
+
+  /** Close every link and stop redialing. Resolves once the sockets closed (or after 2 s). */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    this.#handler = null;
+    for (const link of this.#links.values()) {
+      link.cancelRedial?.();
+      link.cancelRedial = null;
+    }
+    const pending = [...this.#connections];
+    for (const conn of pending) conn.close(CloseCode.SHUTDOWN, `node ${this.id} is shutting down`);
+    this.#notify();
+    this.#closing = new Promise((resolve) => {
+      const cancel = this.#clock.setTimer(CLOSE_WAIT_MS, resolve);
+      void Promise.all(pending.map((conn) => conn.socketDone)).then(() => {
+        cancel();
+        resolve();
+      });
+    });
+    return this.#closing;
+  }
+
+  // --- Inbound sockets ----------------------------------------------------------------------
+
+  /**
+   * Event handlers for hono's `upgradeWebSocket` on any runtime:
+   * `app.get("/raft", upgradeWebSocket(() => mesh.inboundHandlers()))`.
+   */
+  inboundHandlers(): MeshInboundHandlers {
+    const connectionOf = (ws: InboundSocket): Connection | undefined => this.#inbound.get(ws);
+    return {
+      onOpen: (_event, ws) => {
+        // Messages arrive as ArrayBuffer, not Blob, where the runtime lets us choose.
+        const raw = ws.raw as { binaryType?: unknown } | null | undefined;
+        if (raw && typeof raw.binaryType === "string" && raw.binaryType === "blob") raw.binaryType = "arraybuffer";
+        this.#accept(ws, wireOfInbound(ws));
+      },
+      onMessage: (event, ws) => connectionOf(ws)?.receive(event.data),
+      onClose: (event, ws) => connectionOf(ws)?.socketClosed(event.code, event.reason),
+      onError: (event, ws) => connectionOf(ws)?.socketError(event),
+    };
+  }
+
+  /** Accept a raw WHATWG server-side socket (e.g. from `Deno.upgradeWebSocket`). */
+  acceptSocket(socket: WebSocketLike): void {
+    socket.binaryType = "arraybuffer";
+    const conn = this.#accept(socket, wireOfSocket(socket));
+    if (conn === null) return;
+    socket.addEventListener("message", (event) => conn.receive(event.data));
+    socket.addEventListener("close", (event) => conn.socketClosed(event.code, event.reason));
+    socket.addEventListener("error", (event) => conn.socketError(event));
+  }
+
+  // --- Observation ----------------------------------------------------------------------------
+
+  stats(): MeshStats {
+    const peers: Record<NodeId, PeerLinkStats> = {};
+    for (const link of this.#links.values()) {
+      peers[link.id] = {
+        ...link.counters,
+        url: link.url,
+        state: this.#stateOf(link),
+        role: link.dialer ? "dials" : "accepts",
+        opened: link.opened,
+        reconnects: Math.max(0, link.opened - 1),
+        dials: link.dials,
+        droppedDisconnected: link.droppedDisconnected,
+        droppedBackpressure: link.droppedBackpressure,
+        droppedUnencodable: link.droppedUnencodable,
+        rttMs: link.current?.rttMs ?? null,
+        lastCloseReason: link.lastCloseReason,
+      };
+    }
+    return {
+      id: this.id,
+      peers,
+      unidentified: { ...this.#unidentified },
+      droppedUnknownPeer: this.#droppedUnknownPeer,
+      droppedNoHandler: this.#droppedNoHandler,
+      handlerErrors: this.#handlerErrors,
+    };
+  }
+
+  /** Whether a link to `peer` is open right now. */
+  isConnected(peer: NodeId): boolean {
+    return this.#links.get(peer)?.current != null;
+  }
+
+  /**
+   * Resolves once links to all `peers` (default: every peer) are open; rejects after `timeoutMs`
+   * (default 10000) naming the peers still missing, or when the mesh closes.
+   */
+  waitUntilConnected(options: { peers?: NodeId[]; timeoutMs?: number } = {}): Promise<void> {
+    const peers = options.peers ?? [...this.#links.keys()];
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const missing = (): NodeId[] => peers.filter((p) => !this.isConnected(p));
+      let cancelTimer: () => void = () => {};
+      const check = (): void => {
+        if (this.#closed) done(new Error(`mesh ${this.id} closed while waiting for links to ${missing().join(", ")}`));
+        else if (missing().length === 0) done(null);
+      };
+      const done = (error: Error | null): void => {
+        this.#waiters.delete(check);
+        cancelTimer();
+        if (error) reject(error);
+        else resolve();
+      };
+      this.#waiters.add(check);
+      cancelTimer = this.#clock.setTimer(timeoutMs, () =>
+        done(new Error(`mesh ${this.id}: no link to ${missing().join(", ")} after ${timeoutMs} ms`)),
+      );
+      check();
+    });
+  }
+
+  // --- Internals ------------------------------------------------------------------------------
+
+  #stateOf(link: Link): LinkState {
+    if (link.current) return "open";
+    if (this.#closed) return "closed";
+    if (link.dialing) return "connecting";
+    for (const conn of this.#connections) if (conn.peerId === link.id) return "connecting";
+    return "down";
+  }
+
+  #dial(link: Link): void {
+    link.cancelRedial = null;
+    if (this.#closed || link.current || link.dialing) return;
+    link.dials++;
+    let socket: WebSocketLike;
+    try {
+      socket = new this.#WebSocket(link.socketUrl);
+      socket.binaryType = "arraybuffer";
+    } catch (error) {
+      link.lastCloseReason = `cannot open a socket to ${link.socketUrl}: ${errorText(error)}`;
+      this.#log("error", link.lastCloseReason, { peer: link.id, url: link.socketUrl });
+      this.#scheduleRedial(link);
+      return;
+    }
+    const conn = new Connection(this.#host, wireOfSocket(socket), true, link.id, link.counters);
+    link.dialing = conn;
+    this.#connections.add(conn);
+    socket.addEventListener("open", () => conn.socketOpened());
+    socket.addEventListener("message", (event) => conn.receive(event.data));
+    socket.addEventListener("close", (event) => conn.socketClosed(event.code, event.reason));
+    socket.addEventListener("error", (event) => conn.socketError(event));
+  }
+
+  #scheduleRedial(link: Link): void {
+    if (this.#closed || !link.dialer || link.current || link.dialing || link.cancelRedial) return;
+    const delay = backoffDelay(link.attempt++, this.#backoff, this.#random);
+    link.cancelRedial = this.#clock.setTimer(delay, () => this.#dial(link));
+  }
+
+  #accept(socket: object, wire: Wire): Connection | null {
+    if (this.#closed) {
+      try {
+        wire.close(CloseCode.SHUTDOWN, `node ${this.id} is shutting down`);
+      } catch {
+        // closing anyway
+      }
+      return null;
+    }
+    const conn = new Connection(this.#host, wire, false, null, this.#unidentified);
+    this.#inbound.set(socket, conn);
+    this.#connections.add(conn);
+    return conn;
+  }
+
+  #admit(from: NodeId): void {
+    const link = this.#links.get(from);
+    if (link === undefined) {
+      throw new HandshakeError(
+        CloseCode.UNKNOWN_NODE,
+        `unknown node id "${from}": not a peer of ${this.id} (peers: ${[...this.#links.keys()].join(", ") || "none"})`,
+      );
+    }
+    if (link.dialer) {
+      throw new HandshakeError(
+        CloseCode.WRONG_DIALER,
+        `${from} dialed ${this.id}, but the node whose id sorts first dials: ${this.id} dials ${from}`,
+      );
+    }
+  }
+
+  #opened(conn: Connection): void {
+    const link = this.#links.get(conn.peerId!)!;
+    if (this.#closed) {
+      conn.close(CloseCode.SHUTDOWN, `node ${this.id} is shutting down`);
+      return;
+    }
+    const old = link.current;
+    link.current = conn;
+    if (link.dialing === conn) link.dialing = null;
+    link.attempt = 0;
+    link.opened++;
+    if (old !== null && old !== conn) old.close(CloseCode.REPLACED, `replaced by a newer link from ${link.id}`);
+    this.#log("info", `link with ${link.id} open (${link.dialer ? "dialed" : "accepted"})`, { peer: link.id, opened: link.opened });
+    this.#notify();
+  }
+
+  #connectionClosed(conn: Connection): void {
+    this.#connections.delete(conn);
+    const link = conn.peerId === null ? undefined : this.#links.get(conn.peerId);
+    if (link === undefined) return;
+    if (link.dialing === conn) link.dialing = null;
+    if (link.current === conn || conn.dialer) link.lastCloseReason = conn.closeReason;
+    if (link.current === conn) {
+      link.current = null;
+      this.#notify();
+    }
+    if (conn.dialer) this.#scheduleRedial(link);
+  }
+
+  #deliver(message: Message): void {
+    const handler = this.#handler;
+    if (handler === null) {
+      this.#droppedNoHandler++;
+      return;
+    }
+    try {
+      handler(message);
+    } catch (error) {
+      this.#handlerErrors++;
+      this.#log("error", `the message handler threw on a ${message.type} from ${message.from}: ${errorText(error)}`, {
+        peer: message.from,
+        error,
+      });
+    }
+  }
+
+  #notify(): void {
+    for (const check of [...this.#waiters]) check();
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!(typeof value === "number" && Number.isFinite(value) && value > 0)) {
+    throw new RangeError(`WebSocketMesh: ${name} must be a positive number, got ${String(value)}`);
+  }
+  return value;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
