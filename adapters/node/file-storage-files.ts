@@ -1,0 +1,209 @@
+/**
+ * The file operations FileStorage is built from, each durable where it says so. Only
+ * `node:fs/promises` calls that Deno's Node compatibility layer also provides: open (flags "r",
+ * "r+", "w", "wx"), FileHandle.read/write at a position, datasync, sync, truncate, stat, close;
+ * readFile, readdir, rename, unlink, mkdir.
+ */
+import type { FileHandle } from "node:fs/promises";
+import { open, readFile, rename, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import process from "node:process";
+import type { Snapshot } from "../../src/core/types.ts";
+import { crc32 } from "./file-storage-crc32.ts";
+import { errnoOf, StorageCorruptionError, StorageIoError } from "./file-storage-errors.ts";
+import {
+  decodeSnapshotHead,
+  encodeSnapshotHead,
+  FormatError,
+  SNAPSHOT_HEADER_BYTES,
+  type SnapshotHead,
+  snapshotName,
+  type SnapshotRef,
+} from "./file-storage-format.ts";
+
+const SNAPSHOT_CHUNK_BYTES = 8 * 1024 * 1024;
+
+export async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    if (bytesWritten <= 0) throw new Error("the write made no progress");
+    done += bytesWritten;
+  }
+}
+
+/** A file's bytes as a plain Uint8Array (a Node Buffer's `slice` would share memory). */
+export async function readBytes(path: string): Promise<Uint8Array> {
+  try {
+    const b = await readFile(path);
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  } catch (e) {
+    throw new StorageIoError("read", path, e);
+  }
+}
+
+/** Makes creations, renames and removals in `dir` durable. */
+export async function syncDirectory(dir: string): Promise<void> {
+  // Windows cannot open a directory; NTFS journals its metadata anyway.
+  if (process.platform === "win32") return;
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, "r");
+    await fh.sync();
+  } catch (e) {
+    throw new StorageIoError("fsync directory", dir, e);
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/** Replaces `dir/name` atomically and durably: temp file, fsync, rename, directory fsync. */
+export async function writeFileDurably(dir: string, name: string, bytes: Uint8Array): Promise<void> {
+  const final = join(dir, name);
+  const tmp = `${final}.tmp`;
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(tmp, "w");
+    await writeAll(fh, bytes, 0);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await rename(tmp, final);
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw new StorageIoError("write", final, e);
+  }
+  await syncDirectory(dir);
+}
+
+/** Creates `path` (which must not exist) holding `bytes`, durably, directory entry included. */
+export async function createFileDurably(dir: string, path: string, bytes: Uint8Array): Promise<FileHandle> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, "wx");
+    await writeAll(fh, bytes, 0);
+    await fh.sync();
+    await syncDirectory(dir);
+    return fh;
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    if (fh) await unlink(path).catch(() => undefined);
+    throw e instanceof StorageIoError ? e : new StorageIoError("create", path, e);
+  }
+}
+
+export async function truncateDurably(path: string, size: number): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, "r+");
+    await fh.truncate(size);
+    await fh.sync();
+  } catch (e) {
+    throw new StorageIoError("truncate", path, e);
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+export async function unlinkOrFail(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (e) {
+    if (errnoOf(e) !== "ENOENT") throw new StorageIoError("remove", path, e);
+  }
+}
+
+/** Removes a file nobody needs any more; failing is harmless (the next open retries). */
+export async function removeQuietly(path: string): Promise<void> {
+  await unlink(path).catch(() => undefined);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot files
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Writes `dir/snap-<seq>.snap`: data first, in chunks, checksummed as it goes (no second copy of
+ * a large snapshot in memory, no long block of the event loop), then the header with the
+ * checksum; fsync, rename into place, fsync the directory.
+ */
+export async function writeSnapshotFile(dir: string, seq: number, json: Uint8Array, data: Uint8Array): Promise<void> {
+  const final = join(dir, snapshotName(seq));
+  const tmp = `${final}.tmp`;
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(tmp, "w");
+    const dataOffset = SNAPSHOT_HEADER_BYTES + json.length;
+    let crc = crc32(json);
+    for (let off = 0; off < data.length; off += SNAPSHOT_CHUNK_BYTES) {
+      const chunk = data.subarray(off, Math.min(data.length, off + SNAPSHOT_CHUNK_BYTES));
+      crc = crc32(chunk, crc);
+      await writeAll(fh, chunk, dataOffset + off);
+    }
+    await writeAll(fh, encodeSnapshotHead(json, data.length, crc), 0);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await rename(tmp, final);
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw new StorageIoError("write snapshot", tmp, e);
+  }
+  await syncDirectory(dir);
+}
+
+/** Reads and fully checks the snapshot the log refers to. The data is not copied again. */
+export async function readSnapshotFile(dir: string, ref: SnapshotRef): Promise<Snapshot> {
+  const path = join(dir, snapshotName(ref.seq));
+  const bytes = await readBytes(path);
+  const head = checkedHead(path, bytes, ref, bytes.length);
+  const data = bytes.subarray(head.dataOffset);
+  if (crc32(data, crc32(bytes.subarray(SNAPSHOT_HEADER_BYTES, head.dataOffset))) !== head.crc) {
+    throw new StorageCorruptionError(path, head.dataOffset, "snapshot checksum mismatch");
+  }
+  return { meta: head.meta, data };
+}
+
+/** Checks the header, meta and size of the snapshot the log refers to, without reading the data. */
+export async function checkSnapshotFile(dir: string, ref: SnapshotRef): Promise<void> {
+  const path = join(dir, snapshotName(ref.seq));
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, "r");
+    const size = (await fh.stat()).size;
+    const fixed = new Uint8Array(SNAPSHOT_HEADER_BYTES);
+    await fh.read(fixed, 0, fixed.length, 0);
+    const metaLength = new DataView(fixed.buffer).getUint32(4, true);
+    const head = new Uint8Array(Math.min(size, SNAPSHOT_HEADER_BYTES + metaLength));
+    await fh.read(head, 0, head.length, 0);
+    checkedHead(path, head, ref, size);
+  } catch (e) {
+    if (e instanceof StorageCorruptionError) throw e;
+    if (errnoOf(e) === "ENOENT") {
+      throw new StorageCorruptionError(path, 0, `the snapshot file is missing; the log refers to it (snapshot at ${ref.index}@t${ref.term})`);
+    }
+    throw new StorageIoError("read snapshot", path, e);
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+function checkedHead(path: string, bytes: Uint8Array, ref: SnapshotRef, fileSize: number): SnapshotHead {
+  let head: SnapshotHead;
+  try {
+    head = decodeSnapshotHead(bytes);
+  } catch (e) {
+    if (e instanceof FormatError) throw new StorageCorruptionError(path, 0, e.message);
+    throw e;
+  }
+  if (head.meta.index !== ref.index || head.meta.term !== ref.term) {
+    throw new StorageCorruptionError(path, 0, `the file holds a snapshot at ${head.meta.index}@t${head.meta.term}, the log expects ${ref.index}@t${ref.term}`);
+  }
+  const expected = head.dataOffset + head.dataLength;
+  if (fileSize !== expected) {
+    throw new StorageCorruptionError(path, Math.min(fileSize, expected), `the file has ${fileSize} bytes, its header says ${expected}`);
+  }
+  return head;
+}

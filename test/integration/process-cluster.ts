@@ -1,0 +1,200 @@
+/**
+ * Real meshraft processes on 127.0.0.1, started with the CLI exactly as a user would
+ * (`meshraft start --id ... --listen ... --data-dir ... --peer ...`), each with its own data
+ * directory. Tests kill (SIGKILL), pause (SIGSTOP/SIGCONT) and restart them, by their own PIDs
+ * only. Every wait is bounded.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const root = join(import.meta.dirname, "../..");
+const cli = join(root, "adapters/node/cli.ts");
+
+/** Ports the OS says are free right now (bind to 0, read, release). */
+export async function freePorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once("error", reject);
+          s.listen(0, "127.0.0.1", () => resolve(s));
+        }),
+    ),
+  );
+  for (const s of servers) {
+    ports.push((s.address() as { port: number }).port);
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+  return ports;
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
+}
+
+/** A port p such that p, p+1, ..., p+n-1 are all free right now. */
+export async function consecutiveFreePorts(n: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const [p] = await freePorts(1);
+    if (p + n - 1 > 65535) continue;
+    let ok = true;
+    for (let i = 1; i < n && ok; i++) ok = await canBind(p + i);
+    if (ok) return p;
+  }
+  throw new Error(`found no ${n} consecutive free ports on 127.0.0.1`);
+}
+
+export interface StatusBody {
+  id: string;
+  role: string;
+  term: number;
+  leader: string | null;
+  commitIndex: number;
+  appliedIndex: number;
+  lastIndex: number;
+}
+
+export interface ProcessClusterOptions {
+  nodes?: number;
+  secret?: string;
+  /** Extra CLI flags per node. */
+  extraArgs?: (id: string) => string[];
+  electionTimeoutMs?: number;
+}
+
+export class ProcessCluster {
+  readonly ids: string[];
+  readonly dataRoot: string;
+  readonly ports: Map<string, number> = new Map();
+  readonly procs: Map<string, ChildProcess> = new Map();
+  readonly logs: Map<string, string[]> = new Map();
+  private readonly opts: ProcessClusterOptions;
+
+  private constructor(ids: string[], ports: number[], opts: ProcessClusterOptions) {
+    this.ids = ids;
+    this.opts = opts;
+    this.dataRoot = mkdtempSync(join(tmpdir(), "meshraft-it-"));
+    ids.forEach((id, i) => {
+      this.ports.set(id, ports[i]);
+      this.logs.set(id, []);
+    });
+  }
+
+  static async start(opts: ProcessClusterOptions = {}): Promise<ProcessCluster> {
+    const n = opts.nodes ?? 3;
+    const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+    const c = new ProcessCluster(ids, await freePorts(n), opts);
+    for (const id of ids) c.spawn(id);
+    return c;
+  }
+
+  url(id: string): string {
+    return `http://127.0.0.1:${this.ports.get(id)}`;
+  }
+
+  urls(): string[] {
+    return this.ids.map((id) => this.url(id));
+  }
+
+  dataDir(id: string): string {
+    return join(this.dataRoot, id);
+  }
+
+  args(id: string): string[] {
+    const args = ["start", "--id", id, "--listen", `127.0.0.1:${this.ports.get(id)}`, "--data-dir", this.dataDir(id)];
+    for (const p of this.ids) if (p !== id) args.push("--peer", `${p}=${this.url(p)}`);
+    if (this.opts.secret) args.push("--secret", this.opts.secret);
+    if (this.opts.electionTimeoutMs) args.push("--election-timeout-ms", String(this.opts.electionTimeoutMs));
+    args.push(...(this.opts.extraArgs?.(id) ?? []));
+    return args;
+  }
+
+  spawn(id: string, args: string[] = this.args(id)): ChildProcess {
+    // `node --import tsx`: one process per node, so the PID we hold is the node itself.
+    const child = spawn(process.execPath, ["--import", "tsx", cli, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    const log = this.logs.get(id)!;
+    const collect = (chunk: Buffer): void => {
+      for (const line of chunk.toString().split("\n")) if (line) log.push(line);
+      if (log.length > 5000) log.splice(0, log.length - 5000);
+    };
+    child.stdout!.on("data", collect);
+    child.stderr!.on("data", collect);
+    this.procs.set(id, child);
+    return child;
+  }
+
+  alive(id: string): boolean {
+    const p = this.procs.get(id);
+    return p !== undefined && p.exitCode === null && p.signalCode === null;
+  }
+
+  /** Send `signal` to the node's own process (and only it). */
+  signal(id: string, signal: NodeJS.Signals): void {
+    const p = this.procs.get(id);
+    if (p?.pid && this.alive(id)) process.kill(p.pid, signal);
+  }
+
+  async kill(id: string): Promise<void> {
+    const p = this.procs.get(id);
+    if (!p || !this.alive(id)) return;
+    const exited = new Promise<void>((r) => p.once("exit", () => r()));
+    process.kill(p.pid!, "SIGKILL");
+    await exited;
+  }
+
+  async restart(id: string): Promise<void> {
+    await this.kill(id);
+    this.logs.set(id, []);
+    this.spawn(id);
+  }
+
+  async status(id: string): Promise<StatusBody | null> {
+    try {
+      const res = await fetch(`${this.url(id)}/status`, { signal: AbortSignal.timeout(1000) });
+      return (await res.json()) as StatusBody;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Wait until some live node is leader and every live, unpaused node agrees. */
+  async waitForLeader(timeoutMs = 20_000, among: string[] = this.ids): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const statuses = await Promise.all(among.map((id) => this.status(id)));
+      const leaders = statuses.filter((s): s is StatusBody => s !== null && s.role === "leader");
+      if (leaders.length > 0) {
+        const top = leaders.sort((a, b) => b.term - a.term)[0];
+        const agree = statuses.filter((s) => s && s.leader === top.id && s.term === top.term).length;
+        if (agree > this.ids.length / 2) return top.id;
+      }
+      await sleep(100);
+    }
+    throw new Error(`no leader within ${timeoutMs} ms among ${among.join(",")}\n${this.tail()}`);
+  }
+
+  /** The last log lines of every node, for failure messages. */
+  tail(lines = 15): string {
+    return this.ids.map((id) => `--- ${id}\n${this.logs.get(id)!.slice(-lines).join("\n")}`).join("\n");
+  }
+
+  async stop(): Promise<void> {
+    for (const id of this.ids) {
+      this.signal(id, "SIGCONT");
+      await this.kill(id);
+    }
+    rmSync(this.dataRoot, { recursive: true, force: true });
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
