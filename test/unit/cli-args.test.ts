@@ -1,0 +1,45 @@
+/** `meshraft start` flags: defaults, the loopback-only rule without a secret, and clear usage errors. */
+import { describe, expect, it } from "vitest";
+import { parseStartArgs } from "../../adapters/node/cli-args.ts";
+
+const base = ["--id", "n1", "--listen", "127.0.0.1:7001", "--data-dir", "/tmp/d"];
+
+describe("meshraft start arguments", () => {
+  it("parses a member with peers, defaulting the advertised URL to the listen address", () => {
+    const a = parseStartArgs([...base, "--peer", "n2=http://127.0.0.1:7002", "--peer", "n3=http://127.0.0.1:7003/"]);
+    expect(a).toMatchObject({
+      id: "n1",
+      listen: { host: "127.0.0.1", port: 7001 },
+      url: "http://127.0.0.1:7001",
+      dataDir: "/tmp/d",
+      clusterId: "meshraft",
+      peers: [
+        { id: "n2", url: "http://127.0.0.1:7002" },
+        { id: "n3", url: "http://127.0.0.1:7003" },
+      ],
+    });
+  });
+
+  it("takes the secret and token from flags or from MESHRAFT_SECRET / MESHRAFT_TOKEN", () => {
+    expect(parseStartArgs([...base, "--secret", "s", "--token", "t"])).toMatchObject({ secret: "s", token: "t" });
+    expect(parseStartArgs(base, { MESHRAFT_SECRET: "s2", MESHRAFT_TOKEN: "t2" })).toMatchObject({ secret: "s2", token: "t2" });
+  });
+
+  it("refuses a non-loopback listen address without a secret, unless --insecure", () => {
+    const open = ["--id", "n1", "--listen", "0.0.0.0:7001", "--data-dir", "/tmp/d"];
+    expect(() => parseStartArgs(open)).toThrow(/refusing to listen on 0.0.0.0 without --secret/);
+    expect(parseStartArgs([...open, "--secret", "s"]).secret).toBe("s");
+    expect(parseStartArgs([...open, "--insecure"]).insecure).toBe(true);
+  });
+
+  it("says what is wrong with bad input", () => {
+    expect(() => parseStartArgs(["--listen", "127.0.0.1:1", "--data-dir", "d"])).toThrow(/--id is required/);
+    expect(() => parseStartArgs([...base.slice(0, 2), "--listen", "7001", "--data-dir", "d"])).toThrow(/--listen takes HOST:PORT/);
+    expect(() => parseStartArgs([...base, "--peer", "n2"])).toThrow(/--peer takes ID=URL/);
+    expect(() => parseStartArgs([...base, "--peer", "n1=http://x:1"])).toThrow(/this node's own id/);
+    expect(() => parseStartArgs([...base, "--peer", "n2=ftp://x"])).toThrow(/only http/);
+    expect(() => parseStartArgs([...base, "--bogus", "1"])).toThrow(/unknown option --bogus/);
+    expect(() => parseStartArgs([...base, "--election-timeout-ms", "-5"])).toThrow(/positive whole number/);
+    expect(() => parseStartArgs(["--id", "bad id", "--listen", "127.0.0.1:1", "--data-dir", "d"])).toThrow(/--id may contain/);
+  });
+});
