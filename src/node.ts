@@ -1,7 +1,7 @@
 import { realClock, type Clock } from "./clock.ts";
 import { Raft, type RaftConfig } from "./core/raft.ts";
 import { SeededRandom, type Random } from "./core/random.ts";
-import type { ConfState, Entry, Index, Message, NodeId, Ready, Role, Term } from "./core/types.ts";
+import type { ConfState, Entry, Index, Message, NodeId, Ready, Role, Snapshot, Term } from "./core/types.ts";
 import {
   NodeStoppedError,
   NotLeaderError,
@@ -61,6 +61,15 @@ export interface RaftNodeOptions<Result> {
   maxMsgBytes?: number;
   maxInflightMsgs?: number;
   maxInflightBytes?: number;
+  /**
+   * Take a snapshot of the state machine once this many entries were applied since the last one,
+   * then compact the log. Default 10000; 0 disables snapshots.
+   */
+  snapshotEveryEntries?: number;
+  /** Entries kept below a snapshot for followers that are slightly behind. Default 1000. */
+  snapshotMarginEntries?: number;
+  /** Size of one InstallSnapshot chunk. Default 1 MiB. */
+  snapshotChunkBytes?: number;
   /** Called when the node fails (storage error, broken invariant); the node is stopped. */
   onError?: (error: unknown) => void;
 }
@@ -86,6 +95,10 @@ export interface ProposeOutcome<Result> {
 export type RaftNodeEvent<Result> =
   | { type: "role"; role: Role; term: Term; leaderId: NodeId | null }
   | { type: "applied"; entry: Entry; result: Result | undefined }
+  /** The state machine was replaced by a snapshot (from the leader, or at start). */
+  | { type: "snapshot-restored"; index: Index; term: Term }
+  /** This node took a snapshot of its state machine and compacted its log. */
+  | { type: "snapshot-taken"; index: Index; compactedTo: Index }
   | { type: "error"; error: unknown };
 
 type Listener<Result> = (event: RaftNodeEvent<Result>) => void;
@@ -115,6 +128,10 @@ export class RaftNode<Result = unknown> {
   private readonly tickMs: number;
   private readonly proposalTimeoutMs: number;
   private readonly readTimeoutMs: number;
+  private readonly snapshotEvery: number;
+  private readonly snapshotMargin: number;
+  /** Index of the last snapshot taken or installed here. */
+  private snapshotIndex: Index = 0;
 
   private raft: Raft | null = null;
   private state: "new" | "starting" | "running" | "stopped" = "new";
@@ -158,6 +175,8 @@ export class RaftNode<Result = unknown> {
     this.tickMs = positive("tickMs", options.tickMs ?? 25);
     this.proposalTimeoutMs = positive("proposalTimeoutMs", options.proposalTimeoutMs ?? 10_000);
     this.readTimeoutMs = positive("readTimeoutMs", options.readTimeoutMs ?? 5_000);
+    this.snapshotEvery = nonNegativeInt("snapshotEveryEntries", options.snapshotEveryEntries ?? 10_000);
+    this.snapshotMargin = nonNegativeInt("snapshotMarginEntries", options.snapshotMarginEntries ?? 1_000);
   }
 
   /** Load durable state, restore the state machine, and join the cluster. */
@@ -184,18 +203,21 @@ export class RaftNode<Result = unknown> {
       maxMsgBytes: o.maxMsgBytes,
       maxInflightMsgs: o.maxInflightMsgs,
       maxInflightBytes: o.maxInflightBytes,
+      snapshotChunkBytes: o.snapshotChunkBytes,
       random: o.random ?? cryptoSeededRandom(),
     };
     if (stored.snapshot) {
       this.sm.restore(stored.snapshot.data);
       this.appliedIndex = stored.snapshot.meta.index;
+      this.snapshotIndex = stored.snapshot.meta.index;
     }
     this.raft = new Raft(config, {
       hardState: stored.hardState,
-      snapshot: stored.snapshot?.meta ?? null,
+      snapshot: stored.snapshot,
       entries: stored.entries.filter((e) => e.index > (stored.snapshot?.meta.index ?? 0)),
       conf,
     });
+    if (stored.snapshot) this.emit({ type: "snapshot-restored", index: stored.snapshot.meta.index, term: stored.snapshot.meta.term });
     if (this.state !== "starting") return; // stopped while loading
     this.state = "running";
     this.now = this.clock.now();
@@ -408,6 +430,10 @@ export class RaftNode<Result = unknown> {
         for (const m of rd.messages) this.transport.send(m);
         this.settle(rd);
         raft.advance();
+        if (this.snapshotEvery > 0 && this.appliedIndex - this.snapshotIndex >= this.snapshotEvery) {
+          await this.takeSnapshot(raft);
+          if (this.state !== "running") return;
+        }
       }
     } catch (err) {
       this.fail(err);
@@ -419,6 +445,7 @@ export class RaftNode<Result = unknown> {
   }
 
   private settle(rd: Ready): void {
+    if (rd.snapshot) this.restoreSnapshot(rd.snapshot);
     if (rd.softState) {
       const { role, term, leaderId } = rd.softState;
       this.emit({ type: "role", role, term, leaderId });
@@ -457,6 +484,40 @@ export class RaftNode<Result = unknown> {
         for (const p of batch) p.reject(this.notLeader(rj.leaderId, "the node it was forwarded to is not the leader"));
       }
     }
+  }
+
+  /** A snapshot from the leader replaces the state machine (it is durable: persisted with this Ready). */
+  private restoreSnapshot(snap: Snapshot): void {
+    this.sm.restore(snap.data);
+    const index = snap.meta.index;
+    this.appliedIndex = index;
+    this.snapshotIndex = Math.max(this.snapshotIndex, index);
+    // Proposals placed at or below the snapshot: whether they are in it is not known here.
+    for (const [i, p] of this.proposals) {
+      if (i > index) continue;
+      this.proposals.delete(i);
+      p.reject(new OutcomeUnknownError(`a snapshot up to index ${index} replaced the log before index ${i} was applied here`));
+    }
+    this.emit({ type: "snapshot-restored", index, term: snap.meta.term });
+  }
+
+  /** Snapshot the state machine at the applied index, save it, then compact storage and memory. */
+  private async takeSnapshot(raft: Raft): Promise<void> {
+    const index = this.appliedIndex;
+    const term = raft.log.term(index);
+    if (term === undefined) return; // already compacted past it (cannot happen: applied >= offset)
+    const snapshot: Snapshot = {
+      meta: { index, term, conf: { voters: raft.conf.voters.slice(), learners: raft.conf.learners.slice(), votersOutgoing: raft.conf.votersOutgoing.slice() } },
+      data: this.sm.snapshot(),
+    };
+    await this.storage.save({ snapshot });
+    if (this.state !== "running") return;
+    const compactTo = Math.max(0, index - this.snapshotMargin);
+    if (compactTo > 0) await this.storage.compact(compactTo);
+    if (this.state !== "running") return;
+    raft.snapshotTaken(snapshot, compactTo);
+    this.snapshotIndex = index;
+    this.emit({ type: "snapshot-taken", index, compactedTo: compactTo });
   }
 
   /**
@@ -573,6 +634,11 @@ function positive(name: string, value: number): number {
   if (!(typeof value === "number" && Number.isFinite(value) && value > 0)) {
     throw new RangeError(`${name} must be a positive number of milliseconds, got ${value}`);
   }
+  return value;
+}
+
+function nonNegativeInt(name: string, value: number): number {
+  if (!(Number.isInteger(value) && value >= 0)) throw new RangeError(`${name} must be a whole number >= 0, got ${value}`);
   return value;
 }
 

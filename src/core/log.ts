@@ -203,14 +203,24 @@ export class RaftLog {
     this.offsetTerm = term;
   }
 
-  /** Replace the whole log with the state of a snapshot (follower installing InstallSnapshot). */
+  /**
+   * Install a snapshot covering everything up to `index` (§7). If our log holds that entry with
+   * the snapshot's term, the entries after it are still valid and stay; otherwise the whole log
+   * is discarded. Either way everything up to `index` counts as committed and applied.
+   */
   restoreSnapshot(index: Index, term: Term): void {
-    this.entries = [];
+    if (this.matchTerm(index, term) && index <= this.lastIndex()) {
+      this.entries.splice(0, index - this.offset);
+      this.stable = Math.max(this.stable, index);
+      this.persisting = Math.max(this.persisting, index);
+    } else {
+      this.entries = [];
+      this.stable = index;
+      this.persisting = index;
+    }
     this.offset = index;
     this.offsetTerm = term;
     this.committed = Math.max(this.committed, index);
-    this.applied = index;
-    this.stable = index;
-    this.persisting = index;
+    this.applied = Math.max(this.applied, index);
   }
 }

@@ -81,6 +81,10 @@ export class Progress {
   probeSent = false;
   /** In snapshot state: the index of the snapshot being sent. */
   pendingSnapshot: Index = 0;
+  /** In snapshot state: the snapshot being sent (kept even if a newer one is taken meanwhile). */
+  snapshotInFlight: unknown = null;
+  /** In snapshot state: the byte offset the follower asked for last. */
+  snapshotOffset = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
   /** Highest ReadIndex round this follower has confirmed in the current term. */
@@ -102,6 +106,8 @@ export class Progress {
     this.state = "probe";
     this.probeSent = false;
     this.pendingSnapshot = 0;
+    this.snapshotInFlight = null;
+    this.snapshotOffset = 0;
     this.inflights.reset();
   }
 
@@ -113,9 +119,11 @@ export class Progress {
     this.inflights.reset();
   }
 
-  becomeSnapshot(snapshotIndex: Index): void {
+  becomeSnapshot(snapshotIndex: Index, snapshot: unknown): void {
     this.state = "snapshot";
     this.pendingSnapshot = snapshotIndex;
+    this.snapshotInFlight = snapshot;
+    this.snapshotOffset = 0;
     this.probeSent = false;
     this.inflights.reset();
   }

@@ -20,6 +20,9 @@ import type {
   RequestVote,
   RequestVoteResponse,
   Role,
+  InstallSnapshot,
+  InstallSnapshotResponse,
+  Snapshot,
   SnapshotMeta,
   SoftState,
   Term,
@@ -68,14 +71,16 @@ export interface RaftConfig {
   maxInflightBytes?: number;
   /** Soft limit on entry bytes handed out for applying in one Ready. */
   maxApplyBytes?: number;
+  /** Size of one InstallSnapshot chunk. Default 1 MiB. */
+  snapshotChunkBytes?: number;
   /** Source of election jitter. Seed it for reproducible runs. */
   random: Random;
 }
 
 export interface RaftInitialState {
   hardState: HardState;
-  /** The snapshot the stored log starts after, if any. */
-  snapshot: SnapshotMeta | null;
+  /** The snapshot the stored log starts after, if any (kept to send to followers that need it). */
+  snapshot: Snapshot | null;
   /** Stored entries after the snapshot (or from index 1), contiguous. */
   entries: Entry[];
   /** Membership to start with: from the snapshot and log, or the bootstrap voters. */
@@ -151,6 +156,14 @@ export class Raft {
   /** Reads received before this leader committed an entry of its term (§8: it cannot know the commit index yet). */
   private readsAwaitingCommit: { requestId: number; from: NodeId }[] = [];
 
+  /** The latest snapshot this node has (taken locally or installed), for lagging followers. */
+  private snapshot: Snapshot | null = null;
+  /** A snapshot received from the leader that the driver must persist and restore (next Ready). */
+  private pendingSnapshot: Snapshot | null = null;
+  /** Follower: an InstallSnapshot transfer in progress (resumable while the same leader sends it). */
+  private incoming: { from: NodeId; meta: SnapshotMeta; chunks: Uint8Array[]; received: number } | null = null;
+  private readonly snapshotChunkBytes: number;
+
   private nextRequestId = 1;
   private msgs: Message[] = [];
   private readStates: ReadState[] = [];
@@ -182,9 +195,11 @@ export class Raft {
     this.maxInflightMsgs = config.maxInflightMsgs ?? 256;
     this.maxInflightBytes = config.maxInflightBytes ?? 32 * 1024 * 1024;
     this.maxApplyBytes = config.maxApplyBytes ?? 64 * 1024 * 1024;
+    this.snapshotChunkBytes = config.snapshotChunkBytes ?? 1024 * 1024;
     this.random = config.random;
 
-    const snap = initial.snapshot;
+    const snap = initial.snapshot?.meta;
+    this.snapshot = initial.snapshot;
     this.log = new RaftLog(snap?.index ?? 0, snap?.term ?? 0, initial.entries.slice(), initial.hardState.commit);
     this.conf = cloneConf(initial.conf);
     this.term = initial.hardState.term;
@@ -366,6 +381,7 @@ export class Raft {
     if (this.readyInFlight) return false;
     return (
       this.msgs.length > 0 ||
+      this.pendingSnapshot !== null ||
       this.pendingAppends.size > 0 ||
       this.readRoundRequested ||
       this.log.hasUnstable() ||
@@ -398,12 +414,17 @@ export class Raft {
     this.readStates = [];
     this.forwarded = [];
     this.rejections = [];
+    if (this.pendingSnapshot) {
+      rd.snapshot = this.pendingSnapshot;
+      this.pendingSnapshot = null;
+    }
     // Term and vote must be durable before anything is sent. The commit index need not be (a
     // restarted node learns it again from the leader), so a change of commit alone does not cost
     // a write of its own: it rides along with the next batch that has to be written anyway.
     // That keeps a second fsync off every write's path on the leader.
     const hs = this.hardState();
-    if (this.termOrVoteChanged() || (rd.entries.length > 0 && hs.commit !== this.persistedHardState.commit)) {
+    const writing = rd.entries.length > 0 || rd.snapshot !== undefined;
+    if (this.termOrVoteChanged() || (writing && hs.commit !== this.persistedHardState.commit)) {
       rd.hardState = hs;
       this.pendingHardState = hs;
     }
@@ -431,6 +452,25 @@ export class Raft {
 
   private termOrVoteChanged(): boolean {
     return this.term !== this.persistedHardState.term || this.votedFor !== this.persistedHardState.votedFor;
+  }
+
+  /**
+   * The driver took (and durably saved) a snapshot of the state machine at `snapshot.meta.index`
+   * (<= the applied index). The core keeps it for followers that fall behind the log, and drops
+   * in-memory entries up to `compactTo` (a trailing margin below the snapshot spares slow
+   * followers a whole snapshot transfer).
+   */
+  snapshotTaken(snapshot: Snapshot, compactTo: Index): void {
+    const idx = snapshot.meta.index;
+    if (idx > this.log.applied) throw new Error(`snapshot at ${idx} is beyond the applied index ${this.log.applied}`);
+    if (!this.snapshot || idx > this.snapshot.meta.index) this.snapshot = snapshot;
+    const upTo = Math.min(compactTo, idx);
+    if (upTo > this.log.offset) this.log.compact(upTo);
+  }
+
+  /** The latest snapshot this node has, if any. */
+  latestSnapshot(): Snapshot | null {
+    return this.snapshot;
   }
 
   hardState(): HardState {
@@ -650,9 +690,7 @@ export class Raft {
       case "InstallSnapshot":
         this.electionElapsed = 0;
         this.leaderId = m.from;
-        // Snapshot installation arrives with the snapshot/compaction work; until then a leader
-        // never compacts, so this cannot be reached by a correct peer.
-        return;
+        return this.handleInstallSnapshot(m);
       default:
         return;
     }
@@ -669,7 +707,7 @@ export class Raft {
         return this.handleHeartbeat(m);
       case "InstallSnapshot":
         this.becomeFollower(m.term, m.from);
-        return;
+        return this.handleInstallSnapshot(m);
       case "RequestVoteResponse":
         return this.handleVoteResponse(m);
       default:
@@ -737,9 +775,15 @@ export class Raft {
       case "AppendEntriesResponse":
         pr.recentActive = true;
         return this.handleAppendResponse(m, pr);
+      case "InstallSnapshotResponse":
+        pr.recentActive = true;
+        return this.handleInstallSnapshotResponse(m, pr);
       case "HeartbeatResponse":
         pr.recentActive = true;
         pr.probeSent = false;
+        // A lost chunk or answer would stall a snapshot transfer: the follower is alive, resend
+        // from where it last asked (it answers with its own offset if that is not it).
+        if (pr.state === "snapshot") this.sendSnapshotChunk(m.from, pr);
         // A lost AppendEntries in replicate state would leave the window full forever.
         if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.log.lastIndex() || pr.state === "probe") this.needAppend(m.from, true);
@@ -855,9 +899,14 @@ export class Raft {
     const prevLogIndex = pr.next - 1;
     const prevLogTerm = this.log.term(prevLogIndex);
     if (prevLogTerm === undefined) {
-      // The entries this follower needs are compacted away; snapshot installation (InstallSnapshot)
-      // is how it catches up. Until compaction exists the log is never compacted.
-      throw new Error(`entry ${prevLogIndex} needed by ${to} is compacted and snapshot transfer is not available`);
+      // The entries this follower needs are compacted away: it catches up from our snapshot (§7).
+      const snap = this.snapshot;
+      if (!snap || snap.meta.index < prevLogIndex) {
+        throw new Error(`entry ${prevLogIndex} needed by ${to} is compacted but no snapshot covers it`);
+      }
+      pr.becomeSnapshot(snap.meta.index, snap);
+      this.sendSnapshotChunk(to, pr);
+      return true;
     }
     const last = this.log.lastIndex();
     if (pr.next > last && !sendIfEmpty) return false;
@@ -905,6 +954,98 @@ export class Raft {
 
   private sendTimeoutNow(to: NodeId): void {
     this.send({ type: "TimeoutNow", from: this.id, to, term: this.term });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // InstallSnapshot (§7), in chunks, stop-and-wait, resumable by offset
+  // -------------------------------------------------------------------------------------------
+
+  private sendSnapshotChunk(to: NodeId, pr: Progress): void {
+    const snap = pr.snapshotInFlight as Snapshot | null;
+    if (!snap) return;
+    const offset = Math.min(pr.snapshotOffset, snap.data.byteLength);
+    const end = Math.min(snap.data.byteLength, offset + this.snapshotChunkBytes);
+    this.send({
+      type: "InstallSnapshot",
+      from: this.id,
+      to,
+      term: this.term,
+      meta: snap.meta,
+      offset,
+      data: snap.data.subarray(offset, end),
+      done: end === snap.data.byteLength,
+    });
+  }
+
+  private handleInstallSnapshotResponse(m: InstallSnapshotResponse, pr: Progress): void {
+    if (pr.state !== "snapshot" || m.snapshotIndex !== pr.pendingSnapshot) return; // stale
+    if (m.done || m.nextOffset < 0) {
+      // Installed (or refused, e.g. the follower already has it all): replicate from there.
+      const updated = m.done && pr.maybeUpdate(m.matchIndex);
+      pr.becomeProbe();
+      this.needAppend(m.from, true);
+      if (updated && this.maybeCommit()) this.broadcastAppend();
+      return;
+    }
+    if (m.nextOffset === pr.snapshotOffset && m.nextOffset !== 0) return; // a duplicate answer
+    pr.snapshotOffset = m.nextOffset;
+    this.sendSnapshotChunk(m.from, pr);
+  }
+
+  private handleInstallSnapshot(m: InstallSnapshot): void {
+    const meta = m.meta;
+    const reply = (nextOffset: number, done: boolean, matchIndex: Index): void =>
+      this.send({
+        type: "InstallSnapshotResponse",
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        snapshotIndex: meta.index,
+        nextOffset,
+        matchIndex,
+        done,
+      });
+    if (meta.index <= this.log.committed) {
+      // We already have everything it covers.
+      this.incoming = null;
+      reply(0, true, this.log.committed);
+      return;
+    }
+    let inc = this.incoming;
+    if (!inc || inc.from !== m.from || inc.meta.index !== meta.index || inc.meta.term !== meta.term) {
+      if (m.offset !== 0) {
+        reply(0, false, 0); // start over from the beginning
+        return;
+      }
+      inc = this.incoming = { from: m.from, meta, chunks: [], received: 0 };
+    }
+    if (m.offset !== inc.received) {
+      reply(inc.received, false, 0); // resume where we are
+      return;
+    }
+    if (m.data.byteLength > 0) {
+      inc.chunks.push(m.data);
+      inc.received += m.data.byteLength;
+    }
+    if (!m.done) {
+      reply(inc.received, false, 0);
+      return;
+    }
+    this.incoming = null;
+    const data = new Uint8Array(inc.received);
+    let at = 0;
+    for (const chunk of inc.chunks) {
+      data.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    const snap: Snapshot = { meta: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) }, data };
+    this.log.restoreSnapshot(meta.index, meta.term);
+    this.conf = cloneConf(meta.conf);
+    this.snapshot = snap;
+    this.pendingSnapshot = snap;
+    // Only the snapshot's index is known to match the leader; entries we kept after it are
+    // confirmed by the probe that follows.
+    reply(inc.received, true, meta.index);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ type Listener = (event: ClusterEvent) => void;
 export type ClusterEvent =
   | { type: "role"; id: NodeId; role: string; term: Term; leaderId: NodeId | null }
   | { type: "applied"; id: NodeId; entry: Entry }
+  | { type: "snapshot-restored"; id: NodeId; index: number }
+  | { type: "snapshot-taken"; id: NodeId; index: number }
   | { type: "crash" | "restart" | "pause" | "resume" | "disconnect" | "connect"; id: NodeId }
   | { type: "partition"; groups: NodeId[][] }
   | { type: "heal" }
@@ -162,6 +164,8 @@ export class TestCluster {
         member.applied.set(e.entry.index, e.entry);
         this.emit({ type: "applied", id, entry: e.entry });
       } else if (e.type === "error") this.emit({ type: "node-error", id, error: e.error });
+      else if (e.type === "snapshot-restored") this.emit({ type: "snapshot-restored", id, index: e.index });
+      else if (e.type === "snapshot-taken") this.emit({ type: "snapshot-taken", id, index: e.index });
     });
     this.members.set(id, member);
     try {

@@ -8,7 +8,7 @@ import { sameBytes, type TestCluster } from "./cluster.ts";
  * - Election safety: at most one leader per term, ever (across crashes).
  * - Log matching: two logs holding an entry with the same index and term hold the same entry
  *   and agree on the term of the entry before it (hence, inductively, on the whole prefix).
- * - Leader completeness: a new leader's log holds every entry committed before it took office.
+ * - Leader completeness: a leader of term T holds every entry committed in a term before T.
  * - State machine safety: no two nodes apply different entries at one index; applied entries
  *   are committed entries, applied in order without gaps.
  * - A node's commit index never decreases while it runs, and a restart never loses an entry it
@@ -39,6 +39,13 @@ export class InvariantChecker {
   private readonly leaderOfTerm = new Map<Term, NodeId>();
   /** Every committed entry seen anywhere, by index. */
   private readonly committed = new Map<Index, Entry>();
+  /**
+   * The term in which each entry was first seen committed (the committing leader's term, since
+   * the leader is the first to know). Leader completeness is about entries committed in earlier
+   * terms: a leader elected in term T need not hold what was committed in term T or later (a
+   * candidate paused with its votes in flight can win an old term after a newer one committed).
+   */
+  private readonly committedInTerm = new Map<Index, Term>();
   private readonly appliedAt = new Map<Index, { entry: Entry; by: NodeId }>();
   /** For log matching: `${index}/${term}` -> the entry and the term before it. */
   private readonly seen = new Map<string, { data: Uint8Array; type: string; prevTerm: Term | undefined; by: NodeId }>();
@@ -49,9 +56,10 @@ export class InvariantChecker {
 
   constructor(private readonly cluster: TestCluster) {
     cluster.on((e) => {
-      if (e.type !== "applied" || this.violation) return;
+      if (this.violation) return;
       try {
-        this.onApplied(e.id, e.entry);
+        if (e.type === "applied") this.onApplied(e.id, e.entry);
+        else if (e.type === "snapshot-restored") this.onSnapshotRestored(e.id, e.index);
       } catch (err) {
         if (err instanceof InvariantViolation) this.violation = err;
         else throw err;
@@ -100,6 +108,7 @@ export class InvariantChecker {
           }
         } else {
           this.committed.set(i, e);
+          this.committedInTerm.set(i, core.term);
         }
       }
       const prevCommit = t.commit;
@@ -167,8 +176,8 @@ export class InvariantChecker {
   private checkLeaderCompleteness(id: NodeId): void {
     const core = this.cluster.node(id).core!;
     for (const [i, e] of this.committed) {
+      if (i <= core.log.offset || this.committedInTerm.get(i)! >= core.term) continue;
       const mine = core.log.entry(i);
-      if (i <= core.log.offset) continue;
       if (!mine || mine.term !== e.term) {
         throw new InvariantViolation(
           "leader completeness",
@@ -176,6 +185,21 @@ export class InvariantChecker {
         );
       }
     }
+  }
+
+  /** The state machine jumped to a snapshot: it must be of committed state, and never go back. */
+  private onSnapshotRestored(id: NodeId, index: Index): void {
+    const m = this.cluster.members.get(id)!;
+    const core = m.node.core;
+    if (!core) return; // restored at start, before the core exists: trackOf starts from its offset
+    const t = this.trackOf(id);
+    if (index < t.lastApplied) {
+      throw new InvariantViolation("applied in order", `${id} restored a snapshot at ${index} after applying up to ${t.lastApplied}`);
+    }
+    if (index > core.log.committed) {
+      throw new InvariantViolation("applied only committed", `${id} restored a snapshot at ${index} beyond its commit index ${core.log.committed}`);
+    }
+    t.lastApplied = index;
   }
 
   private onApplied(id: NodeId, entry: Entry): void {

@@ -96,11 +96,19 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
 
   let trace: Trace | null = null;
   const userFilter = opts.cluster?.filter;
+  const pickFrom = <T>(xs: readonly T[]): T => xs[rng.int(0, xs.length)];
+  // Snapshots every few entries, small margins and tiny chunks: InstallSnapshot runs all the time.
+  const snapshotOptions = {
+    snapshotEveryEntries: pickFrom([0, 5, 17, 60]),
+    snapshotMarginEntries: pickFrom([0, 3, 20]),
+    snapshotChunkBytes: pickFrom([16, 200, 1 << 20]),
+  };
   const cluster = new TestCluster({
     nodes: opts.nodes ?? 3,
     seed: rng.int(0, 2 ** 31),
     diskLatencyMs: rng.int(1, 4),
     ...opts.cluster,
+    nodeOptions: { ...snapshotOptions, ...opts.cluster?.nodeOptions },
     filter:
       opts.verbose || userFilter
         ? (m) => {
@@ -123,6 +131,10 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
         trace.add(`${e.id} ${e.role} term ${e.term}${e.leaderId && e.role !== "leader" ? ` leader ${e.leaderId}` : ""}`);
         break;
       case "applied":
+      case "snapshot-taken":
+        break;
+      case "snapshot-restored":
+        trace.add(`${e.id} restored snapshot at ${e.index}`);
         break;
       case "partition":
         trace.add(`nemesis partition ${e.groups.map((g) => g.join(",")).join(" | ")}`);

@@ -13,7 +13,7 @@
 import { describe, expect, it } from "vitest";
 import { SeededRandom } from "../../src/core/random.ts";
 import type { NodeId } from "../../src/core/types.ts";
-import { AGREEMENT_TIMEOUT_MS, command, ELECTION_TIMEOUT_MS, Lab, pick, sample, valueOf } from "./mit-helpers.ts";
+import { AGREEMENT_TIMEOUT_MS, command, ELECTION_TIMEOUT_MS, figure8Unreliable, Lab, pick, sample, valueOf } from "./mit-helpers.ts";
 
 /** Each seed is a different random run of the randomized scenarios; a failing seed replays exactly. */
 const FIGURE8_SEEDS = [2205, 2215, 2225];
@@ -553,38 +553,7 @@ describe("MIT 6.824 2C: persistence", () => {
 
   for (const seed of FIGURE8_UNRELIABLE_SEEDS) {
     it(`Figure 8, unreliable network: dropped, duplicated, delayed and long-reordered messages do not break it either (seed ${seed})`, async () => {
-      const lab = await Lab.start(5, seed);
-      const rng = new SeededRandom(seed);
-      lab.cluster.setUnreliable(true);
-      await lab.one(lab.fresh("f8u-"), 1);
-      let connected = lab.ids.length;
-      let cuts = 0;
-      for (let round = 0; round < 1_000; round++) {
-        if (round === 200) lab.cluster.setLongReordering(true);
-        let leader: NodeId | null = null;
-        for (const id of lab.ids) if (lab.start(id, lab.fresh("f8u-")) !== null && lab.isConnected(id)) leader = id;
-        await lab.run(rng.chance(0.1) ? rng.int(0, (5 * ELECTION_TIMEOUT_MS) / 2) : rng.int(0, 13));
-        if (leader !== null && rng.chance(0.5)) {
-          lab.disconnect(leader);
-          connected--;
-          cuts++;
-        }
-        if (connected < 3) {
-          const s = pick(rng, lab.ids);
-          if (!lab.isConnected(s)) {
-            lab.connect(s);
-            connected++;
-          }
-        }
-      }
-      expect(cuts).toBeGreaterThan(20);
-      lab.cluster.setUnreliable(false);
-      for (const id of lab.ids) lab.connect(id);
-      const last = await lab.one(lab.fresh("f8u-end-"), lab.ids.length);
-      const reference = lab.appliedValues(lab.ids[0]);
-      for (const id of lab.ids) expect(lab.appliedValues(id)).toEqual(reference);
-      for (let i = 1; i <= last; i++) lab.nCommitted(i);
-      await lab.stop();
+      await figure8Unreliable(seed);
     }, 60_000);
   }
 });
