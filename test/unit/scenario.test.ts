@@ -3,7 +3,7 @@
  * against a CoreCluster, with `expect` lines stating what must hold at that point.
  *
  *   cluster n1 n2 n3 [preVote=false] [checkQuorum=false] [seed=N] [readMode=lease] [forward=true]
- *   campaign ID | tick ID [N] | tick-all [N] | deliver | stabilize
+ *   campaign ID | tick ID [N] | tick-all [N] | deliver | stabilize | transfer FROM TO
  *   propose ID DATA [-> appended|rejected|forwarded]
  *   read ID [-> pending|rejected]
  *   partition A B | C     isolate ID     cut A>B     heal     crash ID     restart ID
@@ -51,6 +51,10 @@ function run(script: string): void {
         }
         case "campaign":
           cluster().campaign(args[0]);
+          break;
+        case "transfer":
+          cluster().node(args[0]).transferLeader(args[1]);
+          cluster().process();
           break;
         case "tick":
           cluster().tick(args[0], Number(args[1] ?? 1));
