@@ -674,7 +674,7 @@ function printTable(results: ScenarioResult[]): void {
       : "NOT met";
   console.log(
     `\ntarget ${fmt(TARGET_PER_SEC)} entries/s: best ${fmt(best)} (${verdict}).` +
-      ` B/entry = heap + array buffers retained per log entry after GC (no compaction yet: 3 logs + 3 stores).`,
+      ` B/entry = heap + array buffers retained per log entry after GC.`,
   );
 }
 
