@@ -330,16 +330,7 @@ export class Raft {
       if ((this.checkQuorum || this.preVote) && (m.type === "AppendEntries" || m.type === "Heartbeat")) {
         // A deposed leader cut off from the rest would otherwise never learn the new term (with
         // pre-vote our higher-term vote requests may never reach it). Answer so it steps down.
-        this.send({
-          type: "AppendEntriesResponse",
-          from: this.id,
-          to: m.from,
-          term: this.term,
-          success: false,
-          matchIndex: 0,
-          hintIndex: 0,
-          hintTerm: 0,
-        });
+        this.replyAppend(m.from, false, 0);
       } else if (m.type === "RequestVote" && m.preVote) {
         this.send({
           type: "RequestVoteResponse",
@@ -737,29 +728,11 @@ export class Raft {
     // Fast backtracking: point the leader at the last entry whose term could still match, so
     // that each round trip skips a whole conflicting term rather than a single entry.
     const hint = this.log.findConflictByTerm(Math.min(m.prevLogIndex, this.log.lastIndex()), m.prevLogTerm);
-    this.send({
-      type: "AppendEntriesResponse",
-      from: this.id,
-      to: m.from,
-      term: this.term,
-      success: false,
-      matchIndex: m.prevLogIndex,
-      hintIndex: hint.index,
-      hintTerm: hint.term,
-    });
+    this.replyAppend(m.from, false, m.prevLogIndex, hint.index, hint.term);
   }
 
-  private replyAppend(to: NodeId, success: boolean, matchIndex: Index): void {
-    this.send({
-      type: "AppendEntriesResponse",
-      from: this.id,
-      to,
-      term: this.term,
-      success,
-      matchIndex,
-      hintIndex: 0,
-      hintTerm: 0,
-    });
+  private replyAppend(to: NodeId, success: boolean, matchIndex: Index, hintIndex: Index = 0, hintTerm: Term = 0): void {
+    this.send({ type: "AppendEntriesResponse", from: this.id, to, term: this.term, success, matchIndex, hintIndex, hintTerm });
   }
 
   private handleHeartbeat(m: Heartbeat): void {

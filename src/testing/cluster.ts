@@ -219,15 +219,7 @@ export class TestCluster {
 
   /** Fire every event due in the next `ms` virtual milliseconds, settling promises between. */
   async run(ms: number, afterEvent?: () => void): Promise<void> {
-    const until = this.clock.now() + ms;
-    for (;;) {
-      const next = this.clock.nextTime();
-      if (next === undefined || next > until) break;
-      this.clock.fireNext();
-      await settle();
-      afterEvent?.();
-    }
-    this.clock.advanceTo(Math.max(until, this.clock.now()));
+    await this.runUntil(() => false, ms, afterEvent);
   }
 
   /** Run until `pred()` holds (checked after every event) or `maxMs` passes; returns whether it held. */
