@@ -421,6 +421,7 @@ export class RaftNode<Result = unknown> {
         this.flushProposals(raft);
         if (!raft.hasReady()) break;
         const rd = raft.ready();
+        for (const m of rd.earlyMessages) this.transport.send(m);
         if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
           await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
           // Stopped (or crashed, in the simulator) while persisting: nothing of this Ready may

@@ -34,6 +34,7 @@ import type {
  * come out of `ready()` as data, and `advance()` acknowledges that the driver performed them.
  *
  * The driver's contract for each Ready, in order:
+ *   0. (may) send `earlyMessages` (a leader's replication, overlapping its own fsync);
  *   1. persist `hardState`, `entries` (and `snapshot`) atomically and durably;
  *   2. send `messages`;
  *   3. apply `committedEntries`, serve `readStates`, settle `forwardedProposals` / `rejections`;
@@ -393,10 +394,17 @@ export class Raft {
       this.readRound++;
       this.broadcastHeartbeat();
     }
+    let messages = this.msgs;
+    let earlyMessages: Message[] = [];
+    if (this.role === "leader" && !this.termOrVoteChanged()) {
+      earlyMessages = messages.filter((m) => m.type === "AppendEntries" || m.type === "Heartbeat");
+      if (earlyMessages.length > 0) messages = messages.filter((m) => m.type !== "AppendEntries" && m.type !== "Heartbeat");
+    }
     const rd: Ready = {
       entries: this.log.takeUnstable(),
       committedEntries: this.log.takeToApply(this.maxApplyBytes),
-      messages: this.msgs,
+      messages,
+      earlyMessages,
       readStates: this.readStates,
       forwardedProposals: this.forwarded,
       rejections: this.rejections,

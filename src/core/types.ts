@@ -247,6 +247,14 @@ export interface Ready {
   committedEntries: Entry[];
   /** Send only after `hardState`, `entries` and `snapshot` are durable. */
   messages: Message[];
+  /**
+   * A leader's AppendEntries and heartbeats, which may be sent BEFORE this Ready's entries are
+   * durable (thesis §10.2.1: the leader writes its disk in parallel with replicating). Safe
+   * because the leader counts itself towards a quorum only for entries durable on its own disk,
+   * and its term and vote were made durable before it could lead. Empty when the Ready changes
+   * term or vote.
+   */
+  earlyMessages: Message[];
   readStates: ReadState[];
   forwardedProposals: ForwardedProposal[];
   /** Reads and forwarded proposals that failed; the driver rejects their promises. */

@@ -99,7 +99,7 @@ export class CoreCluster {
           d.entries.length = Math.max(0, first - 1);
           for (const e of rd.entries) d.entries.push(e);
         }
-        for (const m of rd.messages) {
+        for (const m of [...rd.earlyMessages, ...rd.messages]) {
           this.sent.push(m);
           this.queue.push(m);
         }

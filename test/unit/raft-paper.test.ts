@@ -29,7 +29,7 @@ function drain(r: Raft): Message[] {
   if (!r.hasReady()) return [];
   const rd = r.ready();
   r.advance();
-  return rd.messages;
+  return [...rd.earlyMessages, ...rd.messages];
 }
 
 function makeLeader(r: Raft, voters: NodeId[]): void {
