@@ -1,33 +1,49 @@
 // The Deno suite (`npm run test:deno`; test/run.mjs runs it after vitest), under the `deno` from
 // node_modules — never a global one:
 //
-//   1. `deno check` of the runtime-agnostic entry points (src/index.ts, src/testing/index.ts),
-//      counted as one test case;
-//   2. `deno test` over test/deno/ (deno.json's "test.include") with one permission:
-//      --allow-net=127.0.0.1, for the WebSocket mesh tests (Deno.serve on a free loopback port,
-//      the global WebSocket dialing it). Nothing touches files, env, subprocesses or any other
-//      host, and --no-prompt turns an accidental permission request into a failure instead of a
-//      prompt.
+//   1. `deno check` of the entry points (src/index.ts, src/testing/index.ts, src/http/index.ts,
+//      src/client/index.ts, adapters/deno/index.ts, adapters/deno/cli.ts,
+//      examples/deno-deploy/main.ts), counted as one test case;
+//   2. `deno test` over test/deno/ (deno.json's "test.include") with narrow permissions:
+//      --allow-net=127.0.0.1       the WebSocket mesh and member tests (Deno.serve on free loopback
+//                                  ports, the global WebSocket and fetch dialing them);
+//      --allow-read=<scratch>      file storage and Deno KV (SQLite) tests, in one scratch
+//      --allow-write=<scratch>     directory this script creates and removes afterwards;
+//      --allow-env=MESHRAFT_DENO_TMP  which tells the tests where that directory is;
+//      --allow-sys=hostname        FileStorage records the host in its LOCK file.
+//      Deno KV is enabled by deno.json ("unstable": ["kv"]). Nothing runs subprocesses or
+//      reaches any other host or path, and --no-prompt turns an accidental permission request
+//      into a failure instead of a prompt.
 //
 // Dependencies: deno.json sets "nodeModulesDir": "manual", so Deno resolves npm: specifiers
 // (@msgpack/msgpack) from the ./node_modules that `npm ci` installed, and `deno test
 // --cached-only` forbids any download (`deno check` has no such flag in deno 2.9.5; it resolves
 // the same way). "lock": false because package-lock.json already pins what is in node_modules.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters } from "node:util";
 
 export const root = fileURLToPath(new URL("../..", import.meta.url));
 export const denoBin = fileURLToPath(new URL("../../node_modules/.bin/deno", import.meta.url));
 
-const ENTRY_POINTS = ["src/index.ts", "src/testing/index.ts", "src/http/index.ts", "src/client/index.ts"];
+const ENTRY_POINTS = [
+  "src/index.ts",
+  "src/testing/index.ts",
+  "src/http/index.ts",
+  "src/client/index.ts",
+  "adapters/deno/index.ts",
+  "adapters/deno/cli.ts",
+  "examples/deno-deploy/main.ts",
+];
 const COMMON = ["--config", "deno.json"];
 
 /** Runs a command from the repository root; stdout is echoed live and also returned. */
-export function run(cmd, args, { capture = false } = {}) {
+export function run(cmd, args, { capture = false, env } = {}) {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", capture ? "pipe" : "inherit", "inherit"] });
+    const child = spawn(cmd, args, { cwd: root, env: env ? { ...process.env, ...env } : process.env, stdio: ["ignore", capture ? "pipe" : "inherit", "inherit"] });
     let out = "";
     child.stdout?.setEncoding("utf8");
     child.stdout?.on("data", (chunk) => {
@@ -49,7 +65,10 @@ export async function runDenoSuite() {
     return { passed: 0, failed: 1 };
   }
   const check = await run(denoBin, ["check", ...COMMON, ...ENTRY_POINTS]);
-  const test = await run(denoBin, ["test", ...COMMON, "--cached-only", "--no-prompt", "--allow-net=127.0.0.1"], { capture: true });
+  const scratch = mkdtempSync(join(tmpdir(), "meshraft-deno-"));
+  const permissions = ["--allow-net=127.0.0.1", `--allow-read=${scratch}`, `--allow-write=${scratch}`, "--allow-env=MESHRAFT_DENO_TMP", "--allow-sys=hostname"];
+  const test = await run(denoBin, ["test", ...COMMON, "--cached-only", "--no-prompt", ...permissions], { capture: true, env: { MESHRAFT_DENO_TMP: scratch } });
+  rmSync(scratch, { recursive: true, force: true });
   // Deno ends with e.g. "ok | 17 passed (3 steps) | 0 failed (869ms)"; steps are not counted.
   const plain = stripVTControlCharacters(test.out);
   const summary = [...plain.matchAll(/^(?:ok|FAILED) \| (\d+) passed.*? \| (\d+) failed/gm)].at(-1);

@@ -1,0 +1,11 @@
+/**
+ * meshraft/deno: run meshraft on Deno and Deno Deploy. Deno's global WebSocket for the mesh, a
+ * whole member served by `Deno.serve` (the same hono app as on Node), file storage, and Deno KV
+ * storage with a node identity lease.
+ */
+export { createDenoMesh, denoIdleTimeoutSeconds, raftSocketFor, type DenoMeshOptions } from "./mesh.ts";
+export { DenoFileStorage, StorageLockedError, type FileStorageOptions } from "./file-storage.ts";
+export { DenoKvStorage, KvStorageCorruptionError, LeaseLostError, NodeIdentityLeasedError, type DenoKvStorageOptions } from "./kv-storage.ts";
+export { consoleLogger, createDenoMember, startDenoNode, type DenoMember, type DenoMemberArgs, type DenoStartArgs, type Logger, type RunningDenoNode } from "./server.ts";
+export { parseDenoStartArgs } from "./cli.ts";
+export { parseStartArgs, UsageError, type StartArgs } from "../node/cli-args.ts";

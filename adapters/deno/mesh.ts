@@ -1,0 +1,59 @@
+/**
+ * Deno glue for the WebSocket mesh: Deno's global `WebSocket` dials, `hono/deno`'s
+ * `upgradeWebSocket` (over `Deno.upgradeWebSocket`) accepts. Everything else is in
+ * src/transport/mesh.ts, unchanged.
+ *
+ * Idle links: a socket from `Deno.upgradeWebSocket` sends a protocol ping after `idleTimeout / 2`
+ * seconds without an incoming frame and closes the link (1001) if nothing arrives in the next
+ * `idleTimeout / 2` (default 30 s in all). The mesh sends its own ping frame every
+ * `pingIntervalMs` (default 5 s) from both ends, so a healthy link always has traffic well inside
+ * that window, and a peer that stops answering is closed by the mesh's `idleTimeoutMs` (default
+ * 15 s) first. `raftSocketFor` passes an `idleTimeout` that is never shorter than twice the mesh's
+ * own idle timeout, so Deno's check can only act on a link the mesh has already given up on.
+ */
+import { upgradeWebSocket } from "hono/deno";
+import type { UpgradeWebSocket } from "hono/ws";
+import type { RaftSocketOptions } from "../../src/http/app.ts";
+import { WebSocketMesh, type WebSocketMeshOptions } from "../../src/transport/mesh.ts";
+
+export type DenoMeshOptions = Omit<WebSocketMeshOptions, "WebSocket">;
+
+/** The mesh's defaults (src/transport/mesh.ts), to size Deno's server-side idle timeout. */
+const MESH_DEFAULT_PING_MS = 5_000;
+const MESH_DEFAULT_IDLE_MS = 15_000;
+/** Deno.upgradeWebSocket's own default, in seconds. */
+const DENO_DEFAULT_IDLE_S = 30;
+
+/** A WebSocketMesh with Deno's global WebSocket. */
+export function createDenoMesh(options: DenoMeshOptions): WebSocketMesh {
+  return new WebSocketMesh({ ...options, WebSocket });
+}
+
+/**
+ * Seconds for `Deno.upgradeWebSocket`'s `idleTimeout` given the mesh's options: Deno's default
+ * (30), raised to twice the mesh's idle timeout when that is longer.
+ */
+export function denoIdleTimeoutSeconds(options: Pick<DenoMeshOptions, "pingIntervalMs" | "idleTimeoutMs">): number {
+  const pingMs = options.pingIntervalMs ?? MESH_DEFAULT_PING_MS;
+  const idleMs = options.idleTimeoutMs ?? Math.max(MESH_DEFAULT_IDLE_MS, 3 * pingMs);
+  return Math.max(DENO_DEFAULT_IDLE_S, Math.ceil((2 * idleMs) / 1000));
+}
+
+/**
+ * The `raftSocket` option of `createApp` on Deno: `/raft` upgraded by `hono/deno` into `mesh`,
+ * with Deno's idle timeout set as explained above (`idleTimeoutSeconds` overrides it).
+ */
+export function raftSocketFor(
+  mesh: WebSocketMesh,
+  options: Pick<DenoMeshOptions, "pingIntervalMs" | "idleTimeoutMs"> & { idleTimeoutSeconds?: number } = {},
+): RaftSocketOptions {
+  const idleTimeout = options.idleTimeoutSeconds ?? denoIdleTimeoutSeconds(options);
+  // hono's helper has two call forms: (createEvents, options) and (c, events, options).
+  // deno-lint-ignore no-explicit-any
+  const withIdleTimeout = ((a: any, b?: any, c?: any) =>
+    typeof a === "function" ? upgradeWebSocket(a, { idleTimeout, ...b }) : upgradeWebSocket(a, b, { idleTimeout, ...c })) as UpgradeWebSocket<
+    WebSocket,
+    Deno.UpgradeWebSocketOptions
+  >;
+  return { upgradeWebSocket: withIdleTimeout, handlers: () => mesh.inboundHandlers() };
+}

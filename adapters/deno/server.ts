@@ -1,0 +1,174 @@
+/**
+ * One meshraft member on Deno: storage (files, or Deno KV), the WebSocket mesh, the Raft node,
+ * the KV state machine and the HTTP API served by `Deno.serve` on one port (the peer socket is
+ * `/raft` on the same port), the same hono app as on Node.
+ */
+import type { Hono } from "hono";
+import type { StartArgs } from "../node/cli-args.ts";
+import { createApp } from "../../src/http/app.ts";
+import { KvStateMachine, type KvResult } from "../../src/kv/kv.ts";
+import { RaftNode } from "../../src/node.ts";
+import type { MeshLogLevel } from "../../src/transport/mesh.ts";
+import type { Transport } from "../../src/transport/transport.ts";
+import type { Message } from "../../src/core/types.ts";
+import { DenoFileStorage } from "./file-storage.ts";
+import { DenoKvStorage, type LeaseLostError } from "./kv-storage.ts";
+import { createDenoMesh, raftSocketFor } from "./mesh.ts";
+
+/** What `startDenoNode` takes: the `meshraft start` arguments, plus where Deno KV storage lives. */
+export interface DenoStartArgs extends StartArgs {
+  /**
+   * Store the node's state in Deno KV instead of files under `dataDir`: a path for
+   * `Deno.openKv`, or an open `Deno.Kv` (on Deno Deploy, `await Deno.openKv()`).
+   */
+  kv?: string | Deno.Kv;
+  /** Lease time of the node identity in Deno KV, in ms. Default 10000. */
+  kvLeaseMs?: number;
+  /** Mesh liveness: ping interval and idle timeout, in ms (defaults 5000 and 15000). */
+  pingIntervalMs?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface Logger {
+  (level: MeshLogLevel, message: string, fields?: Record<string, unknown>): void;
+}
+
+const LEVELS: Record<string, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** One line per event on stderr: `time level id message key=value ...` (as on Node). */
+export function consoleLogger(id: string, minLevel: StartArgs["logLevel"]): Logger {
+  return (level, message, fields = {}) => {
+    if (LEVELS[level] < LEVELS[minLevel]) return;
+    const kv = Object.entries(fields)
+      .map(([k, v]) => `${k}=${typeof v === "string" && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+      .join(" ");
+    console.error(`${new Date().toISOString()} ${level.padEnd(5)} ${id} ${message}${kv ? ` ${kv}` : ""}`);
+  };
+}
+
+/**
+ * A transport that sends nothing while the node's Deno KV lease is not valid: an instance past
+ * its lease may have been replaced, and must not answer from memory (see ./kv-lease.ts).
+ */
+function fenced(transport: Transport, storage: DenoKvStorage): Transport {
+  return {
+    start: (handler: (message: Message) => void) => transport.start(handler),
+    send: (message: Message) => {
+      if (storage.leaseValid()) transport.send(message);
+    },
+    close: () => transport.close(),
+  };
+}
+
+/**
+ * What a member needs besides a listening socket (a Deno Deploy app has none of its own): the
+ * `meshraft start` arguments without `listen` and `insecure`.
+ */
+export type DenoMemberArgs = Omit<DenoStartArgs, "listen" | "insecure"> & {
+  /** Serve linearizable reads on followers (ReadIndex through the leader) instead of redirecting. */
+  followerReads?: boolean;
+};
+
+/** A member assembled but not yet started: serve `app` (Deno.serve, Deploy), then `start()`. */
+export interface DenoMember {
+  node: RaftNode<KvResult>;
+  kv: KvStateMachine;
+  /** The HTTP API and the peer socket (`/raft`). */
+  app: Hono;
+  /** Resolves if the member had to stop by itself: its Deno KV lease was lost. */
+  failed: Promise<Error>;
+  start(): Promise<void>;
+  /** Finish the write in flight, close the mesh and the storage. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Opens the storage (Deno KV when `args.kv` is set, else files in `args.dataDir`; this takes the
+ * node's lease or directory lock), and builds the mesh, the Raft node and the HTTP app.
+ */
+export async function createDenoMember(args: DenoMemberArgs, log: Logger = consoleLogger(args.id, args.logLevel)): Promise<DenoMember> {
+  let reportFailure: (error: Error) => void = () => {};
+  const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
+  const onLeaseLost = (error: LeaseLostError): void => {
+    log("error", error.message);
+    reportFailure(error);
+  };
+  const storage = args.kv !== undefined
+    ? await DenoKvStorage.open(args.kv, { nodeId: args.id, leaseTtlMs: args.kvLeaseMs, onLeaseLost })
+    : await DenoFileStorage.open(args.dataDir, { log: (line) => log("warn", line) });
+  const mesh = createDenoMesh({
+    id: args.id,
+    clusterId: args.clusterId,
+    peers: args.peers,
+    secret: args.secret,
+    pingIntervalMs: args.pingIntervalMs,
+    idleTimeoutMs: args.idleTimeoutMs,
+    logger: (level, message, fields) => log(level, message, fields),
+  });
+  const kv = new KvStateMachine();
+  const node = new RaftNode<KvResult>({
+    id: args.id,
+    members: [{ id: args.id, url: args.url }, ...args.peers],
+    storage,
+    transport: storage instanceof DenoKvStorage ? fenced(mesh, storage) : mesh,
+    stateMachine: kv,
+    electionTimeoutMs: args.electionTimeoutMs,
+    heartbeatIntervalMs: args.heartbeatIntervalMs,
+    onError: (error) => log("error", "node failed and stopped", { error: error instanceof Error ? error.message : String(error) }),
+  });
+  node.on((e) => {
+    if (e.type === "role") log("info", `role ${e.role}`, { term: e.term, leader: e.leaderId ?? "none" });
+  });
+  const app = createApp({
+    node,
+    kv,
+    selfUrl: args.url,
+    apiToken: args.token,
+    followerReads: args.followerReads,
+    raftSocket: raftSocketFor(mesh, { pingIntervalMs: args.pingIntervalMs, idleTimeoutMs: args.idleTimeoutMs }),
+    logger: { warn: (m: string) => log("warn", m), error: (m: string) => log("error", m) },
+  });
+  return { node, kv, app, failed, start: () => node.start(), stop: () => node.stop() };
+}
+
+export interface RunningDenoNode {
+  node: RaftNode<KvResult>;
+  kv: KvStateMachine;
+  url: string;
+  port: number;
+  /** Resolves if the member had to stop by itself: its Deno KV lease was lost. */
+  failed: Promise<Error>;
+  /** Stop serving, finish the write in flight, close the mesh and the storage. */
+  stop(): Promise<void>;
+}
+
+/** A whole member on `args.listen`: `createDenoMember` served by `Deno.serve`, started. */
+export async function startDenoNode(args: DenoStartArgs, log: Logger = consoleLogger(args.id, args.logLevel)): Promise<RunningDenoNode> {
+  const member = await createDenoMember(args, log);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({ hostname: args.listen.host, port: args.listen.port, onListen: () => {} }, (request) => member.app.fetch(request));
+  } catch (e) {
+    await member.stop();
+    throw e;
+  }
+  const port = server.addr.port;
+  await member.start();
+  const where = args.kv === undefined ? args.dataDir : typeof args.kv === "string" ? `deno kv ${args.kv}` : "deno kv";
+  log("info", "started", { url: args.url, listen: `${args.listen.host}:${port}`, peers: args.peers.map((p) => p.id).join(",") || "none", data: where });
+  let stopping: Promise<void> | null = null;
+  return {
+    node: member.node,
+    kv: member.kv,
+    url: args.url,
+    port,
+    failed: member.failed,
+    stop: () =>
+      (stopping ??= (async () => {
+        // The node first: closing the mesh ends the peer sockets, which would hold shutdown open.
+        await member.stop();
+        await server.shutdown();
+        log("info", "stopped");
+      })()),
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * examples/deno-deploy/main.ts, run locally under Deno as Deploy would run it (configuration from
+ * the environment, state in Deno KV, peers by URL, the cluster secret required): as one member
+ * of a cluster with two Node members, and as two instances of one app sharing one KV database,
+ * of which only one may hold the node id at a time.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { MeshraftClient } from "../../src/client/client.ts";
+import { denoBin, RuntimeCluster } from "./deno-processes.ts";
+import { freePorts, sleep } from "./process-cluster.ts";
+
+const root = join(import.meta.dirname, "../..");
+let cluster: RuntimeCluster | null = null;
+let scratch: string | null = null;
+const apps = new Set<ChildProcess>();
+afterEach(async () => {
+  for (const app of apps) app.kill("SIGKILL");
+  apps.clear();
+  await cluster?.stop();
+  cluster = null;
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  scratch = null;
+});
+
+/** Starts the Deploy entrypoint under Deno with `env`, as a Deploy app's instance. */
+function startApp(dataRoot: string, port: number, env: Record<string, string>): { child: ChildProcess; out: () => string } {
+  const args = ["run", "--cached-only", "--no-prompt", "--allow-net=127.0.0.1,0.0.0.0", "--allow-env", `--allow-read=${dataRoot}`, `--allow-write=${dataRoot}`, "examples/deno-deploy/main.ts"];
+  const child = spawn(denoBin, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, HOSTNAME: "127.0.0.1", PORT: String(port), ...env } });
+  apps.add(child);
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  return { child, out: () => out };
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | null>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const v = await probe().catch(() => null);
+    if (v !== null) return v;
+    await sleep(100);
+  }
+  throw new Error(`${what}: not within ${timeoutMs} ms`);
+}
+
+describe("the Deno Deploy member (examples/deno-deploy/main.ts)", () => {
+  it("joins two Node members by URL with the cluster secret, takes writes and serves linearizable reads as a follower", async () => {
+    const secret = "deploy-example-secret";
+    // n1, n2: Node hosts; z3: the Deploy app (its id sorts last, so the hosts dial it).
+    cluster = await RuntimeCluster.start(
+      { n1: { runtime: "node", extraArgs: ["--secret", secret] }, n2: { runtime: "node", extraArgs: ["--secret", secret] }, z3: { runtime: "deno" } },
+      ["z3"],
+    );
+    const c = cluster;
+    const leader = await c.waitForLeader(30_000, ["n1", "n2"]);
+    const app = startApp(c.dataRoot, c.ports.get("z3")!, {
+      MESHRAFT_ID: "z3",
+      MESHRAFT_URL: c.url("z3"),
+      MESHRAFT_PEERS: `n1=${c.url("n1")}, n2=${c.url("n2")}`,
+      MESHRAFT_SECRET: secret,
+      MESHRAFT_KV_PATH: join(c.dataRoot, "z3.kv"),
+    });
+    await c.waitForCatchUp("z3", leader, 30_000);
+
+    const viaApp = new MeshraftClient({ urls: [c.url("z3")] });
+    await viaApp.put("edge", "written through the Deploy member");
+    expect(await new MeshraftClient({ urls: [c.url("n1")] }).getText("edge")).toBe("written through the Deploy member");
+    // A linearizable read on the app, a follower: answered there (ReadIndex), not redirected.
+    expect((await c.status("z3"))?.role).toBe("follower");
+    const res = await fetch(`${c.url("z3")}/kv/edge`, { redirect: "manual" });
+    expect(res.status, app.out()).toBe(200);
+    expect(await res.text()).toBe("written through the Deploy member");
+    expect(app.out()).not.toMatch(/no cluster secret configured/);
+  }, 90_000);
+
+  it("two instances of one app on one KV database: the second answers 503 NODE_ID_LEASED, and takes over once the first is gone and its lease ran out", async () => {
+    const dataRoot = (scratch = mkdtempSync(join(tmpdir(), "meshraft-deploy-")));
+    const [p1, p2] = await freePorts(2);
+    const env = { MESHRAFT_ID: "z1", MESHRAFT_SECRET: "s", MESHRAFT_KV_PATH: join(dataRoot, "z1.kv"), MESHRAFT_KV_LEASE_MS: "1500" };
+    const first = startApp(dataRoot, p1, { ...env, MESHRAFT_URL: `http://127.0.0.1:${p1}` });
+    await waitFor("the first instance to lead its one-member cluster", async () => {
+      const s = (await (await fetch(`http://127.0.0.1:${p1}/status`)).json()) as { role?: string };
+      return s.role === "leader" ? true : null;
+    });
+    await new MeshraftClient({ urls: [`http://127.0.0.1:${p1}`] }).put("k", "from the first instance");
+
+    const second = startApp(dataRoot, p2, { ...env, MESHRAFT_URL: `http://127.0.0.1:${p2}` });
+    const refused = await waitFor("the second instance to answer", async () => {
+      const res = await fetch(`http://127.0.0.1:${p2}/status`);
+      return { status: res.status, retryAfter: res.headers.get("retry-after"), body: (await res.json()) as { error?: { code: string; message: string } } };
+    });
+    expect(refused.status, second.out()).toBe(503);
+    expect(refused.retryAfter).toBe("2");
+    expect(refused.body.error?.code).toBe("NODE_ID_LEASED");
+    expect(refused.body.error?.message).toMatch(/node id z1 is held by another instance/);
+    expect((await fetch(`http://127.0.0.1:${p1}/kv/k?stale`)).status).toBe(200);
+
+    first.child.kill("SIGKILL");
+    const value = await waitFor("the second instance to take over", async () => {
+      const res = await fetch(`http://127.0.0.1:${p2}/kv/k`);
+      return res.status === 200 ? await res.text() : null;
+    });
+    expect(value).toBe("from the first instance");
+  }, 60_000);
+});

@@ -1,0 +1,190 @@
+/**
+ * Real meshraft processes of both runtimes on 127.0.0.1, for the Deno and mixed-cluster tests:
+ * a member is either `node --import tsx adapters/node/cli.ts start ...` or
+ * `deno run <narrow permissions> adapters/deno/cli.ts start ...` (the deno of node_modules), with
+ * the same flags. Tests SIGKILL, SIGSTOP and restart them by their own PIDs only; every wait is
+ * bounded. Deno members get only the permissions a member needs: the network on 127.0.0.1, read
+ * and write on this cluster's data directory, the host name.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePorts, sleep, type StatusBody } from "./process-cluster.ts";
+
+const root = join(import.meta.dirname, "../..");
+export const denoBin: string = join(root, "node_modules/.bin/deno");
+const nodeCli = join(root, "adapters/node/cli.ts");
+const denoCli = join(root, "adapters/deno/cli.ts");
+
+export type Runtime = "node" | "deno";
+
+export interface MemberSpec {
+  runtime: Runtime;
+  /** Deno members only: keep the state in Deno KV (a file in the data directory) with this lease. */
+  kvLeaseMs?: number;
+  /** Extra `start` flags. */
+  extraArgs?: string[];
+}
+
+/** `deno run` with what a member needs and nothing more. */
+export function denoRunArgs(dataRoot: string): string[] {
+  return ["run", "--cached-only", "--no-prompt", "--allow-net=127.0.0.1", `--allow-read=${dataRoot}`, `--allow-write=${dataRoot}`, "--allow-sys=hostname"];
+}
+
+export class RuntimeCluster {
+  readonly ids: string[];
+  readonly dataRoot: string = mkdtempSync(join(tmpdir(), "meshraft-deno-it-"));
+  readonly ports: Map<string, number> = new Map();
+  readonly procs: Map<string, ChildProcess> = new Map();
+  readonly logs: Map<string, string[]> = new Map();
+  readonly specs: Map<string, MemberSpec>;
+
+  private constructor(specs: Record<string, MemberSpec>, ports: number[]) {
+    this.ids = Object.keys(specs);
+    this.specs = new Map(Object.entries(specs));
+    this.ids.forEach((id, i) => {
+      this.ports.set(id, ports[i]);
+      this.logs.set(id, []);
+    });
+  }
+
+  /**
+   * Starts one process per member, e.g. `{ n1: { runtime: "node" }, n2: { runtime: "deno" } }`,
+   * except those in `later` (start them with `spawn`).
+   */
+  static async start(specs: Record<string, MemberSpec>, later: string[] = []): Promise<RuntimeCluster> {
+    const c = new RuntimeCluster(specs, await freePorts(Object.keys(specs).length));
+    for (const id of c.ids) if (!later.includes(id)) c.spawn(id);
+    return c;
+  }
+
+  url(id: string): string {
+    return `http://127.0.0.1:${this.ports.get(id)}`;
+  }
+
+  urls(): string[] {
+    return this.ids.map((id) => this.url(id));
+  }
+
+  dataDir(id: string): string {
+    return join(this.dataRoot, id);
+  }
+
+  kvPath(id: string): string {
+    return join(this.dataRoot, `${id}.kv.sqlite`);
+  }
+
+  runtime(id: string): Runtime {
+    return this.specs.get(id)!.runtime;
+  }
+
+  /** The `start` arguments of a member, as a user would type them. */
+  startArgs(id: string, listenPort: number = this.ports.get(id)!): string[] {
+    const spec = this.specs.get(id)!;
+    const args = ["start", "--id", id, "--listen", `127.0.0.1:${listenPort}`];
+    if (spec.kvLeaseMs !== undefined) args.push("--kv", this.kvPath(id), "--kv-lease-ms", String(spec.kvLeaseMs));
+    else args.push("--data-dir", this.dataDir(id));
+    for (const p of this.ids) if (p !== id) args.push("--peer", `${p}=${this.url(p)}`);
+    return [...args, ...(spec.extraArgs ?? [])];
+  }
+
+  /** The command line of a member process (one process per member, so its PID is the member's). */
+  command(id: string, args: string[] = this.startArgs(id)): [string, string[]] {
+    return this.runtime(id) === "deno"
+      ? [denoBin, [...denoRunArgs(this.dataRoot), denoCli, ...args]]
+      : [process.execPath, ["--import", "tsx", nodeCli, ...args]];
+  }
+
+  spawn(id: string, args?: string[]): ChildProcess {
+    const [cmd, argv] = this.command(id, args);
+    const child = spawn(cmd, argv, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    const log = this.logs.get(id)!;
+    const collect = (chunk: Buffer): void => {
+      for (const line of chunk.toString().split("\n")) if (line) log.push(line);
+      if (log.length > 5000) log.splice(0, log.length - 5000);
+    };
+    child.stdout!.on("data", collect);
+    child.stderr!.on("data", collect);
+    this.procs.set(id, child);
+    return child;
+  }
+
+  alive(id: string): boolean {
+    const p = this.procs.get(id);
+    return p !== undefined && p.exitCode === null && p.signalCode === null;
+  }
+
+  signal(id: string, signal: NodeJS.Signals): void {
+    const p = this.procs.get(id);
+    if (p?.pid && this.alive(id)) process.kill(p.pid, signal);
+  }
+
+  async kill(id: string): Promise<void> {
+    const p = this.procs.get(id);
+    if (!p || !this.alive(id)) return;
+    const exited = new Promise<void>((r) => p.once("exit", () => r()));
+    process.kill(p.pid!, "SIGKILL");
+    await exited;
+  }
+
+  /**
+   * SIGKILL and start again on the same data. A Deno KV member's lease outlives a SIGKILL, so its
+   * restart waits until the lease has run out (a supervisor would retry until it may start).
+   */
+  async restart(id: string): Promise<void> {
+    await this.kill(id);
+    const lease = this.specs.get(id)!.kvLeaseMs;
+    if (lease !== undefined) await sleep(lease + 250);
+    this.logs.set(id, []);
+    this.spawn(id);
+  }
+
+  async status(id: string): Promise<StatusBody | null> {
+    try {
+      const res = await fetch(`${this.url(id)}/status`, { signal: AbortSignal.timeout(1000) });
+      return (await res.json()) as StatusBody;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Wait until some live node is leader and a majority of members agree on it. */
+  async waitForLeader(timeoutMs = 20_000, among: string[] = this.ids): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const statuses = await Promise.all(among.map((id) => this.status(id)));
+      const leaders = statuses.filter((s): s is StatusBody => s !== null && s.role === "leader");
+      if (leaders.length > 0) {
+        const top = leaders.sort((a, b) => b.term - a.term)[0];
+        const agree = statuses.filter((s) => s && s.leader === top.id && s.term === top.term).length;
+        if (agree > this.ids.length / 2) return top.id;
+      }
+      await sleep(100);
+    }
+    throw new Error(`no leader within ${timeoutMs} ms among ${among.join(",")}\n${this.tail()}`);
+  }
+
+  /** Wait until `id` has applied everything `leader` has committed. */
+  async waitForCatchUp(id: string, leader: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const [l, f] = await Promise.all([this.status(leader), this.status(id)]);
+      if (l && f && l.commitIndex > 0 && f.appliedIndex >= l.commitIndex) return;
+      await sleep(100);
+    }
+    throw new Error(`${id} did not catch up with ${leader} within ${timeoutMs} ms\n${this.tail()}`);
+  }
+
+  tail(lines = 15): string {
+    return this.ids.map((id) => `--- ${id} (${this.runtime(id)})\n${this.logs.get(id)!.slice(-lines).join("\n")}`).join("\n");
+  }
+
+  async stop(): Promise<void> {
+    for (const id of this.ids) {
+      this.signal(id, "SIGCONT");
+      await this.kill(id);
+    }
+    rmSync(this.dataRoot, { recursive: true, force: true });
+  }
+}
