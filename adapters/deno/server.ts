@@ -5,10 +5,9 @@
  */
 import type { Hono } from "hono";
 import type { StartArgs } from "../node/cli-args.ts";
-import { createApp } from "../../src/http/app.ts";
-import { KvStateMachine, type KvResult } from "../../src/kv/kv.ts";
-import { RaftNode } from "../../src/node.ts";
-import type { MeshLogLevel } from "../../src/transport/mesh.ts";
+import { createMember, lineLogger, type MemberLogger } from "../../src/member.ts";
+import type { KvResult, KvStateMachine } from "../../src/kv/kv.ts";
+import type { RaftNode } from "../../src/node.ts";
 import type { Transport } from "../../src/transport/transport.ts";
 import type { Message } from "../../src/core/types.ts";
 import { DenoFileStorage } from "./file-storage.ts";
@@ -29,21 +28,11 @@ export interface DenoStartArgs extends StartArgs {
   idleTimeoutMs?: number;
 }
 
-export interface Logger {
-  (level: MeshLogLevel, message: string, fields?: Record<string, unknown>): void;
-}
-
-const LEVELS: Record<string, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+export type Logger = MemberLogger;
 
 /** One line per event on stderr: `time level id message key=value ...` (as on Node). */
 export function consoleLogger(id: string, minLevel: StartArgs["logLevel"]): Logger {
-  return (level, message, fields = {}) => {
-    if (LEVELS[level] < LEVELS[minLevel]) return;
-    const kv = Object.entries(fields)
-      .map(([k, v]) => `${k}=${typeof v === "string" && !/\s/.test(v) ? v : JSON.stringify(v)}`)
-      .join(" ");
-    console.error(`${new Date().toISOString()} ${level.padEnd(5)} ${id} ${message}${kv ? ` ${kv}` : ""}`);
-  };
+  return lineLogger(id, minLevel, (line) => console.error(line));
 }
 
 /**
@@ -105,28 +94,18 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     idleTimeoutMs: args.idleTimeoutMs,
     logger: (level, message, fields) => log(level, message, fields),
   });
-  const kv = new KvStateMachine();
-  const node = new RaftNode<KvResult>({
+  const { node, kv, app } = createMember({
     id: args.id,
-    members: [{ id: args.id, url: args.url }, ...args.peers],
+    url: args.url,
+    peers: args.peers,
     storage,
     transport: storage instanceof DenoKvStorage ? fenced(mesh, storage) : mesh,
-    stateMachine: kv,
-    electionTimeoutMs: args.electionTimeoutMs,
-    heartbeatIntervalMs: args.heartbeatIntervalMs,
-    onError: (error) => log("error", "node failed and stopped", { error: error instanceof Error ? error.message : String(error) }),
-  });
-  node.on((e) => {
-    if (e.type === "role") log("info", `role ${e.role}`, { term: e.term, leader: e.leaderId ?? "none" });
-  });
-  const app = createApp({
-    node,
-    kv,
-    selfUrl: args.url,
+    raftSocket: raftSocketFor(mesh, { pingIntervalMs: args.pingIntervalMs, idleTimeoutMs: args.idleTimeoutMs }),
     apiToken: args.token,
     followerReads: args.followerReads,
-    raftSocket: raftSocketFor(mesh, { pingIntervalMs: args.pingIntervalMs, idleTimeoutMs: args.idleTimeoutMs }),
-    logger: { warn: (m: string) => log("warn", m), error: (m: string) => log("error", m) },
+    electionTimeoutMs: args.electionTimeoutMs,
+    heartbeatIntervalMs: args.heartbeatIntervalMs,
+    log,
   });
   return { node, kv, app, failed, start: () => node.start(), stop: () => node.stop() };
 }

@@ -4,29 +4,18 @@
  */
 import type { AddressInfo } from "node:net";
 import { serve, upgradeWebSocket } from "@hono/node-server";
-import { KvStateMachine, type KvResult } from "../../src/kv/kv.ts";
-import { RaftNode } from "../../src/node.ts";
-import { createApp } from "../../src/http/app.ts";
-import type { MeshLogLevel } from "../../src/transport/mesh.ts";
+import type { KvResult, KvStateMachine } from "../../src/kv/kv.ts";
+import type { RaftNode } from "../../src/node.ts";
+import { createMember, lineLogger, type MemberLogger } from "../../src/member.ts";
 import { FileStorage } from "./file-storage.ts";
 import { createNodeMesh, createPeerSocketServer } from "./mesh.ts";
 import type { StartArgs } from "./cli-args.ts";
 
-export interface Logger {
-  (level: MeshLogLevel, message: string, fields?: Record<string, unknown>): void;
-}
-
-const LEVELS: Record<string, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+export type Logger = MemberLogger;
 
 /** One line per event on stderr: `time level id message key=value ...`. */
 export function stderrLogger(id: string, minLevel: StartArgs["logLevel"]): Logger {
-  return (level, message, fields = {}) => {
-    if (LEVELS[level] < LEVELS[minLevel]) return;
-    const kv = Object.entries(fields)
-      .map(([k, v]) => `${k}=${typeof v === "string" && !/\s/.test(v) ? v : JSON.stringify(v)}`)
-      .join(" ");
-    process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${id} ${message}${kv ? ` ${kv}` : ""}\n`);
-  };
+  return lineLogger(id, minLevel, (line) => process.stderr.write(`${line}\n`));
 }
 
 export interface RunningNode {
@@ -40,7 +29,6 @@ export interface RunningNode {
 
 export async function startNode(args: StartArgs, log: Logger = stderrLogger(args.id, args.logLevel)): Promise<RunningNode> {
   const storage = await FileStorage.open(args.dataDir, { log: (line) => log("warn", line) });
-  const members = [{ id: args.id, url: args.url }, ...args.peers];
   const mesh = createNodeMesh({
     id: args.id,
     clusterId: args.clusterId,
@@ -48,28 +36,18 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     secret: args.secret,
     logger: (level, message, fields) => log(level, message, fields),
   });
-  const kv = new KvStateMachine();
-  const node = new RaftNode<KvResult>({
+  const wss = createPeerSocketServer();
+  const { node, kv, app } = createMember({
     id: args.id,
-    members,
+    url: args.url,
+    peers: args.peers,
     storage,
     transport: mesh,
-    stateMachine: kv,
+    raftSocket: { upgradeWebSocket, handlers: () => mesh.inboundHandlers() },
+    apiToken: args.token,
     electionTimeoutMs: args.electionTimeoutMs,
     heartbeatIntervalMs: args.heartbeatIntervalMs,
-    onError: (error) => log("error", "node failed and stopped", { error: error instanceof Error ? error.message : String(error) }),
-  });
-  node.on((e) => {
-    if (e.type === "role") log("info", `role ${e.role}`, { term: e.term, leader: e.leaderId ?? "none" });
-  });
-  const wss = createPeerSocketServer();
-  const app = createApp({
-    node,
-    kv,
-    selfUrl: args.url,
-    apiToken: args.token,
-    raftSocket: { upgradeWebSocket, handlers: () => mesh.inboundHandlers() },
-    logger: { warn: (m: string) => log("warn", m), error: (m: string) => log("error", m) },
+    log,
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve(
