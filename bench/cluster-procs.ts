@@ -83,13 +83,25 @@ export interface Rss {
   rssMB: number;
   /** Peak resident set (VmHWM), MB. */
   peakMB: number;
+  /** The private part of it (RssAnon: heap, stacks), MB. */
+  anonMB: number;
+  /** File-backed pages (RssFile: mostly the mapped executable, shared between members), MB. */
+  fileMB: number;
+  /** Proportional set size (shared pages divided among the processes sharing them), MB. */
+  pssMB: number | null;
 }
 
 export function readRss(pid: number): Rss | null {
   try {
     const s = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(s)?.[1] ?? NaN);
-    return { rssMB: Math.round(kb("VmRSS") / 102.4) / 10, peakMB: Math.round(kb("VmHWM") / 102.4) / 10 };
+    const mb = (text: string, name: string): number => Math.round(Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? NaN) / 102.4) / 10;
+    let pssMB: number | null = null;
+    try {
+      pssMB = mb(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"), "Pss");
+    } catch {
+      // kernels before 4.14
+    }
+    return { rssMB: mb(s, "VmRSS"), peakMB: mb(s, "VmHWM"), anonMB: mb(s, "RssAnon"), fileMB: mb(s, "RssFile"), pssMB };
   } catch {
     return null;
   }

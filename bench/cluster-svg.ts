@@ -3,7 +3,7 @@
  * against concurrency on the left, put latency p50 and p99 (log scale) on the right, and a
  * line of facts below (linearizable get, failover, RSS).
  */
-import type { ETCD_REFERENCE, SystemResult } from "./cluster.ts";
+import type { ETCD_REFERENCE, SystemResult } from "./cluster-report.ts";
 
 interface ChartInput {
   date: string;

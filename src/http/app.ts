@@ -417,6 +417,13 @@ function rejectDeclaredLength(c: Context, max: number, code: "VALUE_TOO_LARGE" |
 
 /** The whole body, or null as soon as it exceeds `max` bytes (the rest is never buffered). */
 async function readBody(req: Request, max: number): Promise<Uint8Array | null> {
+  const declared = req.headers.get("content-length");
+  if (declared !== null && /^\d+$/.test(declared) && Number(declared) <= max) {
+    // The HTTP parser holds the body to its declared length, so this reads at most `max` bytes,
+    // and arrayBuffer() skips building a WHATWG stream (a quarter of a busy leader's CPU).
+    const bytes = new Uint8Array(await req.arrayBuffer());
+    return bytes.byteLength <= max ? bytes : null;
+  }
   if (!req.body) return new Uint8Array(0);
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
