@@ -46,7 +46,10 @@ function isAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (e) {
-    return errnoOf(e) === "EPERM";
+    // Only "no such process" proves the holder gone. EPERM is a live process of another user;
+    // anything else (a runtime that refuses the call, e.g. Deno without --allow-run) proves
+    // nothing, and taking over a live holder's lock would let two processes write one log.
+    return errnoOf(e) !== "ESRCH";
   }
 }
 
