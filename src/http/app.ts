@@ -1,7 +1,7 @@
 /**
  * The one HTTP app every runtime serves (DESIGN.md, "Client interaction"): the KV client API with
  * leader redirects, `/status`, `/metrics`, and the peer socket at `/raft`. Runtime adapters only
- * hand it to their server (`@hono/node-server`, `Deno.serve`) and supply `upgradeWebSocket`.
+ * hand it to their server (`@hono/node-server` on Node, Deno's `serve`) and supply `upgradeWebSocket`.
  *
  * The promises each answer makes, which MeshraftClient relies on:
  * - 307 (to the leader) and 503 mean nothing was proposed: resend freely;

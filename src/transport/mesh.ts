@@ -374,7 +374,7 @@ export class WebSocketMesh implements Transport {
     };
   }
 
-  /** Accept a raw WHATWG server-side socket (e.g. from `Deno.upgradeWebSocket`). */
+  /** Accept a raw WHATWG server-side socket (e.g. from Deno's `upgradeWebSocket`). */
   acceptSocket(socket: WebSocketLike): void {
     socket.binaryType = "arraybuffer";
     const conn = this.#accept(socket, wireOfSocket(socket));
