@@ -11,7 +11,7 @@
  * --allow-sys=hostname, and --allow-env=MESHRAFT_SECRET,MESHRAFT_TOKEN to read those; the demo
  * also --allow-run to start the members.
  */
-import { parseStartArgs, START_USAGE, UsageError } from "../node/cli-args.ts";
+import { announceDemo, parseStartArgs, START_USAGE, UsageError } from "../node/cli-args.ts";
 import { startDenoNode, type DenoStartArgs } from "./server.ts";
 
 const DENO_USAGE = `${START_USAGE}
@@ -149,32 +149,7 @@ async function runDemo(argv: string[]): Promise<void> {
   Deno.addSignalListener("SIGINT", () => void shutdown());
   Deno.addSignalListener("SIGTERM", () => void shutdown());
 
-  const deadline = Date.now() + 15_000;
-  let leader: string | null = null;
-  while (!leader && Date.now() < deadline && !shuttingDown) {
-    await new Promise((r) => setTimeout(r, 200));
-    for (let i = 0; i < n && !leader; i++) {
-      try {
-        const s = (await (await fetch(`${url(i)}/status`)).json()) as { leader?: string | null };
-        if (s.leader) leader = s.leader;
-      } catch {
-        // not up yet
-      }
-    }
-  }
-  if (!leader) {
-    console.error("no leader after 15 s; see the log lines above");
-    return;
-  }
-  const follower = ids.find((id) => id !== leader) ?? leader;
-  const fUrl = url(ids.indexOf(follower));
-  console.log(`\nready: ${ids.map((id, i) => `${id} ${url(i)}`).join(", ")}; leader ${leader}\n`);
-  console.log("try:");
-  console.log(`  curl -L -X PUT --data-binary 'hello' ${fUrl}/kv/greeting    # a follower redirects to the leader`);
-  console.log(`  curl -L ${fUrl}/kv/greeting                                  # linearizable read`);
-  console.log(`  curl '${fUrl}/kv/greeting?stale'                             # local read on the follower`);
-  console.log(`  curl ${url(0)}/status`);
-  console.log("\nCtrl-C stops the cluster; the data stays in the data directory.");
+  await announceDemo(ids, url, () => shuttingDown);
 }
 
 function main(argv: string[]): Promise<void> {

@@ -3,8 +3,8 @@
  * the commit protocol): entry headers and chunks, the meta record, and batches turned into the
  * mutations of as few commits as KV's limits allow.
  */
-import type { ConfState, Entry, EntryType, HardState, Index, Term } from "../../src/core/types.ts";
-import { StorageError } from "../../src/storage/memory.ts";
+import type { ConfState, Entry, HardState, Index, Term } from "../../src/core/types.ts";
+import { checkBatch } from "../../src/storage/batch.ts";
 import type { SaveBatch } from "../../src/storage/storage.ts";
 
 export interface SnapshotRecord {
@@ -56,13 +56,12 @@ const COMMIT_BYTES = 700 * 1024;
 /** KV also caps the keys of one commit at 80 KiB in all. */
 const COMMIT_KEY_BYTES = 64 * 1024;
 
-export const ENTRY_TYPES: readonly EntryType[] = ["normal", "noop", "config"];
+import { ENTRY_TYPES } from "../../src/storage/batch.ts";
+export { ENTRY_TYPES };
 /** Header: format (1 inline, 2 chunked), type, term (f64); chunked adds the chunk count (u32). */
 export const HEAD_BYTES = 10;
 export const INLINE = 1;
 export const CHUNKED = 2;
-
-const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
 export function encodeEntry(e: Entry): EncodedEntry {
   const inline = HEAD_BYTES + e.data.length <= CHUNK_BYTES;
@@ -144,28 +143,9 @@ export function prepare(batch: SaveBatch): {
   entries: EncodedEntry[];
 } | null {
   const entries = batch.entries ?? [];
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i];
-    if (!Number.isSafeInteger(e.index) || e.index < 1) {
-      throw new StorageError("INVALID_BATCH", `entry index must be an integer >= 1, got ${e.index} at batch position ${i}`);
-    }
-    if (i > 0 && e.index !== entries[i - 1].index + 1) {
-      throw new StorageError("INVALID_BATCH", `batch entries are not contiguous: index ${entries[i - 1].index} is followed by ${e.index}`);
-    }
-    if (!isIndex(e.term)) throw new StorageError("INVALID_BATCH", `entry ${e.index} has term ${e.term}, not an integer >= 0`);
-    if (!ENTRY_TYPES.includes(e.type) || !(e.data instanceof Uint8Array)) {
-      throw new StorageError("INVALID_BATCH", `entry ${e.index} needs a type (${ENTRY_TYPES.join(", ")}) and Uint8Array data`);
-    }
-  }
+  if (!checkBatch(batch)) return null;
   const hs = batch.hardState;
-  if (hs && (!isIndex(hs.term) || !isIndex(hs.commit) || (hs.votedFor !== null && typeof hs.votedFor !== "string"))) {
-    throw new StorageError("INVALID_BATCH", `malformed hard state ${JSON.stringify(hs)}`);
-  }
   const snap = batch.snapshot;
-  if (snap && (!isIndex(snap.meta.index) || !isIndex(snap.meta.term))) {
-    throw new StorageError("INVALID_BATCH", `snapshot meta has index ${snap.meta.index} and term ${snap.meta.term}`);
-  }
-  if (!hs && entries.length === 0 && !snap) return null;
   const conf = snap?.meta.conf;
   return {
     hardState: hs && { term: hs.term, votedFor: hs.votedFor, commit: hs.commit },

@@ -27,7 +27,7 @@
 import { decode, encode } from "@msgpack/msgpack";
 import type { Entry, EntryType, Index, Term } from "../../src/core/types.ts";
 import { MeshraftError } from "../../src/errors.ts";
-import { StorageError } from "../../src/storage/memory.ts";
+import { StorageError } from "../../src/storage/errors.ts";
 import type { SaveBatch, Storage, StoredState } from "../../src/storage/storage.ts";
 import {
   chunked,

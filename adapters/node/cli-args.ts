@@ -165,3 +165,38 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     logLevel,
   };
 }
+
+/**
+ * The demo's last step, the same on every runtime: wait (at most 15 s) until a member reports a
+ * leader, then print the members and commands to try. `url(i)` is member i's base URL.
+ */
+export async function announceDemo(ids: string[], url: (i: number) => string, stopped: () => boolean): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  let leader: string | null = null;
+  while (!leader && Date.now() < deadline && !stopped()) {
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < ids.length && !leader; i++) {
+      try {
+        const s = (await (await fetch(`${url(i)}/status`)).json()) as { leader?: string | null };
+        if (s.leader) leader = s.leader;
+      } catch {
+        // not up yet
+      }
+    }
+  }
+  if (!leader) {
+    if (!stopped()) console.error("no leader after 15 s; see the log lines above");
+    return;
+  }
+  const follower = ids.find((id) => id !== leader) ?? leader;
+  const fUrl = url(ids.indexOf(follower));
+  console.log(`\nready: ${ids.map((id, i) => `${id} ${url(i)}`).join(", ")}; leader ${leader}\n`);
+  console.log("try:");
+  console.log(`  curl -L -X PUT --data-binary 'hello' ${fUrl}/kv/greeting    # a follower redirects to the leader`);
+  console.log(`  curl -L ${fUrl}/kv/greeting                                  # linearizable read`);
+  console.log(`  curl '${fUrl}/kv/greeting?stale'                             # local read on the follower`);
+  console.log(`  curl -L -X POST -d '{"expect":"hello","value":"world"}' ${fUrl}/kv/greeting/cas`);
+  console.log(`  curl ${url(0)}/status`);
+  console.log(`  curl ${url(0)}/metrics`);
+  console.log("\nCtrl-C stops the cluster; the data stays in the data directory.");
+}

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseStartArgs, START_USAGE, UsageError } from "./cli-args.ts";
+import { announceDemo, parseStartArgs, START_USAGE, UsageError } from "./cli-args.ts";
 import { startNode } from "./server.ts";
 
 const USAGE = `meshraft: Raft consensus for Node, Deno and browsers
@@ -107,36 +107,7 @@ async function runDemo(argv: string[]): Promise<void> {
   process.on("SIGINT", () => void shutdown());
   process.on("SIGTERM", () => void shutdown());
 
-  // Wait for a leader, then show how to use the cluster.
-  const deadline = Date.now() + 15_000;
-  let leader: string | null = null;
-  while (!leader && Date.now() < deadline && !shuttingDown) {
-    await new Promise((r) => setTimeout(r, 200));
-    for (let i = 0; i < n && !leader; i++) {
-      try {
-        const res = await fetch(`${url(i)}/status`);
-        const s = (await res.json()) as { leader?: string | null };
-        if (s.leader) leader = s.leader;
-      } catch {
-        // not up yet
-      }
-    }
-  }
-  if (!leader) {
-    console.error("no leader after 15 s; see the log lines above");
-    return;
-  }
-  const follower = ids.find((id) => id !== leader) ?? leader;
-  const fUrl = url(ids.indexOf(follower));
-  console.log(`\nready: ${ids.map((id, i) => `${id} ${url(i)}`).join(", ")}; leader ${leader}\n`);
-  console.log("try:");
-  console.log(`  curl -L -X PUT --data-binary 'hello' ${fUrl}/kv/greeting    # a follower redirects to the leader`);
-  console.log(`  curl -L ${fUrl}/kv/greeting                                  # linearizable read`);
-  console.log(`  curl '${fUrl}/kv/greeting?stale'                             # local read on the follower`);
-  console.log(`  curl -L -X POST -d '{"expect":"hello","value":"world"}' ${fUrl}/kv/greeting/cas`);
-  console.log(`  curl ${url(0)}/status`);
-  console.log(`  curl ${url(0)}/metrics`);
-  console.log("\nCtrl-C stops the cluster; the data stays in the data directory.");
+  await announceDemo(ids, url, () => shuttingDown);
 }
 
 async function main(): Promise<void> {

@@ -38,7 +38,7 @@
  *   compact         f64 upTo            roll        f64 next seq
  *   checkpoint      f64 first seq, f64 compacted through
  */
-import type { Entry, EntryType, HardState, Index, SnapshotMeta, Term } from "../../src/core/types.ts";
+import type { Entry, HardState, Index, SnapshotMeta, Term } from "../../src/core/types.ts";
 import { crc32 } from "./file-storage-crc32.ts";
 
 export const RECORD_HEADER_BYTES = 20;
@@ -114,7 +114,8 @@ export function snapshotSeq(name: string): number | null {
 // ---------------------------------------------------------------------------------------------
 
 /** Entry types by their stored code. */
-export const ENTRY_TYPES: readonly EntryType[] = ["normal", "noop", "config"];
+import { ENTRY_TYPES } from "../../src/storage/batch.ts";
+export { ENTRY_TYPES };
 const NULL_STRING = 0xffffffff;
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });

@@ -23,7 +23,8 @@ import type { FileHandle } from "node:fs/promises";
 import { mkdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Entry, HardState, Index, Term } from "../../src/core/types.ts";
-import { StorageError } from "../../src/storage/memory.ts";
+import { checkBatch } from "../../src/storage/batch.ts";
+import { StorageError } from "../../src/storage/errors.ts";
 import type { SaveBatch, Storage, StoredState } from "../../src/storage/storage.ts";
 import { errnoOf, StorageIoError } from "./file-storage-errors.ts";
 import { createFileDurably, readSnapshotFile, removeQuietly, writeAll, writeFileDurably, writeSnapshotFile } from "./file-storage-files.ts";
@@ -35,7 +36,6 @@ import {
   encodeCompact,
   encodeRoll,
   encodeSegmentHeader,
-  ENTRY_TYPES,
   sealRecord,
   segmentName,
   snapshotMetaJson,
@@ -66,8 +66,6 @@ interface PreparedSave {
   first: Index;
   terms: Term[];
 }
-
-const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
 export class FileStorage implements Storage {
   readonly dir: string;
@@ -217,28 +215,9 @@ export class FileStorage implements Storage {
   /** Checks what needs no stored state, copies the batch into a record; null if it is empty. */
   private prepare(batch: SaveBatch): PreparedSave | null {
     const entries = batch.entries ?? [];
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i];
-      if (!Number.isSafeInteger(e.index) || e.index < 1) {
-        throw new StorageError("INVALID_BATCH", `entry index must be an integer >= 1, got ${e.index} at batch position ${i}`);
-      }
-      if (i > 0 && e.index !== entries[i - 1].index + 1) {
-        throw new StorageError("INVALID_BATCH", `batch entries are not contiguous: index ${entries[i - 1].index} is followed by ${e.index}`);
-      }
-      if (!isIndex(e.term)) throw new StorageError("INVALID_BATCH", `entry ${e.index} has term ${e.term}, not an integer >= 0`);
-      if (!ENTRY_TYPES.includes(e.type) || !(e.data instanceof Uint8Array)) {
-        throw new StorageError("INVALID_BATCH", `entry ${e.index} needs a type (${ENTRY_TYPES.join(", ")}) and Uint8Array data`);
-      }
-    }
+    if (!checkBatch(batch)) return null;
     const hs = batch.hardState;
-    if (hs && (!isIndex(hs.term) || !isIndex(hs.commit) || (hs.votedFor !== null && typeof hs.votedFor !== "string"))) {
-      throw new StorageError("INVALID_BATCH", `malformed hard state ${JSON.stringify(hs)}`);
-    }
     const snap = batch.snapshot;
-    if (snap && (!isIndex(snap.meta.index) || !isIndex(snap.meta.term))) {
-      throw new StorageError("INVALID_BATCH", `snapshot meta has index ${snap.meta.index} and term ${snap.meta.term}`);
-    }
-    if (!hs && entries.length === 0 && !snap) return null;
 
     const ref = snap ? { seq: this.nextSnapshotSeq++, index: snap.meta.index, term: snap.meta.term } : undefined;
     return {

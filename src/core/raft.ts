@@ -839,7 +839,7 @@ export class Raft {
   }
 
   private broadcastAppend(): void {
-    if (this.pendingAppends.size === this.prs.size && this.allPendingForce) return;
+    if (this.allPendingForce) return;
     for (const id of this.prs.keys()) this.pendingAppends.set(id, true);
     this.allPendingForce = true;
   }

@@ -1,29 +1,11 @@
 import type { Clock } from "../clock.ts";
 import type { Entry, HardState, Index, Snapshot } from "../core/types.ts";
+import { checkBatch } from "./batch.ts";
 import { EntryArena } from "./entry-arena.ts";
+import { StorageError } from "./errors.ts";
 import type { SaveBatch, Storage, StoredState } from "./storage.ts";
 
-export type StorageErrorCode =
-  /** A batch's first entry starts more than one past the stored log (or snapshot). */
-  | "LOG_GAP"
-  /** A batch is malformed: non-contiguous entries, an index below 1. */
-  | "INVALID_BATCH"
-  /** `compact(upTo)` with `upTo` beyond the stored snapshot's index. */
-  | "COMPACT_BEYOND_SNAPSHOT"
-  /** The save was still in flight when the storage crashed; it never became durable. */
-  | "CRASHED"
-  /** The handle was closed (or replaced by `reopen()`). */
-  | "CLOSED";
-
-/** A storage operation the contract forbids, or one cut off by a (simulated) crash. */
-export class StorageError extends Error {
-  readonly code: StorageErrorCode;
-  constructor(code: StorageErrorCode, message: string) {
-    super(message);
-    this.name = "StorageError";
-    this.code = code;
-  }
-}
+export { StorageError, type StorageErrorCode } from "./errors.ts";
 
 export interface MemoryStorageOptions {
   /** Virtual (or real) time used to delay saves. Without it saves are durable on return. */
@@ -70,20 +52,9 @@ const copyHardState = (h: HardState): HardState => ({ term: h.term, votedFor: h.
  * `apply` atomic: a rejected batch changes nothing, not even its hard state.
  */
 function validate(d: Durable, batch: SaveBatch): void {
+  checkBatch(batch);
   const entries = batch.entries;
   if (entries === undefined || entries.length === 0) return;
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i];
-    if (!Number.isInteger(e.index) || e.index < 1) {
-      throw new StorageError("INVALID_BATCH", `entry index must be an integer >= 1, got ${e.index} at batch position ${i}`);
-    }
-    if (i > 0 && e.index !== entries[i - 1].index + 1) {
-      throw new StorageError(
-        "INVALID_BATCH",
-        `batch entries are not contiguous: index ${entries[i - 1].index} is followed by ${e.index}`,
-      );
-    }
-  }
   // The snapshot is applied first and may discard the whole log.
   let logEmpty = d.entries.length === 0;
   let snapshotIndex = d.snapshot?.meta.index ?? 0;
