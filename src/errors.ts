@@ -59,3 +59,24 @@ export class NodeStoppedError extends MeshraftError {
     super("NODE_STOPPED", detail);
   }
 }
+
+/** Another membership change is still in flight (or joint consensus is being left). Retry later. */
+export class ConfChangeInProgressError extends MeshraftError {
+  constructor(detail: string) {
+    super("CONF_CHANGE_IN_PROGRESS", `a membership change is already in progress: ${detail}`);
+  }
+}
+
+/** The membership change makes no sense for the current configuration; nothing was proposed. */
+export class InvalidConfChangeError extends MeshraftError {
+  constructor(detail: string) {
+    super("INVALID_CONF_CHANGE", `invalid membership change: ${detail}`);
+  }
+}
+
+/** Leadership did not move to another member in time. The old leader took proposals again. */
+export class TransferFailedError extends MeshraftError {
+  constructor(detail: string) {
+    super("TRANSFER_FAILED", `leadership transfer failed: ${detail}`);
+  }
+}

@@ -5,9 +5,10 @@
  * meshraft/browser; test tools in meshraft/testing.
  */
 export type * from "./core/types.ts";
-export { Raft, type RaftConfig, type RaftInitialState, type ProposeResult, type ReadResult } from "./core/raft.ts";
+export { Raft, type RaftConfig, type RaftInitialState, type ProposeResult, type ReadResult, type ConfChangeResult } from "./core/raft.ts";
+export { ConfChangeError, type ConfChangeItem, type ConfEntry, decodeConfEntry, encodeConfEntry } from "./core/membership.ts";
 export { SeededRandom, type Random } from "./core/random.ts";
-export { RaftNode, type RaftNodeOptions, type NodeStatus, type ProposeOutcome, type RaftNodeEvent, type Member } from "./node.ts";
+export { RaftNode, type RaftNodeOptions, type NodeStatus, type ProposeOutcome, type RaftNodeEvent, type Member, type MembershipChange } from "./node.ts";
 export { realClock, type Clock } from "./clock.ts";
 export {
   MeshraftError,
@@ -16,6 +17,9 @@ export {
   ProposalDroppedError,
   ReadTimeoutError,
   NodeStoppedError,
+  ConfChangeInProgressError,
+  InvalidConfChangeError,
+  TransferFailedError,
 } from "./errors.ts";
 export type { StateMachine } from "./statemachine.ts";
 export type { Storage, StoredState, SaveBatch } from "./storage/storage.ts";

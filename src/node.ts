@@ -1,13 +1,18 @@
 import { realClock, type Clock } from "./clock.ts";
+import { allMembers } from "./core/quorum.ts";
+import { type ConfChangeItem, ConfChangeError, cloneConf, decodeConfEntry, isJoint } from "./core/membership.ts";
 import { Raft, type RaftConfig } from "./core/raft.ts";
 import { SeededRandom, type Random } from "./core/random.ts";
 import type { ConfState, Entry, Index, Message, NodeId, Ready, Role, Snapshot, Term } from "./core/types.ts";
 import {
+  ConfChangeInProgressError,
+  InvalidConfChangeError,
   NodeStoppedError,
   NotLeaderError,
   OutcomeUnknownError,
   ProposalDroppedError,
   ReadTimeoutError,
+  TransferFailedError,
 } from "./errors.ts";
 import type { StateMachine } from "./statemachine.ts";
 import type { Storage } from "./storage/storage.ts";
@@ -33,9 +38,18 @@ export interface RaftNodeOptions<Result> {
   id: NodeId;
   /**
    * The voters of a brand-new cluster, this node included. Used only when storage holds no
-   * configuration yet; a restarted node recovers membership from its own state.
+   * configuration yet; a restarted node recovers membership from its own state. Empty with
+   * `join`.
    */
   members: (Member | NodeId)[];
+  /**
+   * Start with no configuration: this node does not campaign and waits for a leader to add it
+   * (`changeMembership` on the leader; `meshraft start --join` does both ends). It learns the
+   * configuration from the log or a snapshot.
+   */
+  join?: boolean;
+  /** A learner marked for promotion becomes a voter within this many entries of the leader's log. Default 64. */
+  promoteLagEntries?: number;
   storage: Storage;
   transport: Transport;
   stateMachine: StateMachine<Result>;
@@ -84,6 +98,15 @@ export interface NodeStatus {
   lastIndex: Index;
   voters: NodeId[];
   learners: NodeId[];
+  /** Non-empty while the cluster is in joint consensus: the voters of the old configuration. */
+  votersOutgoing: NodeId[];
+}
+
+/** A membership change that took effect. */
+export interface MembershipChange {
+  /** Index of the entry that made it (for a voter change: the entry that left joint consensus). */
+  index: Index;
+  conf: ConfState;
 }
 
 export interface ProposeOutcome<Result> {
@@ -99,6 +122,8 @@ export type RaftNodeEvent<Result> =
   | { type: "snapshot-restored"; index: Index; term: Term }
   /** This node took a snapshot of its state machine and compacted its log. */
   | { type: "snapshot-taken"; index: Index; compactedTo: Index }
+  /** The configuration this node works with changed (a change applied, or a snapshot's). */
+  | { type: "membership"; conf: ConfState }
   | { type: "error"; error: unknown };
 
 type Listener<Result> = (event: RaftNodeEvent<Result>) => void;
@@ -107,6 +132,19 @@ interface PendingProposal<Result> {
   term: Term;
   deadline: number;
   resolve: (outcome: ProposeOutcome<Result>) => void;
+  reject: (error: unknown) => void;
+}
+
+interface PendingConfChange {
+  term: Term;
+  deadline: number;
+  resolve: (change: MembershipChange) => void;
+  reject: (error: unknown) => void;
+}
+
+interface PendingTransfer {
+  deadline: number;
+  resolve: (leaderId: NodeId) => void;
   reject: (error: unknown) => void;
 }
 
@@ -125,6 +163,14 @@ export class RaftNode<Result = unknown> {
   private readonly sm: StateMachine<Result>;
   private readonly urls = new Map<NodeId, string>();
   private readonly bootstrapVoters: NodeId[];
+  /** The configuration last announced (membership event, transport peers). */
+  private knownConf: ConfState | null = null;
+  /** Membership changes proposed here, by index, until applied. */
+  private readonly confChanges = new Map<Index, PendingConfChange>();
+  /** Voter changes applied in joint form, waiting for the entry that leaves joint consensus. */
+  private awaitingLeave: PendingConfChange[] = [];
+  private transfers: PendingTransfer[] = [];
+  private electionTimeoutMs = 300;
   private readonly tickMs: number;
   private readonly proposalTimeoutMs: number;
   private readonly readTimeoutMs: number;
@@ -169,7 +215,9 @@ export class RaftNode<Result = unknown> {
       this.bootstrapVoters.push(member.id);
       if (member.url) this.urls.set(member.id, member.url);
     }
-    if (!this.bootstrapVoters.includes(this.id)) {
+    if (options.join) {
+      if (this.bootstrapVoters.length > 0) throw new RangeError("a node that joins (join: true) takes no members: it learns them from the cluster");
+    } else if (!this.bootstrapVoters.includes(this.id)) {
       throw new RangeError(`members (${this.bootstrapVoters.join(", ")}) must include this node's id "${this.id}"`);
     }
     this.tickMs = positive("tickMs", options.tickMs ?? 25);
@@ -184,13 +232,12 @@ export class RaftNode<Result = unknown> {
     if (this.state !== "new") throw new Error(`node ${this.id} was already started`);
     this.state = "starting";
     const stored = await this.storage.load();
-    const conf: ConfState = stored.snapshot?.meta.conf ?? {
-      voters: this.bootstrapVoters.slice(),
-      learners: [],
-      votersOutgoing: [],
-    };
+    const bootstrap: ConfState = { voters: this.bootstrapVoters.slice(), learners: [], votersOutgoing: [] };
+    if (this.urls.size > 0) bootstrap.urls = Object.fromEntries(this.urls);
+    const conf: ConfState = stored.snapshot?.meta.conf ?? bootstrap;
     const o = this.opts;
     const electionTimeoutMs = positive("electionTimeoutMs", o.electionTimeoutMs ?? 300);
+    this.electionTimeoutMs = electionTimeoutMs;
     const heartbeatIntervalMs = positive("heartbeatIntervalMs", o.heartbeatIntervalMs ?? 50);
     const config: RaftConfig = {
       id: this.id,
@@ -204,6 +251,7 @@ export class RaftNode<Result = unknown> {
       maxInflightMsgs: o.maxInflightMsgs,
       maxInflightBytes: o.maxInflightBytes,
       snapshotChunkBytes: o.snapshotChunkBytes,
+      promoteLagEntries: o.promoteLagEntries,
       random: o.random ?? cryptoSeededRandom(),
     };
     if (stored.snapshot) {
@@ -220,6 +268,7 @@ export class RaftNode<Result = unknown> {
     if (stored.snapshot) this.emit({ type: "snapshot-restored", index: stored.snapshot.meta.index, term: stored.snapshot.meta.term });
     if (this.state !== "starting") return; // stopped while loading
     this.state = "running";
+    this.noticeConf(this.raft.conf);
     this.now = this.clock.now();
     this.transport.start((m) => this.receive(m));
     this.armTick();
@@ -322,10 +371,76 @@ export class RaftNode<Result = unknown> {
     this.schedule();
   }
 
-  /** Ask the leader (this node) to hand leadership to `to`. */
-  transferLeader(to: NodeId): void {
+  /** Ask the leader (this node) to hand leadership to `to` (default: the most up-to-date voter). */
+  transferLeader(to?: NodeId): void {
     this.running().transferLeader(to);
     this.schedule();
+  }
+
+  /**
+   * Hand leadership to `to` (default: the voter whose log is most complete) and resolve with the
+   * new leader's id once this node sees it lead. Rejects with NotLeaderError on a follower and
+   * TransferFailedError when no other leader emerged within two election timeouts.
+   */
+  transferLeadership(to?: NodeId): Promise<NodeId> {
+    return new Promise((resolve, reject) => {
+      const raft = this.running();
+      if (raft.role !== "leader") throw this.notLeader(raft.leaderId);
+      if (to !== undefined && (to === this.id || !raft.conf.voters.includes(to))) {
+        throw new InvalidConfChangeError(to === this.id ? `${to} already leads` : `${to} is not a voter`);
+      }
+      this.transfers.push({ deadline: this.now + 2 * this.electionTimeoutMs + this.tickMs, resolve, reject });
+      raft.transferLeader(to);
+      this.schedule();
+    });
+  }
+
+  /**
+   * Change the membership (leader only) and resolve once the change took effect here: for a
+   * change of voters, once joint consensus was entered and left again. Rejects with
+   * NotLeaderError (nothing proposed), ConfChangeInProgressError (another change is in flight;
+   * retry later), InvalidConfChangeError, or OutcomeUnknownError / ProposalDroppedError as
+   * `propose` does.
+   */
+  changeMembership(changes: ConfChangeItem[]): Promise<MembershipChange> {
+    return new Promise((resolve, reject) => {
+      const raft = this.running();
+      this.flushProposals(raft);
+      let res;
+      try {
+        res = raft.proposeConfChange(changes);
+      } catch (err) {
+        if (!(err instanceof ConfChangeError)) throw err;
+        throw err.kind === "in-progress" ? new ConfChangeInProgressError(err.message) : new InvalidConfChangeError(err.message);
+      }
+      if (res.status !== "appended") {
+        throw this.notLeader(res.leaderId, res.reason === "transferring" ? "leadership transfer in progress" : undefined);
+      }
+      const previous = this.confChanges.get(res.index);
+      previous?.reject(new OutcomeUnknownError(`index ${res.index} was reused by a later term before it committed here`));
+      this.confChanges.set(res.index, { term: res.term, deadline: this.now + this.proposalTimeoutMs, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Add `id` as a voter (through joint consensus). Prefer addLearner with promote for a new member. */
+  addVoter(id: NodeId, url?: string): Promise<MembershipChange> {
+    return this.changeMembership([{ op: "add-voter", id, url }]);
+  }
+
+  /** Add `id` as a learner; with `promote` the leader makes it a voter once it has caught up. */
+  addLearner(id: NodeId, url?: string, options: { promote?: boolean } = {}): Promise<MembershipChange> {
+    return this.changeMembership([{ op: "add-learner", id, url, promote: options.promote }]);
+  }
+
+  /** Remove `id` (voter or learner). A leader that removes itself steps down once that commits. */
+  removeMember(id: NodeId): Promise<MembershipChange> {
+    return this.changeMembership([{ op: "remove", id }]);
+  }
+
+  /** The configuration this node works with (as of its applied index). */
+  membership(): ConfState {
+    return cloneConf(this.raft?.conf ?? { voters: this.bootstrapVoters.slice(), learners: [], votersOutgoing: [] });
   }
 
   status(): NodeStatus {
@@ -340,6 +455,7 @@ export class RaftNode<Result = unknown> {
       lastIndex: r?.log.lastIndex() ?? 0,
       voters: r ? r.conf.voters.slice() : this.bootstrapVoters.slice(),
       learners: r ? r.conf.learners.slice() : [],
+      votersOutgoing: r ? r.conf.votersOutgoing.slice() : [],
     };
   }
 
@@ -421,6 +537,7 @@ export class RaftNode<Result = unknown> {
         this.flushProposals(raft);
         if (!raft.hasReady()) break;
         const rd = raft.ready();
+        if (raft.conf !== this.knownConf) this.noticeConf(raft.conf);
         for (const m of rd.earlyMessages) this.transport.send(m);
         if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
           await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
@@ -450,6 +567,10 @@ export class RaftNode<Result = unknown> {
     if (rd.softState) {
       const { role, term, leaderId } = rd.softState;
       this.emit({ type: "role", role, term, leaderId });
+      if (leaderId !== null && leaderId !== this.id && this.transfers.length > 0) {
+        for (const t of this.transfers) t.resolve(leaderId);
+        this.transfers = [];
+      }
     }
     for (const f of rd.forwardedProposals) {
       const batch = this.forwarded.get(f.requestId);
@@ -499,6 +620,12 @@ export class RaftNode<Result = unknown> {
       this.proposals.delete(i);
       p.reject(new OutcomeUnknownError(`a snapshot up to index ${index} replaced the log before index ${i} was applied here`));
     }
+    for (const [i, c] of this.confChanges) {
+      if (i > index) continue;
+      this.confChanges.delete(i);
+      c.reject(new OutcomeUnknownError(`a snapshot up to index ${index} replaced the log before the change at ${i} was applied here`));
+    }
+    if (!isJoint(snap.meta.conf)) this.leftJoint(index, snap.meta.conf);
     this.emit({ type: "snapshot-restored", index, term: snap.meta.term });
   }
 
@@ -508,7 +635,7 @@ export class RaftNode<Result = unknown> {
     const term = raft.log.term(index);
     if (term === undefined) return; // already compacted past it (cannot happen: applied >= offset)
     const snapshot: Snapshot = {
-      meta: { index, term, conf: { voters: raft.conf.voters.slice(), learners: raft.conf.learners.slice(), votersOutgoing: raft.conf.votersOutgoing.slice() } },
+      meta: { index, term, conf: raft.confAt(index) },
       data: this.sm.snapshot(),
     };
     await this.storage.save({ snapshot });
@@ -519,6 +646,39 @@ export class RaftNode<Result = unknown> {
     raft.snapshotTaken(snapshot, compactTo);
     this.snapshotIndex = index;
     this.emit({ type: "snapshot-taken", index, compactedTo: compactTo });
+  }
+
+  /** Settle the membership change proposed at this entry's index, and any waiting for joint consensus to end. */
+  private appliedConf(entry: Entry): void {
+    const conf = decodeConfEntry(entry.data).conf;
+    const c = this.confChanges.get(entry.index);
+    if (c) {
+      this.confChanges.delete(entry.index);
+      if (c.term !== entry.term) c.reject(new ProposalDroppedError(`index ${entry.index} was taken by an entry of term ${entry.term}`));
+      else if (isJoint(conf)) this.awaitingLeave.push(c);
+      else c.resolve({ index: entry.index, conf });
+    }
+    if (!isJoint(conf)) this.leftJoint(entry.index, conf);
+  }
+
+  private leftJoint(index: Index, conf: ConfState): void {
+    if (this.awaitingLeave.length === 0) return;
+    for (const c of this.awaitingLeave) c.resolve({ index, conf: cloneConf(conf) });
+    this.awaitingLeave = [];
+  }
+
+  /** The core switched configuration: learn URLs, tell the transport whom to link to, tell listeners. */
+  private noticeConf(conf: ConfState): void {
+    this.knownConf = conf;
+    for (const [id, url] of Object.entries(conf.urls ?? {})) this.urls.set(id, url);
+    const peers = [];
+    for (const id of allMembers(conf)) {
+      const url = this.urls.get(id);
+      if (id !== this.id && url) peers.push({ id, url });
+    }
+    // A node that joins starts with no configuration: it keeps the links it was given until it learns one.
+    if (peers.length > 0 || allMembers(conf).length > 0) this.transport.setPeers?.(peers);
+    this.emit({ type: "membership", conf: cloneConf(conf) });
   }
 
   /**
@@ -542,6 +702,7 @@ export class RaftNode<Result = unknown> {
       let result: Result | undefined;
       if (entry.type === "normal") result = this.sm.apply(entry);
       this.appliedIndex = entry.index;
+      if (entry.type === "config") this.appliedConf(entry);
       const p = this.proposals.get(entry.index);
       if (p) {
         this.proposals.delete(entry.index);
@@ -572,6 +733,21 @@ export class RaftNode<Result = unknown> {
       if (batch[0].deadline > now) break;
       this.forwarded.delete(id);
       for (const p of batch) p.reject(new OutcomeUnknownError(`the leader did not confirm the forwarded proposal within ${this.proposalTimeoutMs} ms`));
+    }
+    for (const [index, c] of this.confChanges) {
+      if (c.deadline > now) continue;
+      this.confChanges.delete(index);
+      c.reject(new OutcomeUnknownError(`the membership change at index ${index} was not applied within ${this.proposalTimeoutMs} ms`));
+    }
+    if (this.awaitingLeave.length > 0 && this.awaitingLeave[0].deadline <= now) {
+      for (const c of this.awaitingLeave) {
+        c.reject(new OutcomeUnknownError(`joint consensus was entered but not left within ${this.proposalTimeoutMs} ms; the leader leaves it by itself`));
+      }
+      this.awaitingLeave = [];
+    }
+    if (this.transfers.length > 0 && this.transfers[0].deadline <= now) {
+      for (const t of this.transfers) t.reject(new TransferFailedError(`no other member took over within ${2 * this.electionTimeoutMs} ms`));
+      this.transfers = [];
     }
     for (const [id, r] of this.reads) {
       if (r.deadline > now) break;
@@ -606,6 +782,12 @@ export class RaftNode<Result = unknown> {
     this.queued = [];
     for (const r of this.reads.values()) r.reject(reason);
     for (const w of this.readsAwaitingApply) w.read.reject(reason);
+    for (const c of this.confChanges.values()) c.reject(new OutcomeUnknownError(reason.message));
+    for (const c of this.awaitingLeave) c.reject(new OutcomeUnknownError(reason.message));
+    for (const t of this.transfers) t.reject(reason);
+    this.confChanges.clear();
+    this.awaitingLeave = [];
+    this.transfers = [];
     this.proposals.clear();
     this.forwarded.clear();
     this.reads.clear();

@@ -4,6 +4,7 @@
  * mutations of as few commits as KV's limits allow.
  */
 import type { ConfState, Entry, HardState, Index, Term } from "../../src/core/types.ts";
+import { cloneConf } from "../../src/core/membership.ts";
 import { checkBatch } from "../../src/storage/batch.ts";
 import type { SaveBatch } from "../../src/storage/storage.ts";
 
@@ -152,7 +153,7 @@ export function prepare(batch: SaveBatch): {
     snapshot: snap && conf && {
       index: snap.meta.index,
       term: snap.meta.term,
-      conf: { voters: [...conf.voters], learners: [...conf.learners], votersOutgoing: [...conf.votersOutgoing] },
+      conf: cloneConf(conf),
       data: chunked(snap.data),
       bytes: snap.data.length,
     },

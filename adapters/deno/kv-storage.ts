@@ -26,6 +26,7 @@
  */
 import { decode, encode } from "@msgpack/msgpack";
 import type { Entry, EntryType, Index, Term } from "../../src/core/types.ts";
+import { cloneConf } from "../../src/core/membership.ts";
 import { MeshraftError } from "../../src/errors.ts";
 import { StorageError } from "../../src/storage/errors.ts";
 import type { SaveBatch, Storage, StoredState } from "../../src/storage/storage.ts";
@@ -500,6 +501,6 @@ export class DenoKvStorage implements Storage {
       throw new KvStorageCorruptionError(this.#key("snap", rec.id), `the snapshot has ${chunks.length} chunks (${data.length} bytes), its record says ${rec.chunks} (${rec.bytes} bytes)`);
     }
     const conf = rec.conf;
-    return { meta: { index: rec.index, term: rec.term, conf: { voters: [...conf.voters], learners: [...conf.learners], votersOutgoing: [...conf.votersOutgoing] } }, data };
+    return { meta: { index: rec.index, term: rec.term, conf: cloneConf(conf) }, data };
   }
 }

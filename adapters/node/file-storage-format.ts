@@ -39,6 +39,7 @@
  *   checkpoint      f64 first seq, f64 compacted through
  */
 import type { Entry, HardState, Index, SnapshotMeta, Term } from "../../src/core/types.ts";
+import { cloneConf } from "../../src/core/membership.ts";
 import { crc32 } from "./file-storage-crc32.ts";
 
 export const RECORD_HEADER_BYTES = 20;
@@ -473,8 +474,7 @@ const SNAPSHOT_MAGIC = 0x3153524d; // "MRS1"
 
 /** The meta as stored in a snapshot file. */
 export function snapshotMetaJson(meta: SnapshotMeta): Uint8Array {
-  const { voters, learners, votersOutgoing } = meta.conf;
-  return utf8.encode(JSON.stringify({ index: meta.index, term: meta.term, conf: { voters, learners, votersOutgoing } }));
+  return utf8.encode(JSON.stringify({ index: meta.index, term: meta.term, conf: cloneConf(meta.conf) }));
 }
 
 /** The header and meta of a snapshot file; `crc` covers `json` then the data that follows. */
@@ -519,5 +519,8 @@ export function decodeSnapshotHead(bytes: Uint8Array): SnapshotHead {
   if (!Number.isSafeInteger(meta?.index) || !Number.isSafeInteger(meta?.term) || !ids(c?.voters) || !ids(c?.learners) || !ids(c?.votersOutgoing)) {
     throw new FormatError("snapshot meta lacks index, term or conf");
   }
-  return { meta: { index: meta.index, term: meta.term, conf: { voters: c.voters, learners: c.learners, votersOutgoing: c.votersOutgoing } }, dataOffset, dataLength, crc: view.getUint32(16, true) };
+  if ((c.promote !== undefined && !ids(c.promote)) || (c.urls !== undefined && (typeof c.urls !== "object" || c.urls === null || !Object.values(c.urls).every((u) => typeof u === "string")))) {
+    throw new FormatError("snapshot meta has malformed urls or promote lists");
+  }
+  return { meta: { index: meta.index, term: meta.term, conf: cloneConf(c) }, dataOffset, dataLength, crc: view.getUint32(16, true) };
 }

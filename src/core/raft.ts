@@ -1,4 +1,14 @@
 import { RaftLog } from "./log.ts";
+import {
+  applyChanges,
+  type ConfChangeItem,
+  ConfChangeError,
+  cloneConf,
+  decodeConfEntry,
+  encodeConfEntry,
+  isJoint,
+  leaveJoint,
+} from "./membership.ts";
 import { Progress } from "./progress.ts";
 import { allMembers, allVoters, committedIndex, isVoter, voteResult } from "./quorum.ts";
 import type { Random } from "./random.ts";
@@ -74,6 +84,11 @@ export interface RaftConfig {
   maxApplyBytes?: number;
   /** Size of one InstallSnapshot chunk. Default 1 MiB. */
   snapshotChunkBytes?: number;
+  /**
+   * A learner marked for promotion becomes a voter once its log is within this many entries of
+   * the leader's. Default 64.
+   */
+  promoteLagEntries?: number;
   /** Source of election jitter. Seed it for reproducible runs. */
   random: Random;
 }
@@ -91,6 +106,10 @@ export interface RaftInitialState {
 export type ProposeResult =
   | { status: "appended"; index: Index; term: Term }
   | { status: "forwarded"; requestId: number }
+  | { status: "rejected"; leaderId: NodeId | null; reason: "not-leader" | "transferring" };
+
+export type ConfChangeResult =
+  | { status: "appended"; index: Index; term: Term; conf: ConfState }
   | { status: "rejected"; leaderId: NodeId | null; reason: "not-leader" | "transferring" };
 
 export type ReadResult =
@@ -165,6 +184,19 @@ export class Raft {
   private incoming: { from: NodeId; meta: SnapshotMeta; chunks: Uint8Array[]; received: number } | null = null;
   private readonly snapshotChunkBytes: number;
 
+  /**
+   * Leader: index of the last config entry it appended (at election: its last index). A new
+   * change waits until this is applied, so at most one change is in flight, and never one based
+   * on a configuration the leader has not applied yet.
+   */
+  private pendingConfIndex: Index = 0;
+  /** The configuration the log window starts with (the snapshot's, or the bootstrap one). */
+  private baseConf: ConfState;
+  /** Index and term of the latest config entry in the log window; 0 when there is none. */
+  private lastConfIndex: Index = 0;
+  private lastConfTerm: Term = 0;
+  private readonly promoteLagEntries: number;
+
   private nextRequestId = 1;
   private msgs: Message[] = [];
   private readStates: ReadState[] = [];
@@ -197,12 +229,15 @@ export class Raft {
     this.maxInflightBytes = config.maxInflightBytes ?? 32 * 1024 * 1024;
     this.maxApplyBytes = config.maxApplyBytes ?? 64 * 1024 * 1024;
     this.snapshotChunkBytes = config.snapshotChunkBytes ?? 1024 * 1024;
+    this.promoteLagEntries = config.promoteLagEntries ?? 64;
     this.random = config.random;
 
     const snap = initial.snapshot?.meta;
     this.snapshot = initial.snapshot;
     this.log = new RaftLog(snap?.index ?? 0, snap?.term ?? 0, initial.entries.slice(), initial.hardState.commit);
+    this.baseConf = cloneConf(initial.conf);
     this.conf = cloneConf(initial.conf);
+    this.refreshConf();
     this.term = initial.hardState.term;
     this.votedFor = initial.hardState.votedFor;
     this.persistedHardState = { ...initial.hardState };
@@ -273,14 +308,32 @@ export class Raft {
    * Hand leadership to `to` (thesis §3.10): stop taking proposals, bring `to` up to date, then
    * tell it to campaign at once. Abandoned after an election timeout.
    */
-  transferLeader(to: NodeId): void {
-    if (this.role !== "leader" || to === this.id || !isVoter(this.conf, to)) return;
+  transferLeader(to?: NodeId): void {
+    if (this.role !== "leader") return;
+    // Without a target: the voter of the incoming configuration whose log is most complete.
+    to ??= this.mostUpToDateVoter() ?? undefined;
+    if (to === undefined || to === this.id || !this.conf.voters.includes(to)) return;
     const pr = this.prs.get(to);
     if (!pr) return;
     this.leadTransferee = to;
     this.electionElapsed = 0;
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
     else this.needAppend(to, true);
+  }
+
+  /**
+   * Propose a membership change (leader only). A change of voters enters joint consensus and the
+   * leader leaves it by itself once that entry is applied; learner-only changes apply directly.
+   * Throws ConfChangeError when the change is invalid or another one is still in flight.
+   */
+  proposeConfChange(changes: ConfChangeItem[]): ConfChangeResult {
+    if (this.role !== "leader") return { status: "rejected", leaderId: this.leaderId, reason: "not-leader" };
+    if (this.leadTransferee !== null) return { status: "rejected", leaderId: this.id, reason: "transferring" };
+    const busy = this.confChangeAllowed();
+    if (busy !== null) throw new ConfChangeError("in-progress", busy);
+    const conf = applyChanges(this.conf, changes);
+    const index = this.appendConf(conf, changes);
+    return { status: "appended", index, term: this.term, conf: cloneConf(conf) };
   }
 
   step(m: Message): void {
@@ -464,7 +517,14 @@ export class Raft {
     if (idx > this.log.applied) throw new Error(`snapshot at ${idx} is beyond the applied index ${this.log.applied}`);
     if (!this.snapshot || idx > this.snapshot.meta.index) this.snapshot = snapshot;
     const upTo = Math.min(compactTo, idx);
-    if (upTo > this.log.offset) this.log.compact(upTo);
+    if (upTo > this.log.offset) {
+      this.baseConf = this.confAt(upTo);
+      this.log.compact(upTo);
+      if (this.lastConfIndex <= upTo) {
+        this.lastConfIndex = 0;
+        this.lastConfTerm = 0;
+      }
+    }
   }
 
   /** The latest snapshot this node has, if any. */
@@ -534,6 +594,8 @@ export class Raft {
     this.role = "leader";
     this.leaderId = this.id;
     const next = this.log.lastIndex() + 1;
+    // Entries of earlier terms may hold a change this leader has not applied yet: none before them.
+    this.pendingConfIndex = this.log.lastIndex();
     for (const id of allMembers(this.conf)) {
       if (id !== this.id) this.prs.set(id, new Progress(next, this.maxInflightMsgs, this.maxInflightBytes));
     }
@@ -575,6 +637,7 @@ export class Raft {
     if (this.heartbeatElapsed >= this.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       this.broadcastHeartbeat();
+      this.maybePromote();
     }
   }
 
@@ -729,6 +792,9 @@ export class Raft {
     }
     const lastNew = this.log.maybeAppend(m.prevLogIndex, m.prevLogTerm, m.entries);
     if (lastNew >= 0) {
+      // A truncated config entry gives way to the one before it; a new one takes effect.
+      if (this.lastConfIndex > this.log.lastIndex() || this.log.term(this.lastConfIndex) !== this.lastConfTerm) this.refreshConf();
+      else this.noticeAppended(m.entries);
       this.log.commitTo(Math.min(m.leaderCommit, lastNew));
       this.replyAppend(m.from, true, lastNew);
       return;
@@ -828,6 +894,7 @@ export class Raft {
       entries[i] = { index: first + i, term, type: items[i].type ?? "normal", data: items[i].data };
     }
     this.log.append(entries);
+    this.noticeAppended(items);
     // A single-voter cluster commits as soon as the entry is durable (see advance()).
     this.broadcastAppend();
     return first;
@@ -845,16 +912,18 @@ export class Raft {
   }
 
   private broadcastHeartbeat(): void {
-    for (const [id, pr] of this.prs) {
-      this.send({
-        type: "Heartbeat",
-        from: this.id,
-        to: id,
-        term: this.term,
-        leaderCommit: Math.min(pr.match, this.log.committed),
-        readRound: this.readRound,
-      });
-    }
+    for (const [id, pr] of this.prs) this.sendHeartbeat(id, pr);
+  }
+
+  private sendHeartbeat(to: NodeId, pr: Progress): void {
+    this.send({
+      type: "Heartbeat",
+      from: this.id,
+      to,
+      term: this.term,
+      leaderCommit: Math.min(pr.match, this.log.committed),
+      readRound: this.readRound,
+    });
   }
 
   private flushPendingAppends(): void {
@@ -930,6 +999,7 @@ export class Raft {
     const firstOfTerm = this.log.committed === 0 || this.log.term(this.log.committed) !== this.term;
     this.log.commitTo(idx);
     if (firstOfTerm) this.releaseReadsAwaitingCommit();
+    this.confDutiesAfterCommit();
     return true;
   }
 
@@ -1021,12 +1091,151 @@ export class Raft {
     }
     const snap: Snapshot = { meta: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) }, data };
     this.log.restoreSnapshot(meta.index, meta.term);
-    this.conf = cloneConf(meta.conf);
+    // Entries kept after the snapshot may hold a newer configuration than the snapshot's.
+    this.baseConf = cloneConf(meta.conf);
+    this.refreshConf(true);
     this.snapshot = snap;
     this.pendingSnapshot = snap;
     // Only the snapshot's index is known to match the leader; entries we kept after it are
     // confirmed by the probe that follows.
     reply(inc.received, true, meta.index);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Membership (§6, thesis §4)
+  // -------------------------------------------------------------------------------------------
+
+  private appendConf(conf: ConfState, changes: ConfChangeItem[]): Index {
+    const index = this.appendLocal([{ type: "config", data: encodeConfEntry({ conf, changes }) }]);
+    this.pendingConfIndex = index;
+    return index;
+  }
+
+  /** Whether the leader may start a membership change: the last one (and its election) committed. */
+  private confChangeAllowed(): string | null {
+    if (this.pendingConfIndex > this.log.committed || this.lastConfIndex > this.log.committed) {
+      return `the membership change at index ${Math.max(this.pendingConfIndex, this.lastConfIndex)} is not committed yet`;
+    }
+    if (isJoint(this.conf)) return "the cluster is still leaving joint consensus";
+    return null;
+  }
+
+  /**
+   * The configuration at `index` (<= the last index): the latest config entry at or below it,
+   * else the configuration the log window starts with. Snapshots record it.
+   */
+  confAt(index: Index): ConfState {
+    for (let i = Math.min(index, this.log.lastIndex()); i > this.log.offset; i--) {
+      const e = this.log.entry(i)!;
+      if (e.type === "config") return decodeConfEntry(e.data).conf;
+    }
+    return cloneConf(this.baseConf);
+  }
+
+  /**
+   * Use the latest configuration in the log (thesis §4.1), after entries were added or removed;
+   * `force` after the base configuration itself changed (a snapshot was installed).
+   */
+  private refreshConf(force = false): void {
+    for (let i = this.log.lastIndex(); i > this.log.offset; i--) {
+      const e = this.log.entry(i)!;
+      if (e.type !== "config") continue;
+      if (force || i !== this.lastConfIndex || e.term !== this.lastConfTerm) {
+        this.lastConfIndex = i;
+        this.lastConfTerm = e.term;
+        this.setConf(decodeConfEntry(e.data).conf);
+      }
+      return;
+    }
+    if (force || this.lastConfIndex !== 0) {
+      this.lastConfIndex = 0;
+      this.lastConfTerm = 0;
+      this.setConf(cloneConf(this.baseConf));
+    }
+  }
+
+  /** Entries were appended (by a leader or from one): a config entry among them takes effect now. */
+  private noticeAppended(entries: readonly { type?: EntryType }[]): void {
+    for (const e of entries) {
+      if (e.type === "config") return this.refreshConf();
+    }
+  }
+
+  /**
+   * Switch to `next`. A leader starts replicating to members that came; members that went keep
+   * receiving the log until the configuration without them commits, so that they hold the
+   * entry that removed them and stop campaigning (see pruneProgress).
+   */
+  private setConf(next: ConfState): void {
+    this.conf = next;
+    if (this.role !== "leader") return;
+    const lastIndex = this.log.lastIndex();
+    for (const id of allMembers(next)) {
+      if (id !== this.id && !this.prs.has(id)) {
+        this.prs.set(id, new Progress(lastIndex + 1, this.maxInflightMsgs, this.maxInflightBytes));
+        this.needAppend(id, true);
+      }
+    }
+    if (this.leadTransferee !== null && !next.voters.includes(this.leadTransferee)) this.leadTransferee = null;
+    if (this.lastConfIndex <= this.log.committed) this.pruneProgress();
+  }
+
+  /** Stop replicating to non-members, with a last heartbeat that tells them the commit index. */
+  private pruneProgress(): void {
+    const members = new Set(allMembers(this.conf));
+    for (const [id, pr] of this.prs) {
+      if (members.has(id)) continue;
+      this.sendHeartbeat(id, pr);
+      this.prs.delete(id);
+      this.pendingAppends.delete(id);
+    }
+  }
+
+  /**
+   * After the commit index moved (leader): once C(old,new) is committed, append C(new); once a
+   * configuration without this node is committed, step down (thesis §4.2.2), after telling the
+   * others the commit index and handing the lead to the voter whose log is most complete.
+   */
+  private confDutiesAfterCommit(): void {
+    if (this.lastConfIndex > this.log.committed || this.pendingConfIndex > this.log.committed) return;
+    this.pruneProgress();
+    if (isJoint(this.conf)) {
+      this.appendConf(leaveJoint(this.conf), []);
+      return;
+    }
+    if (isVoter(this.conf, this.id)) return;
+    for (const [id, pr] of this.prs) this.sendHeartbeat(id, pr);
+    const best = this.mostUpToDateVoter();
+    if (best !== null) this.sendTimeoutNow(best);
+    this.becomeFollower(this.term, null);
+  }
+
+  /** Promote the first learner marked for it whose log has caught up with ours. */
+  private maybePromote(): void {
+    const promote = this.conf.promote;
+    if (!promote || promote.length === 0 || this.leadTransferee !== null || this.confChangeAllowed() !== null) return;
+    for (const id of promote) {
+      const pr = this.prs.get(id);
+      if (!pr || pr.state !== "replicate" || pr.match + this.promoteLagEntries < this.log.lastIndex()) continue;
+      const changes: ConfChangeItem[] = [{ op: "add-voter", id }];
+      this.appendConf(applyChanges(this.conf, changes), changes);
+      return;
+    }
+  }
+
+  /** The voter (not this node) of the incoming configuration with the highest match index. */
+  private mostUpToDateVoter(): NodeId | null {
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const id of this.conf.voters) {
+      const pr = this.prs.get(id);
+      if (id === this.id || !pr) continue;
+      if (pr.match > bestMatch) {
+        best = id;
+        bestMatch = pr.match;
+      }
+    }
+    return best;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1040,7 +1249,8 @@ export class Raft {
       return;
     }
     const index = this.log.committed;
-    const soleVoter = allVoters(this.conf).length === 1;
+    const voters = allVoters(this.conf);
+    const soleVoter = voters.length === 1 && voters[0] === this.id;
     if (soleVoter || this.readMode === "lease") {
       this.replyRead(from, requestId, index, false);
       return;
@@ -1098,10 +1308,6 @@ export class Raft {
   private send(m: Message): void {
     this.msgs.push(m);
   }
-}
-
-function cloneConf(c: ConfState): ConfState {
-  return { voters: c.voters.slice(), learners: c.learners.slice(), votersOutgoing: c.votersOutgoing.slice() };
 }
 
 function sameSoftState(a: SoftState, b: SoftState): boolean {

@@ -47,6 +47,10 @@ export interface ConfState {
   voters: NodeId[];
   learners: NodeId[];
   votersOutgoing: NodeId[];
+  /** Base URLs of members (for redirects and peer links), where known. */
+  urls?: Record<NodeId, string>;
+  /** Learners the leader makes voters once they have caught up with the log. */
+  promote?: NodeId[];
 }
 
 export interface SnapshotMeta {

@@ -1,5 +1,6 @@
 import type { Clock } from "../clock.ts";
 import type { Entry, HardState, Index, Snapshot } from "../core/types.ts";
+import { cloneConf } from "../core/membership.ts";
 import { checkBatch } from "./batch.ts";
 import { EntryArena } from "./entry-arena.ts";
 import { StorageError } from "./errors.ts";
@@ -35,11 +36,7 @@ const copySnapshot = (s: Snapshot): Snapshot => ({
   meta: {
     index: s.meta.index,
     term: s.meta.term,
-    conf: {
-      voters: [...s.meta.conf.voters],
-      learners: [...s.meta.conf.learners],
-      votersOutgoing: [...s.meta.conf.votersOutgoing],
-    },
+    conf: cloneConf(s.meta.conf),
   },
   // `new Uint8Array(x)` always copies; `x.slice()` would share memory when x is a Node Buffer.
   data: new Uint8Array(s.data),

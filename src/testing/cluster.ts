@@ -1,5 +1,5 @@
 import { SeededRandom } from "../core/random.ts";
-import type { Entry, Message, NodeId, Term } from "../core/types.ts";
+import type { ConfState, Entry, Message, NodeId, Term } from "../core/types.ts";
 import type { Clock } from "../clock.ts";
 import type { Transport } from "../transport/transport.ts";
 import { KvStateMachine } from "../kv/kv.ts";
@@ -20,6 +20,11 @@ import { VirtualClock } from "./clock.ts";
 export interface TestClusterOptions {
   /** Node ids, or a count (ids n1..nN). Default 3. */
   nodes?: NodeId[] | number;
+  /**
+   * Extra nodes, or a count (ids continue after the members'), started outside the configuration
+   * (`join: true`): they take part once a membership change adds them.
+   */
+  spares?: NodeId[] | number;
   seed?: number;
   tickMs?: number;
   electionTimeoutMs?: number;
@@ -62,6 +67,7 @@ export type ClusterEvent =
   | { type: "applied"; id: NodeId; entry: Entry }
   | { type: "snapshot-restored"; id: NodeId; index: number }
   | { type: "snapshot-taken"; id: NodeId; index: number }
+  | { type: "membership"; id: NodeId; conf: ConfState }
   | { type: "crash" | "restart" | "pause" | "resume" | "disconnect" | "connect"; id: NodeId }
   | { type: "partition"; groups: NodeId[][] }
   | { type: "heal" }
@@ -73,7 +79,10 @@ async function settle(): Promise<void> {
 }
 
 export class TestCluster {
+  /** Every node: the initial members, then the spares. */
   readonly ids: NodeId[];
+  /** The voters the cluster was bootstrapped with. */
+  readonly initialMembers: NodeId[];
   readonly clock: VirtualClock = new VirtualClock();
   readonly random: SeededRandom;
   readonly network: MemoryNetwork;
@@ -91,7 +100,11 @@ export class TestCluster {
   constructor(opts: TestClusterOptions = {}) {
     this.opts = opts;
     const n = opts.nodes ?? 3;
-    this.ids = typeof n === "number" ? Array.from({ length: n }, (_, i) => `n${i + 1}`) : n.slice();
+    this.initialMembers = typeof n === "number" ? Array.from({ length: n }, (_, i) => `n${i + 1}`) : n.slice();
+    const sp = opts.spares ?? 0;
+    const first = this.initialMembers.length + 1;
+    const spares = typeof sp === "number" ? Array.from({ length: sp }, (_, i) => `n${first + i}`) : sp.slice();
+    this.ids = [...this.initialMembers, ...spares];
     this.random = new SeededRandom(opts.seed ?? 1);
     this.network = new MemoryNetwork({
       clock: this.clock,
@@ -144,7 +157,8 @@ export class TestCluster {
     this.held.set(id, []);
     const node = new RaftNode<unknown>({
       id,
-      members: this.ids,
+      members: this.initialMembers.includes(id) ? this.initialMembers : [],
+      join: !this.initialMembers.includes(id),
       storage,
       transport: wrapped,
       stateMachine: kv,
@@ -166,6 +180,7 @@ export class TestCluster {
       } else if (e.type === "error") this.emit({ type: "node-error", id, error: e.error });
       else if (e.type === "snapshot-restored") this.emit({ type: "snapshot-restored", id, index: e.index });
       else if (e.type === "snapshot-taken") this.emit({ type: "snapshot-taken", id, index: e.index });
+      else if (e.type === "membership") this.emit({ type: "membership", id, conf: e.conf });
     });
     this.members.set(id, member);
     try {
@@ -386,19 +401,32 @@ export class TestCluster {
     return leader;
   }
 
-  /** A leader that a majority of live, connected nodes (itself included) follow in its term. */
+  /**
+   * A leader that a majority of the voters of its configuration (of both halves, when joint),
+   * live and itself included, follow in its term.
+   */
   stableLeader(): NodeId | null {
     const l = this.leader();
     if (l === null) return null;
-    const term = this.node(l).status().term;
-    let followers = 0;
-    for (const id of this.ids) {
-      const m = this.members.get(id)!;
-      if (!m.up || m.paused) continue;
+    const s0 = this.node(l).status();
+    const follows = (id: NodeId): boolean => {
+      const m = this.members.get(id);
+      if (!m || !m.up || m.paused) return false;
       const s = m.node.status();
-      if (s.term === term && s.leaderId === l) followers++;
-    }
-    return followers > this.ids.length / 2 ? l : null;
+      return s.term === s0.term && s.leaderId === l;
+    };
+    const majority = (voters: NodeId[]): boolean => voters.filter(follows).length > voters.length / 2;
+    if (!majority(s0.voters)) return null;
+    if (s0.votersOutgoing.length > 0 && !majority(s0.votersOutgoing)) return null;
+    return l;
+  }
+
+  /** Every node in the leader's configuration (voters and learners), or all nodes without a leader. */
+  currentMembers(): NodeId[] {
+    const l = this.leader();
+    if (l === null) return this.ids.slice();
+    const c = this.node(l).membership();
+    return this.ids.filter((id) => c.voters.includes(id) || c.learners.includes(id) || c.votersOutgoing.includes(id));
   }
 
   /** Data of the `normal` entries a node applied in its current life, in index order. */

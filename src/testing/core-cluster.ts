@@ -20,6 +20,9 @@ export interface CoreClusterOptions {
   forwardProposals?: boolean;
   maxMsgBytes?: number;
   maxInflightMsgs?: number;
+  /** The bootstrap voters (default: every id); the others start outside the configuration. */
+  members?: NodeId[];
+  promoteLagEntries?: number;
 }
 
 interface Durable {
@@ -66,13 +69,14 @@ export class CoreCluster {
       forwardProposals: this.opts.forwardProposals,
       maxMsgBytes: this.opts.maxMsgBytes,
       maxInflightMsgs: this.opts.maxInflightMsgs,
+      promoteLagEntries: this.opts.promoteLagEntries,
       random: new SeededRandom(this.random.int(0, 2 ** 31)),
     };
     const raft = new Raft(config, {
       hardState: { ...d.hardState },
       snapshot: null,
       entries: d.entries.slice(),
-      conf: { voters: this.ids.slice(), learners: [], votersOutgoing: [] },
+      conf: { voters: (this.opts.members ?? this.ids).includes(id) ? (this.opts.members ?? this.ids).slice() : [], learners: [], votersOutgoing: [] },
     });
     this.nodes.set(id, raft);
     this.applied.set(id, []);

@@ -1,5 +1,6 @@
 import { SeededRandom } from "../core/random.ts";
-import type { Message, NodeId } from "../core/types.ts";
+import type { ConfChangeItem } from "../core/membership.ts";
+import type { ConfState, Message, NodeId } from "../core/types.ts";
 import { NotLeaderError, OutcomeUnknownError } from "../errors.ts";
 import { encodeKvCommand, type KvCommand, type KvResult } from "../kv/kv.ts";
 import { TestCluster, type TestClusterOptions } from "./cluster.ts";
@@ -18,13 +19,18 @@ import { checkLinearizable, type KvOperation } from "./linearizability.ts";
  * Then the client history is checked for linearizability.
  */
 
-export const FAULTS = ["drop", "duplicate", "delay", "reorder", "partition", "crash", "pause"] as const;
+export const FAULTS = ["drop", "duplicate", "delay", "reorder", "partition", "crash", "pause", "membership"] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export interface SimOptions {
   seed: number;
   /** Cluster size. Default 3. */
   nodes?: number;
+  /**
+   * Nodes outside the configuration at start, for membership changes to add. Default 2 when
+   * the "membership" fault is on, else 0.
+   */
+  spares?: number;
   /** Which faults the nemesis may inject. Default: all. */
   faults?: readonly Fault[];
   /** Virtual ms of chaos. Default 3000. */
@@ -105,6 +111,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   };
   const cluster = new TestCluster({
     nodes: opts.nodes ?? 3,
+    spares: opts.spares ?? (faults.has("membership") ? 2 : 0),
     seed: rng.int(0, 2 ** 31),
     diskLatencyMs: rng.int(1, 4),
     ...opts.cluster,
@@ -135,6 +142,9 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
         break;
       case "snapshot-restored":
         trace.add(`${e.id} restored snapshot at ${e.index}`);
+        break;
+      case "membership":
+        if (opts.verbose) trace.add(`${e.id} conf ${describeConf(e.conf)}`);
         break;
       case "partition":
         trace.add(`nemesis partition ${e.groups.map((g) => g.join(",")).join(" | ")}`);
@@ -242,6 +252,40 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       cluster.pause(victim);
       cluster.clock.setTimer(nemesisRng.int(20, 800), () => cluster.resume(victim));
     });
+  }
+  if (faults.has("membership")) {
+    // A random change at the leader: add (as learner to promote, or straight as voter), promote,
+    // remove a voter or learner (the leader itself included), or add one and remove one at once.
+    const change = (): void => {
+      const l = cluster.leader();
+      if (!l) return;
+      const conf = cluster.node(l).membership();
+      const voters = conf.voters;
+      const outside = ids.filter((i) => !voters.includes(i) && !conf.learners.includes(i) && !conf.votersOutgoing.includes(i));
+      const options: ConfChangeItem[][] = [];
+      if (outside.length > 0) {
+        const n = pick(outside);
+        options.push([{ op: "add-learner", id: n, promote: true }], [{ op: "add-voter", id: n }], [{ op: "add-learner", id: n }]);
+        if (voters.length > 1) options.push([{ op: "add-voter", id: n }, { op: "remove", id: pick(voters) }]);
+      }
+      if (conf.learners.length > 0) {
+        const n = pick(conf.learners);
+        options.push([{ op: "add-voter", id: n }], [{ op: "remove", id: n }]);
+      }
+      if (voters.length > 2) options.push([{ op: "remove", id: pick(voters) }]);
+      if (options.length === 0) return;
+      const changes = pick(options);
+      const what = changes.map((c) => `${c.op} ${c.id}`).join(", ");
+      cluster
+        .node(l)
+        .changeMembership(changes)
+        .then(
+          (r) => trace?.add(`membership ${what}: done at ${r.index}: ${describeConf(r.conf)}`),
+          (err) => trace?.add(`membership ${what}: ${err instanceof Error ? err.message : String(err)}`),
+        );
+      trace?.add(`nemesis membership ${what} at ${l}`);
+    };
+    actions.push(change, change);
   }
   const netFaults = ["drop", "duplicate", "delay", "reorder"].filter((f) => faults.has(f as Fault));
   if (netFaults.length > 0) {
@@ -370,13 +414,14 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       const converged = await cluster.runUntil(() => {
         if (failure || !done) return failure !== null;
         const target = cluster.node(leader).status().appliedIndex;
-        return ids.every((id) => cluster.node(id).status().appliedIndex >= target);
+        return cluster.currentMembers().every((id) => cluster.node(id).status().appliedIndex >= target);
       }, calmMs - (cluster.clock.now() - calmStart), afterEvent);
       if (!failure && !converged) failure = `liveness: nodes did not converge after faults stopped (${cluster.describe()})`;
       if (!failure) {
-        const snaps = ids.map((id) => cluster.member(id).kv.snapshot());
+        const members = cluster.currentMembers();
+        const snaps = members.map((id) => cluster.member(id).kv.snapshot());
         for (let i = 1; i < snaps.length; i++) {
-          if (!sameState(snaps[0], snaps[i])) failure = `state machine safety: ${ids[0]} and ${ids[i]} converged to different states`;
+          if (!sameState(snaps[0], snaps[i])) failure = `state machine safety: ${members[0]} and ${members[i]} converged to different states`;
         }
       }
     }
@@ -423,6 +468,13 @@ function describeMessage(m: Message): string {
     default:
       return head;
   }
+}
+
+function describeConf(c: ConfState): string {
+  const parts = [`voters ${c.voters.join(",")}`];
+  if (c.votersOutgoing.length > 0) parts.push(`outgoing ${c.votersOutgoing.join(",")}`);
+  if (c.learners.length > 0) parts.push(`learners ${c.learners.join(",")}${c.promote?.length ? ` (promote ${c.promote.join(",")})` : ""}`);
+  return parts.join("; ");
 }
 
 function shuffle<T>(xs: readonly T[], rng: SeededRandom): T[] {

@@ -10,7 +10,8 @@
  * Nested values are positional arrays too:
  *   Entry          [index, term, entryType, data]      entryType: 0 normal, 1 noop, 2 config
  *   proposal entry [entryType, data]                   (ForwardProposal.entries)
- *   SnapshotMeta   [index, term, voters, learners, votersOutgoing]   (each an array of ids)
+ *   SnapshotMeta   [index, term, voters, learners, votersOutgoing, urls?, promote?]
+ *                  (ids as arrays; urls as a flat array [id, url, id, url, ...])
  * Ids are msgpack str, payloads bin, nullable ids nil or str, numbers msgpack ints.
  *
  * Why positional arrays rather than maps with field names: the names cost more than the numbers
@@ -343,13 +344,17 @@ export class Codec {
       case "meta": {
         const meta = record(value, path, -1, "snapshot metadata {index, term, conf}");
         const conf = record(meta.conf, `${path}.conf`, -1, "a ConfState {voters, learners, votersOutgoing}");
-        return [
+        const wire: unknown[] = [
           uint(meta.index, path, -1, "index"),
           uint(meta.term, path, -1, "term"),
           this.#ids(conf.voters, `${path}.conf.voters`),
           this.#ids(conf.learners, `${path}.conf.learners`),
           this.#ids(conf.votersOutgoing, `${path}.conf.votersOutgoing`),
         ];
+        const urls = conf.urls === undefined ? [] : Object.entries(record(conf.urls, `${path}.conf.urls`, -1, "a map of ids to URLs")).flat();
+        const promote = conf.promote === undefined ? [] : this.#ids(conf.promote, `${path}.conf.promote`);
+        if (urls.length > 0 || promote.length > 0) wire.push(this.#urls(urls, `${path}.conf.urls`), promote);
+        return wire;
       }
       case "bytes":
         return binary(value, path);
@@ -397,6 +402,17 @@ export class Codec {
             votersOutgoing: this.#ids(item[4], `${path}.conf.votersOutgoing`),
           },
         };
+        if (item.length > 5) {
+          const urls = this.#urls(item[5], `${path}.conf.urls`);
+          if (urls.length > 0) {
+            meta.conf.urls = {};
+            for (let i = 0; i < urls.length; i += 2) meta.conf.urls[urls[i]] = urls[i + 1];
+          }
+        }
+        if (item.length > 6) {
+          const promote = this.#ids(item[6], `${path}.conf.promote`);
+          if (promote.length > 0) meta.conf.promote = promote;
+        }
         return meta;
       }
       case "bytes":
@@ -441,6 +457,20 @@ export class Codec {
     for (let i = 0; i < ids.length; i++) this.#id(ids[i], path, i);
     // Decoded arrays are fresh from msgpack; encoded ones are only read. Either way, safe to share.
     return ids as NodeId[];
+  }
+
+  /** A flat [id, url, id, url, ...] list; URLs are bounded like ids, by 8x the id limit. */
+  #urls(value: unknown, path: string): string[] {
+    const list = this.#list(value, path, "a flat array [id, url, ...]");
+    if (list.length % 2 !== 0) fail(path, "an even number of items (id, url pairs)", value);
+    for (let i = 0; i < list.length; i += 2) {
+      this.#id(list[i], path, i);
+      const url = list[i + 1];
+      if (typeof url !== "string" || url.length === 0 || url.length > 8 * this.limits.maxIdLength) {
+        fail(where(path, i + 1), `a URL of 1 to ${8 * this.limits.maxIdLength} characters`, url);
+      }
+    }
+    return list as string[];
   }
 
   #list(value: unknown, path: string, expected: string): unknown[] {

@@ -3,11 +3,15 @@
  * against a CoreCluster, with `expect` lines stating what must hold at that point.
  *
  *   cluster n1 n2 n3 [preVote=false] [checkQuorum=false] [seed=N] [readMode=lease] [forward=true]
+ *           [members=n1,n2] [promoteLag=N]
+ *   change ID OP:MEMBER... [-> appended|rejected|in-progress|invalid]
+ *           OP: add-voter, add-learner, add-learner+promote, remove
  *   campaign ID | tick ID [N] | tick-all [N] | deliver | stabilize | transfer FROM TO
  *   propose ID DATA [-> appended|rejected|forwarded]
  *   read ID [-> pending|rejected]
  *   partition A B | C     isolate ID     cut A>B     heal     crash ID     restart ID
  *   expect ID role=.. term=.. leader=..|none commit=.. last=.. vote=..|none applied=a,b,c reads=N
+ *           voters=a,b learners=c|none outgoing=a,b|none
  *   expect leader ID|none
  *   expect log ID TERMS...
  *   until-leader [N]     (tick everyone and stabilize until some node leads, at most N rounds)
@@ -15,6 +19,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { ConfChangeError, type ConfChangeItem } from "../../src/core/membership.ts";
 import { CoreCluster, type CoreClusterOptions } from "../../src/testing/core-cluster.ts";
 
 const dir = join(import.meta.dirname, "scenarios");
@@ -44,6 +49,8 @@ function run(script: string): void {
             else if (k === "readMode") opts.readMode = v as "lease" | "read-index";
             else if (k === "forward") opts.forwardProposals = v === "true";
             else if (k === "electionTicks") opts.electionTicks = Number(v);
+            else if (k === "members") opts.members = v.split(",");
+            else if (k === "promoteLag") opts.promoteLagEntries = Number(v);
             else throw new Error(`unknown cluster option ${k}`);
           }
           c = new CoreCluster(ids, opts);
@@ -81,6 +88,25 @@ function run(script: string): void {
         case "propose": {
           const res = cluster().propose(args[0], args[1]);
           if (args[2] === "->") expect(res.status).toBe(args[3]);
+          break;
+        }
+        case "change": {
+          const arrow = args.indexOf("->");
+          const items = (arrow < 0 ? args.slice(1) : args.slice(1, arrow)).map((a): ConfChangeItem => {
+            const [op, id] = a.split(":");
+            if (op === "add-learner+promote") return { op: "add-learner", id, promote: true };
+            if (op === "add-voter" || op === "add-learner" || op === "remove") return { op, id };
+            throw new Error(`unknown change ${op}`);
+          });
+          let outcome: string;
+          try {
+            outcome = cluster().node(args[0]).proposeConfChange(items).status;
+          } catch (err) {
+            if (!(err instanceof ConfChangeError)) throw err;
+            outcome = err.kind;
+          }
+          cluster().process();
+          if (arrow >= 0) expect(outcome).toBe(args[arrow + 1]);
           break;
         }
         case "read": {
@@ -147,6 +173,9 @@ function expectLine(c: CoreCluster, args: string[]): void {
       vote: n.votedFor ?? "none",
       applied: c.appliedData(id).join(","),
       reads: String(c.readStates.get(id)!.length),
+      voters: n.conf.voters.join(",") || "none",
+      learners: n.conf.learners.join(",") || "none",
+      outgoing: n.conf.votersOutgoing.join(",") || "none",
     };
     if (!(k in actual)) throw new Error(`unknown expectation ${k}`);
     expect(actual[k], `${id} ${k}`).toBe(v);
