@@ -438,7 +438,12 @@ export class RaftNode<Result = unknown> {
     return this.changeMembership([{ op: "remove", id }]);
   }
 
-  /** The configuration this node works with (as of its applied index). */
+  /** The leader's view of a member's replication (undefined on followers and for unknown ids). */
+  progress(id: NodeId): { match: Index; next: Index; state: string } | undefined {
+    return this.raft?.progress(id);
+  }
+
+  /** The configuration this node works with: the latest in its log (thesis §4.1). */
   membership(): ConfState {
     return cloneConf(this.raft?.conf ?? { voters: this.bootstrapVoters.slice(), learners: [], votersOutgoing: [] });
   }

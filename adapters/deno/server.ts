@@ -46,6 +46,7 @@ function fenced(transport: Transport, storage: DenoKvStorage): Transport {
       if (storage.leaseValid()) transport.send(message);
     },
     close: () => transport.close(),
+    setPeers: (peers) => transport.setPeers?.(peers),
   };
 }
 
@@ -94,7 +95,7 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     idleTimeoutMs: args.idleTimeoutMs,
     logger: (level, message, fields) => log(level, message, fields),
   });
-  const { node, kv, app } = createMember({
+  const member = createMember({
     id: args.id,
     url: args.url,
     peers: args.peers,
@@ -102,12 +103,16 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     transport: storage instanceof DenoKvStorage ? fenced(mesh, storage) : mesh,
     raftSocket: raftSocketFor(mesh, { pingIntervalMs: args.pingIntervalMs, idleTimeoutMs: args.idleTimeoutMs }),
     apiToken: args.token,
+    adminToken: args.adminToken,
+    join: args.join && args.join.length > 0 ? args.join : undefined,
+    learner: args.learner,
     followerReads: args.followerReads,
     electionTimeoutMs: args.electionTimeoutMs,
     heartbeatIntervalMs: args.heartbeatIntervalMs,
     log,
   });
-  return { node, kv, app, failed, start: () => node.start(), stop: () => node.stop() };
+  const { node, kv, app } = member;
+  return { node, kv, app, failed, start: () => member.start(), stop: () => node.stop() };
 }
 
 export interface RunningDenoNode {

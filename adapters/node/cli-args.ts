@@ -13,6 +13,12 @@ export interface StartArgs {
   clusterId: string;
   secret?: string;
   token?: string;
+  /** Token of the /admin routes, also sent when joining (default: `token`). */
+  adminToken?: string;
+  /** Members to join through (`--join`, repeatable); empty for a member of the initial cluster. */
+  join?: string[];
+  /** Join as a learner that stays one (no vote; serves reads close to its users). */
+  learner?: boolean;
   /** Allow listening on a non-loopback address without a cluster secret. */
   insecure: boolean;
   electionTimeoutMs?: number;
@@ -25,6 +31,7 @@ export class UsageError extends Error {
 }
 
 export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:PORT --data-dir DIR [--peer ID=URL]...
+                      [--join URL]... [--learner] [--admin-token TOKEN]
                       [--url URL] [--cluster-id NAME] [--secret SECRET] [--token TOKEN]
                       [--election-timeout-ms N] [--heartbeat-interval-ms N] [--log-level LEVEL]
 
@@ -32,6 +39,12 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
   --listen              address for the HTTP API and the peer socket (/raft)
   --data-dir            where the log, hard state and snapshots live
   --peer ID=URL         another voter of the initial cluster (repeat for each)
+  --join URL            join a running cluster through any member (repeat for more seeds):
+                        added as a learner, promoted to voter once caught up; not with --peer.
+                        Ignored once this node's data holds a configuration
+  --learner             with --join: stay a learner (receives the log, serves reads, never votes)
+  --admin-token         bearer token of the /admin routes and of --join (or MESHRAFT_ADMIN_TOKEN;
+                        default: --token)
   --url                 the URL others use to reach this node (default http://HOST:PORT)
   --cluster-id          a name every member must share (default "meshraft")
   --secret              cluster secret: peers authenticate with HMAC challenge-response
@@ -85,6 +98,8 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     "cluster-id",
     "secret",
     "token",
+    "admin-token",
+    "join",
     "election-timeout-ms",
     "heartbeat-interval-ms",
     "log-level",
@@ -99,7 +114,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
       value = name.slice(eq + 1);
       name = name.slice(0, eq);
     }
-    if (name === "insecure") {
+    if (name === "insecure" || name === "learner") {
       flags.add(name);
       continue;
     }
@@ -135,6 +150,12 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     if (peers.some((x) => x.id === peerId)) throw new UsageError(`--peer ${peerId} given twice`);
     peers.push({ id: peerId, url: parseUrl(p.slice(eq + 1), `--peer ${peerId}`) });
   }
+  const join = (values.get("join") ?? []).map((u) => parseUrl(u, "--join"));
+  if (join.length > 0 && peers.length > 0) {
+    throw new UsageError("--join and --peer do not go together: a joining node learns the members from the cluster");
+  }
+  const learner = flags.has("learner");
+  if (learner && join.length === 0) throw new UsageError("--learner goes with --join URL (the cluster to join as a learner)");
   const hostForUrl = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
   const url = one("url") ? parseUrl(one("url")!, "--url") : `http://${hostForUrl}:${listen.port}`;
   const secret = one("secret") ?? env.MESHRAFT_SECRET;
@@ -159,6 +180,9 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     clusterId: one("cluster-id") ?? "meshraft",
     secret: secret || undefined,
     token: token || undefined,
+    adminToken: (one("admin-token") ?? env.MESHRAFT_ADMIN_TOKEN) || undefined,
+    join,
+    learner,
     insecure,
     electionTimeoutMs: et ? positiveInt(et, "--election-timeout-ms") : undefined,
     heartbeatIntervalMs: hb ? positiveInt(hb, "--heartbeat-interval-ms") : undefined,

@@ -37,7 +37,7 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     logger: (level, message, fields) => log(level, message, fields),
   });
   const wss = createPeerSocketServer();
-  const { node, kv, app } = createMember({
+  const member = createMember({
     id: args.id,
     url: args.url,
     peers: args.peers,
@@ -45,19 +45,23 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     transport: mesh,
     raftSocket: { upgradeWebSocket, handlers: () => mesh.inboundHandlers() },
     apiToken: args.token,
+    adminToken: args.adminToken,
+    join: args.join && args.join.length > 0 ? args.join : undefined,
+    learner: args.learner,
     electionTimeoutMs: args.electionTimeoutMs,
     heartbeatIntervalMs: args.heartbeatIntervalMs,
     log,
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve(
-      { fetch: (req, env) => app.fetch(req, env), hostname: args.listen.host, port: args.listen.port, websocket: { server: wss } },
+      { fetch: (req, env) => member.app.fetch(req, env), hostname: args.listen.host, port: args.listen.port, websocket: { server: wss } },
       () => resolve(s),
     );
     s.once("error", reject);
   });
+  const { node, kv } = member;
   const port = (server.address() as AddressInfo).port;
-  await node.start();
+  await member.start();
   log("info", "started", { url: args.url, listen: `${args.listen.host}:${port}`, peers: args.peers.map((p) => p.id).join(",") || "none", data: args.dataDir });
   let stopping: Promise<void> | null = null;
   return {

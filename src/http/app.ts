@@ -25,6 +25,7 @@ import {
   type KvStateMachine,
 } from "../kv/kv.ts";
 import type { RaftNode } from "../node.ts";
+import { mountAdminRoutes } from "./admin.ts";
 import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
 import { createHttpMetrics, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 import {
@@ -81,6 +82,11 @@ export interface AppOptions {
    * unless `publicStatus` is false, `GET /status`, requires `Authorization: Bearer <apiToken>`.
    */
   apiToken?: string;
+  /**
+   * When set, the `/admin/*` routes require `Authorization: Bearer <adminToken>` (instead of the
+   * API token). Without it they take the API token, like every other route.
+   */
+  adminToken?: string;
   /** Serve `GET /status` without the token (health checks, leader discovery). Default true. */
   publicStatus?: boolean;
   /** Mounts the peer socket at `GET /raft`. */
@@ -145,8 +151,9 @@ export function createApp(options: AppOptions): Hono {
     // Not on the peer socket: a 101 answer's headers cannot be merged.
     if (route !== "/raft") c.header(NODE_HEADER, node.id);
     try {
-      if (options.apiToken !== undefined && route !== "/raft" && !(route === "/status" && publicStatus)) {
-        if (!authorized(c.req.header("Authorization"), options.apiToken)) {
+      const token = route === "/admin" ? (options.adminToken ?? options.apiToken) : options.apiToken;
+      if (token !== undefined && route !== "/raft" && !(route === "/status" && publicStatus)) {
+        if (!authorized(c.req.header("Authorization"), token)) {
           throw new ApiError(401, "UNAUTHORIZED", "this API requires Authorization: Bearer <token>", {
             "WWW-Authenticate": 'Bearer realm="meshraft"',
           });
@@ -364,6 +371,24 @@ export function createApp(options: AppOptions): Hono {
     return c.body(metrics.registry.render());
   });
 
+  mountAdminRoutes(app, {
+    node,
+    urlOf,
+    unlessLeader,
+    redirectToLeader,
+    readJson: async (c) => {
+      rejectDeclaredLength(c, 65_536, "BODY_TOO_LARGE");
+      const raw = await readBody(c.req.raw, 65_536);
+      if (raw === null) throw new ApiError(413, "BODY_TOO_LARGE", "the body exceeds 65536 bytes");
+      if (raw.byteLength === 0) return null;
+      try {
+        return JSON.parse(strictUtf8.decode(raw));
+      } catch (e) {
+        throw new ApiError(400, "BAD_REQUEST", `the body is not JSON: ${(e as Error).message}`);
+      }
+    },
+  });
+
   if (options.raftSocket) {
     const socket = options.raftSocket;
     app.get("/raft", socket.upgradeWebSocket((c) => socket.handlers(c)));
@@ -386,6 +411,7 @@ function limit(name: string, value: number | undefined, fallback: number, max: n
 function routeLabel(path: string): string {
   if (path.startsWith("/kv/")) return path.endsWith("/cas") ? "/kv/:key/cas" : "/kv/:key";
   if (path === "/status" || path === "/metrics" || path === "/raft") return path;
+  if (path.startsWith("/admin/") || path === "/admin") return "/admin";
   return "other";
 }
 

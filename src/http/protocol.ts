@@ -20,6 +20,8 @@ export const SEQ_HEADER = "X-Meshraft-Seq";
  * - 401 UNAUTHORIZED: missing or wrong bearer token.
  * - 404 NOT_FOUND: the key is absent (GET); 404 ROUTE_NOT_FOUND: no such route.
  * - 409 STALE_SEQUENCE: a write with a session seq older than the session's last; not applied.
+ * - Admin: 400 INVALID_CONF_CHANGE; 404 MEMBER_NOT_FOUND; 409 CONF_CHANGE_IN_PROGRESS (another
+ *   change is in flight; `Retry-After`); 503 TRANSFER_FAILED (leadership did not move).
  * - 413 VALUE_TOO_LARGE, BODY_TOO_LARGE.
  * - 503 NO_LEADER, PROPOSAL_DROPPED, READ_TIMEOUT, NODE_STOPPED: nothing happened, resend freely
  *   (a `Retry-After` header comes with them).
@@ -37,6 +39,10 @@ export type ErrorCode =
   | "NOT_FOUND"
   | "ROUTE_NOT_FOUND"
   | "STALE_SEQUENCE"
+  | "INVALID_CONF_CHANGE"
+  | "MEMBER_NOT_FOUND"
+  | "CONF_CHANGE_IN_PROGRESS"
+  | "TRANSFER_FAILED"
   | "VALUE_TOO_LARGE"
   | "BODY_TOO_LARGE"
   | "NO_LEADER"
@@ -106,4 +112,38 @@ export function parseSeq(text: string): number | null {
   if (!/^\d{1,16}$/.test(text)) return null;
   const n = Number(text);
   return Number.isSafeInteger(n) ? n : null;
+}
+
+/** A member as `/admin/members` reports it. `leaving`: a voter of the old half of a joint configuration. */
+export interface AdminMember {
+  id: string;
+  url: string | null;
+  role: "voter" | "learner" | "leaving";
+  /** A learner the leader promotes to voter once it has caught up. */
+  promote?: true;
+  /** The leader's replication progress: last index known to match the leader's log. */
+  match?: number;
+}
+
+/** `GET /admin/members`, and the answer to a change. */
+export interface AdminMembersBody {
+  leader: string;
+  /** Whether the cluster is in joint consensus (a voter change in progress). */
+  joint: boolean;
+  members: AdminMember[];
+  /** Index of the entry that made the change (answers to POST and DELETE only). */
+  index?: number;
+}
+
+/** `POST /admin/members`. `role` defaults to "voter": added as a learner, promoted once caught up. */
+export interface AdminAddMemberBody {
+  id: string;
+  url: string;
+  role?: "voter" | "learner";
+}
+
+/** `POST /admin/transfer-leader` takes `{to?}` and answers with the new leader. */
+export interface AdminTransferBody {
+  leader: string;
+  leaderUrl: string | null;
 }

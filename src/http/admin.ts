@@ -1,0 +1,140 @@
+/**
+ * The admin routes of the HTTP app: membership and leadership.
+ *
+ *   GET    /admin/members           the configuration, with each member's role and progress
+ *   POST   /admin/members           {id, url, role?}: add a member ("voter" by default: it joins
+ *                                   as a learner and is promoted once caught up) or promote one
+ *   DELETE /admin/members/:id       remove a member (the leader itself included)
+ *   POST   /admin/transfer-leader   {to?}: hand leadership to `to`, or to the most up-to-date voter
+ *
+ * Only the leader answers; followers redirect (307) like the KV API. Adding a member that is
+ * already there in the asked role answers 200 without a change, so a joining node may retry.
+ */
+import type { Context, Hono } from "hono";
+import type { ConfChangeItem } from "../core/membership.ts";
+import type { ConfState } from "../core/types.ts";
+import {
+  ConfChangeInProgressError,
+  InvalidConfChangeError,
+  NotLeaderError,
+  TransferFailedError,
+} from "../errors.ts";
+import type { MembershipChange, RaftNode } from "../node.ts";
+import { ApiError, apiErrorFrom } from "./errors.ts";
+import type { AdminMember, AdminMembersBody, AdminTransferBody } from "./protocol.ts";
+
+export interface AdminRouteContext {
+  // deno-lint-ignore no-explicit-any
+  node: RaftNode<any>;
+  urlOf: (id: string) => string | null;
+  /** Null when this node leads, else the redirect (or throws 503 without a known leader). */
+  unlessLeader: (c: Context) => Response | null;
+  redirectToLeader: (c: Context, leaderId: string | null, hintedUrl: string | null) => Response;
+  readJson: (c: Context) => Promise<unknown>;
+}
+
+const RETRY = { "Retry-After": "1" };
+
+export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
+  const { node } = ctx;
+
+  function membersBody(conf: ConfState, index?: number): AdminMembersBody {
+    const members: AdminMember[] = [];
+    const add = (id: string, role: AdminMember["role"]): void => {
+      if (members.some((m) => m.id === id)) return;
+      const m: AdminMember = { id, url: conf.urls?.[id] ?? ctx.urlOf(id), role };
+      if (conf.promote?.includes(id)) m.promote = true;
+      const match = id === node.id ? node.status().lastIndex : node.progress(id)?.match;
+      if (match !== undefined) m.match = match;
+      members.push(m);
+    };
+    for (const id of conf.voters) add(id, "voter");
+    for (const id of conf.votersOutgoing) add(id, "leaving");
+    for (const id of conf.learners) add(id, "learner");
+    const body: AdminMembersBody = { leader: node.id, joint: conf.votersOutgoing.length > 0, members };
+    if (index !== undefined) body.index = index;
+    return body;
+  }
+
+  /** Runs a change on the leader; NotLeaderError (leadership moved meanwhile) becomes a redirect. */
+  async function change(c: Context, run: () => Promise<MembershipChange>): Promise<Response> {
+    try {
+      const done = await run();
+      return c.json(membersBody(done.conf, done.index));
+    } catch (err) {
+      if (err instanceof NotLeaderError) return ctx.redirectToLeader(c, err.leaderId, err.leaderUrl);
+      throw adminError(err);
+    }
+  }
+
+  app.get("/admin/members", (c) => ctx.unlessLeader(c) ?? c.json(membersBody(node.membership())));
+
+  app.post("/admin/members", async (c) => {
+    const redirect = ctx.unlessLeader(c);
+    if (redirect) return redirect;
+    const body = await ctx.readJson(c);
+    const { id, url, role } = parseAddMember(body);
+    const conf = node.membership();
+    const items: ConfChangeItem[] = [];
+    if (conf.voters.includes(id)) {
+      if (role === "learner") throw new ApiError(400, "INVALID_CONF_CHANGE", `${id} is a voter; demoting is not supported: remove it, then add it as a learner`);
+      return c.json(membersBody(conf)); // already there
+    }
+    if (conf.learners.includes(id)) {
+      if (role === "learner") return c.json(membersBody(conf));
+      if (conf.promote?.includes(id)) return c.json(membersBody(conf)); // promotion already pending
+      items.push({ op: "add-voter", id, url });
+    } else {
+      items.push({ op: "add-learner", id, url, promote: role === "voter" });
+    }
+    return change(c, () => node.changeMembership(items));
+  });
+
+  app.delete("/admin/members/:id", async (c) => {
+    const redirect = ctx.unlessLeader(c);
+    if (redirect) return redirect;
+    const id = decodeURIComponent(c.req.param("id"));
+    const conf = node.membership();
+    if (!conf.voters.includes(id) && !conf.learners.includes(id)) {
+      throw new ApiError(404, "MEMBER_NOT_FOUND", `${JSON.stringify(id)} is not a member`);
+    }
+    return change(c, () => node.removeMember(id));
+  });
+
+  app.post("/admin/transfer-leader", async (c) => {
+    const redirect = ctx.unlessLeader(c);
+    if (redirect) return redirect;
+    const body = await ctx.readJson(c);
+    const to = body === null ? undefined : (body as { to?: unknown }).to;
+    if (to !== undefined && to !== null && typeof to !== "string") throw new ApiError(400, "BAD_REQUEST", "`to` must be a member id");
+    try {
+      const leader = await node.transferLeadership(typeof to === "string" ? to : undefined);
+      const answer: AdminTransferBody = { leader, leaderUrl: ctx.urlOf(leader) };
+      return c.json(answer);
+    } catch (err) {
+      if (err instanceof NotLeaderError) return ctx.redirectToLeader(c, err.leaderId, err.leaderUrl);
+      throw adminError(err);
+    }
+  });
+}
+
+function adminError(err: unknown): ApiError {
+  if (err instanceof ConfChangeInProgressError) return new ApiError(409, "CONF_CHANGE_IN_PROGRESS", err.message, RETRY);
+  if (err instanceof InvalidConfChangeError) return new ApiError(400, "INVALID_CONF_CHANGE", err.message);
+  if (err instanceof TransferFailedError) return new ApiError(503, "TRANSFER_FAILED", err.message, RETRY);
+  return apiErrorFrom(err, true);
+}
+
+function parseAddMember(body: unknown): { id: string; url: string; role: "voter" | "learner" } {
+  const bad = (why: string): never => {
+    throw new ApiError(400, "BAD_REQUEST", `the body must be JSON {"id": string, "url": string, "role"?: "voter"|"learner"}: ${why}`);
+  };
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return bad("not an object");
+  const b = body as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (k !== "id" && k !== "url" && k !== "role") bad(`unexpected field ${JSON.stringify(k)}`);
+  if (typeof b.id !== "string" || b.id === "") bad("id must be a non-empty string");
+  if (typeof b.url !== "string" || !/^https?:\/\/\S+$/.test(b.url)) bad("url must be the member's http(s) base URL");
+  const role = b.role ?? "voter";
+  if (role !== "voter" && role !== "learner") bad(`role must be "voter" or "learner"`);
+  return { id: b.id as string, url: (b.url as string).replace(/\/+$/, ""), role: role as "voter" | "learner" };
+}
