@@ -147,11 +147,12 @@ export interface ConnectionHost {
   /** The counters of peer `id`, or the mesh's "unidentified" ones when `id` is not a peer. */
   countersOf(id: NodeId): LinkCounters;
   /**
-   * Acceptor, on HELLO.
-   * @throws HandshakeError when `from` is not a peer that may dial this node.
+   * Acceptor, on HELLO. An id that is not a peer yet may be admitted (a member that joined
+   * before this node learned of it); it becomes a peer only once its handshake completes.
+   * @throws HandshakeError when `from` may not dial this node.
    */
   admit(from: NodeId): void;
-  /** The handshake completed; the connection is "ready". */
+  /** The handshake completed; the connection is "ready". The host may swap `counters` here. */
   opened(conn: Connection): void;
   deliver(conn: Connection, message: Message): void;
   /** The connection closed, from either side; called exactly once. */
@@ -174,7 +175,10 @@ export class Connection {
   state: ConnectionState = "handshake";
   /** The peer: known from the start when dialing, from its HELLO when accepting. */
   peerId: NodeId | null;
-  /** Counters of the peer; an acceptor counts into the mesh's "unidentified" ones until a HELLO names a peer. */
+  /**
+   * Counters of the peer. An acceptor counts into the mesh's "unidentified" ones until a HELLO
+   * names a peer, or, for an id that is not a peer yet, until its handshake completes.
+   */
   counters: LinkCounters;
   /** Round trip of the last answered ping, in ms. */
   rttMs: number | null = null;

@@ -70,6 +70,8 @@ export const CloseCode = {
   /** A newer link to the same peer took this one's place. */
   REPLACED: 4010,
   IDLE_TIMEOUT: 4011,
+  /** The peer was removed from this node's members (`setPeers`); its dials are refused too. */
+  REMOVED: 4012,
 } as const;
 
 export type CloseCodeName = keyof typeof CloseCode;

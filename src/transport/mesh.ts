@@ -15,6 +15,11 @@
  * completed. Then each side pings every `pingIntervalMs` and closes a link that was silent for
  * `idleTimeoutMs`, so a frozen peer is noticed and redialed.
  *
+ * Membership changes at runtime: `setPeers` replaces the peer list (see there for what it closes).
+ * With `acceptUnknownPeers`, a node whose id no list named may dial in (a member that joined before
+ * this node learned of it); after the full handshake it is a peer without a URL, which this node
+ * never dials, for as long as that link stays open.
+ *
  * Nothing queues in the mesh: `send` encodes and hands the frame to the socket, or drops it (and
  * counts why) when the link is down or the socket already buffers more than the peer's high-water
  * mark. Raft retransmits; a queue would only deliver stale messages late.
@@ -58,6 +63,12 @@ export interface WebSocketMeshOptions {
   WebSocket: WebSocketConstructor;
   /** The cluster secret; without one any host that reaches `/raft` may join (a warning is logged). */
   secret?: string;
+  /**
+   * Accept inbound links from ids not in the peer list: a member that joined and dialed this node
+   * before this node learned of it. The handshake checks everything else as for a listed peer.
+   * Default false: such a HELLO is refused with UNKNOWN_NODE.
+   */
+  acceptUnknownPeers?: boolean;
   clock?: Clock;
   /** Backoff jitter. Defaults to Math.random. */
   random?: Random;
@@ -81,10 +92,14 @@ export type LinkState = "open" | "connecting" | "down" | "closed";
 
 /** One peer's link, as `stats()` reports it. Counters survive reconnects. */
 export interface PeerLinkStats extends LinkCounters {
-  url: string;
+  /**
+   * null for a peer no list named, accepted from an unknown id: this node cannot dial it, and
+   * forgets it when its link closes.
+   */
+  url: string | null;
   /** "connecting" covers dialing and the handshake; an acceptor's link is "down" until the peer dials. */
   state: LinkState;
-  /** Whether this node dials the link (by the dial rule) or accepts it. */
+  /** Whether this node dials the link (by the dial rule, and only with a URL) or accepts it. */
   role: "dials" | "accepts";
   /** Times a link to this peer completed its handshake. */
   opened: number;
@@ -118,8 +133,17 @@ export interface MeshInboundHandlers {
 export interface MeshStats {
   id: NodeId;
   peers: Record<NodeId, PeerLinkStats>;
-  /** Inbound sockets that never named a known peer (garbage, unknown ids, timeouts before HELLO). */
+  /**
+   * Inbound sockets not attributed to a peer: garbage, timeouts before HELLO, refused unknown ids,
+   * and the handshake of an unknown id that was accepted (its counters start once it is a peer).
+   */
   unidentified: LinkCounters;
+  /** Ids that became peers after construction: listed by `setPeers`, or accepted from an unknown id. */
+  peersAdded: number;
+  /** Ids that stopped being peers: removed by `setPeers`, or unlisted peers whose link closed. */
+  peersRemoved: number;
+  /** Ids `setPeers` removed and no later list named again; their dials are refused (REMOVED). */
+  removed: NodeId[];
   /** Messages addressed to an id that is not a peer. */
   droppedUnknownPeer: number;
   /** Inbound messages dropped because no handler was started (or it was stopped). */
@@ -130,10 +154,14 @@ export interface MeshStats {
 
 interface Link {
   readonly id: NodeId;
-  readonly url: string;
-  readonly socketUrl: string;
-  /** By the dial rule: this node's id sorts before the peer's. */
-  readonly dialer: boolean;
+  /**
+   * null exactly for a peer no list (constructor or `setPeers`) named, accepted from an unknown id;
+   * such an unlisted peer is forgotten when its link closes. Invariant: socketUrl is null iff url is.
+   */
+  url: string | null;
+  socketUrl: string | null;
+  /** This node dials: by the dial rule its id sorts before the peer's, and it has the peer's URL. */
+  dialer: boolean;
   /** The open link, if any. */
   current: Connection | null;
   /** Dialer: the socket being dialed or handshaking. */
@@ -189,6 +217,9 @@ export class WebSocketMesh implements Transport {
   readonly #backoff: BackoffOptions;
   readonly #host: ConnectionHost;
   readonly #links = new Map<NodeId, Link>();
+  /** Ids `setPeers` removed; their HELLOs are refused until a list names them again. */
+  readonly #removed = new Set<NodeId>();
+  readonly #acceptUnknownPeers: boolean;
   /** Every connection not yet closed, identified or not. */
   readonly #connections = new Set<Connection>();
   readonly #inbound = new WeakMap<object, Connection>();
@@ -201,6 +232,8 @@ export class WebSocketMesh implements Transport {
   #droppedUnknownPeer = 0;
   #droppedNoHandler = 0;
   #handlerErrors = 0;
+  #peersAdded = 0;
+  #peersRemoved = 0;
 
   /** @throws RangeError for invalid options (a configuration error). */
   constructor(options: WebSocketMeshOptions) {
@@ -231,28 +264,8 @@ export class WebSocketMesh implements Transport {
       maxMs: positive("backoff.maxMs", options.backoff?.maxMs ?? DEFAULTS.backoff.maxMs),
     };
 
-    for (const peer of options.peers) {
-      if (peer.id === this.id) continue;
-      if (typeof peer.id !== "string" || peer.id === "") throw new RangeError("WebSocketMesh: every peer needs a non-empty id");
-      if (this.#links.has(peer.id)) throw new RangeError(`WebSocketMesh: peer ${peer.id} is listed twice`);
-      this.#links.set(peer.id, {
-        id: peer.id,
-        url: peer.url,
-        socketUrl: peerSocketUrl(peer.url),
-        dialer: this.id < peer.id,
-        current: null,
-        dialing: null,
-        attempt: 0,
-        cancelRedial: null,
-        counters: emptyCounters(),
-        opened: 0,
-        dials: 0,
-        droppedDisconnected: 0,
-        droppedBackpressure: 0,
-        droppedUnencodable: 0,
-        lastCloseReason: null,
-      });
-    }
+    this.#acceptUnknownPeers = options.acceptUnknownPeers ?? false;
+    for (const [id, url] of this.#peerList(options.peers)) this.#links.set(id, this.#newLink(id, url));
 
     let key: Promise<CryptoKey> | null = null;
     if (options.secret !== undefined) {
@@ -353,6 +366,48 @@ export class WebSocketMesh implements Transport {
     return this.#closing;
   }
 
+  // --- Membership -------------------------------------------------------------------------------
+
+  /**
+   * Replaces the peer list. Links to peers that stay are kept; when a peer's URL changed and this
+   * node dials it, the old socket closes and the new URL is dialed at once. New peers are dialed or
+   * awaited by the dial rule.
+   *
+   * Removal is predictable rather than clever: only ids that an earlier list (constructor or
+   * `setPeers`) named and this one omits are removed. Their sockets close with REMOVED and their
+   * dials are refused with REMOVED until a list names them again. A peer accepted from an unknown
+   * id (`acceptUnknownPeers`) that no list named keeps its link until that link closes, whatever
+   * this list says: a joining member may dial before this node's list includes it.
+   * @throws RangeError for an invalid list; nothing changes then.
+   */
+  setPeers(peers: PeerAddress[]): void {
+    const next = this.#peerList(peers);
+    if (this.#closed) return;
+    let changed = false;
+    for (const link of [...this.#links.values()]) {
+      if (link.url !== null && !next.has(link.id)) {
+        this.#remove(link);
+        changed = true;
+      }
+    }
+    for (const [id, url] of next) {
+      this.#removed.delete(id);
+      const link = this.#links.get(id);
+      if (link === undefined) {
+        const added = this.#newLink(id, url);
+        this.#links.set(id, added);
+        this.#peersAdded++;
+        this.#log("info", `peer ${id} added (${url})`, { peer: id, url });
+        if (this.#started && added.dialer) this.#dial(added);
+        changed = true;
+      } else if (link.url !== url) {
+        this.#moveLink(link, url);
+        changed = true;
+      }
+    }
+    if (changed) this.#notify();
+  }
+
   // --- Inbound sockets ----------------------------------------------------------------------
 
   /**
@@ -408,6 +463,9 @@ export class WebSocketMesh implements Transport {
       id: this.id,
       peers,
       unidentified: { ...this.#unidentified },
+      peersAdded: this.#peersAdded,
+      peersRemoved: this.#peersRemoved,
+      removed: [...this.#removed].sort(),
       droppedUnknownPeer: this.#droppedUnknownPeer,
       droppedNoHandler: this.#droppedNoHandler,
       handlerErrors: this.#handlerErrors,
@@ -459,7 +517,7 @@ export class WebSocketMesh implements Transport {
 
   #dial(link: Link): void {
     link.cancelRedial = null;
-    if (this.#closed || link.current || link.dialing) return;
+    if (this.#closed || link.current || link.dialing || link.socketUrl === null) return;
     link.dials++;
     let socket: WebSocketLike;
     try {
@@ -502,8 +560,12 @@ export class WebSocketMesh implements Transport {
   }
 
   #admit(from: NodeId): void {
+    if (this.#removed.has(from)) {
+      throw new HandshakeError(CloseCode.REMOVED, `${from} was removed from the peers of ${this.id}`);
+    }
     const link = this.#links.get(from);
     if (link === undefined) {
+      if (this.#acceptUnknownPeers) return; // becomes a peer in #opened, once it passed the handshake
       throw new HandshakeError(
         CloseCode.UNKNOWN_NODE,
         `unknown node id "${from}": not a peer of ${this.id} (peers: ${[...this.#links.keys()].join(", ") || "none"})`,
@@ -518,11 +580,20 @@ export class WebSocketMesh implements Transport {
   }
 
   #opened(conn: Connection): void {
-    const link = this.#links.get(conn.peerId!)!;
     if (this.#closed) {
       conn.close(CloseCode.SHUTDOWN, `node ${this.id} is shutting down`);
       return;
     }
+    const id = conn.peerId!;
+    let link = this.#links.get(id);
+    if (link === undefined) {
+      // Admitted as an unknown id that no list named since. (A removed id never gets here: #remove closed its sockets.)
+      link = this.#newLink(id, null);
+      this.#links.set(id, link);
+      this.#peersAdded++;
+      this.#log("info", `accepted ${id}, which is not in this node's peer list, as a peer without a URL`, { peer: id });
+    }
+    conn.counters = link.counters; // an unknown id's handshake counted as unidentified
     const old = link.current;
     link.current = conn;
     if (link.dialing === conn) link.dialing = null;
@@ -541,9 +612,76 @@ export class WebSocketMesh implements Transport {
     if (link.current === conn || conn.dialer) link.lastCloseReason = conn.closeReason;
     if (link.current === conn) {
       link.current = null;
+      if (link.url === null) this.#forget(link);
       this.#notify();
     }
     if (conn.dialer) this.#scheduleRedial(link);
+  }
+
+  /** Validated `peers` without this node: id -> URL. @throws RangeError */
+  #peerList(peers: PeerAddress[]): Map<NodeId, string> {
+    const list = new Map<NodeId, string>();
+    for (const peer of peers) {
+      if (peer.id === this.id) continue;
+      if (typeof peer.id !== "string" || peer.id === "") throw new RangeError("WebSocketMesh: every peer needs a non-empty id");
+      if (list.has(peer.id)) throw new RangeError(`WebSocketMesh: peer ${peer.id} is listed twice`);
+      peerSocketUrl(peer.url); // throws for a URL the mesh cannot dial
+      list.set(peer.id, peer.url);
+    }
+    return list;
+  }
+
+  #newLink(id: NodeId, url: string | null): Link {
+    return {
+      id,
+      url,
+      socketUrl: url === null ? null : peerSocketUrl(url),
+      dialer: url !== null && this.id < id,
+      current: null,
+      dialing: null,
+      attempt: 0,
+      cancelRedial: null,
+      counters: emptyCounters(),
+      opened: 0,
+      dials: 0,
+      droppedDisconnected: 0,
+      droppedBackpressure: 0,
+      droppedUnencodable: 0,
+      lastCloseReason: null,
+    };
+  }
+
+  /** A listed peer's URL changed (or an unlisted peer got one). */
+  #moveLink(link: Link, url: string): void {
+    link.url = url;
+    link.socketUrl = peerSocketUrl(url);
+    link.dialer = this.id < link.id;
+    this.#log("info", `peer ${link.id} is now at ${url}`, { peer: link.id, url });
+    if (!link.dialer) return; // the peer dials this node; the URL is only an address to report
+    // Sockets to the old address (or an inbound one this node should have dialed) give way to a dial.
+    const reason = `${link.id} moved to ${url}; ${this.id} dials it there`;
+    for (const conn of [link.current, link.dialing]) conn?.close(CloseCode.REPLACED, reason);
+    link.cancelRedial?.(); // the closes above scheduled one
+    link.cancelRedial = null;
+    link.attempt = 0;
+    if (this.#started) this.#dial(link);
+  }
+
+  /** `setPeers` dropped a listed peer: close its sockets, refuse its dials. */
+  #remove(link: Link): void {
+    // Out of #links first, so the closes below schedule no redial.
+    this.#forget(link);
+    this.#removed.add(link.id);
+    this.#log("info", `peer ${link.id} removed`, { peer: link.id });
+    const reason = `${link.id} was removed from the peers of ${this.id}`;
+    for (const conn of [...this.#connections]) if (conn.peerId === link.id) conn.close(CloseCode.REMOVED, reason);
+  }
+
+  #forget(link: Link): void {
+    link.cancelRedial?.();
+    link.cancelRedial = null;
+    this.#links.delete(link.id);
+    this.#peersRemoved++;
   }
 
   #deliver(message: Message): void {

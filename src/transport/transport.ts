@@ -12,6 +12,14 @@ export interface Transport {
   send(message: Message): void;
   /** Stop sending and receiving; release sockets. */
   close(): Promise<void>;
+  /**
+   * Replace the set of members this transport links to: links to ids no longer listed are closed,
+   * new ids are linked (dialed or awaited, as the transport's dial rule says). An entry with this
+   * node's own id is ignored; calling it again with the same set is cheap and changes nothing.
+   * Optional: a transport that routes by id alone (MemoryNetwork) has nothing to change.
+   * @throws RangeError for an invalid list (a duplicate id, a bad URL); nothing changes then.
+   */
+  setPeers?(peers: PeerAddress[]): void;
 }
 
 /** Where a member can be reached, for redirects and for the mesh. */

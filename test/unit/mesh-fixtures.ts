@@ -5,6 +5,7 @@
 import type { AddressInfo } from "node:net";
 import WebSocket, { WebSocketServer } from "ws";
 import { createNodeMesh, serveMesh, type MeshServer } from "../../adapters/node/mesh.ts";
+import type { Message } from "../../src/core/types.ts";
 import {
   encodeControl,
   FRAME_HELLO,
@@ -93,6 +94,18 @@ function attach(
     logs,
     warnings: () => logs.filter((l) => l.level === "warn" || l.level === "error").map((l) => `${l.level}: ${l.message}`),
   };
+}
+
+/** The peer list naming `nodes` at their servers' URLs. */
+export function addressesOf(nodes: Iterable<MeshNode>): { id: string; url: string }[] {
+  return [...nodes].map((n) => ({ id: n.id, url: n.server.url }));
+}
+
+/** Starts `node`'s mesh and returns the list its messages are pushed to. */
+export function startInbox(node: MeshNode): Message[] {
+  const inbox: Message[] = [];
+  node.mesh.start((m) => inbox.push(m));
+  return inbox;
 }
 
 export async function closeAll(nodes: Iterable<MeshNode>): Promise<void> {
