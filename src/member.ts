@@ -49,6 +49,8 @@ export interface MemberOptions {
   followerReads?: boolean;
   electionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  snapshotEvery?: number;
+  snapshotMargin?: number;
   log: MemberLogger;
 }
 
@@ -75,16 +77,21 @@ export function createMember(o: MemberOptions): Member {
     stateMachine: kv,
     electionTimeoutMs: o.electionTimeoutMs,
     heartbeatIntervalMs: o.heartbeatIntervalMs,
+    snapshotEveryEntries: o.snapshotEvery,
+    snapshotMarginEntries: o.snapshotMargin,
     onError: (error) => o.log("error", "node failed and stopped", { error: error instanceof Error ? error.message : String(error) }),
   });
+  let wasMember = false;
   node.on((e) => {
     if (e.type === "role") o.log("info", `role ${e.role}`, { term: e.term, leader: e.leaderId ?? "none" });
+    if (e.type === "snapshot-restored") o.log("info", "state restored from a snapshot", { index: e.index, term: e.term });
     if (e.type === "membership") {
       const c = e.conf;
       const fields: Record<string, unknown> = { voters: c.voters.join(",") || "none", learners: c.learners.join(",") || "none" };
       if (c.votersOutgoing.length > 0) fields.outgoing = c.votersOutgoing.join(",");
-      const known = c.voters.length + c.learners.length > 0;
-      o.log("info", known && !c.voters.includes(o.id) && !c.learners.includes(o.id) && !c.votersOutgoing.includes(o.id) ? "membership: this node was removed" : "membership", fields);
+      const member = c.voters.includes(o.id) || c.learners.includes(o.id) || c.votersOutgoing.includes(o.id);
+      o.log("info", wasMember && !member ? "membership: this node was removed from the cluster" : "membership", fields);
+      wasMember ||= member;
     }
   });
   const app = createApp({

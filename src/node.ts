@@ -165,6 +165,11 @@ export class RaftNode<Result = unknown> {
   private readonly bootstrapVoters: NodeId[];
   /** The configuration last announced (membership event, transport peers). */
   private knownConf: ConfState | null = null;
+  /**
+   * The configuration as of the applied index. The transport keeps linking to its members too:
+   * a member leaving must still hear the leader (and answer it) until its removal is committed.
+   */
+  private appliedMembers: ConfState | null = null;
   /** Membership changes proposed here, by index, until applied. */
   private readonly confChanges = new Map<Index, PendingConfChange>();
   /** Voter changes applied in joint form, waiting for the entry that leaves joint consensus. */
@@ -268,6 +273,7 @@ export class RaftNode<Result = unknown> {
     if (stored.snapshot) this.emit({ type: "snapshot-restored", index: stored.snapshot.meta.index, term: stored.snapshot.meta.term });
     if (this.state !== "starting") return; // stopped while loading
     this.state = "running";
+    this.appliedMembers = stored.snapshot?.meta.conf ?? bootstrap;
     this.noticeConf(this.raft.conf);
     this.now = this.clock.now();
     this.transport.start((m) => this.receive(m));
@@ -631,6 +637,8 @@ export class RaftNode<Result = unknown> {
       c.reject(new OutcomeUnknownError(`a snapshot up to index ${index} replaced the log before the change at ${i} was applied here`));
     }
     if (!isJoint(snap.meta.conf)) this.leftJoint(index, snap.meta.conf);
+    this.appliedMembers = snap.meta.conf;
+    this.updatePeers();
     this.emit({ type: "snapshot-restored", index, term: snap.meta.term });
   }
 
@@ -656,6 +664,8 @@ export class RaftNode<Result = unknown> {
   /** Settle the membership change proposed at this entry's index, and any waiting for joint consensus to end. */
   private appliedConf(entry: Entry): void {
     const conf = decodeConfEntry(entry.data).conf;
+    this.appliedMembers = conf;
+    this.updatePeers();
     const c = this.confChanges.get(entry.index);
     if (c) {
       this.confChanges.delete(entry.index);
@@ -676,14 +686,23 @@ export class RaftNode<Result = unknown> {
   private noticeConf(conf: ConfState): void {
     this.knownConf = conf;
     for (const [id, url] of Object.entries(conf.urls ?? {})) this.urls.set(id, url);
+    this.updatePeers();
+    this.emit({ type: "membership", conf: cloneConf(conf) });
+  }
+
+  /** Link to the members of the latest configuration and of the applied one. */
+  private updatePeers(): void {
+    if (!this.transport.setPeers || !this.knownConf) return;
+    const ids = new Set(allMembers(this.knownConf));
+    if (this.appliedMembers) for (const id of allMembers(this.appliedMembers)) ids.add(id);
+    // A node that joins starts with no configuration: it keeps the links it was given until it learns one.
+    if (ids.size === 0) return;
     const peers = [];
-    for (const id of allMembers(conf)) {
+    for (const id of ids) {
       const url = this.urls.get(id);
       if (id !== this.id && url) peers.push({ id, url });
     }
-    // A node that joins starts with no configuration: it keeps the links it was given until it learns one.
-    if (peers.length > 0 || allMembers(conf).length > 0) this.transport.setPeers?.(peers);
-    this.emit({ type: "membership", conf: cloneConf(conf) });
+    this.transport.setPeers(peers);
   }
 
   /**

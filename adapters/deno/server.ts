@@ -91,6 +91,8 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     clusterId: args.clusterId,
     peers: args.peers,
     secret: args.secret,
+    // Members that join dial in before this node has learned of them from the log.
+    acceptUnknownPeers: true,
     pingIntervalMs: args.pingIntervalMs,
     idleTimeoutMs: args.idleTimeoutMs,
     logger: (level, message, fields) => log(level, message, fields),
@@ -109,6 +111,8 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     followerReads: args.followerReads,
     electionTimeoutMs: args.electionTimeoutMs,
     heartbeatIntervalMs: args.heartbeatIntervalMs,
+    snapshotEvery: args.snapshotEvery,
+    snapshotMargin: args.snapshotMargin,
     log,
   });
   const { node, kv, app } = member;

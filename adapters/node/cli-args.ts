@@ -23,6 +23,9 @@ export interface StartArgs {
   insecure: boolean;
   electionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  /** Snapshot after this many applied entries (0: never); entries kept below a snapshot. */
+  snapshotEvery?: number;
+  snapshotMargin?: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -34,6 +37,7 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                       [--join URL]... [--learner] [--admin-token TOKEN]
                       [--url URL] [--cluster-id NAME] [--secret SECRET] [--token TOKEN]
                       [--election-timeout-ms N] [--heartbeat-interval-ms N] [--log-level LEVEL]
+                      [--snapshot-every N] [--snapshot-margin N]
 
   --id                  this member's id (letters, digits, - and _)
   --listen              address for the HTTP API and the peer socket (/raft)
@@ -50,7 +54,10 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
   --secret              cluster secret: peers authenticate with HMAC challenge-response
                         (or MESHRAFT_SECRET); without it the node listens on loopback only
   --token               bearer token required by the client API (or MESHRAFT_TOKEN)
-  --insecure            allow a non-loopback --listen without --secret`;
+  --insecure            allow a non-loopback --listen without --secret
+  --snapshot-every      snapshot the state and compact the log every N applied entries
+                        (default 10000; 0 never)
+  --snapshot-margin     entries kept below a snapshot for slightly slow followers (default 1000)`;
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -82,6 +89,13 @@ function positiveInt(value: string, flag: string): number {
   return n;
 }
 
+function count(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`${flag} takes a whole number of entries, got "${value}"`);
+  return n;
+}
+
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
@@ -103,6 +117,8 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     "election-timeout-ms",
     "heartbeat-interval-ms",
     "log-level",
+    "snapshot-every",
+    "snapshot-margin",
   ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -186,6 +202,8 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     insecure,
     electionTimeoutMs: et ? positiveInt(et, "--election-timeout-ms") : undefined,
     heartbeatIntervalMs: hb ? positiveInt(hb, "--heartbeat-interval-ms") : undefined,
+    snapshotEvery: count(one("snapshot-every"), "--snapshot-every"),
+    snapshotMargin: count(one("snapshot-margin"), "--snapshot-margin"),
     logLevel,
   };
 }

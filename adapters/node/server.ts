@@ -34,6 +34,8 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     clusterId: args.clusterId,
     peers: args.peers,
     secret: args.secret,
+    // Members that join dial in before this node has learned of them from the log.
+    acceptUnknownPeers: true,
     logger: (level, message, fields) => log(level, message, fields),
   });
   const wss = createPeerSocketServer();
@@ -50,6 +52,8 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     learner: args.learner,
     electionTimeoutMs: args.electionTimeoutMs,
     heartbeatIntervalMs: args.heartbeatIntervalMs,
+    snapshotEvery: args.snapshotEvery,
+    snapshotMargin: args.snapshotMargin,
     log,
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {

@@ -70,6 +70,11 @@ export interface ProcessClusterOptions {
   /** Extra CLI flags per node. */
   extraArgs?: (id: string) => string[];
   electionTimeoutMs?: number;
+  /**
+   * How many of the nodes form the initial cluster (default all); `start` spawns only those,
+   * and the others start later with `spawn(id)`, joining through `--join` the initial ones.
+   */
+  initial?: number;
 }
 
 export class ProcessCluster {
@@ -94,7 +99,7 @@ export class ProcessCluster {
     const n = opts.nodes ?? 3;
     const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
     const c = new ProcessCluster(ids, await freePorts(n), opts);
-    for (const id of ids) c.spawn(id);
+    for (const id of ids.slice(0, opts.initial ?? n)) c.spawn(id);
     return c;
   }
 
@@ -112,7 +117,12 @@ export class ProcessCluster {
 
   args(id: string): string[] {
     const args = ["start", "--id", id, "--listen", `127.0.0.1:${this.ports.get(id)}`, "--data-dir", this.dataDir(id)];
-    for (const p of this.ids) if (p !== id) args.push("--peer", `${p}=${this.url(p)}`);
+    const initial = this.ids.slice(0, this.opts.initial ?? this.ids.length);
+    if (initial.includes(id)) {
+      for (const p of initial) if (p !== id) args.push("--peer", `${p}=${this.url(p)}`);
+    } else {
+      for (const p of initial) args.push("--join", this.url(p));
+    }
     if (this.opts.secret) args.push("--secret", this.opts.secret);
     if (this.opts.electionTimeoutMs) args.push("--election-timeout-ms", String(this.opts.electionTimeoutMs));
     args.push(...(this.opts.extraArgs?.(id) ?? []));
