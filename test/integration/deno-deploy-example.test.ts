@@ -1,8 +1,9 @@
 /**
  * examples/deno-deploy/main.ts, run locally under Deno as Deploy would run it (configuration from
- * the environment, state in Deno KV, peers by URL, the cluster secret required): as one member
- * of a cluster with two Node members, and as two instances of one app sharing one KV database,
- * of which only one may hold the node id at a time.
+ * the environment, state in Deno KV, peers by URL, the cluster secret required): as a learner that
+ * joins a running cluster of three Node members, as one voter of a cluster with two Node members,
+ * and as two instances of one app sharing one KV database, of which only one may hold the node id
+ * at a time.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,11 +11,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { MeshraftClient } from "../../src/client/client.ts";
+import type { AdminMembersBody } from "../../src/http/protocol.ts";
 import { denoBin, RuntimeCluster } from "./deno-processes.ts";
-import { freePorts, sleep } from "./process-cluster.ts";
+import { freePorts, ProcessCluster, sleep } from "./process-cluster.ts";
 
 const root = join(import.meta.dirname, "../..");
-let cluster: RuntimeCluster | null = null;
+let cluster: RuntimeCluster | ProcessCluster | null = null;
 let scratch: string | null = null;
 const apps = new Set<ChildProcess>();
 afterEach(async () => {
@@ -48,6 +50,62 @@ async function waitFor<T>(what: string, probe: () => Promise<T | null>, timeoutM
 }
 
 describe("the Deno Deploy member (examples/deno-deploy/main.ts)", () => {
+  it("joins a running cluster of three Node members through MESHRAFT_JOIN as a learner: never votes, redirects writes, serves stale and linearizable reads itself", async () => {
+    const secret = "deploy-learner-secret";
+    cluster = await ProcessCluster.start({ nodes: 3, secret });
+    const c = cluster;
+    const leader = await c.waitForLeader(20_000);
+    const dataRoot = (scratch = mkdtempSync(join(tmpdir(), "meshraft-deploy-")));
+    const [port] = await freePorts(1);
+    const appUrl = `http://127.0.0.1:${port}`;
+    // MESHRAFT_LEARNER is left unset: a Deploy member that joins is a learner by default. The
+    // seeds are followers where possible, so the join is redirected to the leader.
+    const seeds = c.ids.filter((id) => id !== leader).map((id) => c.url(id));
+    const app = startApp(dataRoot, port, {
+      MESHRAFT_ID: "z1",
+      MESHRAFT_URL: appUrl,
+      MESHRAFT_JOIN: seeds.join(", "),
+      MESHRAFT_SECRET: secret,
+      MESHRAFT_KV_PATH: join(dataRoot, "z1.kv"),
+    });
+    const members = async (): Promise<AdminMembersBody> => (await (await fetch(`${c.url(leader)}/admin/members`)).json()) as AdminMembersBody;
+    const roleOfZ1 = async (): Promise<string | undefined> => (await members()).members.find((m) => m.id === "z1")?.role;
+    await waitFor("z1 in the leader's configuration", async () => ((await roleOfZ1()) ? true : null), 30_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${app.out()}\n${c.tail()}`);
+    });
+    // Caught up long since (the log is short), yet not promoted: it stays a learner.
+    for (let i = 0; i < 12; i++) {
+      expect(await roleOfZ1(), app.out()).toBe("learner");
+      await sleep(250);
+    }
+    expect((await members()).members.filter((m) => m.role === "voter").map((m) => m.id).sort()).toEqual(["n1", "n2", "n3"]);
+
+    // A write sent to the learner is redirected to the leader, nothing proposed.
+    const put = await fetch(`${appUrl}/kv/edge`, { method: "PUT", body: "never written here", redirect: "manual" });
+    expect(put.status, app.out()).toBe(307);
+    expect(put.headers.get("location")).toBe(`${c.url(leader)}/kv/edge`);
+
+    const viaCluster = new MeshraftClient({ urls: c.urls() });
+    await viaCluster.put("edge", "first");
+    const stale = await waitFor("the write to reach the learner", async () => {
+      const res = await fetch(`${appUrl}/kv/edge?stale`, { redirect: "manual" });
+      return res.status === 200 ? await res.text() : null;
+    });
+    expect(stale).toBe("first");
+    // Linearizable: a write acknowledged just before is seen by the learner's very next read,
+    // answered there after the leader confirmed the read index (not redirected).
+    await viaCluster.put("edge", "second");
+    const read = await fetch(`${appUrl}/kv/edge`, { redirect: "manual" });
+    expect(read.status, app.out()).toBe(200);
+    expect(await read.text()).toBe("second");
+
+    // The README's way out: DELETE /admin/members/z1 through any member.
+    const del = await fetch(`${seeds[0]}/admin/members/z1`, { method: "DELETE" });
+    expect(del.status, await del.clone().text()).toBe(200);
+    expect(((await del.json()) as AdminMembersBody).members.map((m) => m.id)).not.toContain("z1");
+    expect(app.out()).not.toMatch(/no cluster secret configured/);
+  }, 90_000);
+
   it("joins two Node members by URL with the cluster secret, takes writes and serves linearizable reads as a follower", async () => {
     const secret = "deploy-example-secret";
     // n1, n2: Node hosts; z3: the Deploy app (its id sorts last, so the hosts dial it).
