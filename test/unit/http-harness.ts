@@ -35,6 +35,11 @@ export interface HttpClusterOptions {
   node?: Partial<RaftNodeOptions<KvResult>>;
   /** Attach a ws server for `GET /raft` upgrades. */
   websocket?: WebSocketServer;
+  /**
+   * Extra nodes that start with `join: true` (no configuration, no campaigning), each behind its
+   * own server, until a membership change adds them. They are members of the harness, not of Raft.
+   */
+  spares?: string[];
 }
 
 export class HttpCluster {
@@ -118,7 +123,9 @@ export class HttpCluster {
 }
 
 export async function startHttpCluster(options: HttpClusterOptions = {}): Promise<HttpCluster> {
-  const ids = options.ids ?? ["n1", "n2", "n3"];
+  const voters = options.ids ?? ["n1", "n2", "n3"];
+  const spares = options.spares ?? [];
+  const ids = [...voters, ...spares];
   const cluster = new HttpCluster();
   // `env` carries the Node request and response, which upgradeWebSocket needs.
   type Fetch = (req: Request, env: unknown) => Response | Promise<Response>;
@@ -138,12 +145,14 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
     });
     servers.push({ id, server, url: `http://127.0.0.1:${port}`, setApp: (f) => (handler = f) });
   }
-  const members = servers.map((s) => ({ id: s.id, url: s.url }));
+  const members = servers.filter((s) => voters.includes(s.id)).map((s) => ({ id: s.id, url: s.url }));
   for (const s of servers) {
     const kv = new KvStateMachine();
+    const spare = spares.includes(s.id);
     const node = new RaftNode<KvResult>({
       id: s.id,
-      members,
+      members: spare ? [] : members,
+      join: spare,
       storage: new MemoryStorage(),
       transport: cluster.network.connect(s.id),
       stateMachine: kv,
@@ -168,6 +177,15 @@ export async function closeServer(server: ServerType): Promise<void> {
     s.close(() => resolve());
     s.closeAllConnections();
   });
+}
+
+/** Polls `condition` every 10 ms until it holds; throws after `ms` with `what` and `detail()`. */
+export async function waitFor(condition: () => boolean, what: string, ms = 5_000, detail: () => string = () => ""): Promise<void> {
+  const until = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error(`${what}: not within ${ms} ms ${detail()}`);
+    await sleep(10);
+  }
 }
 
 export function sleep(ms: number): Promise<void> {
