@@ -75,6 +75,10 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     const body = await ctx.readJson(c);
     const { id, url, role } = parseAddMember(body);
     const conf = node.membership();
+    const known = conf.urls?.[id];
+    if (known !== undefined && known !== url && (conf.voters.includes(id) || conf.learners.includes(id))) {
+      throw new ApiError(400, "INVALID_CONF_CHANGE", `${id} is already a member at ${known}; remove it first to move it to ${url}`);
+    }
     const items: ConfChangeItem[] = [];
     if (conf.voters.includes(id)) {
       if (role === "learner") throw new ApiError(400, "INVALID_CONF_CHANGE", `${id} is a voter; demoting is not supported: remove it, then add it as a learner`);
@@ -93,7 +97,7 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
   app.delete("/admin/members/:id", async (c) => {
     const redirect = ctx.unlessLeader(c);
     if (redirect) return redirect;
-    const id = decodeURIComponent(c.req.param("id"));
+    const id = c.req.param("id"); // hono has decoded it once already
     const conf = node.membership();
     if (!conf.voters.includes(id) && !conf.learners.includes(id)) {
       throw new ApiError(404, "MEMBER_NOT_FOUND", `${JSON.stringify(id)} is not a member`);
@@ -105,6 +109,9 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     const redirect = ctx.unlessLeader(c);
     if (redirect) return redirect;
     const body = await ctx.readJson(c);
+    if (body !== null && (typeof body !== "object" || Array.isArray(body) || Object.keys(body).some((k) => k !== "to"))) {
+      throw new ApiError(400, "BAD_REQUEST", 'the body must be empty or JSON {"to"?: string}');
+    }
     const to = body === null ? undefined : (body as { to?: unknown }).to;
     if (to !== undefined && to !== null && typeof to !== "string") throw new ApiError(400, "BAD_REQUEST", "`to` must be a member id");
     try {
@@ -134,7 +141,7 @@ function parseAddMember(body: unknown): { id: string; url: string; role: "voter"
   for (const k of Object.keys(b)) if (k !== "id" && k !== "url" && k !== "role") bad(`unexpected field ${JSON.stringify(k)}`);
   if (typeof b.id !== "string" || b.id === "") bad("id must be a non-empty string");
   if (typeof b.url !== "string" || !/^https?:\/\/\S+$/.test(b.url)) bad("url must be the member's http(s) base URL");
-  const role = b.role ?? "voter";
+  const role = b.role === undefined ? "voter" : b.role;
   if (role !== "voter" && role !== "learner") bad(`role must be "voter" or "learner"`);
   return { id: b.id as string, url: (b.url as string).replace(/\/+$/, ""), role: role as "voter" | "learner" };
 }
