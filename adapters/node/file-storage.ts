@@ -12,7 +12,8 @@
  *   from i on when the log is replayed.
  * - A snapshot's data goes to its own file (temp file, fsync, rename, directory fsync) BEFORE the
  *   batch record that refers to it, so a snapshot exists only once the record does.
- * - Segments roll at `segmentBytes`. `compact(upTo)` appends a compact record, then drops whole
+ * - Segments roll at `segmentBytes`, and at a compaction once the newest holds 1 MiB (so its
+ *   compacted entries go with the next compaction). `compact(upTo)` appends a compact record, then drops whole
  *   segments whose entries are all at or below `upTo`, after recording the new first segment in
  *   `checkpoint` (temp file + rename), so every moment leaves a loadable directory.
  * - Opening replays the log. A write torn by a crash at the very end is cut off (and the cut
@@ -66,6 +67,9 @@ interface PreparedSave {
   first: Index;
   terms: Term[];
 }
+
+/** At compaction, a segment at least this big is closed so a later compaction can delete it. */
+const COMPACTION_ROLL_BYTES = 1024 * 1024;
 
 export class FileStorage implements Storage {
   readonly dir: string;
@@ -364,6 +368,10 @@ export class FileStorage implements Storage {
     this.firstIndex += drop;
     this.compactedThrough = Math.max(this.compactedThrough, upTo);
     this.recovered = null;
+    // A big segment still being written would hold compacted entries until it fills up (64 MiB
+    // by default). Start a new one now, so that the next compaction can drop this one whole:
+    // disk use then stays near two snapshot intervals of log plus the snapshot.
+    if (this.activeSegment.size >= Math.min(this.segmentBytes, COMPACTION_ROLL_BYTES)) await this.roll();
 
     let keepFrom = 0;
     while (keepFrom < this.segments.length - 1 && this.segments[keepFrom].maxIndex <= upTo) keepFrom++;

@@ -352,6 +352,30 @@ describe("FileStorage recovery: what an interrupted roll, compaction or snapshot
     expect((await loadDir(dir, opts)).state).toEqual({ hardState: hs(2, "n2", 45), snapshot: snapshot(70, 2), entries: entries(71, 72, 2) });
   });
 
+  it("a compaction closes a big segment being written, so the next compaction deletes it: disk use stays near the live log", async () => {
+    const dir = await tempDir();
+    const opts = { log: quiet }; // the default 64 MiB segments: none fills up in this test
+    const s = await FileStorage.open(dir, opts);
+    const logBytes = async (): Promise<number> => {
+      let total = 0;
+      for (const name of await segments(dir)) total += await sizeOf(join(dir, name));
+      return total;
+    };
+    // Three snapshot intervals of 600 entries of 4 KiB (2.4 MiB each), a margin of 100 entries.
+    for (let round = 1; round <= 3; round++) {
+      const first = (round - 1) * 600 + 1;
+      for (let i = first; i < first + 600; i += 50) await s.save({ entries: entries(i, i + 49, 1, 4096) });
+      const last = first + 599;
+      await s.save({ snapshot: snapshot(last, 1) });
+      await s.compact(last - 100);
+    }
+    // Without the roll at compaction one segment would hold all 1,800 entries (7.4 MiB).
+    expect(await logBytes()).toBeLessThan(2 * 600 * 4200);
+    expect((await s.load()).entries).toEqual(entries(1701, 1800, 1, 4096));
+    await s.close();
+    expect((await loadDir(dir, opts)).state.entries).toEqual(entries(1701, 1800, 1, 4096));
+  });
+
   it("segments a crash kept a compaction from removing are removed on open", async () => {
     const dir = await tempDir();
     const opts = { log: quiet, segmentBytes: 512 };
