@@ -614,7 +614,9 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+    // A node that may not campaign (a learner, a member yet to learn it was added) lets the time
+    // since it heard a leader grow, so its lease ends and it answers the voters' requests.
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.hup(false);
     }

@@ -268,6 +268,14 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
         options.push([{ op: "add-learner", id: n, promote: true }], [{ op: "add-voter", id: n }], [{ op: "add-learner", id: n }]);
         if (voters.length > 1) options.push([{ op: "add-voter", id: n }, { op: "remove", id: pick(voters) }]);
       }
+      if (outside.length >= 2 && voters.length >= 2) {
+        // Replace two voters at once: the old and new majorities can be disjoint, which only
+        // joint consensus makes safe.
+        const [a, b] = shuffle(outside, nemesisRng);
+        const [x, y] = shuffle(voters, nemesisRng);
+        const swap: ConfChangeItem[] = [{ op: "add-voter", id: a }, { op: "add-voter", id: b }, { op: "remove", id: x }, { op: "remove", id: y }];
+        options.push(swap, swap);
+      }
       if (conf.learners.length > 0) {
         const n = pick(conf.learners);
         options.push([{ op: "add-voter", id: n }], [{ op: "remove", id: n }]);

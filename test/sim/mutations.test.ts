@@ -49,6 +49,23 @@ interface RaftInternals {
 }
 
 describe("mutation tests: the simulator catches known Raft bugs", () => {
+  it("membership switched directly from C(old) to C(new), skipping joint consensus (§6)", async () => {
+    // Safe for one member at a time, not for two voters replaced at once: the old and the new
+    // majority can then be disjoint and elect, or commit, independently. Liveness failures
+    // (a cluster wedged by the bug) do not count here: the simulator must show lost safety.
+    const setConf = (Raft.prototype as unknown as Patchable).setConf as (this: Raft, next: Raft["conf"]) => void;
+    patch(Raft.prototype, "setConf", function (this: Raft, next: Raft["conf"]) {
+      return setConf.call(this, { ...next, votersOutgoing: [] });
+    } as never);
+    let caught: { seed: number; failure: string } | null = null;
+    for (let i = 1; i <= 200 && !caught; i++) {
+      const r = await simulate({ nodes: 3, seed: 900_000 + i });
+      if (!r.ok && !r.failure!.startsWith("liveness")) caught = { seed: i, failure: r.failure! };
+    }
+    console.log(`joint-consensus-skipped caught after ${caught?.seed ?? "no"} seeds: ${caught?.failure}`);
+    expect(caught).not.toBeNull();
+  }, 300_000);
+
   it("votes granted without the up-to-date log check (§5.4.1)", async () => {
     patch(RaftLog.prototype, "isUpToDate", () => true);
     const caught = await seedsUntilCaught(200, { nodes: 3 });
