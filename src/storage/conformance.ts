@@ -157,11 +157,22 @@ function entries(from: number, to: number, term: number | ((index: number) => nu
   return out;
 }
 
-const CONF: ConfState = { voters: ["n1", "n2", "n3"], learners: ["n4"], votersOutgoing: ["n1", "n2", "n5"] };
+// Every field of a configuration, URLs and learners to promote included, must come back.
+const CONF: ConfState = {
+  voters: ["n1", "n2", "n3"],
+  learners: ["n4", "n6"],
+  votersOutgoing: ["n1", "n2", "n5"],
+  urls: { n1: "http://127.0.0.1:7001", n4: "https://n4.example:8443/prefix", "ünïcode": "http://[::1]:7009" },
+  promote: ["n6"],
+};
+
+function freshConf(): ConfState {
+  return { ...CONF, voters: [...CONF.voters], learners: [...CONF.learners], votersOutgoing: [...CONF.votersOutgoing], urls: { ...CONF.urls }, promote: [...CONF.promote!] };
+}
 
 function snapshot(index: number, term: number, data: Uint8Array = bytes(300, index)): Snapshot {
   // A fresh conf each time: a buggy adapter that keeps references must not mutate the fixtures.
-  return { meta: { index, term, conf: { voters: [...CONF.voters], learners: [...CONF.learners], votersOutgoing: [...CONF.votersOutgoing] } }, data };
+  return { meta: { index, term, conf: freshConf() }, data };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -439,6 +450,7 @@ export function runStorageConformance(
       loaded.entries.pop();
       loaded.snapshot!.data[0] ^= 0xff;
       loaded.snapshot!.meta.conf.voters.push("mallory");
+      loaded.snapshot!.meta.conf.urls!.n1 = "http://mallory";
       loaded.snapshot!.meta.index = 99;
       await assertLoads(ctx.storage, expected, "after mutating a loaded state");
     });
@@ -449,13 +461,14 @@ export function runStorageConformance(
       const snap = snapshot(1, 2, Uint8Array.from([1, 2, 3]));
       const batch = { hardState: { ...hs }, entries: batchEntries.map((e) => ({ ...e, data: Uint8Array.from(e.data) })) };
       await ctx.storage.save(batch);
-      const snapBatch = { snapshot: { meta: { ...snap.meta, conf: { ...CONF, voters: [...CONF.voters] } }, data: Uint8Array.from(snap.data) } };
+      const snapBatch = { snapshot: { meta: { ...snap.meta, conf: freshConf() }, data: Uint8Array.from(snap.data) } };
       await ctx.storage.save(snapBatch);
       batch.hardState.term = 99;
       batch.entries[0].data[0] ^= 0xff;
       batch.entries[2].index = 99;
       snapBatch.snapshot.data[0] = 99;
       snapBatch.snapshot.meta.conf.voters.push("mallory");
+      snapBatch.snapshot.meta.conf.promote!.push("mallory");
       await assertLoads(ctx.storage, { hardState: hs, snapshot: snap, entries: batchEntries }, "after mutating saved batches");
     });
 

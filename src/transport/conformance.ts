@@ -204,7 +204,7 @@ export function runTransportConformance(
 /** One message of every type, with edge values: empty and non-empty binary data, null and set ids, -1. */
 export function sampleMessages(from: NodeId, to: NodeId): Message[] {
   const bytes = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
-  const conf = { voters: [from, to, "ünïcode-ñode"], learners: ["l1"], votersOutgoing: [] };
+  const conf = { voters: [from, to, "ünïcode-ñode"], learners: ["l1"], votersOutgoing: [], urls: { [from]: "http://127.0.0.1:7001", l1: "https://l1.example/p" }, promote: ["l1"] };
   const big = Number.MAX_SAFE_INTEGER;
   return [
     { type: "RequestVote", from, to, term: 5, lastLogIndex: 10, lastLogTerm: 4, preVote: true, transfer: false },
