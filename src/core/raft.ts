@@ -195,6 +195,8 @@ export class Raft {
   /** Index and term of the latest config entry in the log window; 0 when there is none. */
   private lastConfIndex: Index = 0;
   private lastConfTerm: Term = 0;
+  /** Leader: the duties of the current configuration (leave joint, prune, step down) are done. */
+  private confSettled = false;
   private readonly promoteLagEntries: number;
 
   private nextRequestId = 1;
@@ -596,6 +598,7 @@ export class Raft {
     const next = this.log.lastIndex() + 1;
     // Entries of earlier terms may hold a change this leader has not applied yet: none before them.
     this.pendingConfIndex = this.log.lastIndex();
+    this.confSettled = false;
     for (const id of allMembers(this.conf)) {
       if (id !== this.id) this.prs.set(id, new Progress(next, this.maxInflightMsgs, this.maxInflightBytes));
     }
@@ -1170,6 +1173,7 @@ export class Raft {
    */
   private setConf(next: ConfState): void {
     this.conf = next;
+    this.confSettled = false;
     if (this.role !== "leader") return;
     const lastIndex = this.log.lastIndex();
     for (const id of allMembers(next)) {
@@ -1199,12 +1203,13 @@ export class Raft {
    * others the commit index and handing the lead to the voter whose log is most complete.
    */
   private confDutiesAfterCommit(): void {
-    if (this.lastConfIndex > this.log.committed || this.pendingConfIndex > this.log.committed) return;
+    if (this.confSettled || this.lastConfIndex > this.log.committed || this.pendingConfIndex > this.log.committed) return;
     this.pruneProgress();
     if (isJoint(this.conf)) {
       this.appendConf(leaveJoint(this.conf), []);
       return;
     }
+    this.confSettled = true;
     if (isVoter(this.conf, this.id)) return;
     for (const [id, pr] of this.prs) this.sendHeartbeat(id, pr);
     const best = this.mostUpToDateVoter();
