@@ -19,6 +19,8 @@ import {
   LEADER_HEADER,
   NODE_HEADER,
   SEQ_HEADER,
+  type AdminMembersBody,
+  type AdminTransferBody,
   type CasRequestBody,
   type ErrorBody,
   type StatusBody,
@@ -37,6 +39,8 @@ export interface MeshraftClientOptions {
   urls: string[];
   /** Sent as `Authorization: Bearer <token>`. */
   token?: string;
+  /** Sent instead of `token` on the `/admin` calls (members, transferLeader). Default: `token`. */
+  adminToken?: string;
   /**
    * This client's session id (printable ASCII, up to 200 characters), unique among the cluster's
    * clients. Default: 128 random bits. Concurrent writes use `<clientId>.<n>` as well.
@@ -96,6 +100,8 @@ interface Call {
   leaderOnly: boolean;
   /** A fixed node (status): no leader preference. */
   url?: string;
+  /** Overrides the client's token (admin calls). */
+  token?: string;
 }
 
 /** One session lane: at most one write in flight, so its seqs reach the log in order. */
@@ -111,6 +117,7 @@ export class MeshraftClient {
   readonly clientId: string;
   private readonly urls: string[];
   private readonly token: string | undefined;
+  private readonly adminToken: string | undefined;
   private readonly timeoutMs: number;
   private readonly retryBudgetMs: number;
   private readonly maxAttempts: number;
@@ -134,6 +141,7 @@ export class MeshraftClient {
       return trimSlash(url.href);
     });
     this.token = options.token;
+    this.adminToken = options.adminToken ?? options.token;
     this.clientId = options.clientId ?? randomId();
     // Room for the lane suffix within the server's 256-character limit.
     if (!isValidClientId(this.clientId) || this.clientId.length > 200) {
@@ -203,7 +211,43 @@ export class MeshraftClient {
     return JSON.parse(decoder.decode(res.body)) as StatusBody;
   }
 
+  /** The membership as the leader sees it (`GET /admin/members`). */
+  async members(): Promise<AdminMembersBody> {
+    return this.admin<AdminMembersBody>("GET", "/admin/members");
+  }
+
+  /**
+   * Adds a member (`POST /admin/members`): a voter by default (a learner first, promoted once
+   * caught up), or a learner. Resolves once the change took effect. Adding one that is already
+   * there in that role changes nothing; a change while another is in flight fails with
+   * CONF_CHANGE_IN_PROGRESS (retry later).
+   */
+  async addMember(id: string, url: string, role: "voter" | "learner" = "voter"): Promise<AdminMembersBody> {
+    return this.admin<AdminMembersBody>("POST", "/admin/members", { id, url, role });
+  }
+
+  /** Removes a member, voter or learner (the leader included: it hands over). */
+  async removeMember(id: string): Promise<AdminMembersBody> {
+    return this.admin<AdminMembersBody>("DELETE", `/admin/members/${encodeURIComponent(id)}`);
+  }
+
+  /** Hands leadership to `to`, or to the most up-to-date voter; resolves with the new leader. */
+  async transferLeader(to?: string): Promise<AdminTransferBody> {
+    const res = await this.admin<AdminTransferBody>("POST", "/admin/transfer-leader", to === undefined ? {} : { to });
+    this.leaderUrl = res.leaderUrl;
+    this.leaderIdValue = res.leader;
+    return res;
+  }
+
   // -------------------------------------------------------------------------------------------
+
+  /** An `/admin` call on the leader: no session (the routes are idempotent or refuse a repeat). */
+  private async admin<T>(method: Call["method"], path: string, json?: unknown): Promise<T> {
+    const body = json === undefined ? undefined : encoder.encode(JSON.stringify(json));
+    const res = await this.call({ method, path, body, contentType: body ? "application/json" : undefined, write: false, leaderOnly: true, token: this.adminToken });
+    if (res.status !== 200) throw httpError(res);
+    return JSON.parse(decoder.decode(res.body)) as T;
+  }
 
   /** A write on a session lane; every retry of it reuses the lane's seq. */
   private async write(call: Call): Promise<WriteBody> {
@@ -233,7 +277,8 @@ export class MeshraftClient {
   private async call(call: Call, session?: Record<string, string>): Promise<Answer> {
     const deadline = Date.now() + this.retryBudgetMs;
     const headers: Record<string, string> = { ...session };
-    if (this.token !== undefined) headers.Authorization = `Bearer ${this.token}`;
+    const token = call.token ?? this.token;
+    if (token !== undefined) headers.Authorization = `Bearer ${token}`;
     if (call.contentType) headers["Content-Type"] = call.contentType;
     // Whether a write may have reached the log: decides the final error's code.
     let uncertain = false;

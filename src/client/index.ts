@@ -6,4 +6,13 @@ export {
   type BackoffOptions,
   type GetOptions,
 } from "./client.ts";
-export type { StatusBody, StatusMember, WriteBody, ErrorBody, ErrorCode } from "../http/protocol.ts";
+export type {
+  AdminMember,
+  AdminMembersBody,
+  AdminTransferBody,
+  StatusBody,
+  StatusMember,
+  WriteBody,
+  ErrorBody,
+  ErrorCode,
+} from "../http/protocol.ts";

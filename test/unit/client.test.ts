@@ -336,3 +336,35 @@ describe("failover", () => {
     }
   });
 });
+
+describe("membership and leadership through the client", () => {
+  it("adds a member (promoted once caught up), transfers leadership, removes the old leader; admin calls take the admin token", async () => {
+    const c = await start({ spares: ["n4"], app: { adminToken: "root" } });
+    const old = await c.leader();
+    const kv = client(c, { adminToken: "root" });
+    await kv.put("before", "1");
+    const plain = client(c);
+    await expect(plain.members()).rejects.toMatchObject({ status: 401, code: "UNAUTHORIZED" });
+
+    const added = await kv.addMember("n4", c.url("n4"));
+    expect(added.members.find((m) => m.id === "n4")).toMatchObject({ role: "learner", promote: true });
+    const until = Date.now() + 10_000;
+    let view = await kv.members();
+    while (view.members.find((m) => m.id === "n4")?.role !== "voter" && Date.now() < until) {
+      await sleep(50);
+      view = await kv.members();
+    }
+    expect(view.members.map((m) => `${m.id}:${m.role}`).sort()).toEqual(["n1:voter", "n2:voter", "n3:voter", "n4:voter"]);
+    expect(await client(c, { urls: [c.url("n4")] }).getText("before", { stale: true })).toBe("1");
+
+    const moved = await kv.transferLeader("n4");
+    expect(moved.leader).toBe("n4");
+    expect(kv.leaderId).toBe("n4");
+    const after = await kv.removeMember(old.id); // the client finds n4 leading
+    expect(after.leader).toBe("n4");
+    expect(after.members.map((m) => m.id)).not.toContain(old.id);
+    await kv.put("after", "2");
+    expect(await kv.getText("after")).toBe("2");
+    await expect(kv.removeMember(old.id)).rejects.toMatchObject({ status: 404, code: "MEMBER_NOT_FOUND" });
+  }, 30_000);
+});
