@@ -6,11 +6,10 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { MeshraftClient } from "../../src/client/client.ts";
-import { RuntimeCluster } from "./deno-processes.ts";
 import { startWorkload, verify } from "./mixed-workload.ts";
-import { sleep } from "./process-cluster.ts";
+import { ProcessCluster, sleep } from "./process-cluster.ts";
 
-let cluster: RuntimeCluster | null = null;
+let cluster: ProcessCluster | null = null;
 afterEach(async () => {
   await cluster?.stop();
   cluster = null;
@@ -20,7 +19,7 @@ const allDeno = { n1: { runtime: "deno" }, n2: { runtime: "deno" }, n3: { runtim
 
 describe("a 3-process Deno cluster on 127.0.0.1", () => {
   it("elects a leader; a follower redirects writes with 307 to the leader; writes and linearizable reads work through every member", async () => {
-    cluster = await RuntimeCluster.start(allDeno);
+    cluster = await ProcessCluster.start({ members: allDeno });
     const c = cluster;
     const leader = await c.waitForLeader();
     const follower = c.ids.find((id) => id !== leader)!;
@@ -39,7 +38,7 @@ describe("a 3-process Deno cluster on 127.0.0.1", () => {
   }, 60_000);
 
   it("survives SIGKILL of the leader under concurrent writes; the restarted member catches up; no acknowledged write is lost; the history is linearizable", async () => {
-    cluster = await RuntimeCluster.start(allDeno);
+    cluster = await ProcessCluster.start({ members: allDeno });
     const c = cluster;
     const leader = await c.waitForLeader();
     const w = startWorkload(() => c.urls());

@@ -12,11 +12,10 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { MeshraftClient } from "../../src/client/client.ts";
 import type { AdminMembersBody } from "../../src/http/protocol.ts";
-import { denoBin, RuntimeCluster } from "./deno-processes.ts";
-import { freePorts, ProcessCluster, sleep } from "./process-cluster.ts";
+import { denoBin, freePorts, ProcessCluster, sleep } from "./process-cluster.ts";
 
 const root = join(import.meta.dirname, "../..");
-let cluster: RuntimeCluster | ProcessCluster | null = null;
+let cluster: ProcessCluster | null = null;
 let scratch: string | null = null;
 const apps = new Set<ChildProcess>();
 afterEach(async () => {
@@ -109,10 +108,10 @@ describe("the Deno Deploy member (examples/deno-deploy/main.ts)", () => {
   it("joins two Node members by URL with the cluster secret, takes writes and serves linearizable reads as a follower", async () => {
     const secret = "deploy-example-secret";
     // n1, n2: Node hosts; z3: the Deploy app (its id sorts last, so the hosts dial it).
-    cluster = await RuntimeCluster.start(
-      { n1: { runtime: "node", extraArgs: ["--secret", secret] }, n2: { runtime: "node", extraArgs: ["--secret", secret] }, z3: { runtime: "deno" } },
-      ["z3"],
-    );
+    cluster = await ProcessCluster.start({
+      members: { n1: { runtime: "node", extraArgs: ["--secret", secret] }, n2: { runtime: "node", extraArgs: ["--secret", secret] }, z3: { runtime: "deno" } },
+      later: ["z3"],
+    });
     const c = cluster;
     const leader = await c.waitForLeader(30_000, ["n1", "n2"]);
     const app = startApp(c.dataRoot, c.ports.get("z3")!, {

@@ -21,7 +21,7 @@ import { FileStorage } from "../../adapters/node/file-storage.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import { batchOf, type Step } from "../fixtures/storage-writer.ts";
 import { digestState, type StateDigest } from "../deno/storage_digest.ts";
-import { denoBin } from "./deno-processes.ts";
+import { denoBin } from "./process-cluster.ts";
 
 const root = join(import.meta.dirname, "../..");
 const children = new Set<ChildProcess>();

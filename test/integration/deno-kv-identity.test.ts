@@ -7,17 +7,16 @@
 import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { MeshraftClient } from "../../src/client/client.ts";
-import { RuntimeCluster } from "./deno-processes.ts";
-import { freePorts, sleep } from "./process-cluster.ts";
+import { freePorts, ProcessCluster, sleep } from "./process-cluster.ts";
 
-let cluster: RuntimeCluster | null = null;
+let cluster: ProcessCluster | null = null;
 afterEach(async () => {
   await cluster?.stop();
   cluster = null;
 });
 
 /** Runs a second `start` of node n1 against n1's KV database on another port, to its exit. */
-async function secondInstance(c: RuntimeCluster, timeoutMs: number): Promise<{ code: number | null; out: string; port: number; kill: () => void; exited: Promise<number | null> }> {
+async function secondInstance(c: ProcessCluster, timeoutMs: number): Promise<{ code: number | null; out: string; port: number; kill: () => void; exited: Promise<number | null> }> {
   const [port] = await freePorts(1);
   const [cmd, args] = c.command("n1", c.startArgs("n1", port));
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -31,7 +30,7 @@ async function secondInstance(c: RuntimeCluster, timeoutMs: number): Promise<{ c
 
 describe("two processes claiming one node id against one Deno KV database", () => {
   it("the second is refused while the first runs; the first keeps serving its data", async () => {
-    cluster = await RuntimeCluster.start({ n1: { runtime: "deno", kvLeaseMs: 3_000 } });
+    cluster = await ProcessCluster.start({ members: { n1: { runtime: "deno", kvLeaseMs: 3_000 } } });
     const c = cluster;
     await c.waitForLeader();
     const client = new MeshraftClient({ urls: [c.url("n1")] });
@@ -49,7 +48,7 @@ describe("two processes claiming one node id against one Deno KV database", () =
   }, 60_000);
 
   it("after SIGKILL the id stays taken until the lease runs out; then a new process takes it over with all the data", async () => {
-    cluster = await RuntimeCluster.start({ n1: { runtime: "deno", kvLeaseMs: 2_000 } });
+    cluster = await ProcessCluster.start({ members: { n1: { runtime: "deno", kvLeaseMs: 2_000 } } });
     const c = cluster;
     await c.waitForLeader();
     await new MeshraftClient({ urls: [c.url("n1")] }).put("k", "v");
@@ -66,7 +65,7 @@ describe("two processes claiming one node id against one Deno KV database", () =
   }, 60_000);
 
   it("a process paused past its lease is replaced; when it resumes it is fenced off and exits, and nothing it held is lost", async () => {
-    cluster = await RuntimeCluster.start({ n1: { runtime: "deno", kvLeaseMs: 1_000 } });
+    cluster = await ProcessCluster.start({ members: { n1: { runtime: "deno", kvLeaseMs: 1_000 } } });
     const c = cluster;
     await c.waitForLeader();
     await new MeshraftClient({ urls: [c.url("n1")] }).put("x", "from the first");

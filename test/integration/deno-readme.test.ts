@@ -9,8 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stripVTControlCharacters } from "node:util";
 import { describe, expect, it } from "vitest";
-import { denoBin } from "./deno-processes.ts";
-import { consecutiveFreePorts, sleep } from "./process-cluster.ts";
+import { consecutiveFreePorts, denoBin, sleep } from "./process-cluster.ts";
 
 const root = join(import.meta.dirname, "../..");
 

@@ -8,11 +8,10 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { MeshraftClient } from "../../src/client/client.ts";
-import { RuntimeCluster } from "./deno-processes.ts";
 import { startWorkload, verify } from "./mixed-workload.ts";
-import { sleep } from "./process-cluster.ts";
+import { ProcessCluster, sleep } from "./process-cluster.ts";
 
-let cluster: RuntimeCluster | null = null;
+let cluster: ProcessCluster | null = null;
 afterEach(async () => {
   await cluster?.stop();
   cluster = null;
@@ -20,8 +19,8 @@ afterEach(async () => {
 
 describe("a mixed cluster: two Node members and one Deno member", () => {
   it("takes writes through every member; the Deno member leads; kills and restarts of both kinds lose no acknowledged write; the history is linearizable", async () => {
-    cluster = await RuntimeCluster.start(
-      {
+    cluster = await ProcessCluster.start({
+      members: {
         // The Deno member's much shorter election timeout makes it the likely winner once a Node
         // leader dies: the surviving Node follower refuses votes only until its own (longer)
         // timeout has passed since the last heartbeat, and campaigns itself only later.
@@ -29,8 +28,8 @@ describe("a mixed cluster: two Node members and one Deno member", () => {
         n2: { runtime: "node", extraArgs: ["--election-timeout-ms", "1000"] },
         n3: { runtime: "deno", kvLeaseMs: 1_500, extraArgs: ["--election-timeout-ms", "150"] },
       },
-      ["n3"],
-    );
+      later: ["n3"],
+    });
     const c = cluster;
     // The two Node members form a quorum and elect one of them; the Deno member joins after.
     await c.waitForLeader(30_000, ["n1", "n2"]);

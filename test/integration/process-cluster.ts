@@ -1,8 +1,11 @@
 /**
  * Real meshraft processes on 127.0.0.1, started with the CLI exactly as a user would
  * (`meshraft start --id ... --listen ... --data-dir ... --peer ...`), each with its own data
- * directory. Tests kill (SIGKILL), pause (SIGSTOP/SIGCONT) and restart them, by their own PIDs
- * only. Every wait is bounded.
+ * directory. A member runs either `node --import tsx adapters/node/cli.ts start ...` or
+ * `deno run <narrow permissions> adapters/deno/cli.ts start ...` (the deno of node_modules) with
+ * the same flags; Deno members get only what a member needs: the network on 127.0.0.1, read and
+ * write on this cluster's data directory, the host name. Tests kill (SIGKILL), pause
+ * (SIGSTOP/SIGCONT) and restart them, by their own PIDs only. Every wait is bounded.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -11,7 +14,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const root = join(import.meta.dirname, "../..");
-const cli = join(root, "adapters/node/cli.ts");
+export const denoBin: string = join(root, "node_modules/.bin/deno");
+const nodeCli = join(root, "adapters/node/cli.ts");
+const denoCli = join(root, "adapters/deno/cli.ts");
+
+export type Runtime = "node" | "deno";
+
+/** `deno run` with what a member needs and nothing more. */
+export function denoRunArgs(dataRoot: string): string[] {
+  return ["run", "--cached-only", "--no-prompt", "--allow-net=127.0.0.1", `--allow-read=${dataRoot}`, `--allow-write=${dataRoot}`, "--allow-sys=hostname"];
+}
 
 /** Ports the OS says are free right now (bind to 0, read, release). */
 export async function freePorts(n: number): Promise<number[]> {
@@ -64,8 +76,20 @@ export interface StatusBody {
   lastIndex: number;
 }
 
+export interface MemberSpec {
+  /** Default "node". */
+  runtime?: Runtime;
+  /** Deno members only: keep the state in Deno KV (a file in the data root) with this lease. */
+  kvLeaseMs?: number;
+  /** Extra `start` flags of this member. */
+  extraArgs?: string[];
+}
+
 export interface ProcessClusterOptions {
+  /** How many Node members n1..nN (default 3); ignored when `members` is given. */
   nodes?: number;
+  /** The members by id, e.g. `{ n1: { runtime: "node" }, n2: { runtime: "deno" } }`. */
+  members?: Record<string, MemberSpec>;
   secret?: string;
   /** Extra CLI flags per node. */
   extraArgs?: (id: string) => string[];
@@ -75,6 +99,8 @@ export interface ProcessClusterOptions {
    * and the others start later with `spawn(id)`, joining through `--join` the initial ones.
    */
   initial?: number;
+  /** Members of the initial cluster that `start` does not spawn (start them with `spawn(id)`). */
+  later?: string[];
 }
 
 export class ProcessCluster {
@@ -83,24 +109,29 @@ export class ProcessCluster {
   readonly ports: Map<string, number> = new Map();
   readonly procs: Map<string, ChildProcess> = new Map();
   readonly logs: Map<string, string[]> = new Map();
+  readonly specs: Map<string, MemberSpec>;
   private readonly opts: ProcessClusterOptions;
 
-  private constructor(ids: string[], ports: number[], opts: ProcessClusterOptions) {
-    this.ids = ids;
+  private constructor(specs: Record<string, MemberSpec>, ports: number[], opts: ProcessClusterOptions) {
+    this.ids = Object.keys(specs);
+    this.specs = new Map(Object.entries(specs));
     this.opts = opts;
     this.dataRoot = mkdtempSync(join(tmpdir(), "meshraft-it-"));
-    ids.forEach((id, i) => {
+    this.ids.forEach((id, i) => {
       this.ports.set(id, ports[i]);
       this.logs.set(id, []);
     });
   }
 
   static async start(opts: ProcessClusterOptions = {}): Promise<ProcessCluster> {
-    const n = opts.nodes ?? 3;
-    const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
-    const c = new ProcessCluster(ids, await freePorts(n), opts);
-    for (const id of ids.slice(0, opts.initial ?? n)) c.spawn(id);
+    const specs = opts.members ?? Object.fromEntries(Array.from({ length: opts.nodes ?? 3 }, (_, i) => [`n${i + 1}`, {}]));
+    const c = new ProcessCluster(specs, await freePorts(Object.keys(specs).length), opts);
+    for (const id of c.initialIds()) if (!opts.later?.includes(id)) c.spawn(id);
     return c;
+  }
+
+  private initialIds(): string[] {
+    return this.ids.slice(0, this.opts.initial ?? this.ids.length);
   }
 
   url(id: string): string {
@@ -115,9 +146,21 @@ export class ProcessCluster {
     return join(this.dataRoot, id);
   }
 
-  args(id: string): string[] {
-    const args = ["start", "--id", id, "--listen", `127.0.0.1:${this.ports.get(id)}`, "--data-dir", this.dataDir(id)];
-    const initial = this.ids.slice(0, this.opts.initial ?? this.ids.length);
+  kvPath(id: string): string {
+    return join(this.dataRoot, `${id}.kv.sqlite`);
+  }
+
+  runtime(id: string): Runtime {
+    return this.specs.get(id)!.runtime ?? "node";
+  }
+
+  /** The `start` arguments of a member, as a user would type them. */
+  startArgs(id: string, listenPort: number = this.ports.get(id)!): string[] {
+    const spec = this.specs.get(id)!;
+    const args = ["start", "--id", id, "--listen", `127.0.0.1:${listenPort}`];
+    if (spec.kvLeaseMs !== undefined) args.push("--kv", this.kvPath(id), "--kv-lease-ms", String(spec.kvLeaseMs));
+    else args.push("--data-dir", this.dataDir(id));
+    const initial = this.initialIds();
     if (initial.includes(id)) {
       for (const p of initial) if (p !== id) args.push("--peer", `${p}=${this.url(p)}`);
     } else {
@@ -125,13 +168,20 @@ export class ProcessCluster {
     }
     if (this.opts.secret) args.push("--secret", this.opts.secret);
     if (this.opts.electionTimeoutMs) args.push("--election-timeout-ms", String(this.opts.electionTimeoutMs));
-    args.push(...(this.opts.extraArgs?.(id) ?? []));
+    args.push(...(this.opts.extraArgs?.(id) ?? []), ...(spec.extraArgs ?? []));
     return args;
   }
 
-  spawn(id: string, args: string[] = this.args(id)): ChildProcess {
-    // `node --import tsx`: one process per node, so the PID we hold is the node itself.
-    const child = spawn(process.execPath, ["--import", "tsx", cli, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  /** The command line of a member process (one process per member, so its PID is the member's). */
+  command(id: string, args: string[] = this.startArgs(id)): [string, string[]] {
+    return this.runtime(id) === "deno"
+      ? [denoBin, [...denoRunArgs(this.dataRoot), denoCli, ...args]]
+      : [process.execPath, ["--import", "tsx", nodeCli, ...args]];
+  }
+
+  spawn(id: string, args?: string[]): ChildProcess {
+    const [cmd, argv] = this.command(id, args);
+    const child = spawn(cmd, argv, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     const log = this.logs.get(id)!;
     const collect = (chunk: Buffer): void => {
       for (const line of chunk.toString().split("\n")) if (line) log.push(line);
@@ -162,8 +212,14 @@ export class ProcessCluster {
     await exited;
   }
 
+  /**
+   * SIGKILL and start again on the same data. A Deno KV member's lease outlives a SIGKILL, so its
+   * restart waits until the lease has run out (a supervisor would retry until it may start).
+   */
   async restart(id: string): Promise<void> {
     await this.kill(id);
+    const lease = this.specs.get(id)!.kvLeaseMs;
+    if (lease !== undefined) await sleep(lease + 250);
     this.logs.set(id, []);
     this.spawn(id);
   }
@@ -177,7 +233,7 @@ export class ProcessCluster {
     }
   }
 
-  /** Wait until some live node is leader and every live, unpaused node agrees. */
+  /** Wait until some live node is leader and a majority of members agree on it. */
   async waitForLeader(timeoutMs = 20_000, among: string[] = this.ids): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
@@ -193,9 +249,20 @@ export class ProcessCluster {
     throw new Error(`no leader within ${timeoutMs} ms among ${among.join(",")}\n${this.tail()}`);
   }
 
+  /** Wait until `id` has applied everything `leader` has committed. */
+  async waitForCatchUp(id: string, leader: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const [l, f] = await Promise.all([this.status(leader), this.status(id)]);
+      if (l && f && l.commitIndex > 0 && f.appliedIndex >= l.commitIndex) return;
+      await sleep(100);
+    }
+    throw new Error(`${id} did not catch up with ${leader} within ${timeoutMs} ms\n${this.tail()}`);
+  }
+
   /** The last log lines of every node, for failure messages. */
   tail(lines = 15): string {
-    return this.ids.map((id) => `--- ${id}\n${this.logs.get(id)!.slice(-lines).join("\n")}`).join("\n");
+    return this.ids.map((id) => `--- ${id} (${this.runtime(id)})\n${this.logs.get(id)!.slice(-lines).join("\n")}`).join("\n");
   }
 
   async stop(): Promise<void> {
