@@ -16,7 +16,7 @@ import http from "node:http";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
-import { RuntimeCluster, type Runtime } from "../test/integration/deno-processes.ts";
+import { ProcessCluster, type Runtime } from "../test/integration/process-cluster.ts";
 
 function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -83,7 +83,7 @@ async function load(port: number, inflight: number, durationMs: number): Promise
 const pct = (sorted: number[], p: number): number => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
 
 async function scenario(runtime: Runtime, round: number, inflight: number): Promise<Result> {
-  const cluster = await RuntimeCluster.start({ n1: { runtime }, n2: { runtime }, n3: { runtime } });
+  const cluster = await ProcessCluster.start({ members: { n1: { runtime }, n2: { runtime }, n3: { runtime } } });
   try {
     const leader = await cluster.waitForLeader(30_000);
     for (const id of cluster.ids) await cluster.waitForCatchUp(id, leader, 30_000);
