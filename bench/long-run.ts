@@ -12,7 +12,9 @@
  * writes so far answered) while this process samples each member: VmRSS, the data dir's files
  * and bytes, and /status. At the end: all members applied the same index, a few keys read back
  * their last written value on every member, a table on stdout and JSON in
- * bench/results/long-run-<timestamp>.json and long-run-latest.json. See bench/README.md.
+ * bench/results/long-run-<timestamp>.json and long-run-latest.json. With --join-at-end a 4th
+ * member then joins through a follower (`meshraft start --join`) under a light write load, timed
+ * until it restored the snapshot, caught up and became a voter. See bench/README.md.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
@@ -21,7 +23,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createClient, findLeader, getReq, originOf, outcome, putReq, type HttpClient, type Req } from "./cluster-http.ts";
 import { nowMs, summarize, type LatencySummary } from "./cluster-load.ts";
-import { buildMeshraft, cpuSeconds, killEverything, MeshraftCluster, readRss, sleep, stopChild, track, type Member, type Rss, type Runner } from "./cluster-procs.ts";
+import { buildMeshraft, cpuSeconds, freePorts, killEverything, MeshraftCluster, readRss, sleep, stopChild, track, type Member, type Rss, type Runner } from "./cluster-procs.ts";
 
 const SELF = fileURLToPath(import.meta.url);
 const HERE = dirname(SELF);
@@ -47,6 +49,12 @@ interface Options {
   /** Writes between samples. */
   sampleEvery: number;
   runner: Runner;
+  /** After the writes, join a 4th member through a follower and time its catch-up. */
+  joinAtEnd: boolean;
+  /** Writes per second that go on while the 4th member joins (0: none). */
+  joinLoadPerSec: number;
+  /** The join fails if the member is not a caught-up voter after this long, ms. */
+  joinTimeoutMs: number;
 }
 
 const USAGE = `usage: npx tsx bench/long-run.ts [options]
@@ -56,10 +64,25 @@ const USAGE = `usage: npx tsx bench/long-run.ts [options]
   --value-bytes N     bytes per value, at least 16 (default 100)
   --concurrency N     writes in flight (default 64)
   --sample-every N    writes between samples (default 50000, or writes/10 when smaller)
-  --runner js|tsx     members run the compiled CLI with plain node (default) or cli.ts through tsx`;
+  --runner js|tsx     members run the compiled CLI with plain node (default) or cli.ts through tsx
+  --join-at-end       after the writes, start n4 with --join <a follower> and time: /status up,
+                      snapshot restored, caught up (applied >= the leader's commit at the start),
+                      voter (its /status lists itself among the voters)
+  --join-load N       writes/s to the leader while n4 joins (default 200; 0 for none)
+  --join-timeout S    seconds n4 has to become a caught-up voter (default 300)`;
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { writes: 1_000_000, keys: 10_000, valueBytes: 100, concurrency: 64, sampleEvery: 0, runner: "js" };
+  const o: Options = {
+    writes: 1_000_000,
+    keys: 10_000,
+    valueBytes: 100,
+    concurrency: 64,
+    sampleEvery: 0,
+    runner: "js",
+    joinAtEnd: false,
+    joinLoadPerSec: 200,
+    joinTimeoutMs: 300_000,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const int = (min: number, max: number): number => {
@@ -89,6 +112,15 @@ function parseArgs(argv: string[]): Options {
         o.runner = v;
         break;
       }
+      case "--join-at-end":
+        o.joinAtEnd = true;
+        break;
+      case "--join-load":
+        o.joinLoadPerSec = int(0, 100_000);
+        break;
+      case "--join-timeout":
+        o.joinTimeoutMs = int(1, 86_400) * 1000;
+        break;
       case "--help":
       case "-h":
         console.log(USAGE);
@@ -159,67 +191,92 @@ interface Continue {
   type: "continue";
 }
 
+/**
+ * PUTs write i (`key-<i mod keys>` = `w<i>`) to the leader, following 307s; after a failed
+ * attempt it finds the leader again and retries, for at most WRITE_BUDGET_MS. A key's writes go
+ * out one after the other, in the order `write` was called, so each key ends with its last value.
+ */
+class Writer {
+  /** Failed attempts (each retried) by HTTP status or error code; the caller may reset them. */
+  errors: Record<string, number> = {};
+  redirects = 0;
+  private looking: Promise<void> | null = null;
+  /** The newest write per key in flight. */
+  private readonly keyTail = new Map<number, Promise<void>>();
+
+  constructor(
+    private readonly client: HttpClient,
+    private readonly urls: string[],
+    private leader: string,
+    private readonly keys: number,
+    private readonly valueBytes: number,
+  ) {}
+
+  /** Resolves with the write's latency in ms (from when its key's previous write was answered). */
+  write(i: number): Promise<number> {
+    const k = i % this.keys;
+    const req = putReq("meshraft", keyOf(i, this.keys), valueOf(i, this.valueBytes));
+    const p = (this.keyTail.get(k) ?? Promise.resolve()).then(() => this.put(i, req));
+    const tail = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.keyTail.set(k, tail);
+    void tail.then(() => this.keyTail.get(k) === tail && this.keyTail.delete(k));
+    return p;
+  }
+
+  private relocate(): Promise<void> {
+    return (this.looking ??= (async () => {
+      await sleep(20);
+      this.leader = await lookupLeader(this.client, this.urls);
+      this.looking = null;
+    })());
+  }
+
+  private async put(i: number, req: Req): Promise<number> {
+    const sent = nowMs();
+    for (;;) {
+      let base = this.leader;
+      let code: string;
+      for (let hops = 0; ; hops++) {
+        try {
+          const a = await this.client.request(base, req, REQUEST_TIMEOUT_MS);
+          if (a.status === 307 && a.location && hops < 3) {
+            this.redirects++;
+            base = this.leader = originOf(a.location);
+            continue;
+          }
+          code = outcome("meshraft", "put", a);
+        } catch (e) {
+          code = (e as { code?: string }).code ?? "error";
+        }
+        break;
+      }
+      if (code === "ok") return nowMs() - sent;
+      this.errors[code] = (this.errors[code] ?? 0) + 1;
+      if (nowMs() - sent > WRITE_BUDGET_MS) throw new Error(`write ${i} (${keyOf(i, this.keys)}) kept failing for ${WRITE_BUDGET_MS / 1000} s; last answer: ${code}`);
+      await this.relocate();
+    }
+  }
+}
+
 async function loadWorker(job: LoadJob): Promise<void> {
   const client = await createClient("http", job.concurrency);
-  let leader = await lookupLeader(client, job.urls);
-  let looking: Promise<void> | null = null;
-  const relocate = (): Promise<void> =>
-    (looking ??= (async () => {
-      await sleep(20);
-      leader = await lookupLeader(client, job.urls);
-      looking = null;
-    })());
-
-  /** The newest write per key in flight: a key's writes go out one after the other, in order. */
-  const keyTail = new Map<number, Promise<void>>();
+  const writer = new Writer(client, job.urls, await lookupLeader(client, job.urls), job.keys, job.valueBytes);
   let next = 0;
   for (let done = 0; done < job.writes; ) {
     const target = Math.min(job.writes, done + job.sampleEvery);
     const samples = new Float64Array(target - done);
     let n = 0;
-    const errors: Record<string, number> = {};
-    let redirects = 0;
+    writer.errors = {};
+    writer.redirects = 0;
     const cpu0 = process.cpuUsage();
     const t0 = nowMs();
-
-    const put = async (i: number, req: Req): Promise<void> => {
-      const sent = nowMs();
-      for (;;) {
-        let base = leader;
-        let code: string;
-        for (let hops = 0; ; hops++) {
-          try {
-            const a = await client.request(base, req, REQUEST_TIMEOUT_MS);
-            if (a.status === 307 && a.location && hops < 3) {
-              redirects++;
-              base = leader = originOf(a.location);
-              continue;
-            }
-            code = outcome("meshraft", "put", a);
-          } catch (e) {
-            code = (e as { code?: string }).code ?? "error";
-          }
-          break;
-        }
-        if (code === "ok") {
-          samples[n++] = nowMs() - sent;
-          return;
-        }
-        errors[code] = (errors[code] ?? 0) + 1;
-        if (nowMs() - sent > WRITE_BUDGET_MS) throw new Error(`write ${i} (${keyOf(i, job.keys)}) kept failing for ${WRITE_BUDGET_MS / 1000} s; last answer: ${code}`);
-        await relocate();
-      }
-    };
     const worker = async (): Promise<void> => {
       while (next < target) {
-        const i = next++;
-        const k = i % job.keys;
-        const req = putReq("meshraft", keyOf(i, job.keys), valueOf(i, job.valueBytes));
-        const p = (keyTail.get(k) ?? Promise.resolve()).then(() => put(i, req));
-        const tail = p.catch(() => undefined);
-        keyTail.set(k, tail);
-        await p;
-        if (keyTail.get(k) === tail) keyTail.delete(k);
+        const ms = await writer.write(next++);
+        samples[n++] = ms;
       }
     };
     await Promise.all(Array.from({ length: job.concurrency }, () => worker()));
@@ -232,8 +289,8 @@ async function loadWorker(job: LoadJob): Promise<void> {
       writes: done,
       seconds: Math.round(seconds * 1000) / 1000,
       latencyMs: summarize(samples.subarray(0, n)),
-      errors,
-      redirects,
+      errors: writer.errors,
+      redirects: writer.redirects,
       clientCores: Math.round(((cpu.user + cpu.system) / 1e6 / seconds) * 100) / 100,
     };
     const resume = done < job.writes ? new Promise<unknown>((r) => process.once("message", r)) : null;
@@ -325,6 +382,7 @@ interface StatusView {
   commitIndex: number;
   appliedIndex: number;
   lastIndex: number;
+  voters: string[];
 }
 
 async function statusOf(client: HttpClient, url: string): Promise<StatusView | null> {
@@ -332,7 +390,7 @@ async function statusOf(client: HttpClient, url: string): Promise<StatusView | n
     const a = await client.request(url, { method: "GET", path: "/status", body: null }, 2_000);
     if (a.status !== 200) return null;
     const s = JSON.parse(a.body.toString()) as StatusView;
-    return { role: s.role, term: s.term, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex, lastIndex: s.lastIndex };
+    return { role: s.role, term: s.term, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex, lastIndex: s.lastIndex, voters: s.voters };
   } catch {
     return null;
   }
@@ -365,9 +423,15 @@ interface Sample {
   nodes: NodeSample[];
 }
 
-async function sampleMembers(cluster: MeshraftCluster, client: HttpClient, cpuBefore: Map<string, number>, seconds: number): Promise<NodeSample[]> {
+async function sampleMembers(
+  cluster: MeshraftCluster,
+  client: HttpClient,
+  cpuBefore: Map<string, number>,
+  seconds: number,
+  members: Member[] = cluster.members,
+): Promise<NodeSample[]> {
   return Promise.all(
-    cluster.members.map(async (m) => {
+    members.map(async (m) => {
       const pid = livePid(cluster, m);
       const cpu = cpuSeconds(pid);
       const cores = Math.round(((cpu - (cpuBefore.get(m.id) ?? cpu)) / seconds) * 100) / 100;
@@ -388,11 +452,11 @@ function livePid(cluster: MeshraftCluster, m: Member): number {
 // ---------------------------------------------------------------------------------------------
 
 /** Until every member has applied the same index and it equals every member's commit index. */
-async function waitAgreed(cluster: MeshraftCluster, client: HttpClient, timeoutMs: number): Promise<StatusView[]> {
+async function waitAgreed(client: HttpClient, members: Member[], timeoutMs: number): Promise<StatusView[]> {
   const deadline = nowMs() + timeoutMs;
   let views: (StatusView | null)[] = [];
   while (nowMs() < deadline) {
-    views = await Promise.all(cluster.members.map((m) => statusOf(client, m.url)));
+    views = await Promise.all(members.map((m) => statusOf(client, m.url)));
     const ok = views.every((v) => v !== null && v.appliedIndex === views[0]!.appliedIndex && v.commitIndex === v.appliedIndex);
     if (ok) return views as StatusView[];
     await sleep(100);
@@ -408,15 +472,18 @@ interface ReadCheck {
   ok: boolean;
 }
 
-/** A few keys (first, middle, last, the last few written) read on the leader and every member. */
-async function readBack(cluster: MeshraftCluster, client: HttpClient, leaderUrl: string, o: Options): Promise<ReadCheck[]> {
-  const written = Math.min(o.writes, o.keys);
+/**
+ * After the first `writes` writes: a few keys (first, middle, last, the last few written) read on
+ * the leader and every one of `members`.
+ */
+async function readBack(client: HttpClient, leaderUrl: string, members: Member[], writes: number, o: Options): Promise<ReadCheck[]> {
+  const written = Math.min(writes, o.keys);
   const picks = new Set<number>([0, Math.floor(written / 2), written - 1]);
-  for (let i = Math.max(0, o.writes - 5); i < o.writes; i++) picks.add(i % o.keys);
+  for (let i = Math.max(0, writes - 5); i < writes; i++) picks.add(i % o.keys);
   const checks: ReadCheck[] = [];
   for (const k of [...picks].sort((a, b) => a - b)) {
     const key = keyOf(k, o.keys);
-    const expected = valueOf(lastWriteOf(k, o.writes, o.keys), o.valueBytes).toString("latin1");
+    const expected = valueOf(lastWriteOf(k, writes, o.keys), o.valueBytes).toString("latin1");
     const answers: Record<string, string> = {};
     const read = async (name: string, url: string, req: Req): Promise<void> => {
       let a = await client.request(url, req, REQUEST_TIMEOUT_MS);
@@ -424,12 +491,275 @@ async function readBack(cluster: MeshraftCluster, client: HttpClient, leaderUrl:
       answers[name] = a.status === 200 ? a.body.toString("latin1") : `HTTP ${a.status}`;
     };
     await read("leader", leaderUrl, getReq("meshraft", key));
-    for (const m of cluster.members) await read(`${m.id} stale`, m.url, { method: "GET", path: `/kv/${key}?stale`, body: null });
+    for (const m of members) await read(`${m.id} stale`, m.url, { method: "GET", path: `/kv/${key}?stale`, body: null });
     const ok = Object.values(answers).every((v) => v === expected);
     const short = (v: string): string => v.replace(/\.+$/, "…");
     checks.push({ key, expected: short(expected), answers: Object.fromEntries(Object.entries(answers).map(([n, v]) => [n, short(v)])), ok });
   }
   return checks;
+}
+
+// ---------------------------------------------------------------------------------------------
+// --join-at-end: a 4th member joins the loaded cluster
+// ---------------------------------------------------------------------------------------------
+
+/** Milliseconds from spawning the new member; null if it did not happen. */
+interface JoinTimes {
+  /** Its /status answered at all: the baseline of process start and storage open. */
+  statusUp: number | null;
+  /** The leader committed its addition as a learner (its log: "joined the cluster as voter"). */
+  added: number | null;
+  /** Its log: "state restored from a snapshot" (the first one). */
+  snapshotRestored: number | null;
+  /** Its appliedIndex reached the leader's commitIndex at the spawn. */
+  caughtUp: number | null;
+  /** Its /status lists it among the voters. */
+  voter: number | null;
+}
+
+interface JoinLoad {
+  /** Asked for, writes per second. */
+  targetPerSec: number;
+  /** Answered writes over the time the load ran. */
+  perSec: number;
+  writes: number;
+  seconds: number;
+  latencyMs: LatencySummary;
+  errors: Record<string, number>;
+  redirects: number;
+  /** By the half second the writes were issued in, from the spawn (negative: before it). */
+  byHalfSecond: { fromS: number; writes: number; p50: number; max: number }[];
+}
+
+interface JoinReport {
+  id: string;
+  url: string;
+  /** The follower whose URL went to --join. */
+  through: string;
+  leader: string;
+  /** What "caught up" means: the leader's commitIndex when the member was spawned. */
+  leaderCommitAtSpawn: number | null;
+  /** The leader's current snapshot file when the member was spawned: what InstallSnapshot sends. */
+  leaderSnapshotAtSpawn: { name: string; bytes: number } | null;
+  ms: JoinTimes;
+  /** Every "state restored from a snapshot" line: ms from spawn and the snapshot's index. */
+  snapshotsRestored: { atMs: number; index: number }[];
+  /** Every "membership" line of the new member; `outgoing` is set in a joint configuration. */
+  membership: { atMs: number; voters: string; learners: string; outgoing?: string }[];
+  /** Highest VmRSS of each member, sampled while the new member caught up. */
+  peakRssMB: Record<string, number>;
+  load: JoinLoad | null;
+  /** All members, once they agreed on an applied index after the load stopped. */
+  final: NodeSample[] | null;
+  /** Keys read on the leader and `?stale` on every member, the new one included. */
+  reads: ReadCheck[];
+  error: string | null;
+  /** The new member's log, each line prefixed with +ms from the spawn. */
+  log: string[];
+}
+
+const PACED_MAX_IN_FLIGHT = 1_000;
+
+/**
+ * `perSec` writes per second to the leader, open loop (issued on 10 ms ticks whatever the
+ * answers, at most PACED_MAX_IN_FLIGHT at once), numbered from `first`. `stop(origin)` waits for
+ * every write issued; its latencies by half second count from `origin` (a nowMs()).
+ */
+function pacedLoad(writer: Writer, perSec: number, first: number): { stop(origin: number): Promise<JoinLoad> } {
+  const latencies: number[] = [];
+  const issuedAt: number[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let issued = 0;
+  let failure: unknown = null;
+  const t0 = nowMs();
+  const tick = setInterval(() => {
+    const due = Math.floor(((nowMs() - t0) / 1000) * perSec);
+    while (issued < due && inFlight.size < PACED_MAX_IN_FLIGHT && failure === null) {
+      const at = nowMs();
+      const p: Promise<void> = writer.write(first + issued++).then(
+        (ms) => void (latencies.push(ms), issuedAt.push(at)),
+        (e: unknown) => void (failure ??= e),
+      );
+      inFlight.add(p);
+      void p.then(() => inFlight.delete(p));
+    }
+  }, 10);
+  return {
+    async stop(origin) {
+      clearInterval(tick);
+      await Promise.all(inFlight);
+      const seconds = (nowMs() - t0) / 1000;
+      if (failure !== null) throw failure;
+      const buckets = new Map<number, number[]>();
+      issuedAt.forEach((at, i) => {
+        const s = Math.floor((at - origin) / 500) / 2;
+        const b = buckets.get(s) ?? [];
+        b.push(latencies[i]);
+        buckets.set(s, b);
+      });
+      const byHalfSecond = [...buckets.entries()]
+        .sort((a, b) => a[0] - b[0])
+        .map(([fromS, l]) => {
+          const q = summarize(Float64Array.from(l));
+          return { fromS, writes: l.length, p50: Math.round(q.p50), max: Math.round(q.max) };
+        });
+      return {
+        targetPerSec: perSec,
+        perSec: Math.round(latencies.length / seconds),
+        writes: issued,
+        seconds: Math.round(seconds * 10) / 10,
+        latencyMs: summarize(Float64Array.from(latencies)),
+        errors: writer.errors,
+        redirects: writer.redirects,
+        byHalfSecond,
+      };
+    },
+  };
+}
+
+/** Calls `onLine(msSinceT0, line)` for each whole line the process writes to stdout or stderr. */
+function watchLines(proc: ChildProcess, t0: number, onLine: (atMs: number, line: string) => void): void {
+  for (const stream of [proc.stdout!, proc.stderr!]) {
+    let partial = "";
+    stream.on("data", (chunk: Buffer) => {
+      const at = Math.round(nowMs() - t0);
+      const lines = (partial + chunk.toString()).split("\n");
+      partial = lines.pop()!;
+      for (const line of lines) if (line) onLine(at, line);
+    });
+  }
+}
+
+/**
+ * Starts member n4 with `--join <a follower's URL>` (its data dir in the cluster's temp dir) while
+ * `o.joinLoadPerSec` writes per second continue, and times it until it is a caught-up voter; then
+ * stops the load, waits until all four agree, reads keys back on it, samples it and stops it.
+ * Failures are reported in the result (with its log), not thrown.
+ */
+async function joinNewMember(cluster: MeshraftCluster, client: HttpClient, leaderUrl: string, writesSoFar: number, o: Options): Promise<JoinReport> {
+  const [port] = await freePorts(1);
+  const id = `n${cluster.members.length + 1}`;
+  const url = `http://127.0.0.1:${port}`;
+  const dataDir = join(cluster.root, id);
+  const leader = cluster.byUrl(leaderUrl);
+  const through = cluster.members.find((x) => x !== leader)!;
+  const args = ["start", "--id", id, "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, "--join", through.url];
+  const m: Member = { id, url, dataDir, args, proc: null, log: [] };
+  const all = [...cluster.members, m];
+  const ms: JoinTimes = { statusUp: null, added: null, snapshotRestored: null, caughtUp: null, voter: null };
+  const r: JoinReport = {
+    id,
+    url,
+    through: through.id,
+    leader: leader.id,
+    leaderCommitAtSpawn: null,
+    leaderSnapshotAtSpawn: null,
+    ms,
+    snapshotsRestored: [],
+    membership: [],
+    peakRssMB: {},
+    load: null,
+    final: null,
+    reads: [],
+    error: null,
+    log: [],
+  };
+  // Its own connections, as many as writes may be in flight: a small pool would queue writes in
+  // the client whenever the leader slows down, and count that queueing as the cluster's latency.
+  const loadClient = await createClient("http", PACED_MAX_IN_FLIGHT);
+  const writer = new Writer(loadClient, cluster.urls(), leaderUrl, o.keys, o.valueBytes);
+  let load = o.joinLoadPerSec > 0 ? pacedLoad(writer, o.joinLoadPerSec, writesSoFar) : null;
+  let t0 = nowMs();
+  try {
+    if (load) await sleep(1_000); // join a cluster that is already taking writes
+    const s = await statusOf(client, leaderUrl);
+    if (!s || s.role !== "leader") throw new Error(`${leader.id} no longer leads (${JSON.stringify(s)}); not starting ${id}`);
+    const target = (r.leaderCommitAtSpawn = s.commitIndex);
+    r.leaderSnapshotAtSpawn = dirStats(leader.dataDir).snapshot;
+    t0 = nowMs();
+    cluster.spawn(m);
+    watchLines(m.proc!, t0, (atMs, line) => {
+      if (r.log.length < 500) r.log.push(`+${atMs} ms ${line}`);
+      if (/joined the cluster as /.test(line)) ms.added ??= atMs;
+      const snap = /state restored from a snapshot index=(\d+)/.exec(line);
+      if (snap) {
+        ms.snapshotRestored ??= atMs;
+        r.snapshotsRestored.push({ atMs, index: Number(snap[1]) });
+      }
+      const conf = / membership voters=(\S+) learners=(\S+)(?: outgoing=(\S+))?/.exec(line);
+      if (conf) r.membership.push({ atMs, voters: conf[1], learners: conf[2], ...(conf[3] ? { outgoing: conf[3] } : {}) });
+    });
+    const deadline = t0 + o.joinTimeoutMs;
+    let last: StatusView | null = null;
+    while (ms.caughtUp === null || ms.voter === null) {
+      if (cluster.pid(m) === null) throw new Error(`${id} exited (${m.proc!.signalCode ?? `code ${m.proc!.exitCode}`})`);
+      if (nowMs() > deadline) throw new Error(`${id} was not a caught-up voter within ${o.joinTimeoutMs / 1000} s; its last /status: ${JSON.stringify(last)}`);
+      for (const x of all) {
+        const pid = cluster.pid(x);
+        const rss = pid === null ? null : readRss(pid);
+        if (rss) r.peakRssMB[x.id] = Math.max(r.peakRssMB[x.id] ?? 0, rss.rssMB);
+      }
+      last = await statusOf(client, url);
+      const at = Math.round(nowMs() - t0); // when the answer arrived: each time is late by at most one poll
+      if (last) {
+        ms.statusUp ??= at;
+        if (last.appliedIndex >= target) ms.caughtUp ??= at;
+        if (last.voters.includes(id)) ms.voter ??= at;
+      }
+      await sleep(20);
+    }
+    const stopping = load;
+    load = null;
+    if (stopping) r.load = await stopping.stop(t0);
+    await waitAgreed(client, all, 60_000);
+    const leaderNow = await cluster.waitWhole(client, 30_000);
+    r.reads = await readBack(client, leaderNow, all, writesSoFar + (r.load?.writes ?? 0), o);
+    r.final = await sampleMembers(cluster, client, new Map(), 1, all);
+  } catch (e) {
+    r.error = e instanceof Error ? e.message : String(e);
+  } finally {
+    if (load) await load.stop(t0).catch(() => undefined);
+    loadClient.close();
+    if (m.proc) await stopChild(m.proc);
+  }
+  return r;
+}
+
+/** `items` joined with " | ", `per` to a line, the first line after `head`, the others indented as far. */
+function chunked(items: string[], per: number, head: string): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < items.length; i += per) lines.push((i === 0 ? head : " ".repeat(head.length)) + items.slice(i, i + per).join(" | "));
+  return lines;
+}
+
+function joinLines(j: JoinReport): string {
+  const at = (v: number | null): string => (v === null ? "never" : `${(v / 1000).toFixed(2)} s`.padStart(8));
+  const load = j.load
+    ? `${j.load.targetPerSec} writes/s asked, ${j.load.perSec} answered (${int(j.load.writes)} in ${j.load.seconds} s), p50 ${j.load.latencyMs.p50} ms p99 ${j.load.latencyMs.p99} ms max ${j.load.latencyMs.max} ms` +
+      `${Object.keys(j.load.errors).length ? `, failed attempts ${JSON.stringify(j.load.errors)}` : ""}`
+    : "no writes";
+  const snap = j.leaderSnapshotAtSpawn ? `${j.leaderSnapshotAtSpawn.name}, ${int(j.leaderSnapshotAtSpawn.bytes)} B (${mb(j.leaderSnapshotAtSpawn.bytes, 2)} MB)` : "none";
+  const me = j.final?.find((n) => n.id === j.id);
+  const lines = [
+    `join: ${j.id} started with --join ${j.through}'s URL; leader ${j.leader}, commit index ${j.leaderCommitAtSpawn === null ? "?" : int(j.leaderCommitAtSpawn)} at the spawn; leader's snapshot ${snap}`,
+    `  meanwhile: ${load}`,
+    ...(j.load ? chunked(j.load.byHalfSecond.map((b) => `${b.fromS >= 0 ? "+" : ""}${b.fromS.toFixed(1)} s ${b.writes} ${b.p50}/${b.max}`), 6, "    issued from the spawn at (writes p50/max ms): ") : []),
+    `  /status answers (process start)    ${at(j.ms.statusUp)}`,
+    `  added (joined the cluster as ...)  ${at(j.ms.added)}`,
+    `  snapshot restored                  ${at(j.ms.snapshotRestored)}${j.snapshotsRestored.length ? `  index ${j.snapshotsRestored.map((x) => int(x.index)).join(", ")}` : ""}`,
+    `  caught up (applied >= that commit) ${at(j.ms.caughtUp)}`,
+    `  voter (in its /status voters)      ${at(j.ms.voter)}`,
+    `  membership lines: ${j.membership.map((c) => `+${c.atMs} ms voters=${c.voters} learners=${c.learners}${c.outgoing ? ` outgoing=${c.outgoing} (joint)` : ""}`).join("; ") || "none"}`,
+    `  peak RSS while it joined: ${Object.entries(j.peakRssMB).map(([id, v]) => `${id} ${v.toFixed(0)}`).join(", ")} MB`,
+  ];
+  if (me) lines.push(`  ${j.id} afterwards: RSS ${me.rss?.rssMB ?? "?"} MB, data dir ${mb(me.dataDir.bytes, 2)} MB [${me.dataDir.list.map((f) => `${f.name} ${f.bytes}`).join(", ")}]`);
+  if (j.reads.length) {
+    const ok = j.reads.every((x) => x.ok);
+    lines.push(`  ${j.reads.length} keys read on the leader and ?stale on all ${j.final?.length ?? "?"} members: ${ok ? "all hold their last written value" : "MISMATCH"}`);
+    for (const x of j.reads.filter((y) => !y.ok)) lines.push(`    ${x.key}: expected ${x.expected}, got ${JSON.stringify(x.answers)}`);
+  }
+  if (j.error) lines.push(`  JOIN FAILED: ${j.error}`, ...j.log.slice(-20).map((l) => `    ${l}`));
+  return lines.join("\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -557,10 +887,11 @@ async function main(): Promise<void> {
   const durationSeconds = (nowMs() - t0) / 1000;
   await stopChild(load, 5_000);
 
-  const agreed = await waitAgreed(cluster, client, 30_000);
+  const agreed = await waitAgreed(client, cluster.members, 30_000);
   const leaderUrl = await cluster.waitWhole(client, 30_000);
-  const reads = await readBack(cluster, client, leaderUrl, o);
+  const reads = await readBack(client, leaderUrl, cluster.members, o.writes, o);
   const final = await sampleMembers(cluster, client, cpu, 1);
+  const joined = o.joinAtEnd ? await joinNewMember(cluster, client, leaderUrl, o.writes, o) : null;
 
   const ids = cluster.members.map((m) => m.id);
   // Steady: every key written and two snapshots taken, so the state no longer grows.
@@ -614,6 +945,7 @@ async function main(): Promise<void> {
   );
   for (const r of reads.filter((x) => !x.ok)) console.log(`  ${r.key}: expected ${r.expected}, got ${JSON.stringify(r.answers)}`);
   console.log(`files at the end: ${final.map((n) => `${n.id} [${n.dataDir.list.map((f) => `${f.name} ${f.bytes}`).join(", ")}]`).join("; ")}`);
+  if (joined) console.log(`\n${joinLines(joined)}`);
 
   const date = new Date();
   const stamp = date.toISOString().replace(/[:.]/g, "-");
@@ -629,11 +961,15 @@ async function main(): Promise<void> {
       valueBytes: o.valueBytes,
       concurrency: o.concurrency,
       sampleEvery: o.sampleEvery,
-      members: `3 x ${cli ? "node <compiled>/adapters/node/cli.js" : "node --import tsx adapters/node/cli.ts"} start, every option at its default (snapshot every 10,000 applied entries, 1,000 kept below it; FileStorage segments of 64 MiB)`,
+      members: `3 x ${cli ? "node <compiled>/adapters/node/cli.js" : "node --import tsx adapters/node/cli.ts"} start, every option at its default (snapshot every 10,000 applied entries, 1,000 kept below it; FileStorage segments of 64 MiB, closed at a compaction once they hold 1 MiB)`,
       client: "a separate process, node:http Agent keep-alive, writes to the leader (307 followed), key-<i mod keys> = w<i> padded with dots; paused at every sample",
     },
     summary,
     reads,
+    /** --join-at-end: the 4th member's timings (ms from its spawn), the load meanwhile, its log. */
+    join: joined,
+    /** The last lines each member logged (roles, snapshots, warnings). */
+    memberLogs: Object.fromEntries(cluster.members.map((m) => [m.id, m.log.slice(-60)])),
     finalFiles: Object.fromEntries(final.map((n) => [n.id, n.dataDir.list])),
     samples,
   };
@@ -646,7 +982,7 @@ async function main(): Promise<void> {
   client.close();
   await cluster.stop();
   killEverything(); // the compiled build's temp dir
-  if (!summary.readsOk) process.exitCode = 1;
+  if (!summary.readsOk || joined?.error || joined?.reads.some((r) => !r.ok)) process.exitCode = 1;
 }
 
 // Run only as a program; the load process is this file with --load-worker.
