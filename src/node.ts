@@ -653,7 +653,7 @@ export class RaftNode<Result = unknown> {
     };
     await this.storage.save({ snapshot });
     if (this.state !== "running") return;
-    const compactTo = Math.max(0, index - this.snapshotMargin);
+    const compactTo = Math.max(0, Math.min(index - this.snapshotMargin, raft.compactionFloor()));
     if (compactTo > 0) await this.storage.compact(compactTo);
     if (this.state !== "running") return;
     raft.snapshotTaken(snapshot, compactTo);

@@ -529,6 +529,21 @@ export class Raft {
     }
   }
 
+  /**
+   * Leader: the lowest index a follower still receiving a snapshot needs the log from (that
+   * snapshot's index). Compacting no further spares it a second transfer when the leader takes a
+   * newer snapshot meanwhile. Followers that stopped answering do not hold the log back.
+   * +Infinity when nothing needs holding.
+   */
+  compactionFloor(): Index {
+    let floor = Number.POSITIVE_INFINITY;
+    if (this.role !== "leader") return floor;
+    for (const pr of this.prs.values()) {
+      if (pr.state === "snapshot" && pr.recentActive) floor = Math.min(floor, pr.pendingSnapshot);
+    }
+    return floor;
+  }
+
   /** The latest snapshot this node has, if any. */
   latestSnapshot(): Snapshot | null {
     return this.snapshot;

@@ -100,6 +100,22 @@ describe("snapshots and log compaction", () => {
     await c.run(300, check);
   });
 
+  it("a follower receiving a snapshot while the leader takes newer ones continues from the log: one transfer, not a chase", async () => {
+    // 16-byte chunks: the transfer takes many round trips, and writes go on meanwhile, so the
+    // leader snapshots (every 10 entries) several times before the follower has the first one.
+    const { c, write, check, converged, snapshotsRestored } = await setup(306, { nodeOptions: { snapshotChunkBytes: 16 } });
+    const leader = await c.waitForLeader();
+    const follower = c.ids.find((id) => id !== leader)!;
+    c.disconnect(follower);
+    expect(await write("f", 60, c.ids.filter((id) => id !== follower))).toBe(60);
+    c.connect(follower);
+    expect(await write("g", 40, c.ids.filter((id) => id !== follower))).toBe(40);
+    expect(await converged()).toBe(true);
+    expect(c.member(follower).kv.size).toBe(100);
+    expect(snapshotsRestored.get(follower)).toBe(1);
+    await c.run(300, check);
+  });
+
   it("a crashed follower restarts from its snapshot and log tail, then catches up by snapshot", async () => {
     const { c, write, check, converged } = await setup(303);
     await c.waitForLeader();
