@@ -10,6 +10,7 @@ import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { Entry } from "../core/types.ts";
 import { MeshraftError } from "../errors.ts";
 import type { StateMachine } from "../statemachine.ts";
+import { decodeKvSnapshot, encodeKvSnapshot, isFormat2, type KvSnapshotContent } from "./snapshot-format.ts";
 
 /** Longest key, in UTF-8 bytes. */
 export const MAX_KEY_BYTES = 1024;
@@ -248,9 +249,10 @@ export interface KvStateMachineOptions {
   maxSessions?: number;
 }
 
+/** Format 1, read for snapshots older nodes wrote; `snapshot()` writes format 2 (./snapshot-format.ts). */
 const SNAPSHOT_FORMAT = 1;
 
-/** Snapshot layout (msgpack). Maps are written as arrays of pairs: msgpack encodes a Map as {}. */
+/** Format 1 layout (msgpack). Maps are written as arrays of pairs: msgpack encodes a Map as {}. */
 interface SnapshotBody {
   format: number;
   /** [key, value] in the machine's insertion order. */
@@ -322,18 +324,16 @@ export class KvStateMachine implements StateMachine<KvResult> {
     return this.sessions.size;
   }
 
+  /** The whole state in format 2 (./snapshot-format.ts). */
   snapshot(): Uint8Array {
-    const body: SnapshotBody = {
-      format: SNAPSHOT_FORMAT,
-      data: [...this.data],
-      sessions: [...this.sessions].map(([c, s]) => [c, s.seq, s.result.ok, s.result.prev]),
-      malformedCommands: this.malformedCommands,
-    };
-    return encoder.encode(body);
+    const sessions: KvSnapshotContent["sessions"] = new Map();
+    for (const [c, s] of this.sessions) sessions.set(c, { seq: s.seq, ok: s.result.ok, prev: s.result.prev });
+    return encodeKvSnapshot({ data: this.data, sessions, malformedCommands: this.malformedCommands });
   }
 
   /** Replaces the whole state; on a malformed snapshot throws KvSnapshotError and changes nothing. */
   restore(bytes: Uint8Array): void {
+    if (isFormat2(bytes)) return this.restoreFormat2(bytes);
     const body = parseSnapshot(bytes);
     const data = new Map<string, Uint8Array>();
     for (const [k, v] of body.data) {
@@ -347,14 +347,31 @@ export class KvStateMachine implements StateMachine<KvResult> {
       }
       sessions.set(client, { seq, result: { ok, prev: prev === null ? null : prev.slice() } });
     }
-    // A snapshot from a node configured with more sessions: forget the least recently used.
+    this.adopt(data, sessions, body.malformedCommands);
+  }
+
+  /** Format 2 decodes straight into fresh maps (every value already a copy). */
+  private restoreFormat2(bytes: Uint8Array): void {
+    let c: KvSnapshotContent;
+    try {
+      c = decodeKvSnapshot(bytes);
+    } catch (e) {
+      throw new KvSnapshotError(`malformed KV snapshot: ${(e as Error).message}`);
+    }
+    const sessions = new Map<string, SessionRecord>();
+    for (const [client, s] of c.sessions) sessions.set(client, { seq: s.seq, result: { ok: s.ok, prev: s.prev } });
+    this.adopt(c.data, sessions, c.malformedCommands);
+  }
+
+  /** Takes restored state; a snapshot from a node with more sessions loses the least recently used. */
+  private adopt(data: Map<string, Uint8Array>, sessions: Map<string, SessionRecord>, malformedCommands: number): void {
     for (const client of sessions.keys()) {
       if (sessions.size <= this.maxSessions) break;
       sessions.delete(client);
     }
     this.data = data;
     this.sessions = sessions;
-    this.malformedCommands = body.malformedCommands;
+    this.malformedCommands = malformedCommands;
   }
 
   private touch(client: string, record: SessionRecord): void {
@@ -384,6 +401,7 @@ export class KvStateMachine implements StateMachine<KvResult> {
   }
 }
 
+/** Format 1 (msgpack), as written before format 2; still read. */
 function parseSnapshot(bytes: Uint8Array): SnapshotBody {
   let raw: unknown;
   try {

@@ -322,6 +322,61 @@ describe("snapshot and restore", () => {
     expect(sm.snapshot()).toEqual(before);
   });
 
+  it("keys outside ASCII round-trip (format 2 writes them as UTF-8)", () => {
+    const sm = new KvStateMachine();
+    const keys = ["ünïcode", "🦀 crab", "\u{feff}bom", "a".repeat(70), "é".repeat(40)];
+    keys.forEach((key, i) => run(sm, { op: "put", key, value: b(String(i)), client: `cl-ñ-${i}`, seq: i }));
+    const copy = new KvStateMachine();
+    copy.restore(sm.snapshot());
+    expect(copy.keys()).toEqual(keys);
+    keys.forEach((key, i) => expect(str(copy.get(key))).toBe(String(i)));
+    expect(copy.snapshot()).toEqual(sm.snapshot());
+  });
+
+  it("a format 1 snapshot (msgpack, written by earlier versions) still restores", () => {
+    const v1 = encode({
+      format: 1,
+      data: [["a", b("1")], ["bin", new Uint8Array([0, 255])]],
+      sessions: [["c1", 3, true, null], ["c2", 1, false, b("1")]],
+      malformedCommands: 2,
+    });
+    const sm = new KvStateMachine();
+    sm.restore(v1);
+    expect(sm.keys()).toEqual(["a", "bin"]);
+    expect(sm.get("bin")).toEqual(new Uint8Array([0, 255]));
+    expect(sm.sessionCount).toBe(2);
+    expect(sm.malformedCommands).toBe(2);
+    expect(run(sm, { op: "put", key: "a", value: b("again"), client: "c1", seq: 3 }).duplicate).toBe(true);
+  });
+
+  it("a malformed format 2 snapshot throws KvSnapshotError and leaves the state untouched", () => {
+    const good = populated().snapshot();
+    const sm = new KvStateMachine();
+    run(sm, { op: "put", key: "keep", value: b("me") });
+    const before = sm.snapshot();
+    // Every proper prefix is truncated somewhere; a byte more is trailing garbage.
+    for (let n = 4; n < good.byteLength; n++) expect(() => sm.restore(good.subarray(0, n)), `prefix ${n}`).toThrow(KvSnapshotError);
+    const longer = new Uint8Array(good.byteLength + 1);
+    longer.set(good);
+    expect(() => sm.restore(longer)).toThrow(/follow the end/);
+    // Hand-built: magic, malformedCommands, one or two keys, no sessions.
+    const build = (keys: Uint8Array[], flags?: number): Uint8Array => {
+      const parts: number[] = [0x4d, 0x4b, 0x56, 0x32, ...new Uint8Array(new Float64Array([0]).buffer)];
+      const u32 = (n: number): number[] => [n & 255, (n >> 8) & 255, (n >> 16) & 255, n >>> 24];
+      parts.push(...u32(keys.length));
+      for (const k of keys) parts.push(...u32(k.length), ...k, ...u32(1), 7);
+      if (flags === undefined) parts.push(...u32(0));
+      else parts.push(...u32(1), ...u32(1), 99, ...new Uint8Array(new Float64Array([1]).buffer), flags);
+      return Uint8Array.from(parts);
+    };
+    expect(() => sm.restore(build([b("k"), b("k")]))).toThrow(/appears twice/);
+    expect(() => sm.restore(build([new Uint8Array([0xc3, 0x28])]))).toThrow(/UTF-8/);
+    expect(() => sm.restore(build([b("k")], 9))).toThrow(/flags/);
+    expect(sm.snapshot()).toEqual(before);
+    sm.restore(build([b("k")], 1)); // the hand-built layout is right: it restores
+    expect(sm.keys()).toEqual(["k"]);
+  });
+
   it("a snapshot with more sessions than maxSessions keeps the most recently used", () => {
     const small = new KvStateMachine({ maxSessions: 1 });
     small.restore(populated().snapshot());
