@@ -23,7 +23,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createClient, findLeader, getReq, originOf, outcome, putReq, type HttpClient, type Req } from "./cluster-http.ts";
 import { nowMs, summarize, type LatencySummary } from "./cluster-load.ts";
-import { buildMeshraft, cpuSeconds, freePorts, killEverything, MeshraftCluster, readRss, sleep, stopChild, track, type Member, type Rss, type Runner } from "./cluster-procs.ts";
+import { buildMeshraft, cpuSeconds, killEverything, MeshraftCluster, readRss, sleep, stopChild, track, type Member, type Rss, type Runner } from "./cluster-procs.ts";
+import { freePorts } from "../test/integration/process-cluster.ts";
 
 const SELF = fileURLToPath(import.meta.url);
 const HERE = dirname(SELF);

@@ -4,6 +4,8 @@
  * supply only what differs: the storage, the mesh's WebSocket, the server that serves `app`.
  */
 import type { Hono } from "hono";
+import { MeshraftClient, MeshraftHttpError } from "./client/client.ts";
+import { isMember } from "./core/membership.ts";
 import { realClock } from "./clock.ts";
 import { createApp, type RaftSocketOptions } from "./http/app.ts";
 import type { AdminMembersBody } from "./http/protocol.ts";
@@ -89,7 +91,7 @@ export function createMember(o: MemberOptions): Member {
       const c = e.conf;
       const fields: Record<string, unknown> = { voters: c.voters.join(",") || "none", learners: c.learners.join(",") || "none" };
       if (c.votersOutgoing.length > 0) fields.outgoing = c.votersOutgoing.join(",");
-      const member = c.voters.includes(o.id) || c.learners.includes(o.id) || c.votersOutgoing.includes(o.id);
+      const member = isMember(c, o.id);
       o.log("info", wasMember && !member ? "membership: this node was removed from the cluster" : "membership", fields);
       wasMember ||= member;
     }
@@ -131,51 +133,28 @@ export interface JoinOptions {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => realClock.setTimer(ms, resolve));
 
 /**
- * `POST /admin/members {id, url, role}` through the seeds until the leader answers 200. Retries
- * (with the next seed, or after a pause) on connection errors, 503 and 409 (another change in
- * flight); follows 307s itself so the JSON body is resent. Throws on any other answer.
+ * `POST /admin/members {id, url, role}` through MeshraftClient (which finds the leader among the
+ * seeds, follows 307s and retries 503s and connection errors) until the leader accepts it. A
+ * change already in flight (409) or an unknown outcome (504) is asked again after a pause:
+ * adding a member that is already there answers 200. Any other refusal throws.
  */
 export async function joinCluster(o: JoinOptions): Promise<AdminMembersBody> {
   if (o.seeds.length === 0) throw new Error("joining needs at least one member URL");
-  const deadline = realClock.now() + (o.timeoutMs ?? 120_000);
-  const body = JSON.stringify({ id: o.id, url: o.url, role: o.role });
-  const headers: Record<string, string> = { "Content-Type": "application/json" };
-  if (o.adminToken) headers.Authorization = `Bearer ${o.adminToken}`;
-  let seed = 0;
-  let target = `${o.seeds[0].replace(/\/+$/, "")}/admin/members`;
-  let lastProblem = "";
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  const deadline = realClock.now() + timeoutMs;
+  const client = new MeshraftClient({ urls: o.seeds, adminToken: o.adminToken, retryBudgetMs: Math.min(10_000, timeoutMs) });
+  let lastProblem = "stopped";
   for (let attempt = 0; realClock.now() < deadline && !o.stopped?.(); attempt++) {
-    let res: Response;
     try {
-      res = await fetch(target, { method: "POST", headers, body, redirect: "manual" });
-    } catch (err) {
-      lastProblem = `${target}: ${err instanceof Error ? err.message : String(err)}`;
-      seed = (seed + 1) % o.seeds.length;
-      target = `${o.seeds[seed].replace(/\/+$/, "")}/admin/members`;
-      await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 4)));
-      continue;
-    }
-    const text = await res.text();
-    if (res.status === 200) {
-      const answer = JSON.parse(text) as AdminMembersBody;
+      const answer = await client.addMember(o.id, o.url, o.role);
       o.log("info", `joined the cluster as ${o.role}`, { leader: answer.leader, members: answer.members.map((m) => `${m.id}:${m.role}`).join(",") });
       return answer;
-    }
-    if (res.status === 307 || res.status === 308) {
-      const location = res.headers.get("Location");
-      if (location) {
-        target = location;
-        continue;
-      }
-    }
-    if (res.status === 503 || res.status === 409 || res.status === 504) {
-      // No leader yet, another change in flight, or the change's outcome unknown: ask again
-      // (adding a member that is already there answers 200).
-      lastProblem = `${target}: ${res.status} ${text.slice(0, 200)}`;
+    } catch (err) {
+      const retry = err instanceof MeshraftHttpError && (err.status === 0 || err.status === 409 || err.status === 503 || err.status === 504);
+      if (!retry) throw new Error(`joining the cluster failed: ${err instanceof Error ? err.message : String(err)}`);
+      lastProblem = err.message;
       await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 4)));
-      continue;
     }
-    throw new Error(`joining through ${target} failed: ${res.status} ${text.slice(0, 500)}`);
   }
-  throw new Error(`could not join the cluster within ${o.timeoutMs ?? 120_000} ms; last problem: ${lastProblem || "stopped"}`);
+  throw new Error(`could not join the cluster within ${timeoutMs} ms; last problem: ${lastProblem}`);
 }

@@ -59,12 +59,21 @@ export async function syncDirectory(dir: string): Promise<void> {
 
 /** Replaces `dir/name` atomically and durably: temp file, fsync, rename, directory fsync. */
 export async function writeFileDurably(dir: string, name: string, bytes: Uint8Array): Promise<void> {
+  await replaceDurably(dir, name, "write", false, (fh) => writeAll(fh, bytes, 0));
+}
+
+/**
+ * Writes `dir/name.tmp` with `fill`, fsyncs it, renames it over `dir/name` and fsyncs the
+ * directory. On failure the temp file is removed and a StorageIoError names `op` and the final
+ * path (or, with `reportTmp`, the temp file's).
+ */
+async function replaceDurably(dir: string, name: string, op: string, reportTmp: boolean, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
   const final = join(dir, name);
   const tmp = `${final}.tmp`;
   let fh: FileHandle | undefined;
   try {
     fh = await open(tmp, "w");
-    await writeAll(fh, bytes, 0);
+    await fill(fh);
     await fh.sync();
     await fh.close();
     fh = undefined;
@@ -72,7 +81,7 @@ export async function writeFileDurably(dir: string, name: string, bytes: Uint8Ar
   } catch (e) {
     await fh?.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
-    throw new StorageIoError("write", final, e);
+    throw new StorageIoError(op, reportTmp ? tmp : final, e);
   }
   await syncDirectory(dir);
 }
@@ -129,11 +138,7 @@ export async function removeQuietly(path: string): Promise<void> {
  * checksum; fsync, rename into place, fsync the directory.
  */
 export async function writeSnapshotFile(dir: string, seq: number, json: Uint8Array, data: Uint8Array): Promise<void> {
-  const final = join(dir, snapshotName(seq));
-  const tmp = `${final}.tmp`;
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(tmp, "w");
+  await replaceDurably(dir, snapshotName(seq), "write snapshot", true, async (fh) => {
     const dataOffset = SNAPSHOT_HEADER_BYTES + json.length;
     let crc = crc32(json);
     for (let off = 0; off < data.length; off += SNAPSHOT_CHUNK_BYTES) {
@@ -142,16 +147,7 @@ export async function writeSnapshotFile(dir: string, seq: number, json: Uint8Arr
       await writeAll(fh, chunk, dataOffset + off);
     }
     await writeAll(fh, encodeSnapshotHead(json, data.length, crc), 0);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await rename(tmp, final);
-  } catch (e) {
-    await fh?.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw new StorageIoError("write snapshot", tmp, e);
-  }
-  await syncDirectory(dir);
+  });
 }
 
 /** Reads and fully checks the snapshot the log refers to. The data is not copied again. */

@@ -1,3 +1,4 @@
+import { isMember } from "../core/membership.ts";
 import { SeededRandom } from "../core/random.ts";
 import type { ConfState, Entry, Message, NodeId, Term } from "../core/types.ts";
 import type { Clock } from "../clock.ts";
@@ -426,7 +427,7 @@ export class TestCluster {
     const l = this.leader();
     if (l === null) return this.ids.slice();
     const c = this.node(l).membership();
-    return this.ids.filter((id) => c.voters.includes(id) || c.learners.includes(id) || c.votersOutgoing.includes(id));
+    return this.ids.filter((id) => isMember(c, id));
   }
 
   /** Data of the `normal` entries a node applied in its current life, in index order. */

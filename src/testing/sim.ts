@@ -1,5 +1,5 @@
 import { SeededRandom } from "../core/random.ts";
-import type { ConfChangeItem } from "../core/membership.ts";
+import { type ConfChangeItem, isMember } from "../core/membership.ts";
 import type { ConfState, Message, NodeId } from "../core/types.ts";
 import { NotLeaderError, OutcomeUnknownError } from "../errors.ts";
 import { encodeKvCommand, type KvCommand, type KvResult } from "../kv/kv.ts";
@@ -261,7 +261,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       if (!l) return;
       const conf = cluster.node(l).membership();
       const voters = conf.voters;
-      const outside = ids.filter((i) => !voters.includes(i) && !conf.learners.includes(i) && !conf.votersOutgoing.includes(i));
+      const outside = ids.filter((i) => !isMember(conf, i));
       const options: ConfChangeItem[][] = [];
       if (outside.length > 0) {
         const n = pick(outside);

@@ -11,17 +11,18 @@
  * adapters/deno/file-storage.ts); the flock path that needs no --allow-run is covered by the
  * Deno suite and the Deno cluster test. Replay a run with MESHRAFT_CRASH_SEED=<seed>.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { appendFileSync, readdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { FileStorage } from "../../adapters/node/file-storage.ts";
-import { MemoryStorage } from "../../src/storage/memory.ts";
-import { batchOf, type Step } from "../fixtures/storage-writer.ts";
+import type { Step } from "../fixtures/storage-writer.ts";
+import { modelOf, runWriter as spawnWriter, stepsOf } from "../fixtures/storage-writer-runs.ts";
 import { digestState, type StateDigest } from "../deno/storage_digest.ts";
 import { denoBin } from "./process-cluster.ts";
+import { SeededRandom } from "../../src/core/random.ts";
 
 const root = join(import.meta.dirname, "../..");
 const children = new Set<ChildProcess>();
@@ -32,59 +33,16 @@ afterEach(() => {
 
 const denoArgs = (dir: string): string[] => ["run", "--cached-only", "--no-prompt", `--allow-read=${dir}`, `--allow-write=${dir}`, "--allow-sys=hostname", "--allow-run"];
 
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Runs the writer under Deno, SIGKILLs it after `killAfterMs`; returns its acknowledged steps and the one in flight. */
-function runWriter(dir: string, seed: number, killAfterMs: number): Promise<{ acked: Step[]; pending: Step | null; signal: string | null; stderr: string }> {
-  const child = spawn(denoBin, [...denoArgs(dir), "test/fixtures/storage-writer.ts", dir, "--seed", String(seed), "--segment-bytes", String(16 * 1024)], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  let out = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  const timer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (_code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      const acked: Step[] = [];
-      let pending: Step | null = null;
-      // A line cut short by the kill was never acknowledged: drop it.
-      for (const line of out.slice(0, out.lastIndexOf("\n") + 1).split("\n").filter(Boolean)) {
-        const l = JSON.parse(line) as { op: string; step?: Step };
-        if (l.op === "begin") pending = l.step!;
-        else if (l.op === "ack") {
-          acked.push(pending!);
-          pending = null;
-        }
-      }
-      resolve({ acked, pending, signal, stderr });
-    });
-  });
+async function runWriter(dir: string, seed: number, killAfterMs: number): Promise<{ acked: Step[]; pending: Step | null; signal: string | null; stderr: string }> {
+  const argv = [denoBin, ...denoArgs(dir), "test/fixtures/storage-writer.ts", dir, "--seed", String(seed), "--segment-bytes", String(16 * 1024)];
+  const run = await spawnWriter(argv, root, killAfterMs, children);
+  return { ...stepsOf(run), signal: run.signal, stderr: run.stderr };
 }
 
 /** The reference: MemoryStorage fed the same steps. */
 async function modelDigest(steps: Step[]): Promise<StateDigest> {
-  const model = new MemoryStorage();
-  for (const step of steps) {
-    if (step.kind === "compact") await model.compact(step.upTo);
-    else await model.save(batchOf(step));
-  }
-  return digestState(await model.load());
+  return digestState(await (await modelOf(steps)).load());
 }
 
 /** Recovers the directory under Deno and returns the digest of what it loaded. */
@@ -106,14 +64,14 @@ async function nodeCheck(dir: string): Promise<StateDigest> {
 describe("FileStorage under Deno survives SIGKILL at random moments", () => {
   it("every acknowledged step is there after each kill, as Deno and Node both recover it; torn tails are cut off", async () => {
     const seed = Number(process.env.MESHRAFT_CRASH_SEED ?? 20261122);
-    const random = rng(seed);
+    const random = new SeededRandom(seed);
     const dir = await mkdtemp(join(tmpdir(), "meshraft-deno-crash-"));
     const history: Step[] = [];
     const stats = { kills: 0, acked: 0, inFlightKept: 0, inFlightLost: 0, tornCut: 0 };
     const started = Date.now();
     try {
       for (let round = 0; round < 12 && Date.now() - started < 30_000; round++) {
-        const killAfterMs = 500 + Math.floor(random() * 900);
+        const killAfterMs = 500 + Math.floor(random.next() * 900);
         const run = await runWriter(dir, seed + round, killAfterMs);
         const where = `seed ${seed}, round ${round} (killed after ${killAfterMs} ms)`;
         if (run.signal !== "SIGKILL") throw new Error(`${where}: the writer exited by itself: ${run.stderr}`);

@@ -3,12 +3,11 @@
  * 3-process cluster, prints where it is and how to use it, serves the HTTP API with leader
  * redirects, and stops cleanly on Ctrl-C (SIGINT); the in-process example runs its tour.
  */
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { consecutiveFreePorts, sleep } from "./process-cluster.ts";
+import { runDemo } from "./demo.ts";
 
 const root = join(import.meta.dirname, "../..");
 
@@ -23,48 +22,24 @@ describe("README", () => {
   });
 
   it("npm start: a 3-process cluster that answers the printed curl commands and stops on Ctrl-C", async () => {
-    const base = await consecutiveFreePorts(3); // the demo uses base, base+1, base+2
-    const data = mkdtempSync(join(tmpdir(), "meshraft-demo-"));
-    const demo = spawn(process.execPath, ["--import", "tsx", "adapters/node/cli.ts", "demo", "--base-port", String(base), "--data-dir", data], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    demo.stdout!.on("data", (c: Buffer) => (out += c.toString()));
-    demo.stderr!.on("data", (c: Buffer) => (out += c.toString()));
-    try {
-      const deadline = Date.now() + 30_000;
-      while (!out.includes("ready:") && Date.now() < deadline) await sleep(100);
-      expect(out, out).toContain("ready:");
-      expect(out).toContain(`n1 http://127.0.0.1:${base}`);
-      expect(out).toContain("curl -L -X PUT");
-      const leader = /leader (n\d)/.exec(out.slice(out.indexOf("ready:")))![1];
-      const follower = ["n1", "n2", "n3"].find((id) => id !== leader)!;
-      const fUrl = `http://127.0.0.1:${base + Number(follower.slice(1)) - 1}`;
-      // What `curl -L -X PUT --data-binary 'hello' <follower>/kv/greeting` does: follow the 307.
-      const put = await fetch(`${fUrl}/kv/greeting`, { method: "PUT", body: "hello" });
-      expect(put.status).toBe(200);
-      const get = await fetch(`${fUrl}/kv/greeting`);
-      expect(await get.text()).toBe("hello");
-      const stale = await fetch(`${fUrl}/kv/greeting?stale`);
-      expect(await stale.text()).toBe("hello");
-      const status = (await (await fetch(`http://127.0.0.1:${base}/status`)).json()) as { leader: string };
-      expect(status.leader).toBe(leader);
-      const metrics = await (await fetch(`http://127.0.0.1:${base}/metrics`)).text();
-      expect(metrics).toMatch(/^meshraft_/m);
-
-      const exited = new Promise<number | null>((r) => demo.once("exit", (code) => r(code)));
-      demo.kill("SIGINT");
-      expect(await exited).toBe(0);
-      expect(out).toContain("stopped.");
-      // The three members are gone: nothing answers any more.
-      for (let i = 0; i < 3; i++) {
-        await expect(fetch(`http://127.0.0.1:${base + i}/status`)).rejects.toThrow();
-      }
-    } finally {
-      if (demo.exitCode === null) demo.kill("SIGKILL");
-      rmSync(data, { recursive: true, force: true });
-    }
+    await runDemo(
+      (base, data) => [process.execPath, "--import", "tsx", "adapters/node/cli.ts", "demo", "--base-port", String(base), "--data-dir", data],
+      async ({ out, base, leader, followerUrl: fUrl }) => {
+        expect(out()).toContain(`n1 http://127.0.0.1:${base}`);
+        expect(out()).toContain("curl -L -X PUT");
+        // What `curl -L -X PUT --data-binary 'hello' <follower>/kv/greeting` does: follow the 307.
+        const put = await fetch(`${fUrl}/kv/greeting`, { method: "PUT", body: "hello" });
+        expect(put.status).toBe(200);
+        const get = await fetch(`${fUrl}/kv/greeting`);
+        expect(await get.text()).toBe("hello");
+        const stale = await fetch(`${fUrl}/kv/greeting?stale`);
+        expect(await stale.text()).toBe("hello");
+        const status = (await (await fetch(`http://127.0.0.1:${base}/status`)).json()) as { leader: string };
+        expect(status.leader).toBe(leader);
+        const metrics = await (await fetch(`http://127.0.0.1:${base}/metrics`)).text();
+        expect(metrics).toMatch(/^meshraft_/m);
+      },
+    );
   }, 60_000);
 
   it("examples/in-process-cluster.ts runs its tour: election, writes, leader killed, recovery", () => {

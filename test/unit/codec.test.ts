@@ -9,22 +9,11 @@ import {
   encodeMessage,
 } from "../../src/transport/codec.ts";
 import type { Entry, Message, MessageType } from "../../src/core/types.ts";
+import { SeededRandom } from "../../src/core/random.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------------
-
-/** mulberry32: a tiny seeded PRNG, so a failing fuzz case replays exactly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALL_BYTES = Uint8Array.from({ length: 256 }, (_, i) => i);
 const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values);
@@ -524,27 +513,27 @@ describe("codec: fuzz", () => {
   }
 
   it("random byte strings", () => {
-    const random = prng(0xc0dec);
+    const random = new SeededRandom(0xc0dec);
     for (let i = 0; i < 4000; i++) {
-      const frame = Uint8Array.from({ length: Math.floor(random() * 48) }, () => Math.floor(random() * 256));
+      const frame = Uint8Array.from({ length: Math.floor(random.next() * 48) }, () => Math.floor(random.next() * 256));
       // Mostly start with the right version byte, or nearly everything stops at the first check.
-      if (frame.length > 0 && random() < 0.9) frame[0] = WIRE_VERSION;
-      if (frame.length > 1 && random() < 0.5) frame[1] = 0x90 + Math.floor(random() * 10); // a fixarray
-      if (frame.length > 2 && random() < 0.5) frame[2] = 1 + Math.floor(random() * 13); // a type tag
+      if (frame.length > 0 && random.next() < 0.9) frame[0] = WIRE_VERSION;
+      if (frame.length > 1 && random.next() < 0.5) frame[1] = 0x90 + Math.floor(random.next() * 10); // a fixarray
+      if (frame.length > 2 && random.next() < 0.5) frame[2] = 1 + Math.floor(random.next() * 13); // a type tag
       check(frame, `random #${i} [${frame.join(",")}]`);
     }
   });
 
   it("single-byte mutations of valid frames", () => {
-    const random = prng(42);
+    const random = new SeededRandom(42);
     let accepted = 0;
     for (const message of SMALL_MESSAGES) {
       const valid = encodeMessage(message);
       for (let i = 0; i < 400; i++) {
         const frame = valid.slice();
         // Half of the mutations hit the first 64 bytes, where the structure is.
-        const at = Math.floor(random() * (random() < 0.5 ? Math.min(64, frame.length) : frame.length));
-        frame[at] = Math.floor(random() * 256);
+        const at = Math.floor(random.next() * (random.next() < 0.5 ? Math.min(64, frame.length) : frame.length));
+        frame[at] = Math.floor(random.next() * 256);
         if (check(frame, `${message.type} with byte ${at} = ${frame[at]}`) === "ok") accepted++;
       }
     }
@@ -552,20 +541,20 @@ describe("codec: fuzz", () => {
   });
 
   it("random msgpack values shaped like messages", () => {
-    const random = prng(7);
-    const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)];
+    const random = new SeededRandom(7);
+    const pick = <T>(items: T[]): T => items[Math.floor(random.next() * items.length)];
     const value = (depth: number): unknown => {
-      switch (Math.floor(random() * (depth > 2 ? 9 : 11))) {
-        case 0: return Math.floor(random() * 300);
-        case 1: return -Math.floor(random() * 3);
+      switch (Math.floor(random.next() * (depth > 2 ? 9 : 11))) {
+        case 0: return Math.floor(random.next() * 300);
+        case 1: return -Math.floor(random.next() * 3);
         case 2: return pick([1.5, -0, 2 ** 53, 2 ** 64, NaN, Infinity, 4_000_000_000]);
         case 3: return pick(["", "n1", "n2", "🦀", "x".repeat(300)]);
-        case 4: return random() < 0.5;
+        case 4: return random.next() < 0.5;
         case 5: return null;
-        case 6: return Uint8Array.from({ length: Math.floor(random() * 5) }, () => Math.floor(random() * 256));
+        case 6: return Uint8Array.from({ length: Math.floor(random.next() * 5) }, () => Math.floor(random.next() * 256));
         case 7: return pick([0, 1, 2, 3]);
         case 8: return new Date(0);
-        case 9: return Array.from({ length: Math.floor(random() * 6) }, () => value(depth + 1));
+        case 9: return Array.from({ length: Math.floor(random.next() * 6) }, () => value(depth + 1));
         default: return { k: value(depth + 1) };
       }
     };
@@ -574,10 +563,10 @@ describe("codec: fuzz", () => {
       const message = SMALL_MESSAGES[i % SMALL_MESSAGES.length];
       // Start from the valid wire array and replace a few elements (possibly nested) at random.
       const wire = (msgpackDecode(encodeMessage(message).subarray(1)) as unknown[]).slice();
-      for (let n = Math.floor(random() * 3) + 1; n > 0; n--) {
-        const at = Math.floor(random() * (wire.length + 1));
-        const target = Array.isArray(wire[at]) && random() < 0.5 ? (wire[at] as unknown[]) : wire;
-        target[Math.floor(random() * (target.length + 1))] = value(0);
+      for (let n = Math.floor(random.next() * 3) + 1; n > 0; n--) {
+        const at = Math.floor(random.next() * (wire.length + 1));
+        const target = Array.isArray(wire[at]) && random.next() < 0.5 ? (wire[at] as unknown[]) : wire;
+        target[Math.floor(random.next() * (target.length + 1))] = value(0);
       }
       if (check(rawFrame(wire), `shaped #${i}`) === "ok") accepted++;
     }

@@ -9,17 +9,18 @@
  * exercises the orderings between writes, syncs, renames and unlinks; torn records are covered
  * byte by byte in file-storage.test.ts. Replay a run with MESHRAFT_CRASH_SEED=<seed>.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
-import { MemoryStorage } from "../../src/storage/memory.ts";
 import type { StoredState } from "../../src/storage/storage.ts";
 import { FileStorage } from "../../adapters/node/file-storage.ts";
-import { batchOf, type Step } from "../fixtures/storage-writer.ts";
+import type { Step } from "../fixtures/storage-writer.ts";
+import { applyStep, modelOf, runWriter as spawnWriter, stepsOf, type WriterRun } from "../fixtures/storage-writer-runs.ts";
+import { SeededRandom } from "../../src/core/random.ts";
 
 const root = join(import.meta.dirname, "../..");
 const writer = join(root, "test/fixtures/storage-writer.ts");
@@ -30,75 +31,9 @@ afterEach(() => {
   children.clear();
 });
 
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface Run {
-  lines: { op: string; step?: Step; errno?: string; message?: string; code?: string }[];
-  stderr: string;
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-/**
- * Starts the writer (as `node --import tsx`, one process, so the pid we kill is the writer's),
- * kills it after `killAfterMs` unless it exits first, and resolves once it is gone.
- */
-function runWriter(args: string[], killAfterMs: number | null, prefix: string[] = []): Promise<Run> {
-  const argv = [...prefix, process.execPath, "--import", "tsx", writer, ...args];
-  const child = spawn(argv[0], argv.slice(1), { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-  children.add(child);
-  let out = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  const timer = killAfterMs === null ? null : setTimeout(() => child.kill("SIGKILL"), killAfterMs);
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      if (timer) clearTimeout(timer);
-      children.delete(child);
-      // A line cut short by the kill was never acknowledged: drop it.
-      const complete = out.slice(0, out.lastIndexOf("\n") + 1);
-      const lines = complete.split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l) as Run["lines"][number]);
-      resolve({ lines, stderr, code, signal });
-    });
-  });
-}
-
-/** Acknowledged steps of a run, and the step that began but was not acknowledged (if any). */
-function stepsOf(run: Run): { acked: Step[]; pending: Step | null } {
-  const acked: Step[] = [];
-  let pending: Step | null = null;
-  for (const line of run.lines) {
-    if (line.op === "begin") pending = line.step!;
-    else if (line.op === "ack") {
-      acked.push(pending!);
-      pending = null;
-    }
-  }
-  return { acked, pending };
-}
-
-/** The reference: MemoryStorage fed the same steps. */
-async function apply(model: MemoryStorage, step: Step): Promise<void> {
-  if (step.kind === "compact") await model.compact(step.upTo);
-  else await model.save(batchOf(step));
-}
-
-async function modelOf(steps: Step[]): Promise<MemoryStorage> {
-  const model = new MemoryStorage();
-  for (const step of steps) await apply(model, step);
-  return model;
+/** The writer as `node --import tsx` (one process, so the pid killed is the writer's), optionally behind `prefix` (prlimit). */
+function runWriter(args: string[], killAfterMs: number | null, prefix: string[] = []): Promise<WriterRun> {
+  return spawnWriter([...prefix, process.execPath, "--import", "tsx", writer, ...args], root, killAfterMs, children);
 }
 
 function describeState(s: StoredState): string {
@@ -120,7 +55,7 @@ async function loadDir(dir: string, log: string[]): Promise<StoredState> {
 describe("FileStorage survives SIGKILL at random moments", () => {
   it("every acknowledged step is there after each restart, and the step in flight is all there or not at all", async () => {
     const seed = Number(process.env.MESHRAFT_CRASH_SEED ?? 20240607);
-    const random = rng(seed);
+    const random = new SeededRandom(seed);
     const dir = await mkdtemp(join(tmpdir(), "meshraft-crash-"));
     const history: Step[] = [];
     const stats = { kills: 0, acked: 0, inFlightKept: 0, inFlightLost: 0, staleLocks: 0, otherRepairs: 0 };
@@ -128,7 +63,7 @@ describe("FileStorage survives SIGKILL at random moments", () => {
     try {
       for (let round = 0; round < 30 && Date.now() - started < 45_000; round++) {
         // Mostly while saving; now and then during start-up and recovery.
-        const killAfterMs = random() < 0.15 ? 50 + Math.floor(random() * 500) : 600 + Math.floor(random() * 900);
+        const killAfterMs = random.next() < 0.15 ? 50 + Math.floor(random.next() * 500) : 600 + Math.floor(random.next() * 900);
         const run = await runWriter([dir, "--seed", String(seed + round), "--segment-bytes", String(16 * 1024)], killAfterMs);
         const where = `seed ${seed}, round ${round} (killed after ${killAfterMs} ms)`;
         if (run.signal !== "SIGKILL") throw new Error(`${where}: the writer exited by itself (code ${run.code}): ${run.stderr}`);
@@ -141,7 +76,7 @@ describe("FileStorage survives SIGKILL at random moments", () => {
         const withoutPending = await model.load();
         let withPending: StoredState | null = null;
         if (pending) {
-          await apply(model, pending);
+          await applyStep(model, pending);
           withPending = await model.load();
         }
 
