@@ -33,6 +33,7 @@ import {
   Connection,
   type ConnectionHost,
   emptyCounters,
+  HANDSHAKE_CLOSE_REASON,
   type InboundSocket,
   type LinkCounters,
   type MeshLogger,
@@ -547,7 +548,7 @@ export class WebSocketMesh implements Transport {
   #accept(socket: object, wire: Wire): Connection | null {
     if (this.#closed) {
       try {
-        wire.close(CloseCode.SHUTDOWN, `node ${this.id} is shutting down`);
+        wire.close(CloseCode.SHUTDOWN, HANDSHAKE_CLOSE_REASON); // an unidentified socket learns nothing
       } catch {
         // closing anyway
       }
