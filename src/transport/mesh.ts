@@ -25,6 +25,7 @@
  * mark. Raft retransmits; a queue would only deliver stale messages late.
  */
 import { realClock, type Clock } from "../clock.ts";
+import { memberUrlProblem } from "../core/member-url.ts";
 import type { Random } from "../core/random.ts";
 import type { Message, NodeId } from "../core/types.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
@@ -627,6 +628,8 @@ export class WebSocketMesh implements Transport {
       if (typeof peer.id !== "string" || peer.id === "") throw new RangeError("WebSocketMesh: every peer needs a non-empty id");
       if (list.has(peer.id)) throw new RangeError(`WebSocketMesh: peer ${peer.id} is listed twice`);
       peerSocketUrl(peer.url); // throws for a URL the mesh cannot dial
+      const problem = memberUrlProblem(peer.url);
+      if (problem) throw new RangeError(`WebSocketMesh: peer ${peer.id}: ${problem.message}`);
       list.set(peer.id, peer.url);
     }
     return list;

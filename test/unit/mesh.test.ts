@@ -3,6 +3,7 @@
  * reconnects, liveness, backpressure, and a Raft cluster on top.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { MAX_URL_BYTES } from "../../src/core/member-url.ts";
 import type { Message, ReadIndexRequest } from "../../src/core/types.ts";
 import { WIRE_VERSION, encodeMessage } from "../../src/transport/codec.ts";
 import { HANDSHAKE_CLOSE_REASON } from "../../src/transport/connection.ts";
@@ -461,6 +462,19 @@ describe("options", () => {
     [{ clusterId: "" }, "clusterId must be a non-empty string"],
   ])("rejects %o", (override, message) => {
     expect(() => createNodeMesh({ ...base, logger: () => {}, ...override })).toThrow(message);
+  });
+
+  it("refuses a peer URL longer than MAX_URL_BYTES, as every layer does, at construction and in setPeers (which then changes nothing)", () => {
+    const longest = `http://a/${"p".repeat(MAX_URL_BYTES - "http://a/".length)}`;
+    const tooLong = [{ id: "n3", url: `${longest}p` }];
+    expect(() => createNodeMesh({ ...base, peers: tooLong, logger: () => {} })).toThrow(
+      "WebSocketMesh: peer n3: the URL is 2049 bytes; member URLs are limited to 2048 bytes of UTF-8 (MAX_URL_BYTES)",
+    );
+    const mesh = createNodeMesh({ ...base, logger: () => {} });
+    expect(() => mesh.setPeers(tooLong)).toThrow(RangeError);
+    expect(Object.keys(mesh.stats().peers)).toEqual(["n2"]);
+    mesh.setPeers([{ id: "n3", url: longest }]);
+    expect(mesh.stats().peers.n3.url).toBe(longest);
   });
 
   it("turns peer base URLs into /raft socket URLs", async () => {
