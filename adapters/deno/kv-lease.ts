@@ -14,6 +14,12 @@
  *   (`guard`). Once another instance took the lease, each of the old holder's writes fails, so its
  *   durable state cannot change any more, whatever the clocks say. The holder notices (a failed
  *   check, a failed renewal) and stops with LeaseLostError.
+ * - A commit whose answer is lost (a network error after KV applied it) looks like KV being
+ *   unreachable, but a renewal that applied moved the versionstamp, and this instance's next
+ *   guarded commit fails its check. The `owner` token tells the two cases apart: each instance
+ *   has its own, and the only writes to the lease that can follow one of this instance's are its
+ *   own guarded ones (another instance writes its own token), so a stored lease that names this
+ *   instance is its own: its versionstamp is adopted (`recheck`) and the commit is tried again.
  * - Renewal every `ttlMs / 3` pushes `expiresAt` forward. A holder whose lease ran out by its own
  *   clock (`valid()` is false: it was paused, or cut off from KV) must not act on its in-memory
  *   state until a renewal succeeds; the Deno member sends no Raft message meanwhile. A successor
@@ -138,27 +144,45 @@ export class KvLease {
 
   /** Pushes the expiry forward; rejects with LeaseLostError if the lease is no longer ours. */
   async renew(): Promise<void> {
-    if (this.#lost) throw this.#lost;
-    const now = this.#o.now();
-    const value = this.#value(now, this.#acquiredAt);
-    let res: Deno.KvCommitResult | Deno.KvCommitError;
-    try {
-      res = await this.guard(this.#kv.atomic()).set(this.#o.key, value).commit();
-    } catch (e) {
-      // KV unreachable: keep going while the lease lasts; `ensure` fails once it ran out.
-      if (this.#o.now() >= this.#expiresAt) throw this.lose(`could not renew it before it ran out (${errorText(e)})`);
-      return;
+    // A second try only after `recheck` adopted a renewal of ours whose answer was lost.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (this.#lost) throw this.#lost;
+      const now = this.#o.now();
+      const value = this.#value(now, this.#acquiredAt);
+      let res: Deno.KvCommitResult | Deno.KvCommitError;
+      try {
+        res = await this.guard(this.#kv.atomic()).set(this.#o.key, value).commit();
+      } catch (e) {
+        // KV unreachable, or it applied the renewal and the answer was lost (the next guarded
+        // commit's `recheck` finds out): keep going while the lease lasts; `ensure` fails once it ran out.
+        if (this.#o.now() >= this.#expiresAt) throw this.lose(`could not renew it before it ran out (${errorText(e)})`);
+        return;
+      }
+      if (res.ok) {
+        this.#versionstamp = res.versionstamp;
+        this.#expiresAt = value.expiresAt;
+        return;
+      }
+      const lost = await this.recheck();
+      if (lost) throw lost;
     }
-    if (!res.ok) throw await this.explainLoss();
-    this.#versionstamp = res.versionstamp;
-    this.#expiresAt = value.expiresAt;
   }
 
-  /** After a guarded commit failed its check: the lease changed hands. */
-  async explainLoss(): Promise<LeaseLostError> {
-    let holder = "";
+  /**
+   * After a guarded commit failed its check: the lease is not at the versionstamp this instance
+   * knows. If the stored lease still names this instance (a commit of ours applied but its answer
+   * was lost), its versionstamp and expiry are adopted and this resolves null: the caller may try
+   * its commit again. Otherwise the lease changed hands: it is marked lost, and the error says to whom.
+   */
+  async recheck(): Promise<LeaseLostError | null> {
+    let holder: string;
     try {
       const current = await this.#kv.get<LeaseValue>(this.#o.key);
+      if (current.value !== null && current.value.owner === this.owner && this.#lost === null) {
+        this.#versionstamp = current.versionstamp;
+        this.#expiresAt = current.value.expiresAt;
+        return null;
+      }
       holder = current.value === null ? "it was released or deleted" : `it is now held by ${describeHolder(current.value)}`;
     } catch {
       holder = "its versionstamp changed";
@@ -175,11 +199,22 @@ export class KvLease {
     return this.#lost;
   }
 
-  /** Releases the lease so a successor need not wait for it to expire. Never throws. */
+  /**
+   * Releases the lease so a successor need not wait for it to expire: deletes it if the stored
+   * lease still names this instance (checked on the versionstamp just read, so a successor's is
+   * never deleted), also when it was marked lost (run out by this clock, or a lost answer) or this
+   * instance's last versionstamp is stale. Never throws.
+   */
   async release(): Promise<void> {
-    if (this.#lost || this.#versionstamp === null) return;
-    this.#lost = new LeaseLostError(this.#o.nodeId, "it was released by close()");
-    await this.guard(this.#kv.atomic()).delete(this.#o.key).commit().catch(() => undefined);
+    if (this.#versionstamp === null) return; // never acquired
+    this.#lost ??= new LeaseLostError(this.#o.nodeId, "it was released by close()");
+    try {
+      const current = await this.#kv.get<LeaseValue>(this.#o.key);
+      if (current.value?.owner !== this.owner) return;
+      await this.#kv.atomic().check(current).delete(this.#o.key).commit();
+    } catch {
+      // KV unreachable: the lease runs out by itself.
+    }
   }
 
   #value(now: number, acquiredAt: number): LeaseValue {

@@ -262,24 +262,33 @@ export class DenoKvStorage implements Storage {
 
   // --- commits ---------------------------------------------------------------------------------
 
-  /** One guarded atomic commit; the lease is lost if its check fails. */
+  /**
+   * One guarded atomic commit; the lease is lost if its check fails, unless the stored lease is
+   * still this instance's (a renewal whose answer was lost): then once more with its versionstamp.
+   */
   async #commitGroup(mutations: Mutation[]): Promise<void> {
     await this.#lease.ensure();
-    const op = this.#lease.guard(this.#kv.atomic());
-    for (const m of mutations) {
-      if (m.value === undefined) op.delete(m.key);
-      else op.set(m.key, m.value);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const op = this.#lease.guard(this.#kv.atomic());
+      for (const m of mutations) {
+        if (m.value === undefined) op.delete(m.key);
+        else op.set(m.key, m.value);
+      }
+      let res: Deno.KvCommitResult | Deno.KvCommitError;
+      try {
+        res = await op.commit();
+      } catch (e) {
+        // The commit may or may not have happened: stop here; reopening reads what is there.
+        const error = new StorageError("CRASHED", `Deno KV commit failed for node ${this.nodeId}; its outcome is unknown: ${e instanceof Error ? e.message : String(e)}`);
+        this.#fail(error);
+        throw error;
+      }
+      if (res.ok) return;
+      // A failed check applied nothing, so trying again is safe.
+      const lost = await this.#lease.recheck();
+      if (lost) throw lost;
     }
-    let res: Deno.KvCommitResult | Deno.KvCommitError;
-    try {
-      res = await op.commit();
-    } catch (e) {
-      // The commit may or may not have happened: stop here; reopening reads what is there.
-      const error = new StorageError("CRASHED", `Deno KV commit failed for node ${this.nodeId}; its outcome is unknown: ${e instanceof Error ? e.message : String(e)}`);
-      this.#fail(error);
-      throw error;
-    }
-    if (!res.ok) throw await this.#lease.explainLoss();
+    throw this.#lease.lose("its versionstamp kept changing although it names this instance");
   }
 
   /** Makes `mutations` and then `meta` durable as one unit (see the file comment). */

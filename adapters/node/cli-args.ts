@@ -1,6 +1,7 @@
 /**
  * Argument parsing for the `meshraft` CLI: small, strict, with messages that say what to type.
  */
+import { memberUrlProblem } from "../../src/core/member-url.ts";
 
 export interface StartArgs {
   id: string;
@@ -80,6 +81,8 @@ function parseUrl(value: string, flag: string): string {
   if (u.protocol !== "http:" && u.protocol !== "https:") {
     throw new UsageError(`${flag}: only http:// and https:// URLs are supported, got "${value}"`);
   }
+  const problem = memberUrlProblem(value);
+  if (problem) throw new UsageError(`${flag}: ${problem.message}`);
   return value.replace(/\/+$/, "");
 }
 

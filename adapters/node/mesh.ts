@@ -47,30 +47,32 @@ export function createPeerSocketServer(maxPayloadBytes: number = DEFAULT_CODEC_L
 
 export interface MeshServer {
   port: number;
-  /** `http://<hostname>:<port>`, the URL peers list for this node. */
+  /** `http://<hostname>:<port><basePath>`, the URL peers list for this node. */
   url: string;
   /** Stops listening and ends the sockets still open. */
   close(): Promise<void>;
 }
 
 /**
- * Serves only `/raft` on `hostname:port` (port 0 picks a free one). `handlers` is called per
+ * Serves only `<basePath>/raft` on `hostname:port` (port 0 picks a free one; `basePath` is "" or
+ * starts with "/", for a member reached under a path prefix). `handlers` is called per
  * connection, so a server can be started before the mesh it serves exists.
  */
 export function serveMesh(
   handlers: () => MeshInboundHandlers,
-  options: { hostname?: string; port?: number; maxPayloadBytes?: number } = {},
+  options: { hostname?: string; port?: number; maxPayloadBytes?: number; basePath?: string } = {},
 ): Promise<MeshServer> {
   const hostname = options.hostname ?? "127.0.0.1";
+  const basePath = options.basePath ?? "";
   const wss = createPeerSocketServer(options.maxPayloadBytes);
   const app = new Hono();
-  app.get("/raft", upgradeWebSocket(() => handlers()));
+  app.get(`${basePath}/raft`, upgradeWebSocket(() => handlers()));
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, hostname, port: options.port ?? 0, websocket: { server: wss } }, (info) => {
       const port = (info as AddressInfo).port;
       resolve({
         port,
-        url: `http://${hostname}:${port}`,
+        url: `http://${hostname}:${port}${basePath}`,
         close: () =>
           new Promise<void>((done) => {
             for (const client of wss.clients) client.terminate();

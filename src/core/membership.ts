@@ -1,3 +1,4 @@
+import { memberUrlProblem } from "./member-url.ts";
 import type { ConfState, NodeId } from "./types.ts";
 
 /**
@@ -90,6 +91,8 @@ export function applyChanges(conf: ConfState, changes: readonly ConfChangeItem[]
       if (typeof ch.url !== "string" || !/^https?:\/\/[^\s/]+/.test(ch.url)) {
         throw new ConfChangeError("invalid", `member ${id}: url ${JSON.stringify(ch.url)} must be an http(s) base URL`);
       }
+      const problem = memberUrlProblem(ch.url);
+      if (problem) throw new ConfChangeError("invalid", `member ${id}: ${problem.message}`);
     }
     switch (ch.op) {
       case "add-voter":

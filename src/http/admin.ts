@@ -11,6 +11,7 @@
  * already there in the asked role answers 200 without a change, so a joining node may retry.
  */
 import type { Context, Hono } from "hono";
+import { memberUrlProblem } from "../core/member-url.ts";
 import type { ConfChangeItem } from "../core/membership.ts";
 import type { ConfState } from "../core/types.ts";
 import {
@@ -141,6 +142,9 @@ function parseAddMember(body: unknown): { id: string; url: string; role: "voter"
   for (const k of Object.keys(b)) if (k !== "id" && k !== "url" && k !== "role") bad(`unexpected field ${JSON.stringify(k)}`);
   if (typeof b.id !== "string" || b.id === "") bad("id must be a non-empty string");
   if (typeof b.url !== "string" || !/^https?:\/\/\S+$/.test(b.url)) bad("url must be the member's http(s) base URL");
+  const problem = memberUrlProblem(b.url as string);
+  if (problem?.code === "URL_NOT_UNICODE") bad(problem.message);
+  if (problem) throw new ApiError(400, "URL_TOO_LONG", `url refused: ${problem.message}`);
   const role = b.role === undefined ? "voter" : b.role;
   if (role !== "voter" && role !== "learner") bad(`role must be "voter" or "learner"`);
   return { id: b.id as string, url: (b.url as string).replace(/\/+$/, ""), role: role as "voter" | "learner" };

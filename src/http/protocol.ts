@@ -20,7 +20,8 @@ export const SEQ_HEADER = "X-Meshraft-Seq";
  * - 401 UNAUTHORIZED: missing or wrong bearer token.
  * - 404 NOT_FOUND: the key is absent (GET); 404 ROUTE_NOT_FOUND: no such route.
  * - 409 STALE_SEQUENCE: a write with a session seq older than the session's last; not applied.
- * - Admin: 400 INVALID_CONF_CHANGE; 404 MEMBER_NOT_FOUND; 409 CONF_CHANGE_IN_PROGRESS (another
+ * - Admin: 400 INVALID_CONF_CHANGE; 400 URL_TOO_LONG (a member URL beyond MAX_URL_BYTES, 2048
+ *   bytes); 404 MEMBER_NOT_FOUND; 409 CONF_CHANGE_IN_PROGRESS (another
  *   change is in flight; `Retry-After`); 503 TRANSFER_FAILED (leadership did not move).
  * - 413 VALUE_TOO_LARGE, BODY_TOO_LARGE.
  * - 503 NO_LEADER, PROPOSAL_DROPPED, READ_TIMEOUT, NODE_STOPPED: nothing happened, resend freely
@@ -40,6 +41,7 @@ export type ErrorCode =
   | "ROUTE_NOT_FOUND"
   | "STALE_SEQUENCE"
   | "INVALID_CONF_CHANGE"
+  | "URL_TOO_LONG"
   | "MEMBER_NOT_FOUND"
   | "CONF_CHANGE_IN_PROGRESS"
   | "TRANSFER_FAILED"

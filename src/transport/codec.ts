@@ -12,7 +12,9 @@
  *   proposal entry [entryType, data]                   (ForwardProposal.entries)
  *   SnapshotMeta   [index, term, voters, learners, votersOutgoing, urls?, promote?]
  *                  (ids as arrays; urls as a flat array [id, url, id, url, ...])
- * Ids are msgpack str, payloads bin, nullable ids nil or str, numbers msgpack ints.
+ * Ids are msgpack str, payloads bin, nullable ids nil or str, numbers msgpack ints. URLs are msgpack
+ * str of at most MAX_URL_BYTES (../core/member-url.ts), the limit every layer that accepts a member
+ * URL applies, so any member's URL fits in the SnapshotMeta sent to it.
  *
  * Why positional arrays rather than maps with field names: the names cost more than the numbers
  * they label, and every entry would repeat "index", "term", "type", "data". Measured (ids "n1"/"n2",
@@ -30,6 +32,7 @@
  * always echo an id it received.
  */
 import { Decoder, Encoder } from "@msgpack/msgpack";
+import { MAX_URL_BYTES, memberUrlProblem, utf8Length } from "../core/member-url.ts";
 import type { Entry, EntryType, Message, MessageType, NodeId, SnapshotMeta } from "../core/types.ts";
 
 export const WIRE_VERSION = 1;
@@ -204,7 +207,8 @@ export class Codec {
     this.#decoder = new Decoder({
       // Limits are checked by msgpack before it allocates, so a 5-byte header cannot make it
       // allocate an array of 2^32 slots. The wire format uses no maps and no extensions.
-      maxStrLength: merged.maxIdLength,
+      // Strings are ids (checked against maxIdLength once decoded) or URLs.
+      maxStrLength: Math.max(merged.maxIdLength, MAX_URL_BYTES),
       maxBinLength: merged.maxFrameBytes,
       // Message, entry and meta arrays have at most 9 elements.
       maxArrayLength: Math.max(merged.maxEntries, 16),
@@ -293,7 +297,7 @@ export class Codec {
     } catch (error) {
       let text = errorText(error);
       if (text.includes("array length")) text += " (arrays are capped by maxEntries)";
-      if (text.includes("UTF-8 byte length")) text += " (strings are node ids, capped by maxIdLength)";
+      if (text.includes("UTF-8 byte length")) text += ` (strings are node ids or URLs, capped at ${Math.max(this.limits.maxIdLength, MAX_URL_BYTES)} bytes)`;
       throw new CodecError("MALFORMED_FRAME", `frame is not valid msgpack: ${text}`, { cause: error });
     }
 
@@ -459,15 +463,15 @@ export class Codec {
     return ids as NodeId[];
   }
 
-  /** A flat [id, url, id, url, ...] list; URLs are bounded like ids, by 8x the id limit. */
+  /** A flat [id, url, id, url, ...] list; URLs are bounded by MAX_URL_BYTES, whatever the codec limits. */
   #urls(value: unknown, path: string): string[] {
     const list = this.#list(value, path, "a flat array [id, url, ...]");
     if (list.length % 2 !== 0) fail(path, "an even number of items (id, url pairs)", value);
     for (let i = 0; i < list.length; i += 2) {
       this.#id(list[i], path, i);
       const url = list[i + 1];
-      if (typeof url !== "string" || url.length === 0 || url.length > 8 * this.limits.maxIdLength) {
-        fail(where(path, i + 1), `a URL of 1 to ${8 * this.limits.maxIdLength} characters`, url);
+      if (typeof url !== "string" || url.length === 0 || memberUrlProblem(url) !== null) {
+        fail(where(path, i + 1), `a URL of 1 to ${MAX_URL_BYTES} UTF-8 bytes (MAX_URL_BYTES)`, url);
       }
     }
     return list as string[];
@@ -532,22 +536,6 @@ function entryTypeFromCode(value: unknown, path: string, index: number): EntryTy
   const type = typeof value === "number" ? ENTRY_TYPES[value] : undefined;
   if (type === undefined) fail(where(path, index, "type"), `an entry type code 0..${ENTRY_TYPES.length - 1}`, value);
   return type;
-}
-
-/** UTF-8 byte length of `s`, or -1 if it has a lone surrogate (which has no UTF-8 form). */
-function utf8Length(s: string): number {
-  let bytes = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) bytes += 1;
-    else if (c < 0x800) bytes += 2;
-    else if (c < 0xd800 || c > 0xdfff) bytes += 3;
-    else if (c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      bytes += 4;
-      i++;
-    } else return -1;
-  }
-  return bytes;
 }
 
 /** A short, log-safe rendering of a value that failed a check. */

@@ -165,6 +165,13 @@ export type ConnectionState = "handshake" | "ready" | "closed";
 const MAX_HELD_HANDSHAKE_FRAMES = 2;
 /** WebSocket close reasons are limited to 123 bytes of UTF-8. */
 const MAX_CLOSE_REASON_BYTES = 123;
+/**
+ * The close reason sent for every link closed before its handshake completed. The peer has proven
+ * nothing yet (it may be any host that reached /raft), so the reason on the wire names no cluster
+ * id, node id or peer; the close code still says which check failed, and both sides log the details
+ * locally.
+ */
+export const HANDSHAKE_CLOSE_REASON = "handshake refused; the node that closed the link logged why";
 
 const PING = encodeControl(FRAME_PING);
 const PONG = encodeControl(FRAME_PONG);
@@ -546,6 +553,7 @@ export class Connection {
 
   #terminate(code: number, reason: string, level: MeshLogLevel, logMessage: string): void {
     if (this.state === "closed") return;
+    const wireReason = this.state === "handshake" ? HANDSHAKE_CLOSE_REASON : truncateUtf8(reason, MAX_CLOSE_REASON_BYTES);
     this.#finish();
     this.closeReason = `${closeCodeName(code)}: ${reason}`;
     this.#host.log(level, logMessage, {
@@ -556,7 +564,7 @@ export class Connection {
       dialer: this.dialer,
     });
     try {
-      this.#wire.close(code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
+      this.#wire.close(code, wireReason);
     } catch {
       // Already closing; nothing more to do.
     }

@@ -49,8 +49,10 @@ export const FRAME_PONG = 0x21;
 export const MAX_CONTROL_FRAME_BYTES = 4096;
 
 /**
- * WebSocket close codes a mesh link ends with (4000-4999 are free for applications). The reason
- * text says the specifics; both sides log it.
+ * WebSocket close codes a mesh link ends with (4000-4999 are free for applications). Once the
+ * handshake completed, the reason text says the specifics and both sides log it; before, the
+ * reason is generic (HANDSHAKE_CLOSE_REASON in ./connection.ts), so an unauthenticated prober learns
+ * no cluster id, node id or peer list from it, and only the closing side logs the specifics.
  */
 export const CloseCode = {
   /** Normal closure: a node shutting down. */

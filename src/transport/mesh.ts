@@ -25,6 +25,7 @@
  * mark. Raft retransmits; a queue would only deliver stale messages late.
  */
 import { realClock, type Clock } from "../clock.ts";
+import { memberUrlProblem } from "../core/member-url.ts";
 import type { Random } from "../core/random.ts";
 import type { Message, NodeId } from "../core/types.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
@@ -33,6 +34,7 @@ import {
   Connection,
   type ConnectionHost,
   emptyCounters,
+  HANDSHAKE_CLOSE_REASON,
   type InboundSocket,
   type LinkCounters,
   type MeshLogger,
@@ -547,7 +549,7 @@ export class WebSocketMesh implements Transport {
   #accept(socket: object, wire: Wire): Connection | null {
     if (this.#closed) {
       try {
-        wire.close(CloseCode.SHUTDOWN, `node ${this.id} is shutting down`);
+        wire.close(CloseCode.SHUTDOWN, HANDSHAKE_CLOSE_REASON); // an unidentified socket learns nothing
       } catch {
         // closing anyway
       }
@@ -626,6 +628,8 @@ export class WebSocketMesh implements Transport {
       if (typeof peer.id !== "string" || peer.id === "") throw new RangeError("WebSocketMesh: every peer needs a non-empty id");
       if (list.has(peer.id)) throw new RangeError(`WebSocketMesh: peer ${peer.id} is listed twice`);
       peerSocketUrl(peer.url); // throws for a URL the mesh cannot dial
+      const problem = memberUrlProblem(peer.url);
+      if (problem) throw new RangeError(`WebSocketMesh: peer ${peer.id}: ${problem.message}`);
       list.set(peer.id, peer.url);
     }
     return list;

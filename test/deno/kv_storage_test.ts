@@ -119,14 +119,14 @@ harness.describe("DenoKvStorage's node identity lease", () => {
   });
 });
 
-/** A Deno.Kv whose commits fail ("the process died") once `budget.left` reaches 0. */
-function crashingKv(kv: Deno.Kv, budget: { left: number }): Deno.Kv {
+type CommitOutcome = Deno.KvCommitResult | Deno.KvCommitError;
+
+/** The real `kv`, with every `atomic().commit()` going through `commit(real)` (fault injection). */
+function faultyKv(kv: Deno.Kv, commit: (real: () => Promise<CommitOutcome>) => Promise<CommitOutcome>): Deno.Kv {
   const wrapOp = (op: Deno.AtomicOperation): Deno.AtomicOperation => {
     const proxy: Deno.AtomicOperation = new Proxy(op, {
       get(target, prop) {
-        if (prop === "commit") {
-          return () => (budget.left-- <= 0 ? Promise.reject(new Error("crashed")) : target.commit());
-        }
+        if (prop === "commit") return () => commit(() => target.commit());
         const v = Reflect.get(target, prop);
         return typeof v === "function" ? (...args: unknown[]) => (v.apply(target, args) === target ? proxy : v.apply(target, args)) : v;
       },
@@ -141,6 +141,76 @@ function crashingKv(kv: Deno.Kv, budget: { left: number }): Deno.Kv {
     },
   });
 }
+
+/** A Deno.Kv whose commits fail ("the process died") once `budget.left` reaches 0. */
+function crashingKv(kv: Deno.Kv, budget: { left: number }): Deno.Kv {
+  return faultyKv(kv, (real) => (budget.left-- <= 0 ? Promise.reject(new Error("crashed")) : real()));
+}
+
+/** A Deno.Kv whose next commit, once `fault.armed`, is applied by KV but answered by an error. */
+function answerLosingKv(kv: Deno.Kv, fault: { armed: boolean; lost: number }): Deno.Kv {
+  return faultyKv(kv, async (real) => {
+    const outcome = await real();
+    if (!fault.armed) return outcome;
+    fault.armed = false;
+    fault.lost++;
+    throw new TypeError(`error sending request: connection reset (the commit ${outcome.ok ? "was applied" : "failed its check"})`);
+  });
+}
+
+harness.describe("DenoKvStorage's lease when KV applies a renewal but its answer is lost", () => {
+  const leaseOf = (kv: Deno.Kv) => kv.get<{ owner: string; expiresAt: number }>(["meshraft", "n1", "lease"]);
+
+  harness.it("the holder finds its own lease, adopts its versionstamp and keeps writing", async () => {
+    const kv = await Deno.openKv(":memory:");
+    const clock = manualClock();
+    const fault = { armed: false, lost: 0 };
+    const lost: LeaseLostError[] = [];
+    const storage = await DenoKvStorage.open(answerLosingKv(kv, fault), { nodeId: "n1", leaseTtlMs: 60_000, now: clock.now, onLeaseLost: (e) => lost.push(e) });
+    try {
+      await storage.save({ hardState: { term: 1, votedFor: "n1", commit: 0 }, entries: [entry(1, 1)] });
+      const before = await leaseOf(kv);
+      clock.advance(25_000); // past a third of the TTL: the next write renews first
+      fault.armed = true;
+      await storage.save({ entries: [entry(2, 1)] });
+      assert.equal(fault.lost, 1, "the renewal's answer was lost");
+      const after = await leaseOf(kv);
+      assert.equal(after.value?.owner, storage.instanceId);
+      assert.equal(after.value?.expiresAt, before.value!.expiresAt + 25_000, "KV applied the renewal");
+      assert.deepEqual(lost, []);
+      assert.equal(storage.leaseValid(), true);
+      await storage.save({ entries: [entry(3, 1)] });
+      assert.deepEqual((await storage.load()).entries.map((e) => e.index), [1, 2, 3]);
+    } finally {
+      await storage.close();
+    }
+    const next = await DenoKvStorage.open(kv, { nodeId: "n1", now: clock.now }); // released: no wait for the TTL
+    assert.deepEqual((await next.load()).entries.map((e) => e.index), [1, 2, 3]);
+    await next.close();
+    kv.close();
+  });
+
+  harness.it("a holder that stops right after such a renewal still releases the lease, so a restart need not wait", async () => {
+    const kv = await Deno.openKv(":memory:");
+    const clock = manualClock();
+    const fault = { armed: false, lost: 0 };
+    // The renewal timer runs every 100 ms of real time; the manual clock says when a renewal is due.
+    const storage = await DenoKvStorage.open(answerLosingKv(kv, fault), { nodeId: "n1", leaseTtlMs: 300, now: clock.now });
+    await storage.save({ entries: [entry(1, 1)] });
+    clock.advance(150);
+    fault.armed = true;
+    for (let waited = 0; fault.lost === 0; waited += 10) {
+      assert.ok(waited < 5_000, "the renewal timer did not renew within 5 s");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await storage.close();
+    assert.equal((await leaseOf(kv)).value, null, "close() deleted the lease");
+    const next = await DenoKvStorage.open(kv, { nodeId: "n1", now: clock.now });
+    assert.deepEqual((await next.load()).entries.map((e) => e.index), [1]);
+    await next.close();
+    kv.close();
+  });
+});
 
 harness.describe("DenoKvStorage batches beyond one commit (redo record)", () => {
   harness.it("a batch cut off after any of its commits is, after reopening, all there or not at all", async () => {

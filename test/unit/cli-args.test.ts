@@ -1,6 +1,7 @@
 /** `meshraft start` flags: defaults, the loopback-only rule without a secret, and clear usage errors. */
 import { describe, expect, it } from "vitest";
-import { parseStartArgs } from "../../adapters/node/cli-args.ts";
+import { parseStartArgs, UsageError } from "../../adapters/node/cli-args.ts";
+import { MAX_URL_BYTES } from "../../src/core/member-url.ts";
 
 const base = ["--id", "n1", "--listen", "127.0.0.1:7001", "--data-dir", "/tmp/d"];
 
@@ -41,5 +42,19 @@ describe("meshraft start arguments", () => {
     expect(() => parseStartArgs([...base, "--bogus", "1"])).toThrow(/unknown option --bogus/);
     expect(() => parseStartArgs([...base, "--election-timeout-ms", "-5"])).toThrow(/positive whole number/);
     expect(() => parseStartArgs(["--id", "bad id", "--listen", "127.0.0.1:1", "--data-dir", "d"])).toThrow(/--id may contain/);
+  });
+
+  it("refuses a --url, --peer or --join URL longer than MAX_URL_BYTES (2048), the limit of every layer", () => {
+    const at = (bytes: number): string => `http://127.0.0.1:7002/${"p".repeat(bytes - "http://127.0.0.1:7002/".length)}`;
+    expect(at(MAX_URL_BYTES)).toHaveLength(2048);
+    expect(parseStartArgs([...base, "--url", at(MAX_URL_BYTES)]).url).toBe(at(MAX_URL_BYTES));
+    expect(parseStartArgs([...base, "--peer", `n2=${at(MAX_URL_BYTES)}`]).peers).toEqual([{ id: "n2", url: at(MAX_URL_BYTES) }]);
+    const tooLong = at(MAX_URL_BYTES + 1);
+    for (const args of [["--url", tooLong], ["--peer", `n2=${tooLong}`], ["--join", tooLong]]) {
+      expect(() => parseStartArgs([...base, ...args])).toThrow(UsageError);
+      expect(() => parseStartArgs([...base, ...args])).toThrow(/the URL is 2049 bytes; member URLs are limited to 2048 bytes/);
+    }
+    // Counted in UTF-8 bytes, as the wire counts them: 1,000 two-byte characters are 2,000 bytes.
+    expect(() => parseStartArgs([...base, "--url", `http://127.0.0.1:7002/${"é".repeat(1_020)}`])).toThrow(/is 2062 bytes/);
   });
 });

@@ -9,6 +9,7 @@ import {
   encodeMessage,
 } from "../../src/transport/codec.ts";
 import type { Entry, Message, MessageType } from "../../src/core/types.ts";
+import { MAX_URL_BYTES } from "../../src/core/member-url.ts";
 import { SeededRandom } from "../../src/core/random.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -431,6 +432,25 @@ describe("codec: every field is validated, and errors name it", () => {
     expect(() => encodeMessage({ type: "TimeoutNow", from: "🦀".repeat(64), to: "n2", term: 1 })).not.toThrow();
     expect(codecError(() => encodeMessage({ type: "TimeoutNow", from: "🦀".repeat(65), to: "n2", term: 1 })).message)
       .toContain("got 260 bytes");
+  });
+
+  it("a SnapshotMeta carries member URLs of up to MAX_URL_BYTES both ways, whatever maxIdLength is, and refuses longer ones", () => {
+    const url = (bytes: number): string => `http://h/${"p".repeat(bytes - "http://h/".length)}`;
+    const snapshot = (u: string): Message => ({
+      ...SAMPLES.InstallSnapshot,
+      meta: { index: 10, term: 2, conf: { voters: ["n1"], learners: ["learner-ü"], votersOutgoing: [], urls: { "learner-ü": u } } },
+    });
+    for (const codec of [new Codec(), new Codec({ maxIdLength: 32 })]) {
+      const longest = snapshot(url(MAX_URL_BYTES));
+      expect(codec.decode(codec.encode(longest))).toEqual(longest);
+      const tooLong = snapshot(url(MAX_URL_BYTES + 1));
+      expect(codecError(() => codec.encode(tooLong)).message).toContain("expected a URL of 1 to 2048 UTF-8 bytes (MAX_URL_BYTES)");
+      // The same frame built by hand (as a peer without the check would send it) is refused on decode.
+      const wire = [7, "n1", "learner-ü", 6, [10, 2, ["n1"], ["learner-ü"], [], ["learner-ü", url(MAX_URL_BYTES + 1)], []], 0, new Uint8Array(1), true];
+      expect(codecError(() => codec.decode(rawFrame(wire))).message).toBe(
+        "frame is not valid msgpack: Max length exceeded: UTF-8 byte length (2049) > maxStrLength (2048) (strings are node ids or URLs, capped at 2048 bytes)",
+      );
+    }
   });
 
   it("invalid UTF-8 in an id decodes only to an id that re-encodes", () => {

@@ -4,6 +4,7 @@
  * (POST /admin/transfer-leader) and the admin token.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { MAX_URL_BYTES } from "../../src/core/member-url.ts";
 import type { AdminMember, AdminMembersBody, AdminTransferBody } from "../../src/http/protocol.ts";
 import { HttpCluster, sleep, startHttpCluster, waitFor, type HttpClusterOptions, type HttpMember } from "./http-harness.ts";
 
@@ -249,6 +250,21 @@ describe("POST /admin/members", () => {
     expect(await errorCode(huge)).toBe("BODY_TOO_LARGE");
     await sleep(50);
     expect(leader.node.status().lastIndex).toBe(before);
+  });
+
+  it("refuses a url longer than MAX_URL_BYTES (2048) with 400 URL_TOO_LONG; nothing is proposed", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    const before = leader.node.status().lastIndex;
+    const url = `http://127.0.0.1:1/${"p".repeat(MAX_URL_BYTES + 1 - "http://127.0.0.1:1/".length)}`;
+    const res = await call(`${leader.url}/admin/members`, "POST", { id: "n4", url });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error).toEqual({ code: "URL_TOO_LONG", message: "url refused: the URL is 2049 bytes; member URLs are limited to 2048 bytes of UTF-8 (MAX_URL_BYTES)" });
+    await sleep(50);
+    expect(leader.node.status().lastIndex).toBe(before);
+    // A library call that skips the route is refused by the membership change itself.
+    await expect(leader.node.addLearner("n4", url)).rejects.toMatchObject({ code: "INVALID_CONF_CHANGE", message: expect.stringContaining("the URL is 2049 bytes") });
   });
 
   it("a follower answers 307 to the leader and proposes nothing", async () => {

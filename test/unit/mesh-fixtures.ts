@@ -63,10 +63,13 @@ export async function meshCluster(
   return nodes;
 }
 
-/** One node on `port` (0: any) with known peers, e.g. a restart on the port it had. */
-export async function meshNode(id: string, peers: { id: string; url: string }[], options: MeshOptions = {}, port = 0): Promise<MeshNode> {
+/**
+ * One node on `port` (0: any) with known peers, e.g. a restart on the port it had; with `basePath`,
+ * its URL (and socket) is under that path prefix.
+ */
+export async function meshNode(id: string, peers: { id: string; url: string }[], options: MeshOptions = {}, port = 0, basePath = ""): Promise<MeshNode> {
   const slot: { mesh?: WebSocketMesh } = {};
-  const server = await serveMesh(() => slot.mesh!.inboundHandlers(), { port });
+  const server = await serveMesh(() => slot.mesh!.inboundHandlers(), { port, basePath });
   return attach(id, server, slot, peers, options);
 }
 

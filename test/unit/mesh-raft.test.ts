@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { KvStateMachine, encodeKvCommand, type KvResult } from "../../src/kv/kv.ts";
 import { RaftNode } from "../../src/node.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
-import { closeAll, meshCluster, type MeshNode, waitFor } from "./mesh-fixtures.ts";
+import { addressesOf, closeAll, meshCluster, meshNode, type MeshNode, waitFor } from "./mesh-fixtures.ts";
 
 const text = new TextEncoder();
 const put = (key: string, value: string): Uint8Array => encodeKvCommand({ op: "put", key, value: text.encode(value) });
@@ -69,6 +69,57 @@ describe("RaftNode over the WebSocket mesh", () => {
       const stats = cluster.get(n.id)!.mesh.stats();
       for (const peer of Object.values(stats.peers)) expect(peer).toMatchObject({ malformed: 0, droppedUnencodable: 0 });
       expect(stats.handlerErrors).toBe(0);
+    }
+  });
+
+  it("a member whose URL is 1,500 characters long gets a snapshot: its URL rides in the SnapshotMeta sent to it", async () => {
+    const options = { secret: "raft-test" };
+    const timing = { tickMs: 10, electionTimeoutMs: 150, heartbeatIntervalMs: 30, snapshotEveryEntries: 10, snapshotMarginEntries: 0 };
+    const cluster = await meshCluster(["n1", "n2"], options);
+    meshes = [...cluster.values()];
+    const kvs = new Map<string, KvStateMachine>();
+    const start = async (id: string, transport: MeshNode, members: { id: string; url: string }[]): Promise<RaftNode<KvResult>> => {
+      const kv = new KvStateMachine();
+      kvs.set(id, kv);
+      const node = new RaftNode<KvResult>({
+        id,
+        members,
+        join: members.length === 0,
+        storage: new MemoryStorage(),
+        transport: transport.mesh,
+        stateMachine: kv,
+        ...timing,
+      });
+      nodes.push(node);
+      await node.start();
+      return node;
+    };
+    for (const m of meshes) await start(m.id, m, addressesOf(meshes));
+    await waitFor("a leader", () => nodes.some((n) => n.isLeader), 10_000);
+    const leader = nodes.find((n) => n.isLeader)!;
+
+    // n3 is served under a long path prefix (a proxy's, say): its URL is far beyond the 256 bytes of an id.
+    const n3mesh = await meshNode("n3", addressesOf(meshes), options, 0, `/${"p".repeat(1_480)}`);
+    meshes.push(n3mesh);
+    const longUrl = n3mesh.server.url;
+    expect(longUrl.length).toBeGreaterThanOrEqual(1_500);
+    const added = await leader.addLearner("n3", longUrl);
+    expect(added.conf.urls?.n3).toBe(longUrl);
+
+    // Snapshots taken after the change carry n3's URL, and the log below them is gone: n3, which
+    // has nothing yet, can only catch up from such a snapshot.
+    let snapshotIndex = 0;
+    leader.on((e) => {
+      if (e.type === "snapshot-taken" && e.compactedTo > added.index) snapshotIndex = e.index;
+    });
+    for (let i = 0; i < 30; i++) await leader.propose(put(`k${i}`, `v${i}`));
+    await waitFor("a snapshot past the change, and the log compacted", () => snapshotIndex > added.index, 10_000);
+
+    const n3 = await start("n3", n3mesh, []);
+    await waitFor("n3 to restore the snapshot and apply the writes", () => read(kvs.get("n3")!, "k29") === "v29", 15_000);
+    expect(n3.membership().urls?.n3).toBe(longUrl);
+    for (const m of meshes) {
+      for (const peer of Object.values(m.mesh.stats().peers)) expect(peer).toMatchObject({ malformed: 0, droppedUnencodable: 0 });
     }
   });
 });

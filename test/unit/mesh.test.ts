@@ -3,8 +3,10 @@
  * reconnects, liveness, backpressure, and a Raft cluster on top.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { MAX_URL_BYTES } from "../../src/core/member-url.ts";
 import type { Message, ReadIndexRequest } from "../../src/core/types.ts";
 import { WIRE_VERSION, encodeMessage } from "../../src/transport/codec.ts";
+import { HANDSHAKE_CLOSE_REASON } from "../../src/transport/connection.ts";
 import { CloseCode, encodeControl, FRAME_HELLO, FRAME_PING, FRAME_WELCOME, parseHello } from "../../src/transport/handshake.ts";
 import { createNodeMesh } from "../../adapters/node/mesh.ts";
 import {
@@ -55,6 +57,9 @@ function startAll(nodes: Map<string, MeshNode>): Map<string, Message[]> {
 }
 
 const logged = (node: MeshNode, pattern: RegExp): boolean => node.logs.some((l) => pattern.test(l.message));
+/** What a dialer logs when `peer` refused its handshake: the generic wire reason and the close code. */
+const REFUSED_BY = (peer: string, code: string): RegExp =>
+  new RegExp(`^${peer} closed the link: ${HANDSHAKE_CLOSE_REASON.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(${code}\\)$`);
 
 describe("handshake", () => {
   it("opens one link per pair, dialed by the smaller id, and carries messages both ways", async () => {
@@ -90,7 +95,7 @@ describe("handshake", () => {
     const [n1, n2] = [nodes.get("n1")!, nodes.get("n2")!];
     await waitFor("two refused dials", () => n1.mesh.stats().peers.n2.refused >= 2);
     expect(logged(n1, /^refused the link to n2: n2 failed to prove the cluster secret \(the two nodes have different secrets\)/)).toBe(true);
-    await waitFor("n2 to log n1's reason", () => logged(n2, /^n1 closed the link: n2 failed to prove the cluster secret.*\(AUTH_FAILED\)/));
+    await waitFor("n2 to log n1's refusal", () => logged(n2, REFUSED_BY("n1", "AUTH_FAILED")));
     expect(n1.mesh.stats().peers.n2.opened).toBe(0);
     expect(n2.mesh.stats().peers.n1).toMatchObject({ opened: 0, messagesIn: 0 });
   });
@@ -101,7 +106,7 @@ describe("handshake", () => {
     const n2 = nodes.get("n2")!;
     await waitFor("a refusal", () => n2.mesh.stats().peers.n1.refused >= 1);
     expect(logged(n2, /^refused a link from n1: n1 has no cluster secret but this node requires one \(AUTH_FAILED\)/)).toBe(true);
-    await waitFor("n1 to log n2's reason", () => logged(nodes.get("n1")!, /^n2 closed the link: n1 has no cluster secret/));
+    await waitFor("n1 to log n2's refusal", () => logged(nodes.get("n1")!, REFUSED_BY("n2", "AUTH_FAILED")));
   });
 
   it("refuses a peer from another cluster", async () => {
@@ -110,7 +115,7 @@ describe("handshake", () => {
     const n2 = nodes.get("n2")!;
     await waitFor("a refusal", () => n2.mesh.stats().peers.n1.refused >= 1);
     expect(logged(n2, /^refused a link from n1: n1 is in cluster "test" but this node is in cluster "other" \(CLUSTER_MISMATCH\)/)).toBe(true);
-    await waitFor("n1 to log n2's reason", () => logged(nodes.get("n1")!, /^n2 closed the link: .*CLUSTER_MISMATCH/));
+    await waitFor("n1 to log n2's refusal", () => logged(nodes.get("n1")!, REFUSED_BY("n2", "CLUSTER_MISMATCH")));
   });
 
   it("refuses an unknown node id", async () => {
@@ -122,7 +127,29 @@ describe("handshake", () => {
     const n2 = nodes.get("n2")!;
     await waitFor("a refusal", () => n2.mesh.stats().unidentified.refused >= 1);
     expect(logged(n2, /^refused a link from n0: unknown node id "n0": not a peer of n2 \(peers: n1\) \(UNKNOWN_NODE\)/)).toBe(true);
-    await waitFor("n0 to log n2's reason", () => logged(nodes.get("n0")!, /^n2 closed the link: unknown node id "n0"/));
+    await waitFor("n0 to log n2's refusal", () => logged(nodes.get("n0")!, REFUSED_BY("n2", "UNKNOWN_NODE")));
+  });
+
+  it("tells a prober that has proven nothing no cluster id, node id or peer: the details go to the local log", async () => {
+    // n2 is in cluster "prod-cluster-7f3a" with peers n1 and n3 (n2 dials n3).
+    const nodes = await cluster(["n1", "n2", "n3"], { clusterId: "prod-cluster-7f3a" });
+    const n2 = nodes.get("n2")!;
+    const hello = { protocol: 1, cluster: "prod-cluster-7f3a", from: "n1", to: "n2", nonce: nonce(), auth: false };
+    const probes = [
+      { hello: { ...hello, cluster: "guess" }, code: CloseCode.CLUSTER_MISMATCH, log: 'refused a link from n1: n1 is in cluster "guess" but this node is in cluster "prod-cluster-7f3a" (CLUSTER_MISMATCH)' },
+      { hello: { ...hello, from: "x9" }, code: CloseCode.UNKNOWN_NODE, log: 'refused a link from x9: unknown node id "x9": not a peer of n2 (peers: n1, n3) (UNKNOWN_NODE)' },
+      { hello: { ...hello, to: "n7" }, code: CloseCode.WRONG_NODE, log: 'refused a link from n1: n1 dialed node "n7" but reached "n2" (WRONG_NODE)' },
+      { hello: { ...hello, from: "n3" }, code: CloseCode.WRONG_DIALER, log: "refused a link from n3: n3 dialed n2, but the node whose id sorts first dials: n2 dials n3 (WRONG_DIALER)" },
+    ];
+    for (const probe of probes) {
+      const raw = await rawSocket(n2.server.url);
+      raw.send(encodeControl(FRAME_HELLO, probe.hello));
+      const closed = await raw.closed;
+      expect(closed.code).toBe(probe.code);
+      for (const secret of ["prod-cluster-7f3a", "n1", "n2", "n3"]) expect(closed.reason).not.toContain(secret);
+      expect(raw.frames).toEqual([]);
+      expect(n2.logs.filter((l) => l.message === probe.log && l.level === "warn")).toHaveLength(1);
+    }
   });
 
   it("refuses a dial from the peer this node must dial (one link per pair)", async () => {
@@ -130,7 +157,7 @@ describe("handshake", () => {
     const n2 = nodes.get("n2")!;
     const raw = await rawSocket(n2.server.url);
     raw.send(encodeControl(FRAME_HELLO, { protocol: 1, cluster: "test", from: "n3", to: "n2", nonce: nonce(), auth: false }));
-    expect(await raw.closed).toEqual({ code: CloseCode.WRONG_DIALER, reason: "n3 dialed n2, but the node whose id sorts first dials: n2 dials n3" });
+    expect(await raw.closed).toEqual({ code: CloseCode.WRONG_DIALER, reason: HANDSHAKE_CLOSE_REASON });
     expect(logged(n2, /^refused a link from n3: n3 dialed n2/)).toBe(true);
   });
 
@@ -161,7 +188,7 @@ describe("handshake", () => {
     const n2 = nodes.get("n2")!;
     const raw = await rawSocket(n2.server.url);
     raw.send(encodeControl(FRAME_HELLO, { protocol: 2, cluster: "test", from: "n1", to: "n2", nonce: nonce(), auth: false }));
-    expect(await raw.closed).toEqual({ code: CloseCode.PROTOCOL_VERSION, reason: "peer speaks mesh protocol 2; this node speaks 1" });
+    expect(await raw.closed).toEqual({ code: CloseCode.PROTOCOL_VERSION, reason: HANDSHAKE_CLOSE_REASON });
     expect(logged(n2, /^refused a link from an unidentified peer: peer speaks mesh protocol 2; this node speaks 1 \(PROTOCOL_VERSION\)/)).toBe(true);
   });
 
@@ -209,7 +236,8 @@ describe("handshake", () => {
     expect(welcome[0]).toBe(FRAME_WELCOME);
     for (let i = 0; i < 5; i++) n2.mesh.send(msg("n2", "n1", i));
     raw.send(new Uint8Array([0x12, ...new TextEncoder().encode(JSON.stringify({ proof: "00".repeat(32) }))]));
-    expect(await raw.closed).toMatchObject({ code: CloseCode.AUTH_FAILED, reason: expect.stringContaining("n1 failed to prove the cluster secret") });
+    expect(await raw.closed).toEqual({ code: CloseCode.AUTH_FAILED, reason: HANDSHAKE_CLOSE_REASON });
+    expect(logged(n2, /^refused a link from n1: n1 failed to prove the cluster secret/)).toBe(true);
     expect(raw.frames).toHaveLength(1);
     expect(n2.mesh.stats().peers.n1).toMatchObject({ droppedDisconnected: 5, messagesOut: 0, refused: 1 });
   });
@@ -268,7 +296,8 @@ describe("bad frames on an open link", () => {
     const before = n2.mesh.stats().unidentified.malformed;
     const raw = await rawSocket(n2.server.url);
     raw.send(new Uint8Array([0x10, 0x7b, 0xff]));
-    expect(await raw.closed).toEqual({ code: CloseCode.MALFORMED_FRAME, reason: "HELLO is not UTF-8 JSON" });
+    expect(await raw.closed).toEqual({ code: CloseCode.MALFORMED_FRAME, reason: HANDSHAKE_CLOSE_REASON });
+    expect(logged(n2, /^refused a link from an unidentified peer: HELLO is not UTF-8 JSON \(MALFORMED_FRAME\)$/)).toBe(true);
     expect(n2.mesh.stats().unidentified.malformed).toBe(before + 1);
   });
 
@@ -433,6 +462,19 @@ describe("options", () => {
     [{ clusterId: "" }, "clusterId must be a non-empty string"],
   ])("rejects %o", (override, message) => {
     expect(() => createNodeMesh({ ...base, logger: () => {}, ...override })).toThrow(message);
+  });
+
+  it("refuses a peer URL longer than MAX_URL_BYTES, as every layer does, at construction and in setPeers (which then changes nothing)", () => {
+    const longest = `http://a/${"p".repeat(MAX_URL_BYTES - "http://a/".length)}`;
+    const tooLong = [{ id: "n3", url: `${longest}p` }];
+    expect(() => createNodeMesh({ ...base, peers: tooLong, logger: () => {} })).toThrow(
+      "WebSocketMesh: peer n3: the URL is 2049 bytes; member URLs are limited to 2048 bytes of UTF-8 (MAX_URL_BYTES)",
+    );
+    const mesh = createNodeMesh({ ...base, logger: () => {} });
+    expect(() => mesh.setPeers(tooLong)).toThrow(RangeError);
+    expect(Object.keys(mesh.stats().peers)).toEqual(["n2"]);
+    mesh.setPeers([{ id: "n3", url: longest }]);
+    expect(mesh.stats().peers.n3.url).toBe(longest);
   });
 
   it("turns peer base URLs into /raft socket URLs", async () => {
