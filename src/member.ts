@@ -52,6 +52,7 @@ export interface MemberOptions {
   electionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
   snapshotEvery?: number;
+  snapshotBytes?: number;
   snapshotMargin?: number;
   log: MemberLogger;
 }
@@ -80,6 +81,7 @@ export function createMember(o: MemberOptions): Member {
     electionTimeoutMs: o.electionTimeoutMs,
     heartbeatIntervalMs: o.heartbeatIntervalMs,
     snapshotEveryEntries: o.snapshotEvery,
+    snapshotEveryBytes: o.snapshotBytes,
     snapshotMarginEntries: o.snapshotMargin,
     onError: (error) => o.log("error", "node failed and stopped", { error: error instanceof Error ? error.message : String(error) }),
   });

@@ -77,9 +77,15 @@ export interface RaftNodeOptions<Result> {
   maxInflightBytes?: number;
   /**
    * Take a snapshot of the state machine once this many entries were applied since the last one,
-   * then compact the log. Default 10000; 0 disables snapshots.
+   * then compact the log. Default 10000; 0: not by count.
    */
   snapshotEveryEntries?: number;
+  /**
+   * Take one also once the entries applied since the last snapshot hold this many bytes of data,
+   * so that a log of large entries is compacted before it holds 10000 of them. Default 64 MiB;
+   * 0: not by size. With both at 0 no snapshot is taken.
+   */
+  snapshotEveryBytes?: number;
   /** Entries kept below a snapshot for followers that are slightly behind. Default 1000. */
   snapshotMarginEntries?: number;
   /** Size of one InstallSnapshot chunk. Default 1 MiB. */
@@ -180,9 +186,12 @@ export class RaftNode<Result = unknown> {
   private readonly proposalTimeoutMs: number;
   private readonly readTimeoutMs: number;
   private readonly snapshotEvery: number;
+  private readonly snapshotEveryBytes: number;
   private readonly snapshotMargin: number;
   /** Index of the last snapshot taken or installed here. */
   private snapshotIndex: Index = 0;
+  /** Data bytes of the entries applied since the last snapshot taken or installed (or since start). */
+  private bytesSinceSnapshot = 0;
 
   private raft: Raft | null = null;
   private state: "new" | "starting" | "running" | "stopped" = "new";
@@ -229,6 +238,7 @@ export class RaftNode<Result = unknown> {
     this.proposalTimeoutMs = positive("proposalTimeoutMs", options.proposalTimeoutMs ?? 10_000);
     this.readTimeoutMs = positive("readTimeoutMs", options.readTimeoutMs ?? 5_000);
     this.snapshotEvery = nonNegativeInt("snapshotEveryEntries", options.snapshotEveryEntries ?? 10_000);
+    this.snapshotEveryBytes = nonNegativeInt("snapshotEveryBytes", options.snapshotEveryBytes ?? 64 * 1024 * 1024);
     this.snapshotMargin = nonNegativeInt("snapshotMarginEntries", options.snapshotMarginEntries ?? 1_000);
   }
 
@@ -559,7 +569,7 @@ export class RaftNode<Result = unknown> {
         for (const m of rd.messages) this.transport.send(m);
         this.settle(rd);
         raft.advance();
-        if (this.snapshotEvery > 0 && this.appliedIndex - this.snapshotIndex >= this.snapshotEvery) {
+        if (this.snapshotDue()) {
           await this.takeSnapshot(raft);
           if (this.state !== "running") return;
         }
@@ -625,6 +635,7 @@ export class RaftNode<Result = unknown> {
     const index = snap.meta.index;
     this.appliedIndex = index;
     this.snapshotIndex = Math.max(this.snapshotIndex, index);
+    this.bytesSinceSnapshot = 0;
     // Proposals placed at or below the snapshot: whether they are in it is not known here.
     for (const [i, p] of this.proposals) {
       if (i > index) continue;
@@ -640,6 +651,14 @@ export class RaftNode<Result = unknown> {
     this.appliedMembers = snap.meta.conf;
     this.updatePeers();
     this.emit({ type: "snapshot-restored", index, term: snap.meta.term });
+  }
+
+  /** Whether enough entries, or entry bytes, were applied since the last snapshot. */
+  private snapshotDue(): boolean {
+    return (
+      (this.snapshotEvery > 0 && this.appliedIndex - this.snapshotIndex >= this.snapshotEvery) ||
+      (this.snapshotEveryBytes > 0 && this.bytesSinceSnapshot >= this.snapshotEveryBytes)
+    );
   }
 
   /** Snapshot the state machine at the applied index, save it, then compact storage and memory. */
@@ -658,6 +677,7 @@ export class RaftNode<Result = unknown> {
     if (this.state !== "running") return;
     raft.snapshotTaken(snapshot, compactTo);
     this.snapshotIndex = index;
+    this.bytesSinceSnapshot = 0;
     this.emit({ type: "snapshot-taken", index, compactedTo: compactTo });
   }
 
@@ -726,6 +746,7 @@ export class RaftNode<Result = unknown> {
       let result: Result | undefined;
       if (entry.type === "normal") result = this.sm.apply(entry);
       this.appliedIndex = entry.index;
+      this.bytesSinceSnapshot += entry.data.byteLength;
       if (entry.type === "config") this.appliedConf(entry);
       const p = this.proposals.get(entry.index);
       if (p) {

@@ -112,6 +112,7 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     electionTimeoutMs: args.electionTimeoutMs,
     heartbeatIntervalMs: args.heartbeatIntervalMs,
     snapshotEvery: args.snapshotEvery,
+    snapshotBytes: args.snapshotBytes,
     snapshotMargin: args.snapshotMargin,
     log,
   });

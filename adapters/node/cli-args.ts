@@ -24,8 +24,9 @@ export interface StartArgs {
   insecure: boolean;
   electionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
-  /** Snapshot after this many applied entries (0: never); entries kept below a snapshot. */
+  /** Snapshot after this many applied entries, or bytes of them (0: not by that); entries kept below a snapshot. */
   snapshotEvery?: number;
+  snapshotBytes?: number;
   snapshotMargin?: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
@@ -38,7 +39,7 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                       [--join URL]... [--learner] [--admin-token TOKEN]
                       [--url URL] [--cluster-id NAME] [--secret SECRET] [--token TOKEN]
                       [--election-timeout-ms N] [--heartbeat-interval-ms N] [--log-level LEVEL]
-                      [--snapshot-every N] [--snapshot-margin N]
+                      [--snapshot-every N] [--snapshot-bytes N] [--snapshot-margin N]
 
   --id                  this member's id (letters, digits, - and _)
   --listen              address for the HTTP API and the peer socket (/raft)
@@ -57,7 +58,9 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
   --token               bearer token required by the client API (or MESHRAFT_TOKEN)
   --insecure            allow a non-loopback --listen without --secret
   --snapshot-every      snapshot the state and compact the log every N applied entries
-                        (default 10000; 0 never)
+                        (default 10000; 0: not by count)
+  --snapshot-bytes      ... and whenever the entries applied since the last snapshot hold N
+                        bytes (default 67108864, 64 MiB; 0: not by size)
   --snapshot-margin     entries kept below a snapshot for slightly slow followers (default 1000)`;
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -92,10 +95,10 @@ function positiveInt(value: string, flag: string): number {
   return n;
 }
 
-function count(value: string | undefined, flag: string): number | undefined {
+function count(value: string | undefined, flag: string, unit = "entries"): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`${flag} takes a whole number of entries, got "${value}"`);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`${flag} takes a whole number of ${unit}, got "${value}"`);
   return n;
 }
 
@@ -121,6 +124,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     "heartbeat-interval-ms",
     "log-level",
     "snapshot-every",
+    "snapshot-bytes",
     "snapshot-margin",
   ]);
   for (let i = 0; i < argv.length; i++) {
@@ -206,6 +210,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     electionTimeoutMs: et ? positiveInt(et, "--election-timeout-ms") : undefined,
     heartbeatIntervalMs: hb ? positiveInt(hb, "--heartbeat-interval-ms") : undefined,
     snapshotEvery: count(one("snapshot-every"), "--snapshot-every"),
+    snapshotBytes: count(one("snapshot-bytes"), "--snapshot-bytes", "bytes"),
     snapshotMargin: count(one("snapshot-margin"), "--snapshot-margin"),
     logLevel,
   };

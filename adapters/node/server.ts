@@ -53,6 +53,7 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     electionTimeoutMs: args.electionTimeoutMs,
     heartbeatIntervalMs: args.heartbeatIntervalMs,
     snapshotEvery: args.snapshotEvery,
+    snapshotBytes: args.snapshotBytes,
     snapshotMargin: args.snapshotMargin,
     log,
   });

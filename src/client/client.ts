@@ -9,11 +9,19 @@
  * - connection failures and per-attempt timeouts, and 504 OUTCOME_UNKNOWN: a write's fate may be
  *   unknown, but every write carries a session (client id + seq) that the retry reuses, so the
  *   state machine answers a resend of an applied write with its original result;
- * - 307 is followed at once and not counted as an attempt.
+ * - 307 is followed at once and not counted as an attempt;
+ * - 409 SESSION_EXPIRED (the cluster forgot the session): when no attempt of the write can have
+ *   been applied, it is resent at once on a new session; otherwise it fails with OUTCOME_UNKNOWN.
+ *
+ * Sessions belong to one client instance: their ids carry 128 random bits chosen at construction
+ * and their seqs start at 1, so two clients (or a restarted one) never share a session, whatever
+ * `clientId` they were given or their clocks say. A shared session would lose writes: the cluster
+ * answers a write whose seq equals the session's last one with that write's result.
  * Anything else (4xx, 500) is returned or thrown as it is.
  */
 import { MeshraftError } from "../errors.ts";
 import {
+  bytesToBase64,
   CLIENT_HEADER,
   isValidClientId,
   LEADER_HEADER,
@@ -42,8 +50,9 @@ export interface MeshraftClientOptions {
   /** Sent instead of `token` on the `/admin` calls (members, transferLeader). Default: `token`. */
   adminToken?: string;
   /**
-   * This client's session id (printable ASCII, up to 200 characters), unique among the cluster's
-   * clients. Default: 128 random bits. Concurrent writes use `<clientId>.<n>` as well.
+   * A label for this client's sessions (printable ASCII, up to 200 characters), e.g. the app's
+   * name: the session id is `<clientId>.<128 random bits>`, unique to this client instance.
+   * Default: the random part alone. Concurrent writes use `<session id>.<n>` as well.
    */
   clientId?: string;
   /** Longest wait for one HTTP answer, in ms. Default 5000. */
@@ -86,6 +95,8 @@ interface Answer {
   headers: Headers;
   body: Uint8Array;
   url: string;
+  /** A write: whether an earlier attempt of this call may have reached the log. */
+  uncertain?: boolean;
 }
 
 interface Call {
@@ -96,7 +107,7 @@ interface Call {
   contentType?: string;
   /** Writes carry a session and are retried after unknown outcomes. */
   write: boolean;
-  /** Answered only by the leader: a success tells where the leader is. */
+  /** Answered only by the leader: a success (200, or 409 from a write) tells where the leader is. */
   leaderOnly: boolean;
   /** A fixed node (status): no leader preference. */
   url?: string;
@@ -107,6 +118,7 @@ interface Call {
 /** One session lane: at most one write in flight, so its seqs reach the log in order. */
 interface Lane {
   client: string;
+  /** The last seq used; a new lane starts at 0, so its first write is seq 1. */
   seq: number;
 }
 
@@ -114,6 +126,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export class MeshraftClient {
+  /** The id of this instance's first session lane: `clientId` option (if any), then random bits. */
   readonly clientId: string;
   private readonly urls: string[];
   private readonly token: string | undefined;
@@ -142,11 +155,11 @@ export class MeshraftClient {
     });
     this.token = options.token;
     this.adminToken = options.adminToken ?? options.token;
-    this.clientId = options.clientId ?? randomId();
-    // Room for the lane suffix within the server's 256-character limit.
-    if (!isValidClientId(this.clientId) || this.clientId.length > 200) {
+    // Room for the random part and the lane suffix within the server's 256-character limit.
+    if (options.clientId !== undefined && (!isValidClientId(options.clientId) || options.clientId.length > 200)) {
       throw new TypeError("clientId must be 1 to 200 printable ASCII characters without spaces");
     }
+    this.clientId = options.clientId === undefined ? randomId() : `${options.clientId}.${randomId()}`;
     this.timeoutMs = positive("timeoutMs", options.timeoutMs ?? 5_000);
     this.retryBudgetMs = positive("retryBudgetMs", options.retryBudgetMs ?? 15_000);
     this.maxAttempts = positive("maxAttempts", options.maxAttempts ?? 100);
@@ -179,20 +192,24 @@ export class MeshraftClient {
 
   /**
    * Sets `key` to `value` only if it currently holds `expect` (`null`: only if absent; a `null`
-   * value deletes). Resolves with whether it did. Values travel as JSON strings: bytes must be
-   * valid UTF-8.
+   * value deletes). Resolves with whether it did. Strings are compared and stored as UTF-8;
+   * byte arrays exactly as they are (they travel in base64).
    */
   async cas(key: string, expect: string | Uint8Array | null, value: string | Uint8Array | null): Promise<boolean> {
-    const payload: CasRequestBody = { expect: text(expect, "expect"), value: text(value, "value") };
+    const payload: CasRequestBody = {};
+    if (expect instanceof Uint8Array) payload.expectBase64 = bytesToBase64(expect);
+    else payload.expect = expect;
+    if (value instanceof Uint8Array) payload.valueBase64 = bytesToBase64(value);
+    else payload.value = value;
     const body = encoder.encode(JSON.stringify(payload));
-    const res = await this.write({ method: "POST", path: `${kvPath(key)}/cas`, body, contentType: "application/json", write: true, leaderOnly: true });
+    const res = await this.write({ method: "POST", path: kvPath(key, "cas"), body, contentType: "application/json", write: true, leaderOnly: true });
     return res.ok;
   }
 
   /** The value of `key`, or null if absent. Linearizable unless `stale` is set. */
   async get(key: string, options: GetOptions = {}): Promise<Uint8Array | null> {
     const stale = options.stale === true;
-    const res = await this.call({ method: "GET", path: kvPath(key) + (stale ? "?stale" : ""), write: false, leaderOnly: !stale });
+    const res = await this.call({ method: "GET", path: kvPath(key, "", stale ? "stale" : ""), write: false, leaderOnly: !stale });
     if (res.status === 200) return res.body;
     if (res.status === 404 && errorOf(res)?.code === "NOT_FOUND") return null;
     throw httpError(res);
@@ -254,11 +271,20 @@ export class MeshraftClient {
     const lane = this.freeLanes.pop() ?? this.newLane();
     lane.seq++;
     try {
-      const res = await this.call(call, { [CLIENT_HEADER]: lane.client, [SEQ_HEADER]: String(lane.seq) });
-      if (res.status === 200 || (res.status === 409 && call.method === "POST" && errorOf(res) === null)) {
-        return JSON.parse(decoder.decode(res.body)) as WriteBody;
+      for (;;) {
+        const res = await this.call(call, { [CLIENT_HEADER]: lane.client, [SEQ_HEADER]: String(lane.seq) });
+        if (res.status === 200 || (res.status === 409 && call.method === "POST" && errorOf(res) === null)) {
+          return JSON.parse(decoder.decode(res.body)) as WriteBody;
+        }
+        const e = httpError(res);
+        if (e.code !== "SESSION_EXPIRED") throw e;
+        if (res.uncertain) {
+          throw new MeshraftHttpError(e.status, "OUTCOME_UNKNOWN", `the write may or may not have been applied: the cluster forgot its session before a resend reached it (${e.message})`, e.url, { cause: e });
+        }
+        // No attempt was applied (none can have reached the log but this refused one): start over
+        // on a session the cluster has never seen.
+        Object.assign(lane, this.newLane(), { seq: 1 });
       }
-      throw httpError(res);
     } finally {
       // Even after OUTCOME_UNKNOWN: the next write on this lane has a higher seq, so if the old one
       // still commits later, the session table answers it as stale instead of applying it.
@@ -266,11 +292,10 @@ export class MeshraftClient {
     }
   }
 
+  /** A lane on a session id this instance has not used before (clientId is unique to it). */
   private newLane(): Lane {
     const n = this.lanes++;
-    // Seqs start from the clock so that a restarted process reusing a fixed clientId goes on above
-    // its old seqs (at most 1000 writes per ms per lane; a lane waits a round trip per write).
-    return { client: n === 0 ? this.clientId : `${this.clientId}.${n}`, seq: Date.now() * 1000 };
+    return { client: n === 0 ? this.clientId : `${this.clientId}.${n}`, seq: 0 };
   }
 
   /** Sends `call` until it gets an answer that is not worth retrying, or the budget runs out. */
@@ -320,11 +345,12 @@ export class MeshraftClient {
           lastError = httpError(res);
           break;
         }
-        // Only the leader gets as far as these answers (a follower validates some input first).
-        if (call.leaderOnly && (res.status === 200 || res.status === 404 || res.status === 409)) {
+        // Only the leader gets as far as these answers (a follower validates some input first). A
+        // 404 can come from any node (a route it does not have): it says nothing of leadership.
+        if (call.leaderOnly && (res.status === 200 || (res.status === 409 && call.write))) {
           this.rememberLeader(base, res.headers.get(NODE_HEADER));
         }
-        return res;
+        return { ...res, uncertain };
       }
       const delay = this.backoff(attempt);
       if (attempt >= this.maxAttempts || Date.now() + delay >= deadline) {
@@ -426,18 +452,16 @@ export class MeshraftClient {
   }
 }
 
-function kvPath(key: string): string {
+/**
+ * The path of `key`'s route (`/kv/<key>`, with `/<action>` and `?<query>`). The keys `.` and `..`
+ * go in the query (`/kv?key=..`) instead: URL parsing, here and on the server, drops them from a
+ * path as dot segments, even percent-encoded.
+ */
+function kvPath(key: string, action = "", query = ""): string {
   if (typeof key !== "string" || key.length === 0) throw new TypeError("a key must be a non-empty string");
-  return `/kv/${encodeURIComponent(key)}`;
-}
-
-function text(v: string | Uint8Array | null, name: string): string | null {
-  if (v === null || typeof v === "string") return v;
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(v);
-  } catch {
-    throw new TypeError(`cas ${name} must be valid UTF-8 (CAS values travel as JSON strings)`);
-  }
+  const tail = action === "" ? "" : `/${action}`;
+  if (key === "." || key === "..") return `/kv${tail}?key=${encodeURIComponent(key)}${query === "" ? "" : `&${query}`}`;
+  return `/kv/${encodeURIComponent(key)}${tail}${query === "" ? "" : `?${query}`}`;
 }
 
 function errorOf(res: Answer): ErrorBody["error"] | null {

@@ -20,6 +20,7 @@ import {
   MAX_KEY_BYTES,
   MAX_VALUE_BYTES,
   type KvCommand,
+  type KvRefusal,
   type KvResult,
   type KvSession,
   type KvStateMachine,
@@ -29,6 +30,7 @@ import { mountAdminRoutes } from "./admin.ts";
 import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
 import { createHttpMetrics, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 import {
+  base64ToBytes,
   CLIENT_HEADER,
   isValidClientId,
   LEADER_HEADER,
@@ -44,7 +46,10 @@ export interface HttpLimits {
   maxKeyBytes?: number;
   /** Largest value (PUT body, CAS expect/value), in bytes. Default and maximum: MAX_VALUE_BYTES (1 MiB). */
   maxValueBytes?: number;
-  /** Largest request body other than a PUT's (the CAS JSON), in bytes. Default 2 * maxValueBytes + 64 KiB. */
+  /**
+   * Largest request body other than a PUT's (the CAS JSON), in bytes. Default: room for two
+   * base64 values of maxValueBytes, plus 64 KiB.
+   */
   maxBodyBytes?: number;
 }
 
@@ -117,7 +122,7 @@ export function createApp(options: AppOptions): Hono {
   const { node, kv } = options;
   const maxKeyBytes = limit("maxKeyBytes", options.limits?.maxKeyBytes, MAX_KEY_BYTES);
   const maxValueBytes = limit("maxValueBytes", options.limits?.maxValueBytes, MAX_VALUE_BYTES);
-  const maxBodyBytes = limit("maxBodyBytes", options.limits?.maxBodyBytes, 2 * maxValueBytes + 65_536, Number.MAX_SAFE_INTEGER);
+  const maxBodyBytes = limit("maxBodyBytes", options.limits?.maxBodyBytes, 2 * Math.ceil(maxValueBytes / 3) * 4 + 65_536, Number.MAX_SAFE_INTEGER);
   const writeTimeoutMs = options.writeTimeoutMs;
   if (writeTimeoutMs !== undefined && !(writeTimeoutMs > 0)) {
     throw new RangeError(`writeTimeoutMs must be a positive number of milliseconds, got ${writeTimeoutMs}`);
@@ -206,9 +211,17 @@ export function createApp(options: AppOptions): Hono {
   // ---------------------------------------------------------------------------------------------
   // Request parsing
 
-  function keyOf(c: Context): string {
-    const m = /^\/kv\/([^/]+)/.exec(new URL(c.req.url).pathname);
-    if (!m) throw new ApiError(400, "BAD_REQUEST", "missing key");
+  /**
+   * The key of a `/kv/:key` route, or with `inQuery` of a `/kv?key=` route. The query form exists
+   * for the keys `.` and `..`: URL parsing (the client's and the server's) removes them, even
+   * percent-encoded, as dot segments of the path. A request may name its key only one way.
+   */
+  function keyOf(c: Context, inQuery = false): string {
+    const url = new URL(c.req.url);
+    const fromQuery = /(?:^|&)key=([^&]*)/.exec(url.search.slice(1));
+    const m = inQuery ? fromQuery : /^\/kv\/([^/]+)/.exec(url.pathname);
+    if (!m || m[1] === "") throw new ApiError(400, "BAD_REQUEST", "missing key");
+    if (!inQuery && fromQuery) throw new ApiError(400, "BAD_REQUEST", "the key is in the path: no ?key= allowed");
     let key: string;
     try {
       key = decodeURIComponent(m[1]);
@@ -262,19 +275,25 @@ export function createApp(options: AppOptions): Hono {
     }
   }
 
+  /** 200, or 409 for a CAS that did not match; a write its session refused is a 409 with its code. */
   function writeAnswer(c: Context, result: KvResult, index: number, extra: Partial<WriteBody> = {}): Response {
+    if (result.refused) refused(result.refused);
     const body: WriteBody = { ok: result.ok, index, ...extra };
     if (result.duplicate) body.duplicate = true;
     return c.json(body, result.ok ? 200 : 409);
   }
 
-  /** A resend older than the session's last write was answered without applying anything. */
-  function staleSequence(): never {
+  /** The session answered without applying anything. */
+  function refused(code: KvRefusal): never {
+    if (code === "SESSION_EXPIRED") {
+      throw new ApiError(409, "SESSION_EXPIRED", `the cluster no longer holds this ${CLIENT_HEADER} session; nothing was applied now (a resend's original may have been): start a new session at ${SEQ_HEADER} 1`);
+    }
     throw new ApiError(409, "STALE_SEQUENCE", `${SEQ_HEADER} is older than this client's last write; nothing was applied`);
   }
 
-  app.put("/kv/:key", async (c) => {
-    const key = keyOf(c);
+  // Each KV route also takes its key as `?key=` on the bare path (`/kv`, `/kv/cas`): see keyOf.
+  const putKv = (inQuery: boolean) => async (c: Context) => {
+    const key = keyOf(c, inQuery);
     const session = sessionOf(c);
     rejectDeclaredLength(c, maxValueBytes, "VALUE_TOO_LARGE");
     const redirect = unlessLeader(c);
@@ -283,23 +302,25 @@ export function createApp(options: AppOptions): Hono {
     if (value === null) throw new ApiError(413, "VALUE_TOO_LARGE", `the value exceeds ${maxValueBytes} bytes`);
     const r = await propose(c, "put", { op: "put", key, value, ...session });
     if (r instanceof Response) return r;
-    if (!r.result.ok) staleSequence();
     return writeAnswer(c, r.result, r.index);
-  });
+  };
+  app.put("/kv/:key", putKv(false));
+  app.put("/kv", putKv(true));
 
-  app.delete("/kv/:key", async (c) => {
-    const key = keyOf(c);
+  const deleteKv = (inQuery: boolean) => async (c: Context) => {
+    const key = keyOf(c, inQuery);
     const session = sessionOf(c);
     const redirect = unlessLeader(c);
     if (redirect) return redirect;
     const r = await propose(c, "delete", { op: "delete", key, ...session });
     if (r instanceof Response) return r;
-    if (!r.result.ok) staleSequence();
-    return writeAnswer(c, r.result, r.index, { existed: r.result.prev !== null });
-  });
+    return writeAnswer(c, r.result, r.index, { existed: r.result.existed });
+  };
+  app.delete("/kv/:key", deleteKv(false));
+  app.delete("/kv", deleteKv(true));
 
-  app.post("/kv/:key/cas", async (c) => {
-    const key = keyOf(c);
+  const casKv = (inQuery: boolean) => async (c: Context) => {
+    const key = keyOf(c, inQuery);
     const session = sessionOf(c);
     rejectDeclaredLength(c, maxBodyBytes, "BODY_TOO_LARGE");
     const redirect = unlessLeader(c);
@@ -310,13 +331,15 @@ export function createApp(options: AppOptions): Hono {
     const r = await propose(c, "cas", { op: "cas", key, expect, value, ...session });
     if (r instanceof Response) return r;
     return writeAnswer(c, r.result, r.index);
-  });
+  };
+  app.post("/kv/:key/cas", casKv(false));
+  app.post("/kv/cas", casKv(true));
 
   // ---------------------------------------------------------------------------------------------
   // Reads
 
-  app.get("/kv/:key", async (c) => {
-    const key = keyOf(c);
+  const getKv = (inQuery: boolean) => async (c: Context) => {
+    const key = keyOf(c, inQuery);
     const stale = isStale(c.req.query("stale"));
     if (!stale) {
       if (!options.followerReads) {
@@ -340,7 +363,9 @@ export function createApp(options: AppOptions): Hono {
     if (value === null) throw new ApiError(404, "NOT_FOUND", `no value for key ${JSON.stringify(key)}`);
     c.header("Content-Type", "application/octet-stream");
     return c.body(value as Uint8Array<ArrayBuffer>, 200);
-  });
+  };
+  app.get("/kv/:key", getKv(false));
+  app.get("/kv", getKv(true));
 
   // ---------------------------------------------------------------------------------------------
   // Operations
@@ -474,9 +499,13 @@ async function readBody(req: Request, max: number): Promise<Uint8Array | null> {
   return out;
 }
 
+/**
+ * The CAS body: each of `expect` and `value` as a UTF-8 string (`"expect"`) or as base64 bytes
+ * (`"expectBase64"`), or null. Base64 carries any bytes exactly (a leading BOM, invalid UTF-8).
+ */
 function parseCas(raw: Uint8Array, maxValueBytes: number): { expect: Uint8Array | null; value: Uint8Array | null } {
   const bad = (why: string): never => {
-    throw new ApiError(400, "BAD_REQUEST", `the CAS body must be JSON {"expect": string|null, "value": string|null}: ${why}`);
+    throw new ApiError(400, "BAD_REQUEST", `the CAS body must be JSON {"expect" or "expectBase64": string|null, "value" or "valueBase64": string|null}: ${why}`);
   };
   let parsed: unknown;
   try {
@@ -486,14 +515,24 @@ function parseCas(raw: Uint8Array, maxValueBytes: number): { expect: Uint8Array 
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return bad("not an object");
   const body = parsed as Record<string, unknown>;
-  for (const k of Object.keys(body)) if (k !== "expect" && k !== "value") bad(`unexpected field ${JSON.stringify(k)}`);
+  const fields = ["expect", "value", "expectBase64", "valueBase64"];
+  for (const k of Object.keys(body)) if (!fields.includes(k)) bad(`unexpected field ${JSON.stringify(k)}`);
   const field = (name: "expect" | "value"): Uint8Array | null => {
-    if (!(name in body)) bad(`${name} is missing (null is allowed)`);
-    const v = body[name];
+    const b64 = `${name}Base64`;
+    const inBase64 = Object.hasOwn(body, b64);
+    if (Object.hasOwn(body, name) === inBase64) bad(`give exactly one of ${name} and ${b64} (null is allowed)`);
+    const v = inBase64 ? body[b64] : body[name];
     if (v === null) return null;
     if (typeof v !== "string") return bad(`${name} must be a string or null`);
-    if (/\p{Cs}/u.test(v)) bad(`${name} contains a lone surrogate`);
-    const bytes = utf8.encode(v);
+    let bytes: Uint8Array;
+    if (inBase64) {
+      const decoded = base64ToBytes(v);
+      if (decoded === null) return bad(`${b64} is not canonical base64`);
+      bytes = decoded;
+    } else {
+      if (/\p{Cs}/u.test(v)) bad(`${name} contains a lone surrogate`);
+      bytes = utf8.encode(v);
+    }
     if (bytes.byteLength > maxValueBytes) {
       throw new ApiError(413, "VALUE_TOO_LARGE", `${name} is ${bytes.byteLength} bytes; the limit is ${maxValueBytes}`);
     }

@@ -20,6 +20,9 @@ export const SEQ_HEADER = "X-Meshraft-Seq";
  * - 401 UNAUTHORIZED: missing or wrong bearer token.
  * - 404 NOT_FOUND: the key is absent (GET); 404 ROUTE_NOT_FOUND: no such route.
  * - 409 STALE_SEQUENCE: a write with a session seq older than the session's last; not applied.
+ * - 409 SESSION_EXPIRED: a write with a seq above 1 for a session the cluster does not hold (it
+ *   was forgotten to bound the session table); not applied. Start a new session (a new client id,
+ *   seq 1); if the write was a resend, its original may or may not have been applied.
  * - Admin: 400 INVALID_CONF_CHANGE; 400 URL_TOO_LONG (a member URL beyond MAX_URL_BYTES, 2048
  *   bytes); 404 MEMBER_NOT_FOUND; 409 CONF_CHANGE_IN_PROGRESS (another
  *   change is in flight; `Retry-After`); 503 TRANSFER_FAILED (leadership did not move).
@@ -40,6 +43,7 @@ export type ErrorCode =
   | "NOT_FOUND"
   | "ROUTE_NOT_FOUND"
   | "STALE_SEQUENCE"
+  | "SESSION_EXPIRED"
   | "INVALID_CONF_CHANGE"
   | "URL_TOO_LONG"
   | "MEMBER_NOT_FOUND"
@@ -69,10 +73,36 @@ export interface WriteBody {
   existed?: boolean;
 }
 
-/** The body of `POST /kv/:key/cas`: UTF-8 strings; `expect: null` = must be absent, `value: null` = delete. */
+/**
+ * The body of `POST /kv/:key/cas`: each of expect and value either as a UTF-8 string (`expect`)
+ * or as bytes in base64 (`expectBase64`), never both; `null` expect = must be absent, `null`
+ * value = delete. Base64 carries any bytes exactly, a leading BOM or invalid UTF-8 included.
+ */
 export interface CasRequestBody {
-  expect: string | null;
-  value: string | null;
+  expect?: string | null;
+  value?: string | null;
+  expectBase64?: string | null;
+  valueBase64?: string | null;
+}
+
+/** Standard base64 with padding (RFC 4648 §4), as CasRequestBody carries bytes. */
+export function bytesToBase64(bytes: Uint8Array): string {
+  let binary = "";
+  // String.fromCharCode takes its arguments on the stack: go in slices.
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000) as unknown as number[]);
+  }
+  return btoa(binary);
+}
+
+/** The bytes of canonical padded base64, or null for anything else (whitespace, missing padding). */
+export function base64ToBytes(text: string): Uint8Array | null {
+  if (text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return null;
+  const binary = atob(text);
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  // Non-zero bits in the last character's padding would decode the same: not canonical.
+  return bytesToBase64(out) === text ? out : null;
 }
 
 export interface StatusMember {

@@ -2,15 +2,15 @@
  * The built-in key-value state machine: string keys, binary values, compare-and-swap, and
  * exactly-once sessions for clients that retry writes whose outcome they do not know.
  *
- * Everything `apply` does depends only on the sequence of applied entries (and `maxSessions`,
- * which must be the same on every node), so replicas that apply the same log hold the same state,
+ * Everything `apply` does depends only on the sequence of applied entries (and `maxSessions` and
+ * `maxSessionBytes`, which must be the same on every node), so replicas that apply the same log hold the same state,
  * byte for byte in `snapshot()`.
  */
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { Entry } from "../core/types.ts";
 import { MeshraftError } from "../errors.ts";
 import type { StateMachine } from "../statemachine.ts";
-import { decodeKvSnapshot, encodeKvSnapshot, isFormat2, type KvSnapshotContent } from "./snapshot-format.ts";
+import { decodeKvSnapshot, encodeKvSnapshot, isBinaryFormat, type KvSnapshotContent } from "./snapshot-format.ts";
 
 /** Longest key, in UTF-8 bytes. */
 export const MAX_KEY_BYTES = 1024;
@@ -20,14 +20,23 @@ export const MAX_VALUE_BYTES: number = 1024 * 1024;
 export const MAX_CLIENT_ID_BYTES = 256;
 /** Default bound on the number of client sessions a KvStateMachine remembers. */
 export const DEFAULT_MAX_SESSIONS = 10_000;
+/** Default bound on the session table's size, in bytes as `sessionBytes` counts them (1 MiB). */
+export const DEFAULT_MAX_SESSION_BYTES: number = 1024 * 1024;
+/** What one session costs beyond its client id's UTF-8 bytes (its snapshot record: length, seq, flags). */
+const SESSION_OVERHEAD_BYTES = 13;
 
 /**
  * Optional exactly-once session: a client numbers its writes; a retry carries the same `client`
  * and `seq`, and is answered from the session table instead of being applied twice.
+ *
+ * A session starts with seq 1 (0 is accepted too): a write with a higher seq for a client the
+ * table does not hold belongs to a session that was forgotten (evicted to keep the table within
+ * its bounds), and is refused with SESSION_EXPIRED instead of being applied, since it may be the
+ * retry of a write that was applied before the session was forgotten (thesis §6.3).
  */
 export interface KvSession {
   client?: string;
-  /** Non-negative safe integer; each new write of a client uses a higher one. */
+  /** Non-negative safe integer; each new write of a client uses a higher one, starting at 1. */
   seq?: number;
 }
 
@@ -53,18 +62,29 @@ export interface KvCas extends KvSession {
 export type KvCommand = KvPut | KvDelete | KvCas;
 
 /**
+ * Why a session write was answered without applying anything (`ok: false`):
+ * - STALE_SEQUENCE: its seq is below the session's last one (a late copy of an older write);
+ * - SESSION_EXPIRED: its seq is above 1 and the session is not in the table (forgotten).
+ */
+export type KvRefusal = "STALE_SEQUENCE" | "SESSION_EXPIRED";
+
+/**
  * - put / delete: `ok` is always true; `prev` is the value before (null if absent).
  * - cas: `ok` says whether `expect` matched (and the write happened); `prev` is the value before.
- * - `duplicate` is set when a session replay was answered without applying anything: a replay of
- *   the client's last seq gets that write's original result; an older seq gets `ok: false`.
+ * - `existed`: whether the key held a value before the write (`prev !== null`, except on a
+ *   duplicate, which keeps `existed` but not `prev`).
+ * - `duplicate` is set when a replay of the session's last seq was answered with that write's
+ *   original `ok` and `existed` (`prev` is null: the table does not keep values).
+ * - `refused` is set, with `ok: false`, when the session refused the write (see KvRefusal).
  *
- * `prev` is never an alias of the machine's state, but a session keeps the same array to answer
- * retries with: treat it as read-only.
+ * `prev` is never an alias of the machine's state.
  */
 export interface KvResult {
   ok: boolean;
   prev: Uint8Array | null;
+  existed: boolean;
   duplicate?: boolean;
+  refused?: KvRefusal;
 }
 
 /** A command that cannot be encoded or decoded: wrong shape, wrong types, or over a size limit. */
@@ -229,27 +249,44 @@ function utf8Length(s: string): number {
   return n;
 }
 
+/** A session's share of `maxSessionBytes`. */
+function sessionCost(client: string): number {
+  return utf8Length(client) + SESSION_OVERHEAD_BYTES;
+}
+
+function positiveInt(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
+/** What a retry of the session's last write is answered with: its verdict, never a value. */
 interface SessionRecord {
   seq: number;
-  result: KvResult;
+  ok: boolean;
+  existed: boolean;
 }
 
 export interface KvStateMachineOptions {
   /**
-   * How many client sessions to remember; the least recently used is forgotten first. A client
-   * whose session was forgotten loses exactly-once for its retries. Must be equal on all nodes.
-   * Each session holds its last result, so memory grows with `prev` sizes too.
+   * How many client sessions to remember; the least recently used is forgotten first (a later
+   * write of a forgotten session is refused with SESSION_EXPIRED). Must be equal on all nodes.
    */
   maxSessions?: number;
+  /**
+   * Bound on the session table in bytes: each session costs its client id's UTF-8 length plus 13.
+   * The least recently used sessions are forgotten first. Must be equal on all nodes. Default
+   * DEFAULT_MAX_SESSION_BYTES (1 MiB).
+   */
+  maxSessionBytes?: number;
 }
 
-/** Format 1, read for snapshots older nodes wrote; `snapshot()` writes format 2 (./snapshot-format.ts). */
+/** Format 1, read for snapshots older nodes wrote; `snapshot()` writes format 3 (./snapshot-format.ts). */
 const SNAPSHOT_FORMAT = 1;
 
 /** Format 1 layout (msgpack). Maps are written as arrays of pairs: msgpack encodes a Map as {}. */
@@ -266,16 +303,16 @@ export class KvStateMachine implements StateMachine<KvResult> {
   /** Entries whose data did not decode; each was answered `{ ok: false, prev: null }`. */
   malformedCommands = 0;
   readonly maxSessions: number;
+  readonly maxSessionBytes: number;
   private data = new Map<string, Uint8Array>();
   /** Insertion order is recency order: the first entry is the least recently used session. */
   private sessions = new Map<string, SessionRecord>();
+  /** Sum of sessionCost over `sessions`. Invariant: <= maxSessionBytes after every apply/restore. */
+  private sessionBytesValue = 0;
 
   constructor(options: KvStateMachineOptions = {}) {
-    const max = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
-    if (!Number.isSafeInteger(max) || max < 1) {
-      throw new RangeError(`maxSessions must be a positive integer, got ${max}`);
-    }
-    this.maxSessions = max;
+    this.maxSessions = positiveInt("maxSessions", options.maxSessions ?? DEFAULT_MAX_SESSIONS);
+    this.maxSessionBytes = positiveInt("maxSessionBytes", options.maxSessionBytes ?? DEFAULT_MAX_SESSION_BYTES);
   }
 
   apply(entry: Entry): KvResult {
@@ -286,23 +323,22 @@ export class KvStateMachine implements StateMachine<KvResult> {
       if (!(e instanceof KvCommandError)) throw e;
       // Every replica decodes the same bytes the same way, so all of them land here: no divergence.
       this.malformedCommands++;
-      return { ok: false, prev: null };
+      return { ok: false, prev: null, existed: false };
     }
     if (cmd.client === undefined || cmd.seq === undefined) return this.execute(cmd);
 
     const client = cmd.client;
     const last = this.sessions.get(client);
+    if (last === undefined && cmd.seq > 1) return { ok: false, prev: null, existed: false, refused: "SESSION_EXPIRED" };
     if (last !== undefined) {
       this.touch(client, last);
-      if (cmd.seq === last.seq) return { ok: last.result.ok, prev: last.result.prev, duplicate: true };
-      if (cmd.seq < last.seq) return { ok: false, prev: null, duplicate: true };
+      if (cmd.seq === last.seq) return { ok: last.ok, prev: null, existed: last.existed, duplicate: true };
+      if (cmd.seq < last.seq) return { ok: false, prev: null, existed: false, refused: "STALE_SEQUENCE" };
     }
     const result = this.execute(cmd);
-    this.touch(client, { seq: cmd.seq, result });
-    while (this.sessions.size > this.maxSessions) {
-      this.sessions.delete(this.sessions.keys().next().value as string);
-    }
-    return { ok: result.ok, prev: result.prev };
+    this.touch(client, { seq: cmd.seq, ok: result.ok, existed: result.existed });
+    this.evict(this.sessions);
+    return result;
   }
 
   /** The value of `key` (a copy), or null if absent. */
@@ -324,16 +360,19 @@ export class KvStateMachine implements StateMachine<KvResult> {
     return this.sessions.size;
   }
 
-  /** The whole state in format 2 (./snapshot-format.ts). */
+  /** Size of the session table, as bounded by `maxSessionBytes`. */
+  get sessionBytes(): number {
+    return this.sessionBytesValue;
+  }
+
+  /** The whole state in format 3 (./snapshot-format.ts). */
   snapshot(): Uint8Array {
-    const sessions: KvSnapshotContent["sessions"] = new Map();
-    for (const [c, s] of this.sessions) sessions.set(c, { seq: s.seq, ok: s.result.ok, prev: s.result.prev });
-    return encodeKvSnapshot({ data: this.data, sessions, malformedCommands: this.malformedCommands });
+    return encodeKvSnapshot({ data: this.data, sessions: this.sessions, malformedCommands: this.malformedCommands });
   }
 
   /** Replaces the whole state; on a malformed snapshot throws KvSnapshotError and changes nothing. */
   restore(bytes: Uint8Array): void {
-    if (isFormat2(bytes)) return this.restoreFormat2(bytes);
+    if (isBinaryFormat(bytes)) return this.restoreBinary(bytes);
     const body = parseSnapshot(bytes);
     const data = new Map<string, Uint8Array>();
     for (const [k, v] of body.data) {
@@ -345,38 +384,50 @@ export class KvStateMachine implements StateMachine<KvResult> {
       if (sessions.has(client)) {
         throw new KvSnapshotError(`snapshot holds client ${JSON.stringify(client)} twice`);
       }
-      sessions.set(client, { seq, result: { ok, prev: prev === null ? null : prev.slice() } });
+      sessions.set(client, { seq, ok, existed: prev !== null });
     }
     this.adopt(data, sessions, body.malformedCommands);
   }
 
-  /** Format 2 decodes straight into fresh maps (every value already a copy). */
-  private restoreFormat2(bytes: Uint8Array): void {
+  /** Formats 2 and 3 decode straight into fresh maps (every value already a copy). */
+  private restoreBinary(bytes: Uint8Array): void {
     let c: KvSnapshotContent;
     try {
       c = decodeKvSnapshot(bytes);
     } catch (e) {
       throw new KvSnapshotError(`malformed KV snapshot: ${(e as Error).message}`);
     }
-    const sessions = new Map<string, SessionRecord>();
-    for (const [client, s] of c.sessions) sessions.set(client, { seq: s.seq, result: { ok: s.ok, prev: s.prev } });
-    this.adopt(c.data, sessions, c.malformedCommands);
+    this.adopt(c.data, c.sessions, c.malformedCommands);
   }
 
-  /** Takes restored state; a snapshot from a node with more sessions loses the least recently used. */
+  /** Takes restored state; a snapshot from a node with larger bounds loses the least recently used sessions. */
   private adopt(data: Map<string, Uint8Array>, sessions: Map<string, SessionRecord>, malformedCommands: number): void {
-    for (const client of sessions.keys()) {
-      if (sessions.size <= this.maxSessions) break;
-      sessions.delete(client);
-    }
+    let bytes = 0;
+    for (const client of sessions.keys()) bytes += sessionCost(client);
     this.data = data;
     this.sessions = sessions;
+    this.sessionBytesValue = bytes;
+    this.evict(sessions);
     this.malformedCommands = malformedCommands;
   }
 
+  /** Makes `client` the most recently used session. */
   private touch(client: string, record: SessionRecord): void {
-    this.sessions.delete(client);
+    if (this.sessions.delete(client)) this.sessionBytesValue -= sessionCost(client);
     this.sessions.set(client, record);
+    this.sessionBytesValue += sessionCost(client);
+  }
+
+  /**
+   * Forgets least recently used sessions until both bounds hold. Only applied entries decide the
+   * order, so every replica forgets the same sessions at the same index (no clock is involved).
+   */
+  private evict(sessions: Map<string, SessionRecord>): void {
+    for (const client of sessions.keys()) {
+      if (sessions.size <= this.maxSessions && this.sessionBytesValue <= this.maxSessionBytes) break;
+      sessions.delete(client);
+      this.sessionBytesValue -= sessionCost(client);
+    }
   }
 
   private execute(cmd: KvCommand): KvResult {
@@ -384,18 +435,18 @@ export class KvStateMachine implements StateMachine<KvResult> {
     switch (cmd.op) {
       case "put":
         this.data.set(cmd.key, cmd.value);
-        return { ok: true, prev };
+        return { ok: true, prev, existed: prev !== null };
       case "delete":
         this.data.delete(cmd.key);
-        return { ok: true, prev };
+        return { ok: true, prev, existed: prev !== null };
       case "cas": {
         const matches =
           cmd.expect === null ? prev === null : prev !== null && bytesEqual(prev, cmd.expect);
         // On a mismatch the value stays in the map: hand out a copy, not the stored array.
-        if (!matches) return { ok: false, prev: prev === null ? null : prev.slice() };
+        if (!matches) return { ok: false, prev: prev === null ? null : prev.slice(), existed: prev !== null };
         if (cmd.value === null) this.data.delete(cmd.key);
         else this.data.set(cmd.key, cmd.value);
-        return { ok: true, prev };
+        return { ok: true, prev, existed: prev !== null };
       }
     }
   }

@@ -1,15 +1,20 @@
 /**
- * The KV snapshot, format 2: a flat binary layout written and read in one pass. Format 1 (msgpack)
- * took 0.2-0.3 s to write and 0.5-1.3 s to read for 200,000 keys (21 MB), longer than an
+ * The KV snapshot, formats 2 and 3: a flat binary layout written and read in one pass. Format 1
+ * (msgpack) took 0.2-0.3 s to write and 0.5-1.3 s to read for 200,000 keys (21 MB), longer than an
  * election timeout on the single JavaScript thread; this takes a fraction of that.
  *
- *   "MKV2"                        4 bytes (a msgpack format-1 snapshot starts with a map byte)
+ *   "MKV3"                        4 bytes (a msgpack format-1 snapshot starts with a map byte)
  *   malformedCommands             f64
  *   key count                     u32
  *     key length u32, key UTF-8, value length u32, value bytes        (insertion order)
  *   session count                 u32
- *     client length u32, client UTF-8, seq f64, flags u8 (1: ok, 2: has prev),
- *     [prev length u32, prev bytes]                                     (least recently used first)
+ *     client length u32, client UTF-8, seq f64, flags u8 (1: ok, 2: existed)
+ *                                                                       (least recently used first)
+ *
+ * Format 2 ("MKV2", still read) differs only in its session records: flag 2 meant "has prev" and
+ * the previous value followed (prev length u32, prev bytes). A session needs only whether the key
+ * existed to answer a retry, so format 3 keeps no values in the session table: with format 2,
+ * 50 sessions whose last write replaced a 1 MiB value made a 52 MB snapshot of an empty store.
  *
  * Integers are little-endian. Reading checks every length against the buffer and the UTF-8 of
  * every string. Values are views into one private copy of the input (nothing aliases the
@@ -19,27 +24,31 @@
 
 export interface KvSnapshotContent {
   data: Map<string, Uint8Array>;
-  /** Client -> [seq, ok, prev]. */
-  sessions: Map<string, { seq: number; ok: boolean; prev: Uint8Array | null }>;
+  /** Client -> its last write's seq and verdict. */
+  sessions: Map<string, { seq: number; ok: boolean; existed: boolean }>;
   malformedCommands: number;
 }
 
-const MAGIC = [0x4d, 0x4b, 0x56, 0x32]; // "MKV2"
+const MAGIC = [0x4d, 0x4b, 0x56]; // "MKV", then the format's digit
+const FORMAT_2 = 0x32;
+const FORMAT_3 = 0x33;
 const utf8Encoder = new TextEncoder();
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-export function isFormat2(bytes: Uint8Array): boolean {
-  return bytes.length >= 4 && MAGIC.every((b, i) => bytes[i] === b);
+/** Whether `bytes` start like a format 2 or 3 snapshot. */
+export function isBinaryFormat(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && MAGIC.every((b, i) => bytes[i] === b) && (bytes[3] === FORMAT_2 || bytes[3] === FORMAT_3);
 }
 
 export function encodeKvSnapshot(c: KvSnapshotContent): Uint8Array {
   // Upper bound: a UTF-16 code unit takes at most 3 bytes of UTF-8.
   let size = 4 + 8 + 4 + 4;
   for (const [k, v] of c.data) size += 8 + 3 * k.length + v.byteLength;
-  for (const [client, s] of c.sessions) size += 4 + 3 * client.length + 9 + 4 + (s.prev?.byteLength ?? 0);
+  for (const client of c.sessions.keys()) size += 4 + 3 * client.length + 9;
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
   out.set(MAGIC, 0);
+  out[3] = FORMAT_3;
   let at = 4;
   view.setFloat64(at, c.malformedCommands, true);
   at += 8;
@@ -72,16 +81,16 @@ export function encodeKvSnapshot(c: KvSnapshotContent): Uint8Array {
   for (const [client, s] of c.sessions) {
     str(client);
     view.setFloat64(at, s.seq, true);
-    out[at + 8] = (s.ok ? 1 : 0) | (s.prev !== null ? 2 : 0);
+    out[at + 8] = (s.ok ? 1 : 0) | (s.existed ? 2 : 0);
     at += 9;
-    if (s.prev !== null) bytes(s.prev);
   }
   return out.slice(0, at);
 }
 
 /** Throws an Error saying what is wrong; the caller wraps it. */
 export function decodeKvSnapshot(original: Uint8Array): KvSnapshotContent {
-  if (!isFormat2(original)) throw new Error("not a format 2 snapshot");
+  if (!isBinaryFormat(original)) throw new Error("not a format 2 or 3 snapshot");
+  const format2 = original[3] === FORMAT_2;
   const input = original.slice();
   const view = new DataView(input.buffer, input.byteOffset, input.byteLength);
   let at = 4;
@@ -137,7 +146,9 @@ export function decodeKvSnapshot(original: Uint8Array): KvSnapshotContent {
     need(1, "flags");
     const flags = input[at++];
     if (flags > 3) throw new Error(`session flags ${flags} are unknown`);
-    sessions.set(client, { seq, ok: (flags & 1) !== 0, prev: flags & 2 ? raw("prev") : null });
+    // Format 2 kept the previous value itself; only whether there was one is needed.
+    if (format2 && flags & 2) raw("prev");
+    sessions.set(client, { seq, ok: (flags & 1) !== 0, existed: (flags & 2) !== 0 });
   }
   if (at !== input.byteLength) throw new Error(`${input.byteLength - at} bytes follow the end of the snapshot`);
   return { data, sessions, malformedCommands };

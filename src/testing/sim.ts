@@ -328,6 +328,9 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
 
   const client = async (c: number): Promise<void> => {
     const cid = `c${c}`;
+    // The client's session: a new one (and seq 1) whenever the state machine refuses a write.
+    let session = cid;
+    let sessions = 0;
     let seq = 0;
     let guess: NodeId = ids[c % ids.length];
     while (chaos) {
@@ -348,25 +351,33 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
           counts.ok++;
         } else {
           seq++;
-          const value = `${cid}.${seq}`;
+          const value = `${session}.${seq}`;
           let cmd: KvCommand;
           let input: KvOperation["input"];
           if (kind < 0.75) {
-            cmd = { op: "put", key, value: new TextEncoder().encode(value), client: cid, seq };
+            cmd = { op: "put", key, value: new TextEncoder().encode(value), client: session, seq };
             input = { op: "put", key, value };
           } else if (kind < 0.85) {
-            cmd = { op: "delete", key, client: cid, seq };
+            cmd = { op: "delete", key, client: session, seq };
             input = { op: "delete", key };
           } else {
             // Compare-and-set against a recently written value (or absence).
             const kv = target.kv.get(key);
             const expect = clientRng.chance(0.7) && kv ? dec.decode(kv) : null;
-            cmd = { op: "cas", key, expect: expect === null ? null : new TextEncoder().encode(expect), value: new TextEncoder().encode(value), client: cid, seq };
+            cmd = { op: "cas", key, expect: expect === null ? null : new TextEncoder().encode(expect), value: new TextEncoder().encode(value), client: session, seq };
             input = { op: "cas", key, expect, value };
           }
           try {
             const out = await target.node.propose(encodeKvCommand(cmd));
             const r = out.result as KvResult;
+            if (r.refused) {
+              // Nothing was applied (a first write whose fate is unknown left no session, so the
+              // next seq finds none): not an operation of the history.
+              session = `${cid}.${++sessions}`;
+              seq = 0;
+              counts.failed++;
+              continue;
+            }
             history.push({ client: cid, input, call, return: cluster.clock.now(), output: input.op === "cas" ? { ok: r.ok } : {} });
             counts.ok++;
           } catch (err) {

@@ -33,6 +33,12 @@ describe("meshraft start arguments", () => {
     expect(parseStartArgs([...open, "--insecure"]).insecure).toBe(true);
   });
 
+  it("takes snapshot thresholds in entries and in bytes", () => {
+    expect(parseStartArgs([...base, "--snapshot-every", "500", "--snapshot-bytes", "1048576"])).toMatchObject({ snapshotEvery: 500, snapshotBytes: 1048576 });
+    expect(parseStartArgs(base).snapshotBytes).toBeUndefined();
+    expect(() => parseStartArgs([...base, "--snapshot-bytes", "1MiB"])).toThrow(/--snapshot-bytes takes a whole number of bytes/);
+  });
+
   it("says what is wrong with bad input", () => {
     expect(() => parseStartArgs(["--listen", "127.0.0.1:1", "--data-dir", "d"])).toThrow(/--id is required/);
     expect(() => parseStartArgs([...base.slice(0, 2), "--listen", "7001", "--data-dir", "d"])).toThrow(/--listen takes HOST:PORT/);

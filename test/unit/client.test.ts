@@ -105,13 +105,60 @@ describe("the KV API", () => {
     expect(() => new MeshraftClient({ urls: [] })).toThrow(TypeError);
     expect(() => new MeshraftClient({ urls: ["ftp://x"] })).toThrow(TypeError);
     expect(() => new MeshraftClient({ urls: ["http://127.0.0.1:1"], clientId: "has space" })).toThrow(TypeError);
+    expect(() => new MeshraftClient({ urls: ["http://127.0.0.1:1"], clientId: "x".repeat(201) })).toThrow(TypeError);
     const kv = new MeshraftClient({ urls: ["http://127.0.0.1:1"] });
-    await expect(kv.cas("k", new Uint8Array([0xff]), "v")).rejects.toThrow(/UTF-8/);
     await expect(kv.put("", "v")).rejects.toThrow(TypeError);
+  });
+
+  it("cas compares and stores bytes exactly: a leading BOM and invalid UTF-8 survive", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    const kv = client(c);
+    const bomA = new Uint8Array([0xef, 0xbb, 0xbf, 0x61]);
+    const bomB = new Uint8Array([0xef, 0xbb, 0xbf, 0x62]);
+    await kv.put("k", bomA);
+    expect(await kv.cas("k", text("a"), "x")).toBe(false); // "a" is not BOM + "a"
+    expect(await kv.cas("k", bomA, bomB)).toBe(true);
+    expect(leader.kv.get("k")).toEqual(bomB);
+    expect(await kv.cas("k", bomB, new Uint8Array([0xff, 0xfe]))).toBe(true);
+    expect(await kv.get("k")).toEqual(new Uint8Array([0xff, 0xfe]));
+    expect(await kv.cas("k", new Uint8Array([0xff, 0xfe]), null)).toBe(true);
+    expect(await kv.get("k")).toBeNull();
+  });
+
+  it("the keys . and .. are ordinary keys", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    const follower = await c.follower();
+    const kv = new MeshraftClient({ urls: [follower.url, leader.url] });
+    for (const key of [".", "..", "...", "%2E"]) {
+      await kv.put(key, `v${key}`);
+      expect(leader.kv.get(key)).toEqual(text(`v${key}`));
+      expect(await kv.getText(key)).toBe(`v${key}`);
+      expect(await kv.getText(key, { stale: true })).toBe(`v${key}`); // from the leader, which it knows
+      expect(await kv.cas(key, `v${key}`, "w")).toBe(true);
+      expect(await kv.delete(key)).toBe(true);
+      expect(await kv.get(key)).toBeNull();
+    }
+    expect(kv.leaderId).toBe(leader.id);
+    expect(leader.kv.size).toBe(0);
   });
 });
 
 describe("leader discovery", () => {
+  it("a 404 does not make the client take the node that answered for the leader", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    const follower = await c.follower();
+    // The first request reaches a follower route that does not exist (a 404 any node may give).
+    const { fetch } = recordingFetch((url, init, real, n) => (n === 1 ? globalThis.fetch(`${follower.url}/no-such-route`, init) : real()));
+    const kv = new MeshraftClient({ urls: [follower.url, leader.url], fetch });
+    await expect(kv.get("k")).rejects.toMatchObject({ status: 404, code: "ROUTE_NOT_FOUND" });
+    expect(kv.leaderId).toBeNull();
+    await kv.put("k", "v");
+    expect(kv.leaderId).toBe(leader.id);
+  });
+
   it("follows a follower's 307 itself, remembers the leader, and sends later calls straight to it", async () => {
     const c = await start();
     const leader = await c.leader();
@@ -218,7 +265,7 @@ describe("retries", () => {
 });
 
 describe("exactly-once writes", () => {
-  it("numbers writes with increasing seqs on its client id", async () => {
+  it("numbers writes 1, 2, 3 on a session id of its own: clientId, then 128 random bits", async () => {
     const c = await start();
     await c.leader();
     const { fetch, sent } = recordingFetch();
@@ -228,10 +275,41 @@ describe("exactly-once writes", () => {
     await kv.cas("a", null, "2");
     const writes = sent.filter((s) => s.method !== "GET");
     const last = writes.filter((s, i) => i === writes.length - 1 || writes[i + 1].seq !== s.seq);
-    expect(last.map((s) => s.client)).toEqual(["app-1", "app-1", "app-1"]);
-    const seqs = last.map((s) => Number(s.seq));
-    expect(seqs[1]).toBe(seqs[0] + 1);
-    expect(seqs[2]).toBe(seqs[1] + 1);
+    expect(kv.clientId).toMatch(/^app-1\.[0-9a-f]{32}$/);
+    expect(last.map((s) => s.client)).toEqual([kv.clientId, kv.clientId, kv.clientId]);
+    expect(last.map((s) => s.seq)).toEqual(["1", "2", "3"]);
+    expect(client(c, { clientId: "app-1" }).clientId).not.toBe(kv.clientId);
+  });
+
+  it("two clients given the same clientId (a restarted process) never share a session: every acknowledged write is there", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    const b = client(c, { clientId: "app" });
+    await b.put("warm-up", "b0"); // b's session starts before a's
+    const a = client(c, { clientId: "app" });
+    for (const v of ["a1", "a2", "a3"]) await a.put("k", v);
+    for (const v of ["b1", "b2", "b3"]) {
+      await b.put("k", v);
+      expect(leader.kv.get("k"), v).toEqual(text(v));
+    }
+    expect(await a.cas("k", "b3", "a4")).toBe(true);
+    expect(await b.cas("k", "a4", "b4")).toBe(true);
+    expect(leader.kv.get("k")).toEqual(text("b4"));
+  });
+
+  it("a write for a session the cluster forgot is resent at once on a new session (nothing of it was applied)", async () => {
+    const c = await start({ kv: { maxSessions: 1 } });
+    const leader = await c.leader();
+    const { fetch, sent } = recordingFetch();
+    const a = client(c, { fetch });
+    const b = client(c);
+    await a.put("k", "a1");
+    await b.put("k", "b1"); // the cluster keeps one session: a's is forgotten
+    await a.put("k", "a2");
+    expect(leader.kv.get("k")).toEqual(text("a2"));
+    const writes = sent.filter((s) => s.method === "PUT" && s.url.startsWith(leader.url));
+    expect(writes.map((s) => s.seq)).toEqual(["1", "2", "1"]);
+    expect(writes[2].client).not.toBe(writes[0].client);
   });
 
   it("a write whose answer was lost is resent with the same seq and applies once (a CAS does not fail on its own effect)", async () => {

@@ -12,7 +12,7 @@ import type { WebSocketServer } from "ws";
 import { realClock } from "../../src/clock.ts";
 import { SeededRandom } from "../../src/core/random.ts";
 import { createApp, type AppOptions } from "../../src/http/index.ts";
-import { KvStateMachine, type KvResult } from "../../src/kv/kv.ts";
+import { KvStateMachine, type KvResult, type KvStateMachineOptions } from "../../src/kv/kv.ts";
 import { RaftNode, type RaftNodeOptions } from "../../src/node.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import { MemoryNetwork } from "../../src/transport/memory.ts";
@@ -33,6 +33,7 @@ export interface HttpClusterOptions {
   start?: string[];
   app?: Partial<AppOptions>;
   node?: Partial<RaftNodeOptions<KvResult>>;
+  kv?: KvStateMachineOptions;
   /** Attach a ws server for `GET /raft` upgrades. */
   websocket?: WebSocketServer;
   /**
@@ -147,7 +148,7 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
   }
   const members = servers.filter((s) => voters.includes(s.id)).map((s) => ({ id: s.id, url: s.url }));
   for (const s of servers) {
-    const kv = new KvStateMachine();
+    const kv = new KvStateMachine(options.kv);
     const spare = spares.includes(s.id);
     const node = new RaftNode<KvResult>({
       id: s.id,

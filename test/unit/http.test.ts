@@ -23,8 +23,8 @@ async function start(options: HttpClusterOptions = {}): Promise<HttpCluster> {
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-async function put(url: string, body: string, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(url, { method: "PUT", body, headers, redirect: "manual" });
+async function put(url: string, body: string | Uint8Array, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, { method: "PUT", body: body as BodyInit, headers, redirect: "manual" });
 }
 
 async function cas(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
@@ -218,6 +218,45 @@ describe("compare-and-swap", () => {
     }
     const invalidUtf8 = await fetch(`${url}/kv/k/cas`, { method: "POST", body: new Uint8Array([0x7b, 0xff, 0x7d]) });
     expect(invalidUtf8.status).toBe(400);
+    for (const body of ['{"expectBase64":"AA=","value":null}', '{"expect":null,"valueBase64":"A A="}', '{"expect":null,"valueBase64":"AB=="}', '{"expect":null,"expectBase64":null,"value":"v"}']) {
+      const res = await cas(`${url}/kv/k/cas`, body);
+      expect(res.status, body).toBe(400);
+      expect(await errorCode(res)).toBe("BAD_REQUEST");
+    }
+  });
+
+  it("compares and stores bytes exactly with expectBase64 / valueBase64 (a leading BOM, invalid UTF-8)", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    const bom = new Uint8Array([0xef, 0xbb, 0xbf, 0x61]);
+    expect((await put(`${leader.url}/kv/k`, bom)).status).toBe(200);
+    // Without the BOM the bytes differ: no match.
+    expect((await cas(`${leader.url}/kv/k/cas`, { expectBase64: "YQ==", value: "x" })).status).toBe(409);
+    const res = await cas(`${leader.url}/kv/k/cas`, { expectBase64: "77u/YQ==", valueBase64: "/wDvu78=" });
+    expect(res.status).toBe(200);
+    expect(leader.kv.get("k")).toEqual(new Uint8Array([0xff, 0x00, 0xef, 0xbb, 0xbf]));
+  });
+});
+
+describe("the keys . and ..", () => {
+  it("are reached with ?key= on the bare routes (a path drops them as dot segments, even encoded)", async () => {
+    const c = await start();
+    const { url } = await c.leader();
+    for (const key of [".", "..", "%2E", "a/b"]) {
+      const q = `?key=${encodeURIComponent(key)}`;
+      expect((await put(`${url}/kv${q}`, `v${key}`)).status, key).toBe(200);
+      expect(c.members.get((await c.leader()).id)?.kv.get(key)).toEqual(text(`v${key}`));
+      expect(await (await fetch(`${url}/kv${q}`)).text()).toBe(`v${key}`);
+      expect((await cas(`${url}/kv/cas${q}`, { expect: `v${key}`, value: "w" })).status).toBe(200);
+      expect((await fetch(`${url}/kv${q}&stale`)).status).toBe(200);
+      const del = await fetch(`${url}/kv${q}`, { method: "DELETE" });
+      expect(await del.json()).toMatchObject({ ok: true, existed: true });
+    }
+    // "%2E" in the path is the key "%2E" only in the query form; in the path it is "." and dropped.
+    expect((await fetch(`${url}/kv/%2E`)).status).toBe(404);
+    const both = await fetch(`${url}/kv/x?key=y`);
+    expect(both.status).toBe(400);
+    expect((await fetch(`${url}/kv?key=`)).status).toBe(400);
   });
 });
 
@@ -354,13 +393,14 @@ describe("exactly-once sessions", () => {
       expect(res.status, JSON.stringify(headers)).toBe(400);
       expect(await errorCode(res)).toBe("BAD_REQUEST");
     }
+    expect((await put(`${url}/kv/k`, "v", { "X-Meshraft-Client": "x".repeat(256), "X-Meshraft-Seq": "1" })).status).toBe(200);
     expect((await put(`${url}/kv/k`, "v", { "X-Meshraft-Client": "x".repeat(256), "X-Meshraft-Seq": "9007199254740991" })).status).toBe(200);
   });
 
   it("a resent CAS (same client and seq) returns the original result instead of applying again", async () => {
     const c = await start();
     const leader = await c.leader();
-    const session = { "X-Meshraft-Client": "c1", "X-Meshraft-Seq": "5" };
+    const session = { "X-Meshraft-Client": "c1", "X-Meshraft-Seq": "1" };
     const first = await cas(`${leader.url}/kv/once/cas`, { expect: null, value: "mine" }, session);
     expect(first.status).toBe(200);
     // Applied again, this CAS would fail: the key is no longer absent.
@@ -372,6 +412,7 @@ describe("exactly-once sessions", () => {
   it("a resent PUT applies once: a write made in between is not overwritten", async () => {
     const c = await start();
     const leader = await c.leader();
+    expect((await put(`${leader.url}/kv/k`, "o", { "X-Meshraft-Client": "c2", "X-Meshraft-Seq": "1" })).status).toBe(200);
     const session = { "X-Meshraft-Client": "c2", "X-Meshraft-Seq": "7" };
     expect((await put(`${leader.url}/kv/k`, "p", session)).status).toBe(200);
     expect((await put(`${leader.url}/kv/k`, "q")).status).toBe(200); // someone else, no session
@@ -385,6 +426,24 @@ describe("exactly-once sessions", () => {
     expect(older.status).toBe(409);
     expect(await errorCode(older)).toBe("STALE_SEQUENCE");
     expect(leader.kv.get("k")).toEqual(text("q"));
+    // A stale CAS has its own code too: it is not a comparison that failed.
+    const staleCas = await cas(`${leader.url}/kv/k/cas`, { expect: "q", value: "old" }, { "X-Meshraft-Client": "c2", "X-Meshraft-Seq": "6" });
+    expect(staleCas.status).toBe(409);
+    expect(await errorCode(staleCas)).toBe("STALE_SEQUENCE");
+    expect(leader.kv.get("k")).toEqual(text("q"));
+  });
+
+  it("a write for a session the cluster forgot is 409 SESSION_EXPIRED and applies nothing", async () => {
+    const c = await start({ kv: { maxSessions: 1 } });
+    const leader = await c.leader();
+    expect((await put(`${leader.url}/kv/k`, "a1", { "X-Meshraft-Client": "a", "X-Meshraft-Seq": "1" })).status).toBe(200);
+    expect((await put(`${leader.url}/kv/k`, "b1", { "X-Meshraft-Client": "b", "X-Meshraft-Seq": "1" })).status).toBe(200); // evicts "a"
+    for (const [method, path, body] of [["PUT", "/kv/k", "a1"], ["DELETE", "/kv/k", undefined], ["POST", "/kv/k/cas", '{"expect":"b1","value":"a2"}']] as const) {
+      const res = await fetch(`${leader.url}${path}`, { method, body, headers: { "X-Meshraft-Client": "a", "X-Meshraft-Seq": "2" } });
+      expect(res.status, method).toBe(409);
+      expect(await errorCode(res)).toBe("SESSION_EXPIRED");
+    }
+    expect(leader.kv.get("k")).toEqual(text("b1"));
   });
 
   it("a write whose fate is unknown is 504 OUTCOME_UNKNOWN; resending it with its session after recovery applies it once", async () => {

@@ -25,13 +25,13 @@ const run = (sm: KvStateMachine, cmd: KvCommand) => sm.apply(entry(encodeKvComma
 describe("KV commands", () => {
   it("put, get and delete report the previous value", () => {
     const sm = new KvStateMachine();
-    expect(run(sm, { op: "put", key: "a", value: b("1") })).toEqual({ ok: true, prev: null });
+    expect(run(sm, { op: "put", key: "a", value: b("1") })).toEqual({ ok: true, prev: null, existed: false });
     expect(str(sm.get("a"))).toBe("1");
-    expect(run(sm, { op: "put", key: "a", value: b("2") })).toEqual({ ok: true, prev: b("1") });
+    expect(run(sm, { op: "put", key: "a", value: b("2") })).toEqual({ ok: true, prev: b("1"), existed: true });
     expect(str(sm.get("a"))).toBe("2");
-    expect(run(sm, { op: "delete", key: "a" })).toEqual({ ok: true, prev: b("2") });
+    expect(run(sm, { op: "delete", key: "a" })).toEqual({ ok: true, prev: b("2"), existed: true });
     expect(sm.get("a")).toBeNull();
-    expect(run(sm, { op: "delete", key: "a" })).toEqual({ ok: true, prev: null });
+    expect(run(sm, { op: "delete", key: "a" })).toEqual({ ok: true, prev: null, existed: false });
   });
 
   it("size and keys follow puts and deletes, keys in insertion order", () => {
@@ -45,10 +45,11 @@ describe("KV commands", () => {
 
   it("cas with expect null succeeds only when the key is absent", () => {
     const sm = new KvStateMachine();
-    expect(run(sm, { op: "cas", key: "k", expect: null, value: b("v1") })).toEqual({ ok: true, prev: null });
+    expect(run(sm, { op: "cas", key: "k", expect: null, value: b("v1") })).toEqual({ ok: true, prev: null, existed: false });
     expect(run(sm, { op: "cas", key: "k", expect: null, value: b("v2") })).toEqual({
       ok: false,
       prev: b("v1"),
+      existed: true,
     });
     expect(str(sm.get("k"))).toBe("v1");
   });
@@ -60,10 +61,11 @@ describe("KV commands", () => {
     expect(run(sm, { op: "cas", key: "k", expect: b("v1"), value: b("v2") })).toEqual({
       ok: true,
       prev: b("v1"),
+      existed: true,
     });
-    expect(run(sm, { op: "cas", key: "k", expect: b("v2"), value: null })).toEqual({ ok: true, prev: b("v2") });
+    expect(run(sm, { op: "cas", key: "k", expect: b("v2"), value: null })).toEqual({ ok: true, prev: b("v2"), existed: true });
     expect(sm.get("k")).toBeNull();
-    expect(run(sm, { op: "cas", key: "k", expect: b("v2"), value: b("v3") })).toEqual({ ok: false, prev: null });
+    expect(run(sm, { op: "cas", key: "k", expect: b("v2"), value: b("v3") })).toEqual({ ok: false, prev: null, existed: false });
   });
 
   it("never hands out its own arrays", () => {
@@ -159,7 +161,7 @@ describe("malformed entries", () => {
       encode({ op: "delete", key: "k", client: "c", seq: "2" }),
       new Uint8Array(),
     ];
-    for (const data of bad) expect(sm.apply(entry(data))).toEqual({ ok: false, prev: null });
+    for (const data of bad) expect(sm.apply(entry(data))).toEqual({ ok: false, prev: null, existed: false });
     expect(sm.malformedCommands).toBe(4);
     expect(sm.keys()).toEqual(["k"]);
     expect(str(sm.get("k"))).toBe("v");
@@ -172,59 +174,96 @@ describe("exactly-once sessions", () => {
     const sm = new KvStateMachine();
     run(sm, { op: "put", key: "k", value: b("0") });
     const first = run(sm, { op: "put", key: "k", value: b("1"), client: "c", seq: 1 });
-    expect(first).toEqual({ ok: true, prev: b("0") });
+    expect(first).toEqual({ ok: true, prev: b("0"), existed: true });
     run(sm, { op: "put", key: "k", value: b("2") }); // someone else writes in between
     const replay = run(sm, { op: "put", key: "k", value: b("1"), client: "c", seq: 1 });
-    expect(replay).toEqual({ ok: true, prev: b("0"), duplicate: true });
+    // The session keeps the verdict, not the value: a retry's answer needs no more.
+    expect(replay).toEqual({ ok: true, prev: null, existed: true, duplicate: true });
     expect(str(sm.get("k"))).toBe("2");
   });
 
   it("a replayed cas returns its original verdict even though the state changed", () => {
     const sm = new KvStateMachine();
     const cas = { op: "cas", key: "k", expect: null, value: b("mine"), client: "c", seq: 1 } as const;
-    expect(run(sm, cas)).toEqual({ ok: true, prev: null });
-    expect(run(sm, cas)).toEqual({ ok: true, prev: null, duplicate: true });
+    expect(run(sm, cas)).toEqual({ ok: true, prev: null, existed: false });
+    expect(run(sm, cas)).toEqual({ ok: true, prev: null, existed: false, duplicate: true });
     expect(str(sm.get("k"))).toBe("mine");
   });
 
-  it("a seq below the last one is ignored and answered ok:false duplicate", () => {
+  it("a seq below the last one is refused with STALE_SEQUENCE, not answered as a duplicate", () => {
     const sm = new KvStateMachine();
     run(sm, { op: "put", key: "k", value: b("1"), client: "c", seq: 1 });
     run(sm, { op: "put", key: "k", value: b("2"), client: "c", seq: 2 });
     expect(run(sm, { op: "put", key: "k", value: b("1"), client: "c", seq: 1 })).toEqual({
       ok: false,
       prev: null,
-      duplicate: true,
+      existed: false,
+      refused: "STALE_SEQUENCE",
     });
+    // A stale CAS says so too, instead of looking like a failed comparison.
+    expect(run(sm, { op: "cas", key: "k", expect: b("2"), value: b("3"), client: "c", seq: 1 }).refused).toBe("STALE_SEQUENCE");
     expect(str(sm.get("k"))).toBe("2");
   });
 
-  it("sessions are per client, and gaps in seq are allowed", () => {
+  it("sessions are per client and start at seq 1; later gaps in seq are allowed", () => {
     const sm = new KvStateMachine();
-    run(sm, { op: "put", key: "k", value: b("a"), client: "a", seq: 5 });
-    expect(run(sm, { op: "put", key: "k", value: b("b"), client: "b", seq: 5 })).toEqual({
+    run(sm, { op: "put", key: "k", value: b("a"), client: "a", seq: 1 });
+    expect(run(sm, { op: "put", key: "k", value: b("b"), client: "b", seq: 1 })).toEqual({
       ok: true,
       prev: b("a"),
+      existed: true,
     });
     expect(run(sm, { op: "put", key: "k", value: b("a2"), client: "a", seq: 9 })).toEqual({
       ok: true,
       prev: b("b"),
+      existed: true,
     });
   });
 
-  it("forgets the least recently used session beyond maxSessions", () => {
+  it("a write with seq above 1 for a session it does not hold is refused with SESSION_EXPIRED", () => {
+    const sm = new KvStateMachine();
+    expect(run(sm, { op: "put", key: "k", value: b("v"), client: "new", seq: 2 })).toEqual({
+      ok: false,
+      prev: null,
+      existed: false,
+      refused: "SESSION_EXPIRED",
+    });
+    expect(sm.get("k")).toBeNull();
+    expect(sm.sessionCount).toBe(0);
+  });
+
+  it("forgets the least recently used session beyond maxSessions; its later writes get SESSION_EXPIRED, not applied again", () => {
     const sm = new KvStateMachine({ maxSessions: 2 });
     run(sm, { op: "put", key: "k", value: b("a"), client: "a", seq: 1 });
     run(sm, { op: "put", key: "k", value: b("b"), client: "b", seq: 1 });
+    run(sm, { op: "put", key: "k", value: b("b2"), client: "b", seq: 2 });
     run(sm, { op: "put", key: "k", value: b("a"), client: "a", seq: 1 }); // replay touches "a"
     run(sm, { op: "put", key: "k", value: b("c"), client: "c", seq: 1 }); // evicts "b"
     expect(sm.sessionCount).toBe(2);
     expect(run(sm, { op: "put", key: "k", value: b("a"), client: "a", seq: 1 }).duplicate).toBe(true);
-    // "b" was forgotten: its retry applies again.
-    expect(run(sm, { op: "put", key: "k", value: b("b"), client: "b", seq: 1 })).toEqual({
-      ok: true,
-      prev: b("c"),
-    });
+    // "b" was forgotten: a retry of its last write is refused instead of applied a second time.
+    expect(run(sm, { op: "put", key: "k", value: b("b2"), client: "b", seq: 2 }).refused).toBe("SESSION_EXPIRED");
+    expect(str(sm.get("k"))).toBe("c");
+  });
+
+  it("bounds the session table in bytes too, and keeps no values in it", () => {
+    const id = (i: number): string => `client-${String(i).padStart(3, "0")}`; // 10 bytes + 13 per session
+    const sm = new KvStateMachine({ maxSessionBytes: 5 * 23 });
+    const big = new Uint8Array(MAX_VALUE_BYTES).fill(7);
+    for (let i = 0; i < 50; i++) {
+      run(sm, { op: "put", key: "k", value: big, client: id(i), seq: 1 });
+      expect(sm.sessionBytes).toBeLessThanOrEqual(5 * 23);
+    }
+    expect(sm.sessionCount).toBe(5);
+    expect(sm.sessionBytes).toBe(5 * 23);
+    // Fifty writes that each replaced a 1 MiB value: the snapshot holds one value, not 50 copies.
+    const snap = sm.snapshot();
+    expect(snap.byteLength).toBeLessThan(MAX_VALUE_BYTES + 1024);
+    expect(run(sm, { op: "put", key: "k", value: big, client: id(44), seq: 2 }).refused).toBe("SESSION_EXPIRED");
+    expect(run(sm, { op: "put", key: "k", value: big, client: id(49), seq: 1 })).toEqual({ ok: true, prev: null, existed: true, duplicate: true });
+    const small = new KvStateMachine({ maxSessionBytes: 2 * 23 });
+    small.restore(snap);
+    expect([small.sessionCount, small.sessionBytes]).toEqual([2, 46]);
   });
 
   it("eviction depends only on the applied commands: replicas and restored copies agree", () => {
@@ -263,6 +302,7 @@ describe("snapshot and restore", () => {
     const sm = new KvStateMachine();
     run(sm, { op: "put", key: "a", value: b("1") });
     run(sm, { op: "put", key: "empty", value: new Uint8Array() });
+    run(sm, { op: "put", key: "bin", value: new Uint8Array([0, 0]), client: "c1", seq: 1 });
     run(sm, { op: "put", key: "bin", value: new Uint8Array([0, 1, 254, 255]), client: "c1", seq: 3 });
     run(sm, { op: "cas", key: "a", expect: b("nope"), value: null, client: "c2", seq: 1 });
     run(sm, { op: "delete", key: "missing", client: "c3", seq: 0 });
@@ -325,7 +365,7 @@ describe("snapshot and restore", () => {
   it("keys outside ASCII round-trip (format 2 writes them as UTF-8)", () => {
     const sm = new KvStateMachine();
     const keys = ["ünïcode", "🦀 crab", "\u{feff}bom", "a".repeat(70), "é".repeat(40)];
-    keys.forEach((key, i) => run(sm, { op: "put", key, value: b(String(i)), client: `cl-ñ-${i}`, seq: i }));
+    keys.forEach((key, i) => run(sm, { op: "put", key, value: b(String(i)), client: `cl-ñ-${i}`, seq: i % 2 }));
     const copy = new KvStateMachine();
     copy.restore(sm.snapshot());
     expect(copy.keys()).toEqual(keys);
@@ -375,6 +415,27 @@ describe("snapshot and restore", () => {
     expect(sm.snapshot()).toEqual(before);
     sm.restore(build([b("k")], 1)); // the hand-built layout is right: it restores
     expect(sm.keys()).toEqual(["k"]);
+  });
+
+  it("a format 2 snapshot (sessions holding prev values) still restores, keeping only the verdicts", () => {
+    const u32 = (n: number): number[] => [n & 255, (n >> 8) & 255, (n >> 16) & 255, n >>> 24];
+    const f64 = (n: number): number[] => [...new Uint8Array(new Float64Array([n]).buffer)];
+    const v2 = Uint8Array.from([
+      ...b("MKV2"), ...f64(1),
+      ...u32(1), ...u32(1), ...b("k"), ...u32(2), ...b("v2"),
+      ...u32(2),
+      ...u32(2), ...b("c1"), ...f64(4), 3, ...u32(2), ...b("v1"), // ok, had prev "v1"
+      ...u32(2), ...b("c2"), ...f64(1), 0, // a failed CAS on an absent key
+    ]);
+    const sm = new KvStateMachine();
+    sm.restore(v2);
+    expect([sm.keys(), str(sm.get("k")), sm.sessionCount, sm.malformedCommands]).toEqual([["k"], "v2", 2, 1]);
+    expect(run(sm, { op: "put", key: "k", value: b("x"), client: "c1", seq: 4 })).toEqual({ ok: true, prev: null, existed: true, duplicate: true });
+    expect(run(sm, { op: "cas", key: "k", expect: null, value: b("x"), client: "c2", seq: 1 })).toEqual({ ok: false, prev: null, existed: false, duplicate: true });
+    expect(str(sm.get("k"))).toBe("v2");
+    // It is written back as format 3, without the value.
+    expect(str(sm.snapshot().subarray(0, 4))).toBe("MKV3");
+    expect(sm.snapshot().byteLength).toBe(v2.byteLength - 6);
   });
 
   it("a snapshot with more sessions than maxSessions keeps the most recently used", () => {

@@ -78,6 +78,25 @@ describe("RaftNode", () => {
     expect(new TextDecoder().decode(out2!.result.prev!)).toBe("1");
   });
 
+  it("snapshots once the entries applied since the last snapshot hold snapshotEveryBytes, however few they are", async () => {
+    const { nodes, run } = await setup({ snapshotEveryEntries: 10_000, snapshotEveryBytes: 64 * 1024, snapshotMarginEntries: 0 });
+    const n1 = nodes.get("n1")!;
+    const taken: { index: number; compactedTo: number }[] = [];
+    n1.on((e) => {
+      if (e.type === "snapshot-taken") taken.push(e);
+    });
+    const big = "x".repeat(20 * 1024);
+    for (let i = 0; i < 3; i++) await Promise.all([n1.propose(put(`k${i}`, big)), run(200)]);
+    expect(taken).toEqual([]); // 60 KiB of entries: not yet
+    await Promise.all([n1.propose(put("k3", big)), run(200)]);
+    expect(taken).toHaveLength(1); // 80 KiB, after 5 entries
+    expect(taken[0].index).toBe(n1.status().appliedIndex);
+    for (let i = 4; i < 7; i++) await Promise.all([n1.propose(put(`k${i}`, big)), run(200)]);
+    expect(taken).toHaveLength(1); // counted again from the snapshot
+    await Promise.all([n1.propose(put("k7", big)), run(200)]);
+    expect(taken).toHaveLength(2);
+  });
+
   it("group commit: proposals made while a batch is being persisted share the next fsync", async () => {
     const { nodes, storages, run } = await setup();
     const n1 = nodes.get("n1")!;
