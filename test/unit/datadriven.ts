@@ -87,3 +87,20 @@ export function runTranscript(path: string, handler: (c: Command) => string): vo
     if (text !== original) writeFileSync(path, text);
   }
 }
+
+/** The `key=value` arguments of a command; a repeated key keeps its last value. */
+export function keyValues(args: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const a of args) {
+    const eq = a.indexOf("=");
+    if (eq < 0) throw new Error(`expected key=value, got ${a}`);
+    out.set(a.slice(0, eq), a.slice(eq + 1));
+  }
+  return out;
+}
+
+/** `n1,n2` as a list; "" and "none" are the empty list. */
+export function idList(v: string | undefined): string[] {
+  if (v === undefined || v === "" || v === "none") return [];
+  return v.split(",");
+}
