@@ -21,7 +21,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { expect } from "vitest";
 
-export const rewriting = process.env.MESHRAFT_REWRITE === "1";
+export const rewriting: boolean = process.env.MESHRAFT_REWRITE === "1";
 
 export const BLOCK = "----";
 
