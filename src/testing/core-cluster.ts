@@ -218,7 +218,9 @@ export class CoreCluster {
   /** Lose everything not durable (nothing here: persistence is instant) and stop the node. */
   crash(id: NodeId): void {
     this.down.add(id);
-    this.queue = this.queue.filter((m) => m.to !== id && m.from !== id);
+    const lost = (m: Message): boolean => m.to === id || m.from === id;
+    for (const m of this.queue) if (lost(m)) this.observer?.({ kind: "drop", message: m, reason: "down" });
+    this.queue = this.queue.filter((m) => !lost(m));
   }
 
   restart(id: NodeId): void {

@@ -43,7 +43,8 @@ export function hasTranscript(text: string): boolean {
  * Runs every command of the transcript at `path`; `handler` returns the command's output (lines
  * joined by "\n", "" for none) and throws to fail. Compares (or rewrites) the output blocks.
  */
-export function runTranscript(path: string, handler: (c: Command) => string): void {
+export function runTranscript(path: string, handler: (c: Command) => string, options: { rewrite?: boolean } = {}): void {
+  const rewrite = options.rewrite ?? rewriting;
   const original = readFileSync(path, "utf8");
   const compare = hasTranscript(original);
   const lines = original.split("\n");
@@ -76,11 +77,11 @@ export function runTranscript(path: string, handler: (c: Command) => string): vo
       throw e;
     }
     if (actual !== "") out.push(BLOCK, ...actual.split("\n"), "");
-    if (!rewriting && compare) {
+    if (!rewrite && compare) {
       expect(actual, `${where}\n(run \`npm run test:rewrite\` and review the diff if the change is intended)`).toBe(stored);
     }
   }
-  if (rewriting) {
+  if (rewrite) {
     // A block ending the file leaves one empty line; keep exactly one trailing newline.
     let text = out.join("\n");
     text = text.replace(/\n+$/, "") + "\n";
