@@ -1,5 +1,5 @@
 /**
- * The one HTTP app every runtime serves (DESIGN.md, "Client interaction"): the KV client API with
+ * The one HTTP app every runtime serves (docs/internals.md, "Client interaction"): the KV client API with
  * leader redirects, `/status`, `/metrics`, and the peer socket at `/raft`. Runtime adapters only
  * hand it to their server (`@hono/node-server` on Node, Deno's `serve`) and supply `upgradeWebSocket`.
  *

@@ -1,6 +1,6 @@
 import { Raft, type RaftConfig } from "../core/raft.ts";
 import { SeededRandom } from "../core/random.ts";
-import type { Entry, HardState, Message, NodeId, ReadState } from "../core/types.ts";
+import type { Entry, HardState, Message, NodeId, Ready, ReadState } from "../core/types.ts";
 
 /**
  * A synchronous harness around bare `Raft` cores, for unit and scenario tests of the protocol
@@ -25,6 +25,14 @@ export interface CoreClusterOptions {
   promoteLagEntries?: number;
 }
 
+/**
+ * What a cluster did, for transcripts (test/unit/scenario.test.ts): a node performed a Ready, or
+ * a queued message was not delivered because an end is down or the link is cut.
+ */
+export type ClusterEvent =
+  | { kind: "ready"; id: NodeId; ready: Ready }
+  | { kind: "drop"; message: Message; reason: "down" | "cut" };
+
 interface Durable {
   hardState: HardState;
   entries: Entry[];
@@ -42,6 +50,8 @@ export class CoreCluster {
   queue: Message[] = [];
   /** Every message ever sent, for counting. */
   readonly sent: Message[] = [];
+  /** Called with every Ready performed and every message dropped, in order. */
+  observer: ((e: ClusterEvent) => void) | null = null;
   private readonly cut = new Set<string>();
   private readonly down = new Set<NodeId>();
   private readonly opts: CoreClusterOptions;
@@ -96,6 +106,7 @@ export class CoreCluster {
       const raft = this.node(id);
       while (raft.hasReady()) {
         const rd = raft.ready();
+        this.observer?.({ kind: "ready", id, ready: rd });
         const d = this.durable.get(id)!;
         if (rd.hardState) d.hardState = { ...rd.hardState };
         if (rd.entries.length > 0) {
@@ -122,7 +133,14 @@ export class CoreCluster {
     let n = 0;
     for (const m of batch) {
       if (filter && !filter(m)) continue;
-      if (this.down.has(m.to) || this.down.has(m.from) || this.cut.has(`${m.from}>${m.to}`)) continue;
+      if (this.down.has(m.to) || this.down.has(m.from)) {
+        this.observer?.({ kind: "drop", message: m, reason: "down" });
+        continue;
+      }
+      if (this.cut.has(`${m.from}>${m.to}`)) {
+        this.observer?.({ kind: "drop", message: m, reason: "cut" });
+        continue;
+      }
       const to = this.nodes.get(m.to);
       if (!to) continue;
       to.step(m);
@@ -200,7 +218,9 @@ export class CoreCluster {
   /** Lose everything not durable (nothing here: persistence is instant) and stop the node. */
   crash(id: NodeId): void {
     this.down.add(id);
-    this.queue = this.queue.filter((m) => m.to !== id && m.from !== id);
+    const lost = (m: Message): boolean => m.to === id || m.from === id;
+    for (const m of this.queue) if (lost(m)) this.observer?.({ kind: "drop", message: m, reason: "down" });
+    this.queue = this.queue.filter((m) => !lost(m));
   }
 
   restart(id: NodeId): void {

@@ -1,5 +1,5 @@
 /**
- * The HTTP API (src/http/app.ts) as DESIGN.md "Client interaction" specifies it, over real HTTP
+ * The HTTP API (src/http/app.ts) as docs/internals.md "Client interaction" and the README specify it, over real HTTP
  * on 127.0.0.1 in front of a real 3-node cluster.
  */
 import { afterEach, describe, expect, it } from "vitest";

@@ -1,9 +1,32 @@
 /**
- * Scenario tests that read like transcripts: each file in ./scenarios is a script of commands
- * against a CoreCluster, with `expect` lines stating what must hold at that point.
+ * Scenario tests that read like transcripts (etcd-io/raft's datadriven testdata): each file in
+ * ./scenarios is a script of commands against a CoreCluster (bare Raft cores, no time, no IO).
+ * Under each command that did something is what it did, compared with what the core now does:
+ *
+ *   propose n1 c -> appended             # the command (an `-> outcome` is asserted as well)
+ *   ----
+ *   n1 ready: persist [4@1 "c"]           # one header line per Ready a node performed
+ *     n1->n2 AppendEntries term=1 prev=3@1 entries=[4..4] commit=3 (early)
+ *     n1->n3 AppendEntries term=1 prev=3@1 entries=[4..4] commit=3 (early)
+ *   drop n1->n3 Heartbeat term=1 commit=3 (cut)
+ *   <empty line ends the block>
+ *
+ * A Ready header names what changed and what the driver must do, in the order it does it:
+ * `role=R term=T leader=L` (soft state, when it changed), `hard term= vote= commit=` (to persist),
+ * `persist [...]` (entries to make durable), `snapshot I@T`, `apply [...]` (committed entries),
+ * `reads [req@index]`, `forwarded [req@index]`, `rejected [req:reason]`. Its messages follow,
+ * one a line, `(early)` for a leader's replication that may go out before its own fsync.
+ * `I@T` is index I of term T; entries show their data ("a"), `noop`, or `config(...)`.
+ * `drop` lines are messages a partition, cut link or crash kept from being delivered.
+ * Commands that change nothing (and `expect`) have no block.
+ *
+ * Regenerate the blocks after an intended change of behaviour with `npm run test:rewrite`
+ * (MESHRAFT_REWRITE=1) and review the diff: it is the change in what goes over the wire. A file
+ * without any block (the older format) still runs with its `expect` lines checked; rewrite it once
+ * to add its transcript. Commands:
  *
  *   cluster n1 n2 n3 [preVote=false] [checkQuorum=false] [seed=N] [readMode=lease] [forward=true]
- *           [members=n1,n2] [promoteLag=N]
+ *           [members=n1,n2] [promoteLag=N] [electionTicks=N]
  *   change ID OP:MEMBER... [-> appended|rejected|in-progress|invalid]
  *           OP: add-voter, add-learner, add-learner+promote, remove
  *   campaign ID | tick ID [N] | tick-all [N] | deliver | stabilize | transfer FROM TO
@@ -20,23 +43,45 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfChangeError, type ConfChangeItem } from "../../src/core/membership.ts";
-import { CoreCluster, type CoreClusterOptions } from "../../src/testing/core-cluster.ts";
+import type { ConfChangeResult, ProposeResult, ReadResult } from "../../src/core/raft.ts";
+import { type ClusterEvent, CoreCluster, type CoreClusterOptions } from "../../src/testing/core-cluster.ts";
+import { hasTranscript, runTranscript, type Command } from "./datadriven.ts";
+import { formatMessage, formatReady } from "./transcript-format.ts";
 
 const dir = join(import.meta.dirname, "scenarios");
 
-function run(script: string): void {
+/** What a propose, change or read call returned: `appended 4@1`, `rejected not-leader leader=n1`. */
+function formatResult(res: ProposeResult | ConfChangeResult | ReadResult): string {
+  switch (res.status) {
+    case "appended":
+      return `appended ${res.index}@${res.term}`;
+    case "forwarded":
+    case "pending":
+      return `${res.status} req=${res.requestId}`;
+    case "rejected":
+      return `rejected${"reason" in res ? ` ${res.reason}` : ""} leader=${res.leaderId ?? "none"}`;
+  }
+}
+
+function formatEvent(e: ClusterEvent): string[] {
+  if (e.kind === "ready") return formatReady(e.id, e.ready);
+  return [`drop ${formatMessage(e.message)} (${e.reason})`];
+}
+
+function run(file: string): void {
   let c: CoreCluster | null = null;
+  let trace: string[] = [];
   const cluster = (): CoreCluster => {
     if (!c) throw new Error("the script must start with `cluster ...`");
     return c;
   };
-  const lines = script.split("\n");
-  for (let ln = 0; ln < lines.length; ln++) {
-    const line = lines[ln].replace(/#.*$/, "").trim();
-    if (!line) continue;
-    const where = `line ${ln + 1}: ${line}`;
-    const [cmd, ...args] = line.split(/\s+/);
-    try {
+  runTranscript(join(dir, file), ({ cmd, args }: Command): string => {
+    trace = [];
+    step(cmd, args);
+    return trace.join("\n");
+  });
+
+  function step(cmd: string, args: string[]): void {
       switch (cmd) {
         case "cluster": {
           const ids = args.filter((a) => !a.includes("="));
@@ -54,6 +99,7 @@ function run(script: string): void {
             else throw new Error(`unknown cluster option ${k}`);
           }
           c = new CoreCluster(ids, opts);
+          c.observer = (e) => trace.push(...formatEvent(e));
           break;
         }
         case "campaign":
@@ -87,6 +133,7 @@ function run(script: string): void {
         }
         case "propose": {
           const res = cluster().propose(args[0], args[1]);
+          trace.unshift(formatResult(res));
           if (args[2] === "->") expect(res.status).toBe(args[3]);
           break;
         }
@@ -100,10 +147,13 @@ function run(script: string): void {
           });
           let outcome: string;
           try {
-            outcome = cluster().node(args[0]).proposeConfChange(items).status;
+            const res = cluster().node(args[0]).proposeConfChange(items);
+            outcome = res.status;
+            trace.push(formatResult(res));
           } catch (err) {
             if (!(err instanceof ConfChangeError)) throw err;
             outcome = err.kind;
+            trace.push(`${err.kind}: ${err.message}`);
           }
           cluster().process();
           if (arrow >= 0) expect(outcome).toBe(args[arrow + 1]);
@@ -111,6 +161,7 @@ function run(script: string): void {
         }
         case "read": {
           const res = cluster().node(args[0]).readIndex();
+          trace.push(formatResult(res));
           cluster().process();
           if (args[1] === "->") expect(res.status).toBe(args[2]);
           break;
@@ -143,11 +194,6 @@ function run(script: string): void {
         default:
           throw new Error(`unknown command ${cmd}`);
       }
-    } catch (err) {
-      const e = err as Error;
-      e.message = `${where}\n${e.message}`;
-      throw e;
-    }
   }
 }
 
@@ -186,6 +232,7 @@ describe("scenarios", () => {
   for (const file of readdirSync(dir).filter((f) => f.endsWith(".txt")).sort()) {
     const script = readFileSync(join(dir, file), "utf8");
     const title = script.split("\n")[0].replace(/^#\s*/, "");
-    it(`${file}: ${title}`, () => run(script));
+    const legacy = hasTranscript(script) ? "" : " (no transcript yet: npm run test:rewrite)";
+    it(`${file}: ${title}${legacy}`, () => run(file));
   }
 });

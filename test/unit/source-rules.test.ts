@@ -1,5 +1,5 @@
 /**
- * The rule that makes meshraft runtime-agnostic (DESIGN.md, "Layout"), enforced:
+ * The rule that makes meshraft runtime-agnostic (docs/internals.md, "Layout"), enforced:
  *
  * - nothing under src/ imports `node:*`, `ws`, `idb-keyval`, `hono/deno` or `@hono/node-server`,
  *   touches `Deno`, calls `require(`, or uses the DOM-only globals `document`, `window`,
