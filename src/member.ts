@@ -3,7 +3,7 @@
  * HTTP API (with the peer socket), wired the same way on every runtime. The runtime adapters
  * supply only what differs: the storage, the mesh's WebSocket, the server that serves `app`.
  */
-import type { Hono } from "hono";
+import type { Context, Hono } from "hono";
 import { MeshraftClient, MeshraftHttpError } from "./client/client.ts";
 import { isMember } from "./core/membership.ts";
 import { realClock } from "./clock.ts";
@@ -54,6 +54,8 @@ export interface MemberOptions {
   snapshotEvery?: number;
   snapshotMargin?: number;
   log: MemberLogger;
+  /** The client's address as the runtime's server reports it, for the admin audit log. */
+  remoteAddress?: (c: Context) => string | undefined;
 }
 
 export interface Member {
@@ -104,7 +106,8 @@ export function createMember(o: MemberOptions): Member {
     adminToken: o.adminToken,
     followerReads: o.followerReads,
     raftSocket: o.raftSocket,
-    logger: { warn: (m: string) => o.log("warn", m), error: (m: string) => o.log("error", m) },
+    logger: { info: (m: string) => o.log("info", m), warn: (m: string) => o.log("warn", m), error: (m: string) => o.log("error", m) },
+    remoteAddress: o.remoteAddress,
   });
   const start = async (): Promise<void> => {
     await node.start();

@@ -114,6 +114,8 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     snapshotEvery: args.snapshotEvery,
     snapshotMargin: args.snapshotMargin,
     log,
+    // startDenoNode hands Deno.serve's handler info over as `env` (Deploy: pass it to app.fetch too).
+    remoteAddress: (c) => (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname,
   });
   const { node, kv, app } = member;
   return { node, kv, app, failed, start: () => member.start(), stop: () => node.stop() };
@@ -135,7 +137,7 @@ export async function startDenoNode(args: DenoStartArgs, log: Logger = consoleLo
   const member = await createDenoMember(args, log);
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
-    server = Deno.serve({ hostname: args.listen.host, port: args.listen.port, onListen: () => {} }, (request) => member.app.fetch(request));
+    server = Deno.serve({ hostname: args.listen.host, port: args.listen.port, onListen: () => {} }, (request, info) => member.app.fetch(request, info));
   } catch (e) {
     await member.stop();
     throw e;

@@ -2,6 +2,7 @@
  * One meshraft member on Node: file storage, the WebSocket mesh, the Raft node, the KV state
  * machine and the HTTP API on one port (the peer socket is `/raft` on the same port).
  */
+import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve, upgradeWebSocket } from "@hono/node-server";
 import type { KvResult, KvStateMachine } from "../../src/kv/kv.ts";
@@ -55,6 +56,8 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     snapshotEvery: args.snapshotEvery,
     snapshotMargin: args.snapshotMargin,
     log,
+    // @hono/node-server hands the Node request over as `env.incoming`.
+    remoteAddress: (c) => (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress,
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve(

@@ -31,6 +31,8 @@ export interface AdminRouteContext {
   unlessLeader: (c: Context) => Response | null;
   redirectToLeader: (c: Context, leaderId: string | null, hintedUrl: string | null) => Response;
   readJson: (c: Context) => Promise<unknown>;
+  /** Logs an admin change with who asked for it (token kind, remote address). */
+  audit: (c: Context, message: string) => void;
 }
 
 const RETRY = { "Retry-After": "1" };
@@ -56,14 +58,23 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     return body;
   }
 
-  /** Runs a change on the leader; NotLeaderError (leadership moved meanwhile) becomes a redirect. */
-  async function change(c: Context, run: () => Promise<MembershipChange>): Promise<Response> {
+  /**
+   * Runs a change on the leader and logs it, with who asked and what came of it; NotLeaderError
+   * (leadership moved meanwhile) becomes a redirect.
+   */
+  async function change(c: Context, what: string, run: () => Promise<MembershipChange>): Promise<Response> {
     try {
       const done = await run();
+      ctx.audit(c, `${what}: done at index ${done.index}`);
       return c.json(membersBody(done.conf, done.index));
     } catch (err) {
-      if (err instanceof NotLeaderError) return ctx.redirectToLeader(c, err.leaderId, err.leaderUrl);
-      throw adminError(err);
+      if (err instanceof NotLeaderError) {
+        ctx.audit(c, `${what}: not proposed, leadership moved to ${err.leaderId ?? "nobody yet"}`);
+        return ctx.redirectToLeader(c, err.leaderId, err.leaderUrl);
+      }
+      const e = adminError(err);
+      ctx.audit(c, `${what}: failed with ${e.status} ${e.code}`);
+      throw e;
     }
   }
 
@@ -91,7 +102,7 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     } else {
       items.push({ op: "add-learner", id, url, promote: role === "voter" });
     }
-    return change(c, () => node.changeMembership(items));
+    return change(c, `${items[0].op} ${id} at ${url}`, () => node.changeMembership(items));
   });
 
   app.delete("/admin/members/:id", async (c) => {
@@ -102,7 +113,7 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     if (!conf.voters.includes(id) && !conf.learners.includes(id)) {
       throw new ApiError(404, "MEMBER_NOT_FOUND", `${JSON.stringify(id)} is not a member`);
     }
-    return change(c, () => node.removeMember(id));
+    return change(c, `remove ${JSON.stringify(id)}`, () => node.removeMember(id));
   });
 
   app.post("/admin/transfer-leader", async (c) => {
@@ -114,13 +125,20 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     }
     const to = body === null ? undefined : (body as { to?: unknown }).to;
     if (to !== undefined && to !== null && typeof to !== "string") throw new ApiError(400, "BAD_REQUEST", "`to` must be a member id");
+    const what = `transfer leadership to ${typeof to === "string" ? JSON.stringify(to) : "the most up-to-date voter"}`;
     try {
       const leader = await node.transferLeadership(typeof to === "string" ? to : undefined);
+      ctx.audit(c, `${what}: ${leader} leads`);
       const answer: AdminTransferBody = { leader, leaderUrl: ctx.urlOf(leader) };
       return c.json(answer);
     } catch (err) {
-      if (err instanceof NotLeaderError) return ctx.redirectToLeader(c, err.leaderId, err.leaderUrl);
-      throw adminError(err);
+      if (err instanceof NotLeaderError) {
+        ctx.audit(c, `${what}: not asked, leadership moved to ${err.leaderId ?? "nobody yet"}`);
+        return ctx.redirectToLeader(c, err.leaderId, err.leaderUrl);
+      }
+      const e = adminError(err);
+      ctx.audit(c, `${what}: failed with ${e.status} ${e.code}`);
+      throw e;
     }
   });
 }
