@@ -53,7 +53,11 @@ export class ReadTimeoutError extends MeshraftError {
   }
 }
 
-/** The node was stopped (or failed) while the request was pending. */
+/**
+ * The node was stopped (or failed) before the request reached the Raft core: nothing was proposed,
+ * so it may be resent (to this node once restarted, or to another). A request the core already
+ * took is rejected with OutcomeUnknownError instead.
+ */
 export class NodeStoppedError extends MeshraftError {
   constructor(detail: string) {
     super("NODE_STOPPED", detail);

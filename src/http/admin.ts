@@ -147,7 +147,7 @@ function adminError(err: unknown): ApiError {
   if (err instanceof ConfChangeInProgressError) return new ApiError(409, "CONF_CHANGE_IN_PROGRESS", err.message, RETRY);
   if (err instanceof InvalidConfChangeError) return new ApiError(400, "INVALID_CONF_CHANGE", err.message);
   if (err instanceof TransferFailedError) return new ApiError(503, "TRANSFER_FAILED", err.message, RETRY);
-  return apiErrorFrom(err, true);
+  return apiErrorFrom(err);
 }
 
 function parseAddMember(body: unknown): { id: string; url: string; role: "voter" | "learner" } {

@@ -196,7 +196,7 @@ export function createApp(options: AppOptions): Hono {
     else if (e.code === "OUTCOME_UNKNOWN") log?.warn(`${c.req.method} ${c.req.path}: ${e.message}`);
     return c.json(e.body(), e.status as ContentfulStatusCode, e.headers);
   };
-  app.onError((err, c) => errorAnswer(c, apiErrorFrom(err, false)));
+  app.onError((err, c) => errorAnswer(c, apiErrorFrom(err)));
   app.notFound((c) =>
     errorAnswer(c, new ApiError(404, "ROUTE_NOT_FOUND", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)),
   );
@@ -280,7 +280,7 @@ export function createApp(options: AppOptions): Hono {
         metrics.proposals.inc({ op, outcome: "not_leader" });
         return redirectToLeader(c, err.leaderId, err.leaderUrl);
       }
-      const e = apiErrorFrom(err, true);
+      const e = apiErrorFrom(err);
       metrics.proposals.inc({ op, outcome: e.code === "OUTCOME_UNKNOWN" ? "unknown" : e.code.toLowerCase() });
       throw e;
     }
@@ -355,7 +355,7 @@ export function createApp(options: AppOptions): Hono {
       } catch (err) {
         metrics.reads.inc({ mode: "linearizable", outcome: err instanceof NotLeaderError ? "not_leader" : "failed" });
         if (err instanceof NotLeaderError) return redirectToLeader(c, err.leaderId, err.leaderUrl);
-        throw apiErrorFrom(err, false);
+        throw apiErrorFrom(err);
       }
       metrics.readIndexSeconds.observe((realClock.now() - started) / 1000);
     }
