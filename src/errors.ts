@@ -78,6 +78,30 @@ export class InvalidConfChangeError extends MeshraftError {
   }
 }
 
+/**
+ * A learner asked to become a voter has not caught up with the leader's log (the rule of automatic
+ * promotion: replicated to in the steady state and within `maxLagEntries`). Nothing was proposed;
+ * ask again once it has caught up.
+ */
+export class LearnerBehindError extends MeshraftError {
+  readonly id: NodeId;
+  /** The learner's last index known to match the leader's log. */
+  readonly match: number;
+  readonly lastIndex: number;
+  readonly maxLagEntries: number;
+  constructor(id: NodeId, match: number, lastIndex: number, maxLagEntries: number, state: string) {
+    const how = state === "replicate" ? "" : `; the leader is ${state === "snapshot" ? "sending it a snapshot" : "still probing its log"}`;
+    super(
+      "LEARNER_BEHIND",
+      `${id} is ${lastIndex - match} entries behind the leader (match ${match}, last index ${lastIndex}${how}); it becomes a voter once within ${maxLagEntries} entries`,
+    );
+    this.id = id;
+    this.match = match;
+    this.lastIndex = lastIndex;
+    this.maxLagEntries = maxLagEntries;
+  }
+}
+
 /** Leadership did not move to another member in time. The old leader took proposals again. */
 export class TransferFailedError extends MeshraftError {
   constructor(detail: string) {

@@ -19,6 +19,7 @@ export {
   NodeStoppedError,
   ConfChangeInProgressError,
   InvalidConfChangeError,
+  LearnerBehindError,
   TransferFailedError,
 } from "./errors.ts";
 export type { StateMachine } from "./statemachine.ts";

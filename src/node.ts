@@ -7,6 +7,7 @@ import type { ConfState, Entry, Index, Message, NodeId, Ready, Role, Snapshot, T
 import {
   ConfChangeInProgressError,
   InvalidConfChangeError,
+  LearnerBehindError,
   NodeStoppedError,
   NotLeaderError,
   OutcomeUnknownError,
@@ -432,6 +433,18 @@ export class RaftNode<Result = unknown> {
   /** Add `id` as a voter (through joint consensus). Prefer addLearner with promote for a new member. */
   addVoter(id: NodeId, url?: string): Promise<MembershipChange> {
     return this.changeMembership([{ op: "add-voter", id, url }]);
+  }
+
+  /**
+   * Make learner `id` a voter now, if it has caught up as automatic promotion requires (see
+   * `Raft.catchUp`); else reject with LearnerBehindError, which says how far behind it is, and
+   * propose nothing. A voter that has not caught up would count towards quorums it cannot help.
+   */
+  async promoteLearner(id: NodeId, url?: string): Promise<MembershipChange> {
+    const raft = this.running();
+    const lag = raft.role === "leader" && raft.conf.learners.includes(id) ? raft.catchUp(id) : undefined;
+    if (lag && !lag.caughtUp) throw new LearnerBehindError(id, lag.match, lag.lastIndex, lag.maxLagEntries, lag.state);
+    return await this.changeMembership([{ op: "add-voter", id, url }]);
   }
 
   /** Add `id` as a learner; with `promote` the leader makes it a voter once it has caught up. */

@@ -3,7 +3,8 @@
  *
  *   GET    /admin/members           the configuration, with each member's role and progress
  *   POST   /admin/members           {id, url, role?}: add a member ("voter" by default: it joins
- *                                   as a learner and is promoted once caught up) or promote one
+ *                                   as a learner and is promoted once caught up) or promote a
+ *                                   learner that has caught up (409 LEARNER_BEHIND if it has not)
  *   DELETE /admin/members/:id       remove a member (the leader itself included)
  *   POST   /admin/transfer-leader   {to?}: hand leadership to `to`, or to the most up-to-date voter
  *
@@ -11,11 +12,11 @@
  * already there in the asked role answers 200 without a change, so a joining node may retry.
  */
 import type { Context, Hono } from "hono";
-import type { ConfChangeItem } from "../core/membership.ts";
 import type { ConfState } from "../core/types.ts";
 import {
   ConfChangeInProgressError,
   InvalidConfChangeError,
+  LearnerBehindError,
   NotLeaderError,
   TransferFailedError,
 } from "../errors.ts";
@@ -90,7 +91,6 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     if (known !== undefined && known !== url && (conf.voters.includes(id) || conf.learners.includes(id))) {
       throw new ApiError(400, "INVALID_CONF_CHANGE", `${id} is already a member at ${known}; remove it first to move it to ${url}`);
     }
-    const items: ConfChangeItem[] = [];
     if (conf.voters.includes(id)) {
       if (role === "learner") throw new ApiError(400, "INVALID_CONF_CHANGE", `${id} is a voter; demoting is not supported: remove it, then add it as a learner`);
       return c.json(membersBody(conf)); // already there
@@ -98,11 +98,10 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     if (conf.learners.includes(id)) {
       if (role === "learner") return c.json(membersBody(conf));
       if (conf.promote?.includes(id)) return c.json(membersBody(conf)); // promotion already pending
-      items.push({ op: "add-voter", id, url });
-    } else {
-      items.push({ op: "add-learner", id, url, promote: role === "voter" });
+      // Only a learner that has caught up (409 LEARNER_BEHIND otherwise, with how far behind it is).
+      return change(c, `promote learner ${id} to voter`, () => node.promoteLearner(id, url));
     }
-    return change(c, `${items[0].op} ${id} at ${url}`, () => node.changeMembership(items));
+    return change(c, `add ${id} at ${url} as a ${role}`, () => node.addLearner(id, url, { promote: role === "voter" }));
   });
 
   app.delete("/admin/members/:id", async (c) => {
@@ -145,6 +144,7 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
 
 function adminError(err: unknown): ApiError {
   if (err instanceof ConfChangeInProgressError) return new ApiError(409, "CONF_CHANGE_IN_PROGRESS", err.message, RETRY);
+  if (err instanceof LearnerBehindError) return new ApiError(409, "LEARNER_BEHIND", err.message, RETRY);
   if (err instanceof InvalidConfChangeError) return new ApiError(400, "INVALID_CONF_CHANGE", err.message);
   if (err instanceof TransferFailedError) return new ApiError(503, "TRANSFER_FAILED", err.message, RETRY);
   return apiErrorFrom(err);

@@ -21,7 +21,9 @@ export const SEQ_HEADER = "X-Meshraft-Seq";
  * - 404 NOT_FOUND: the key is absent (GET); 404 ROUTE_NOT_FOUND: no such route.
  * - 409 STALE_SEQUENCE: a write with a session seq older than the session's last; not applied.
  * - Admin: 400 INVALID_CONF_CHANGE; 404 MEMBER_NOT_FOUND; 409 CONF_CHANGE_IN_PROGRESS (another
- *   change is in flight; `Retry-After`); 503 TRANSFER_FAILED (leadership did not move).
+ *   change is in flight; `Retry-After`); 409 LEARNER_BEHIND (a learner asked to become a voter has
+ *   not caught up; the message says how far behind it is; `Retry-After`); 503 TRANSFER_FAILED
+ *   (leadership did not move).
  * - 413 VALUE_TOO_LARGE, BODY_TOO_LARGE.
  * - 503 NO_LEADER, PROPOSAL_DROPPED, READ_TIMEOUT, NODE_STOPPED: nothing happened, resend freely
  *   (a `Retry-After` header comes with them).
@@ -42,6 +44,7 @@ export type ErrorCode =
   | "INVALID_CONF_CHANGE"
   | "MEMBER_NOT_FOUND"
   | "CONF_CHANGE_IN_PROGRESS"
+  | "LEARNER_BEHIND"
   | "TRANSFER_FAILED"
   | "VALUE_TOO_LARGE"
   | "BODY_TOO_LARGE"

@@ -178,6 +178,30 @@ describe("POST /admin/members", () => {
     expect(leader.node.membership().learners).toEqual(["n5"]);
   });
 
+  it("promoting a learner that has not caught up is 409 LEARNER_BEHIND saying how far behind; nothing is proposed; once caught up it is promoted", async () => {
+    const c = await start({ spares: ["n4"], start: ["n1", "n2", "n3"] });
+    const leader = await c.leader();
+    expect((await call(`${leader.url}/admin/members`, "POST", { id: "n4", url: c.url("n4"), role: "learner" })).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await call(`${leader.url}/kv/k${i}`, "PUT", "v")).status).toBe(200);
+    // n4 is not running: the leader has nothing from it, so it is the whole log behind.
+    const lastIndex = leader.node.status().lastIndex;
+    const res = await call(`${leader.url}/admin/members`, "POST", { id: "n4", url: c.url("n4"), role: "voter" });
+    expect(res.status).toBe(409);
+    expect(res.headers.get("Retry-After")).toBe("1");
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("LEARNER_BEHIND");
+    expect(body.error.message).toContain(`n4 is ${lastIndex} entries behind the leader (match 0, last index ${lastIndex}`);
+    await sleep(50);
+    expect(leader.node.status().lastIndex).toBe(lastIndex);
+    expect(leader.node.membership().learners).toEqual(["n4"]);
+
+    await c.member("n4").node.start();
+    await waitFor(() => leader.node.progress("n4")?.state === "replicate" && leader.node.progress("n4")!.match >= leader.node.status().lastIndex, "n4 caught up", 5_000, () => c.describe());
+    const promotedNow = await membersOf(await call(`${leader.url}/admin/members`, "POST", { id: "n4", url: c.url("n4"), role: "voter" }));
+    expect(promotedNow.index).toBeGreaterThan(lastIndex);
+    await promoted(c, leader, "n4");
+  });
+
   it("adding a member that is already there in the asked role answers 200 without a change", async () => {
     const c = await start({ spares: ["n4", "n5"] });
     const leader = await c.leader();
