@@ -1,4 +1,4 @@
-import type { NodeId } from "./core/types.ts";
+import type { ConfState, NodeId } from "./core/types.ts";
 
 /**
  * Every error meshraft raises on purpose carries a stable `code`, so callers (and the HTTP layer)
@@ -99,6 +99,29 @@ export class LearnerBehindError extends MeshraftError {
     this.match = match;
     this.lastIndex = lastIndex;
     this.maxLagEntries = maxLagEntries;
+  }
+}
+
+/**
+ * A node's storage holds the configuration it was first started with, and the members it is
+ * started with now say otherwise. Starting anyway would silently change its voter set (members
+ * restarted with different flags could stop overlapping), so it does not start.
+ */
+export class BootstrapConflictError extends MeshraftError {
+  readonly stored: ConfState;
+  readonly given: ConfState;
+  constructor(id: NodeId, stored: ConfState, given: ConfState) {
+    const show = (c: ConfState): string =>
+      c.voters.length === 0 ? "none (it joined an existing cluster)" : c.voters.map((v) => (c.urls?.[v] ? `${v}=${c.urls[v]}` : v)).join(", ");
+    super(
+      "BOOTSTRAP_CONFLICT",
+      `node ${id}'s storage holds the configuration it was first started with, voters ${show(stored)}; ` +
+        `the members given now, ${show(given)}, contradict it. Start it with the same members, or with none but itself ` +
+        `(meshraft start without --peer) to use the stored configuration${stored.voters.length === 0 ? ", or with --join" : ""}; ` +
+        `change membership through the cluster (POST/DELETE /admin/members)`,
+    );
+    this.stored = stored;
+    this.given = given;
   }
 }
 

@@ -12,6 +12,7 @@ export { RaftNode, type RaftNodeOptions, type NodeStatus, type ProposeOutcome, t
 export { realClock, type Clock } from "./clock.ts";
 export {
   MeshraftError,
+  BootstrapConflictError,
   NotLeaderError,
   OutcomeUnknownError,
   ProposalDroppedError,

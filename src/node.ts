@@ -5,6 +5,7 @@ import { Raft, type RaftConfig } from "./core/raft.ts";
 import { SeededRandom, type Random } from "./core/random.ts";
 import type { ConfState, Entry, Index, Message, NodeId, Ready, Role, Snapshot, Term } from "./core/types.ts";
 import {
+  BootstrapConflictError,
   ConfChangeInProgressError,
   InvalidConfChangeError,
   LearnerBehindError,
@@ -16,7 +17,7 @@ import {
   TransferFailedError,
 } from "./errors.ts";
 import type { StateMachine } from "./statemachine.ts";
-import type { Storage } from "./storage/storage.ts";
+import type { Storage, StoredState } from "./storage/storage.ts";
 import type { Transport } from "./transport/transport.ts";
 
 /**
@@ -38,9 +39,13 @@ export interface Member {
 export interface RaftNodeOptions<Result> {
   id: NodeId;
   /**
-   * The voters of a brand-new cluster, this node included. Used only when storage holds no
-   * configuration yet; a restarted node recovers membership from its own state. Empty with
-   * `join`.
+   * The voters of a brand-new cluster, this node included. Empty with `join`. Used only when
+   * storage holds nothing yet, and stored with the node's first write (a configuration record: a
+   * snapshot at index 0 without data, as etcd stores its initial ConfState), so a restarted node
+   * recovers membership from its own state, never from these. On a later start they must name
+   * the same voters (and URLs) as the stored record, or only this node (what `meshraft start`
+   * without `--peer` passes: "use what is stored"); anything else is a BootstrapConflictError.
+   * A node that joined (`join`) stored an empty record: members given later contradict it.
    */
   members: (Member | NodeId)[];
   /**
@@ -164,6 +169,12 @@ export class RaftNode<Result = unknown> {
   private readonly sm: StateMachine<Result>;
   private readonly urls = new Map<NodeId, string>();
   private readonly bootstrapVoters: NodeId[];
+  /**
+   * The configuration record (see `members`) of a node that found its storage empty. It goes into
+   * the first batch the node saves, atomically with the first state that lets it act on the
+   * configuration (a vote, a term, entries): a crash before that loses nothing it acted on.
+   */
+  private pendingBootstrap: Snapshot | null = null;
   /** The configuration last announced (membership event, transport peers). */
   private knownConf: ConfState | null = null;
   /**
@@ -238,9 +249,9 @@ export class RaftNode<Result = unknown> {
     if (this.state !== "new") throw new Error(`node ${this.id} was already started`);
     this.state = "starting";
     const stored = await this.storage.load();
-    const bootstrap: ConfState = { voters: this.bootstrapVoters.slice(), learners: [], votersOutgoing: [] };
-    if (this.urls.size > 0) bootstrap.urls = Object.fromEntries(this.urls);
-    const conf: ConfState = stored.snapshot?.meta.conf ?? bootstrap;
+    const conf = this.initialConf(stored);
+    // A configuration record is not state: the state machine and the core start empty from it.
+    const snapshot = stored.snapshot !== null && stored.snapshot.meta.index > 0 ? stored.snapshot : null;
     const o = this.opts;
     const electionTimeoutMs = positive("electionTimeoutMs", o.electionTimeoutMs ?? 300);
     this.electionTimeoutMs = electionTimeoutMs;
@@ -260,26 +271,49 @@ export class RaftNode<Result = unknown> {
       promoteLagEntries: o.promoteLagEntries,
       random: o.random ?? cryptoSeededRandom(),
     };
-    if (stored.snapshot) {
-      this.sm.restore(stored.snapshot.data);
-      this.appliedIndex = stored.snapshot.meta.index;
-      this.snapshotIndex = stored.snapshot.meta.index;
+    if (snapshot) {
+      this.sm.restore(snapshot.data);
+      this.appliedIndex = snapshot.meta.index;
+      this.snapshotIndex = snapshot.meta.index;
     }
     this.raft = new Raft(config, {
       hardState: stored.hardState,
-      snapshot: stored.snapshot,
-      entries: stored.entries.filter((e) => e.index > (stored.snapshot?.meta.index ?? 0)),
+      snapshot,
+      entries: stored.entries.filter((e) => e.index > (snapshot?.meta.index ?? 0)),
       conf,
     });
-    if (stored.snapshot) this.emit({ type: "snapshot-restored", index: stored.snapshot.meta.index, term: stored.snapshot.meta.term });
+    if (snapshot) this.emit({ type: "snapshot-restored", index: snapshot.meta.index, term: snapshot.meta.term });
     if (this.state !== "starting") return; // stopped while loading
     this.state = "running";
-    this.appliedMembers = stored.snapshot?.meta.conf ?? bootstrap;
+    this.appliedMembers = conf;
     this.noticeConf(this.raft.conf);
     this.now = this.clock.now();
     this.transport.start((m) => this.receive(m));
     this.armTick();
     this.schedule();
+  }
+
+  /**
+   * The configuration to start from: a snapshot's, else the stored configuration record (checked
+   * against `members`), else, for empty storage, `members` (to be stored with the first save).
+   * Storage written before configuration records existed (entries, no record) starts from
+   * `members`, as it always did: writing a record under its entries would discard them.
+   */
+  private initialConf(stored: StoredState): ConfState {
+    const given: ConfState = { voters: this.bootstrapVoters.slice(), learners: [], votersOutgoing: [] };
+    const urls = new Map([...this.urls].filter(([id]) => given.voters.includes(id)));
+    if (urls.size > 0) given.urls = Object.fromEntries(urls);
+    const snap = stored.snapshot;
+    if (snap !== null && snap.meta.index > 0) return snap.meta.conf;
+    if (snap !== null) {
+      const recorded = snap.meta.conf;
+      const onlySelf = given.voters.length === 1 && given.voters[0] === this.id;
+      if (!this.opts.join && !onlySelf && !sameVoters(recorded, given)) throw new BootstrapConflictError(this.id, recorded, given);
+      return recorded;
+    }
+    const fresh = stored.entries.length === 0 && stored.hardState.term === 0 && stored.hardState.votedFor === null;
+    if (fresh) this.pendingBootstrap = { meta: { index: 0, term: 0, conf: given }, data: new Uint8Array(0) };
+    return given;
   }
 
   /** Stop ticking and talking; reject everything pending. Storage is closed too. */
@@ -564,7 +598,10 @@ export class RaftNode<Result = unknown> {
         if (raft.conf !== this.knownConf) this.noticeConf(raft.conf);
         for (const m of rd.earlyMessages) this.transport.send(m);
         if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
-          await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+          // A snapshot from the leader supersedes the configuration record.
+          const snapshot = rd.snapshot ?? this.pendingBootstrap ?? undefined;
+          this.pendingBootstrap = null;
+          await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot });
           // Stopped (or crashed, in the simulator) while persisting: nothing of this Ready may
           // escape, since the batch may not be durable.
           if (this.state !== "running") return;
@@ -848,6 +885,13 @@ export class RaftNode<Result = unknown> {
       }
     }
   }
+}
+
+/** Same voters, learners and URLs (an id's URL counts only where both name one). */
+function sameVoters(a: ConfState, b: ConfState): boolean {
+  const same = (x: NodeId[], y: NodeId[]): boolean => x.length === y.length && x.every((id) => y.includes(id));
+  if (!same(a.voters, b.voters) || !same(a.learners, b.learners) || !same(a.votersOutgoing, b.votersOutgoing)) return false;
+  return Object.entries(b.urls ?? {}).every(([id, url]) => a.urls?.[id] === undefined || a.urls[id] === url);
 }
 
 function positive(name: string, value: number): number {
