@@ -128,6 +128,8 @@ export type RaftNodeEvent<Result> =
   | { type: "snapshot-restored"; index: Index; term: Term }
   /** This node took a snapshot of its state machine and compacted its log. */
   | { type: "snapshot-taken"; index: Index; compactedTo: Index }
+  /** Saving a snapshot failed for a passing reason (out of file descriptors); it is retried in `retryInMs`. */
+  | { type: "snapshot-deferred"; index: Index; error: unknown; retryInMs: number }
   /** The configuration this node works with changed (a change applied, or a snapshot's). */
   | { type: "membership"; conf: ConfState }
   | { type: "error"; error: unknown };
@@ -195,6 +197,9 @@ export class RaftNode<Result = unknown> {
   private readonly snapshotMargin: number;
   /** Index of the last snapshot taken or installed here. */
   private snapshotIndex: Index = 0;
+  /** Snapshot saves that failed in a row for a transient reason, and when (`now`) to try again. */
+  private snapshotFailures = 0;
+  private snapshotRetryAt = 0;
 
   private raft: Raft | null = null;
   private state: "new" | "starting" | "running" | "stopped" = "new";
@@ -583,7 +588,7 @@ export class RaftNode<Result = unknown> {
 
   private schedule(): void {
     if (this.processing || this.state !== "running") return;
-    if (this.queued.length === 0 && !this.raft?.hasReady()) return;
+    if (this.queued.length === 0 && !this.raft?.hasReady() && !this.snapshotDue()) return;
     this.processing = true;
     this.loop = Promise.resolve().then(() => this.processReadies());
   }
@@ -593,7 +598,11 @@ export class RaftNode<Result = unknown> {
       while (this.state === "running" && this.raft) {
         const raft = this.raft;
         this.flushProposals(raft);
-        if (!raft.hasReady()) break;
+        if (!raft.hasReady()) {
+          // A snapshot put off by a transient failure is retried once due, Ready or not.
+          if (this.snapshotDue()) await this.takeSnapshot(raft);
+          break;
+        }
         const rd = raft.ready();
         if (raft.conf !== this.knownConf) this.noticeConf(raft.conf);
         for (const m of rd.earlyMessages) this.transport.send(m);
@@ -609,7 +618,7 @@ export class RaftNode<Result = unknown> {
         for (const m of rd.messages) this.transport.send(m);
         this.settle(rd);
         raft.advance();
-        if (this.snapshotEvery > 0 && this.appliedIndex - this.snapshotIndex >= this.snapshotEvery) {
+        if (this.snapshotDue()) {
           await this.takeSnapshot(raft);
           if (this.state !== "running") return;
         }
@@ -693,6 +702,11 @@ export class RaftNode<Result = unknown> {
   }
 
   /** Snapshot the state machine at the applied index, save it, then compact storage and memory. */
+  /** Enough was applied since the last snapshot, and no failed attempt asks to wait. */
+  private snapshotDue(): boolean {
+    return this.snapshotEvery > 0 && this.appliedIndex - this.snapshotIndex >= this.snapshotEvery && this.now >= this.snapshotRetryAt;
+  }
+
   private async takeSnapshot(raft: Raft): Promise<void> {
     const index = this.appliedIndex;
     const term = raft.log.term(index);
@@ -701,7 +715,20 @@ export class RaftNode<Result = unknown> {
       meta: { index, term, conf: raft.confAt(index) },
       data: this.sm.snapshot(),
     };
-    await this.storage.save({ snapshot });
+    try {
+      await this.storage.save({ snapshot });
+    } catch (err) {
+      // Safety never needs this snapshot (the log still holds everything), so running out of file
+      // descriptors for a moment is no reason to stop: put it off, with a growing pause.
+      if (!isTransient(err)) throw err;
+      this.snapshotFailures++;
+      const retryInMs = Math.min(SNAPSHOT_RETRY_MAX_MS, SNAPSHOT_RETRY_MS * 2 ** (this.snapshotFailures - 1));
+      this.snapshotRetryAt = this.now + retryInMs;
+      this.emit({ type: "snapshot-deferred", index, error: err, retryInMs });
+      return;
+    }
+    this.snapshotFailures = 0;
+    this.snapshotRetryAt = 0;
     if (this.state !== "running") return;
     const compactTo = Math.max(0, Math.min(index - this.snapshotMargin, raft.compactionFloor()));
     if (compactTo > 0) await this.storage.compact(compactTo);
@@ -885,6 +912,23 @@ export class RaftNode<Result = unknown> {
       }
     }
   }
+}
+
+/** The first pause after a transient snapshot failure, doubled per failure up to the maximum. */
+const SNAPSHOT_RETRY_MS = 1_000;
+const SNAPSHOT_RETRY_MAX_MS = 30_000;
+
+/**
+ * Errors that pass by themselves: the process or the system ran out of file descriptors
+ * (EMFILE, ENFILE) or of a resource for the moment (EAGAIN). Storage adapters report the system
+ * code as `code` (Node's and Deno's errors), or as `errno` on their own wrapping error.
+ */
+function isTransient(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e !== null && typeof e === "object" && depth < 3; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, errno } = e as { code?: unknown; errno?: unknown };
+    if ([code, errno].some((c) => c === "EMFILE" || c === "ENFILE" || c === "EAGAIN")) return true;
+  }
+  return false;
 }
 
 /** Same voters, learners and URLs (an id's URL counts only where both name one). */

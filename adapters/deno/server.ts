@@ -65,7 +65,7 @@ export interface DenoMember {
   kv: KvStateMachine;
   /** The HTTP API and the peer socket (`/raft`). */
   app: Hono;
-  /** Resolves if the member had to stop by itself: its Deno KV lease was lost. */
+  /** Resolves if the member had to stop by itself: its Deno KV lease was lost, or its node failed. */
   failed: Promise<Error>;
   start(): Promise<void>;
   /** Finish the write in flight, close the mesh and the storage. */
@@ -117,6 +117,8 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     // startDenoNode hands Deno.serve's handler info over as `env` (Deploy: pass it to app.fetch too).
     remoteAddress: (c) => (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname,
   });
+  // The node's own failure (a storage error it cannot go on after) ends the member too.
+  void member.failed.then(reportFailure);
   const { node, kv, app } = member;
   return { node, kv, app, failed, start: () => member.start(), stop: () => node.stop() };
 }
@@ -126,7 +128,7 @@ export interface RunningDenoNode {
   kv: KvStateMachine;
   url: string;
   port: number;
-  /** Resolves if the member had to stop by itself: its Deno KV lease was lost. */
+  /** Resolves if the member had to stop by itself: its Deno KV lease was lost, or its node failed. */
   failed: Promise<Error>;
   /** Stop serving, finish the write in flight, close the mesh and the storage. */
   stop(): Promise<void>;

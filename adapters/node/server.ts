@@ -24,6 +24,8 @@ export interface RunningNode {
   kv: KvStateMachine;
   url: string;
   port: number;
+  /** Resolves with the reason if the node failed and stopped by itself (see Member.failed). */
+  failed: Promise<Error>;
   /** Stop serving, finish the write in flight, close the mesh and the storage. */
   stop(): Promise<void>;
 }
@@ -76,6 +78,7 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     kv,
     url: args.url,
     port,
+    failed: member.failed,
     stop: () =>
       (stopping ??= (async () => {
         await new Promise<void>((done) => {
