@@ -60,24 +60,31 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
   }
 
   /**
-   * Runs a change on the leader and logs it, with who asked and what came of it; NotLeaderError
-   * (leadership moved meanwhile) becomes a redirect.
+   * Runs an admin action on the leader and logs it, with who asked and what came of it (`done`
+   * gives the outcome to log and the answer); NotLeaderError (leadership moved meanwhile) becomes
+   * a redirect.
    */
-  async function change(c: Context, what: string, run: () => Promise<MembershipChange>): Promise<Response> {
+  async function audited<T>(c: Context, what: string, run: () => Promise<T>, done: (result: T) => [outcome: string, answer: Response]): Promise<Response> {
+    let result: T;
     try {
-      const done = await run();
-      ctx.audit(c, `${what}: done at index ${done.index}`);
-      return c.json(membersBody(done.conf, done.index));
+      result = await run();
     } catch (err) {
       if (err instanceof NotLeaderError) {
-        ctx.audit(c, `${what}: not proposed, leadership moved to ${err.leaderId ?? "nobody yet"}`);
+        ctx.audit(c, `${what}: not done here, leadership moved to ${err.leaderId ?? "nobody yet"}`);
         return ctx.redirectToLeader(c, err.leaderId, err.leaderUrl);
       }
       const e = adminError(err);
       ctx.audit(c, `${what}: failed with ${e.status} ${e.code}`);
       throw e;
     }
+    const [outcome, answer] = done(result);
+    ctx.audit(c, `${what}: ${outcome}`);
+    return answer;
   }
+
+  /** A membership change, answered with the configuration it made. */
+  const change = (c: Context, what: string, run: () => Promise<MembershipChange>): Promise<Response> =>
+    audited(c, what, run, (d) => [`done at index ${d.index}`, c.json(membersBody(d.conf, d.index))]);
 
   app.get("/admin/members", (c) => ctx.unlessLeader(c) ?? c.json(membersBody(node.membership())));
 
@@ -125,20 +132,10 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     const to = body === null ? undefined : (body as { to?: unknown }).to;
     if (to !== undefined && to !== null && typeof to !== "string") throw new ApiError(400, "BAD_REQUEST", "`to` must be a member id");
     const what = `transfer leadership to ${typeof to === "string" ? JSON.stringify(to) : "the most up-to-date voter"}`;
-    try {
-      const leader = await node.transferLeadership(typeof to === "string" ? to : undefined);
-      ctx.audit(c, `${what}: ${leader} leads`);
+    return audited(c, what, () => node.transferLeadership(typeof to === "string" ? to : undefined), (leader) => {
       const answer: AdminTransferBody = { leader, leaderUrl: ctx.urlOf(leader) };
-      return c.json(answer);
-    } catch (err) {
-      if (err instanceof NotLeaderError) {
-        ctx.audit(c, `${what}: not asked, leadership moved to ${err.leaderId ?? "nobody yet"}`);
-        return ctx.redirectToLeader(c, err.leaderId, err.leaderUrl);
-      }
-      const e = adminError(err);
-      ctx.audit(c, `${what}: failed with ${e.status} ${e.code}`);
-      throw e;
-    }
+      return [`${leader} leads`, c.json(answer)];
+    });
   });
 }
 
