@@ -1,4 +1,4 @@
-import type { NodeId } from "./core/types.ts";
+import type { ConfState, NodeId } from "./core/types.ts";
 
 /**
  * Every error meshraft raises on purpose carries a stable `code`, so callers (and the HTTP layer)
@@ -53,7 +53,11 @@ export class ReadTimeoutError extends MeshraftError {
   }
 }
 
-/** The node was stopped (or failed) while the request was pending. */
+/**
+ * The node was stopped (or failed) before the request reached the Raft core: nothing was proposed,
+ * so it may be resent (to this node once restarted, or to another). A request the core already
+ * took is rejected with OutcomeUnknownError instead.
+ */
 export class NodeStoppedError extends MeshraftError {
   constructor(detail: string) {
     super("NODE_STOPPED", detail);
@@ -71,6 +75,53 @@ export class ConfChangeInProgressError extends MeshraftError {
 export class InvalidConfChangeError extends MeshraftError {
   constructor(detail: string) {
     super("INVALID_CONF_CHANGE", `invalid membership change: ${detail}`);
+  }
+}
+
+/**
+ * A learner asked to become a voter has not caught up with the leader's log (the rule of automatic
+ * promotion: replicated to in the steady state and within `maxLagEntries`). Nothing was proposed;
+ * ask again once it has caught up.
+ */
+export class LearnerBehindError extends MeshraftError {
+  readonly id: NodeId;
+  /** The learner's last index known to match the leader's log. */
+  readonly match: number;
+  readonly lastIndex: number;
+  readonly maxLagEntries: number;
+  constructor(id: NodeId, match: number, lastIndex: number, maxLagEntries: number, state: string) {
+    const how = state === "replicate" ? "" : `; the leader is ${state === "snapshot" ? "sending it a snapshot" : "still probing its log"}`;
+    super(
+      "LEARNER_BEHIND",
+      `${id} is ${lastIndex - match} entries behind the leader (match ${match}, last index ${lastIndex}${how}); it becomes a voter once within ${maxLagEntries} entries`,
+    );
+    this.id = id;
+    this.match = match;
+    this.lastIndex = lastIndex;
+    this.maxLagEntries = maxLagEntries;
+  }
+}
+
+/**
+ * A node's storage holds the configuration it was first started with, and the members it is
+ * started with now say otherwise. Starting anyway would silently change its voter set (members
+ * restarted with different flags could stop overlapping), so it does not start.
+ */
+export class BootstrapConflictError extends MeshraftError {
+  readonly stored: ConfState;
+  readonly given: ConfState;
+  constructor(id: NodeId, stored: ConfState, given: ConfState) {
+    const show = (c: ConfState): string =>
+      c.voters.length === 0 ? "none (it joined an existing cluster)" : c.voters.map((v) => (c.urls?.[v] ? `${v}=${c.urls[v]}` : v)).join(", ");
+    super(
+      "BOOTSTRAP_CONFLICT",
+      `node ${id}'s storage holds the configuration it was first started with, voters ${show(stored)}; ` +
+        `the members given now, ${show(given)}, contradict it. Start it with the same members, or with none but itself ` +
+        `(meshraft start without --peer) to use the stored configuration${stored.voters.length === 0 ? ", or with --join" : ""}; ` +
+        `change membership through the cluster (POST/DELETE /admin/members)`,
+    );
+    this.stored = stored;
+    this.given = given;
   }
 }
 

@@ -13,6 +13,7 @@ export { RaftNode, type RaftNodeOptions, type NodeStatus, type ProposeOutcome, t
 export { realClock, type Clock } from "./clock.ts";
 export {
   MeshraftError,
+  BootstrapConflictError,
   NotLeaderError,
   OutcomeUnknownError,
   ProposalDroppedError,
@@ -20,6 +21,7 @@ export {
   NodeStoppedError,
   ConfChangeInProgressError,
   InvalidConfChangeError,
+  LearnerBehindError,
   TransferFailedError,
 } from "./errors.ts";
 export type { StateMachine } from "./statemachine.ts";

@@ -3,7 +3,7 @@
  * HTTP API (with the peer socket), wired the same way on every runtime. The runtime adapters
  * supply only what differs: the storage, the mesh's WebSocket, the server that serves `app`.
  */
-import type { Hono } from "hono";
+import type { Context, Hono } from "hono";
 import { MeshraftClient, MeshraftHttpError } from "./client/client.ts";
 import { isMember } from "./core/membership.ts";
 import { realClock } from "./clock.ts";
@@ -55,6 +55,8 @@ export interface MemberOptions {
   snapshotBytes?: number;
   snapshotMargin?: number;
   log: MemberLogger;
+  /** The client's address as the runtime's server reports it, for the admin audit log. */
+  remoteAddress?: (c: Context) => string | undefined;
 }
 
 export interface Member {
@@ -67,10 +69,18 @@ export interface Member {
    * it and resolve once the leader did (the node catches up by itself afterwards).
    */
   start(): Promise<void>;
+  /**
+   * Resolves with the reason if the node failed and stopped by itself (a storage error it cannot
+   * go on after). A failed member never recovers in place: the CLIs exit non-zero on it, so a
+   * supervisor sees the failure and can restart the process (which recovers from storage).
+   */
+  failed: Promise<Error>;
 }
 
 export function createMember(o: MemberOptions): Member {
   const kv = new KvStateMachine();
+  let reportFailure: (error: Error) => void = () => {};
+  const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
   const node = new RaftNode<KvResult>({
     id: o.id,
     members: o.join ? [] : [{ id: o.id, url: o.url }, ...o.peers],
@@ -83,12 +93,18 @@ export function createMember(o: MemberOptions): Member {
     snapshotEveryEntries: o.snapshotEvery,
     snapshotEveryBytes: o.snapshotBytes,
     snapshotMarginEntries: o.snapshotMargin,
-    onError: (error) => o.log("error", "node failed and stopped", { error: error instanceof Error ? error.message : String(error) }),
+    onError: (error) => {
+      o.log("error", "node failed and stopped", { error: error instanceof Error ? error.message : String(error) });
+      reportFailure(error instanceof Error ? error : new Error(String(error)));
+    },
   });
   let wasMember = false;
   node.on((e) => {
     if (e.type === "role") o.log("info", `role ${e.role}`, { term: e.term, leader: e.leaderId ?? "none" });
     if (e.type === "snapshot-restored") o.log("info", "state restored from a snapshot", { index: e.index, term: e.term });
+    if (e.type === "snapshot-deferred") {
+      o.log("warn", "snapshot failed; retrying later", { index: e.index, retryInMs: e.retryInMs, error: e.error instanceof Error ? e.error.message : String(e.error) });
+    }
     if (e.type === "membership") {
       const c = e.conf;
       const fields: Record<string, unknown> = { voters: c.voters.join(",") || "none", learners: c.learners.join(",") || "none" };
@@ -106,7 +122,8 @@ export function createMember(o: MemberOptions): Member {
     adminToken: o.adminToken,
     followerReads: o.followerReads,
     raftSocket: o.raftSocket,
-    logger: { warn: (m: string) => o.log("warn", m), error: (m: string) => o.log("error", m) },
+    logger: { info: (m: string) => o.log("info", m), warn: (m: string) => o.log("warn", m), error: (m: string) => o.log("error", m) },
+    remoteAddress: o.remoteAddress,
   });
   const start = async (): Promise<void> => {
     await node.start();
@@ -116,7 +133,7 @@ export function createMember(o: MemberOptions): Member {
     // Link to the members now; the configuration the node learns from the log takes over.
     o.transport.setPeers?.(joined.members.filter((m) => m.id !== o.id && m.url).map((m) => ({ id: m.id, url: m.url! })));
   };
-  return { node, kv, app, start };
+  return { node, kv, app, start, failed };
 }
 
 export interface JoinOptions {

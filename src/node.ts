@@ -5,8 +5,10 @@ import { Raft, type RaftConfig } from "./core/raft.ts";
 import { SeededRandom, type Random } from "./core/random.ts";
 import type { ConfState, Entry, Index, Message, NodeId, Ready, Role, Snapshot, Term } from "./core/types.ts";
 import {
+  BootstrapConflictError,
   ConfChangeInProgressError,
   InvalidConfChangeError,
+  LearnerBehindError,
   NodeStoppedError,
   NotLeaderError,
   OutcomeUnknownError,
@@ -15,7 +17,7 @@ import {
   TransferFailedError,
 } from "./errors.ts";
 import type { StateMachine } from "./statemachine.ts";
-import type { Storage } from "./storage/storage.ts";
+import type { Storage, StoredState } from "./storage/storage.ts";
 import type { Transport } from "./transport/transport.ts";
 
 /**
@@ -37,9 +39,13 @@ export interface Member {
 export interface RaftNodeOptions<Result> {
   id: NodeId;
   /**
-   * The voters of a brand-new cluster, this node included. Used only when storage holds no
-   * configuration yet; a restarted node recovers membership from its own state. Empty with
-   * `join`.
+   * The voters of a brand-new cluster, this node included. Empty with `join`. Used only when
+   * storage holds nothing yet, and stored with the node's first write (a configuration record: a
+   * snapshot at index 0 without data, as etcd stores its initial ConfState), so a restarted node
+   * recovers membership from its own state, never from these. On a later start they must name
+   * the same voters (and URLs) as the stored record, or only this node (what `meshraft start`
+   * without `--peer` passes: "use what is stored"); anything else is a BootstrapConflictError.
+   * A node that joined (`join`) stored an empty record: members given later contradict it.
    */
   members: (Member | NodeId)[];
   /**
@@ -128,6 +134,8 @@ export type RaftNodeEvent<Result> =
   | { type: "snapshot-restored"; index: Index; term: Term }
   /** This node took a snapshot of its state machine and compacted its log. */
   | { type: "snapshot-taken"; index: Index; compactedTo: Index }
+  /** Saving a snapshot failed for a passing reason (out of file descriptors); it is retried in `retryInMs`. */
+  | { type: "snapshot-deferred"; index: Index; error: unknown; retryInMs: number }
   /** The configuration this node works with changed (a change applied, or a snapshot's). */
   | { type: "membership"; conf: ConfState }
   | { type: "error"; error: unknown };
@@ -169,6 +177,12 @@ export class RaftNode<Result = unknown> {
   private readonly sm: StateMachine<Result>;
   private readonly urls = new Map<NodeId, string>();
   private readonly bootstrapVoters: NodeId[];
+  /**
+   * The configuration record (see `members`) of a node that found its storage empty. It goes into
+   * the first batch the node saves, atomically with the first state that lets it act on the
+   * configuration (a vote, a term, entries): a crash before that loses nothing it acted on.
+   */
+  private pendingBootstrap: Snapshot | null = null;
   /** The configuration last announced (membership event, transport peers). */
   private knownConf: ConfState | null = null;
   /**
@@ -192,6 +206,9 @@ export class RaftNode<Result = unknown> {
   private snapshotIndex: Index = 0;
   /** Data bytes of the entries applied since the last snapshot taken or installed (or since start). */
   private bytesSinceSnapshot = 0;
+  /** Snapshot saves that failed in a row for a transient reason, and when (`now`) to try again. */
+  private snapshotFailures = 0;
+  private snapshotRetryAt = 0;
 
   private raft: Raft | null = null;
   private state: "new" | "starting" | "running" | "stopped" = "new";
@@ -247,9 +264,9 @@ export class RaftNode<Result = unknown> {
     if (this.state !== "new") throw new Error(`node ${this.id} was already started`);
     this.state = "starting";
     const stored = await this.storage.load();
-    const bootstrap: ConfState = { voters: this.bootstrapVoters.slice(), learners: [], votersOutgoing: [] };
-    if (this.urls.size > 0) bootstrap.urls = Object.fromEntries(this.urls);
-    const conf: ConfState = stored.snapshot?.meta.conf ?? bootstrap;
+    const conf = this.initialConf(stored);
+    // A configuration record is not state: the state machine and the core start empty from it.
+    const snapshot = stored.snapshot !== null && stored.snapshot.meta.index > 0 ? stored.snapshot : null;
     const o = this.opts;
     const electionTimeoutMs = positive("electionTimeoutMs", o.electionTimeoutMs ?? 300);
     this.electionTimeoutMs = electionTimeoutMs;
@@ -269,26 +286,49 @@ export class RaftNode<Result = unknown> {
       promoteLagEntries: o.promoteLagEntries,
       random: o.random ?? cryptoSeededRandom(),
     };
-    if (stored.snapshot) {
-      this.sm.restore(stored.snapshot.data);
-      this.appliedIndex = stored.snapshot.meta.index;
-      this.snapshotIndex = stored.snapshot.meta.index;
+    if (snapshot) {
+      this.sm.restore(snapshot.data);
+      this.appliedIndex = snapshot.meta.index;
+      this.snapshotIndex = snapshot.meta.index;
     }
     this.raft = new Raft(config, {
       hardState: stored.hardState,
-      snapshot: stored.snapshot,
-      entries: stored.entries.filter((e) => e.index > (stored.snapshot?.meta.index ?? 0)),
+      snapshot,
+      entries: stored.entries.filter((e) => e.index > (snapshot?.meta.index ?? 0)),
       conf,
     });
-    if (stored.snapshot) this.emit({ type: "snapshot-restored", index: stored.snapshot.meta.index, term: stored.snapshot.meta.term });
+    if (snapshot) this.emit({ type: "snapshot-restored", index: snapshot.meta.index, term: snapshot.meta.term });
     if (this.state !== "starting") return; // stopped while loading
     this.state = "running";
-    this.appliedMembers = stored.snapshot?.meta.conf ?? bootstrap;
+    this.appliedMembers = conf;
     this.noticeConf(this.raft.conf);
     this.now = this.clock.now();
     this.transport.start((m) => this.receive(m));
     this.armTick();
     this.schedule();
+  }
+
+  /**
+   * The configuration to start from: a snapshot's, else the stored configuration record (checked
+   * against `members`), else, for empty storage, `members` (to be stored with the first save).
+   * Storage written before configuration records existed (entries, no record) starts from
+   * `members`, as it always did: writing a record under its entries would discard them.
+   */
+  private initialConf(stored: StoredState): ConfState {
+    const given: ConfState = { voters: this.bootstrapVoters.slice(), learners: [], votersOutgoing: [] };
+    const urls = new Map([...this.urls].filter(([id]) => given.voters.includes(id)));
+    if (urls.size > 0) given.urls = Object.fromEntries(urls);
+    const snap = stored.snapshot;
+    if (snap !== null && snap.meta.index > 0) return snap.meta.conf;
+    if (snap !== null) {
+      const recorded = snap.meta.conf;
+      const onlySelf = given.voters.length === 1 && given.voters[0] === this.id;
+      if (!this.opts.join && !onlySelf && !sameVoters(recorded, given)) throw new BootstrapConflictError(this.id, recorded, given);
+      return recorded;
+    }
+    const fresh = stored.entries.length === 0 && stored.hardState.term === 0 && stored.hardState.votedFor === null;
+    if (fresh) this.pendingBootstrap = { meta: { index: 0, term: 0, conf: given }, data: new Uint8Array(0) };
+    return given;
   }
 
   /** Stop ticking and talking; reject everything pending. Storage is closed too. */
@@ -444,6 +484,18 @@ export class RaftNode<Result = unknown> {
     return this.changeMembership([{ op: "add-voter", id, url }]);
   }
 
+  /**
+   * Make learner `id` a voter now, if it has caught up as automatic promotion requires (see
+   * `Raft.catchUp`); else reject with LearnerBehindError, which says how far behind it is, and
+   * propose nothing. A voter that has not caught up would count towards quorums it cannot help.
+   */
+  async promoteLearner(id: NodeId, url?: string): Promise<MembershipChange> {
+    const raft = this.running();
+    const lag = raft.role === "leader" && raft.conf.learners.includes(id) ? raft.catchUp(id) : undefined;
+    if (lag && !lag.caughtUp) throw new LearnerBehindError(id, lag.match, lag.lastIndex, lag.maxLagEntries, lag.state);
+    return await this.changeMembership([{ op: "add-voter", id, url }]);
+  }
+
   /** Add `id` as a learner; with `promote` the leader makes it a voter once it has caught up. */
   addLearner(id: NodeId, url?: string, options: { promote?: boolean } = {}): Promise<MembershipChange> {
     return this.changeMembership([{ op: "add-learner", id, url, promote: options.promote }]);
@@ -546,7 +598,7 @@ export class RaftNode<Result = unknown> {
 
   private schedule(): void {
     if (this.processing || this.state !== "running") return;
-    if (this.queued.length === 0 && !this.raft?.hasReady()) return;
+    if (this.queued.length === 0 && !this.raft?.hasReady() && !this.snapshotDue()) return;
     this.processing = true;
     this.loop = Promise.resolve().then(() => this.processReadies());
   }
@@ -556,12 +608,19 @@ export class RaftNode<Result = unknown> {
       while (this.state === "running" && this.raft) {
         const raft = this.raft;
         this.flushProposals(raft);
-        if (!raft.hasReady()) break;
+        if (!raft.hasReady()) {
+          // A snapshot put off by a transient failure is retried once due, Ready or not.
+          if (this.snapshotDue()) await this.takeSnapshot(raft);
+          break;
+        }
         const rd = raft.ready();
         if (raft.conf !== this.knownConf) this.noticeConf(raft.conf);
         for (const m of rd.earlyMessages) this.transport.send(m);
         if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
-          await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+          // A snapshot from the leader supersedes the configuration record.
+          const snapshot = rd.snapshot ?? this.pendingBootstrap ?? undefined;
+          this.pendingBootstrap = null;
+          await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot });
           // Stopped (or crashed, in the simulator) while persisting: nothing of this Ready may
           // escape, since the batch may not be durable.
           if (this.state !== "running") return;
@@ -653,12 +712,12 @@ export class RaftNode<Result = unknown> {
     this.emit({ type: "snapshot-restored", index, term: snap.meta.term });
   }
 
-  /** Whether enough entries, or entry bytes, were applied since the last snapshot. */
+  /** Enough entries, or entry bytes, were applied since the last snapshot, and no failed attempt asks to wait. */
   private snapshotDue(): boolean {
-    return (
+    const enough =
       (this.snapshotEvery > 0 && this.appliedIndex - this.snapshotIndex >= this.snapshotEvery) ||
-      (this.snapshotEveryBytes > 0 && this.bytesSinceSnapshot >= this.snapshotEveryBytes)
-    );
+      (this.snapshotEveryBytes > 0 && this.bytesSinceSnapshot >= this.snapshotEveryBytes);
+    return enough && this.now >= this.snapshotRetryAt;
   }
 
   /** Snapshot the state machine at the applied index, save it, then compact storage and memory. */
@@ -670,7 +729,20 @@ export class RaftNode<Result = unknown> {
       meta: { index, term, conf: raft.confAt(index) },
       data: this.sm.snapshot(),
     };
-    await this.storage.save({ snapshot });
+    try {
+      await this.storage.save({ snapshot });
+    } catch (err) {
+      // Safety never needs this snapshot (the log still holds everything), so running out of file
+      // descriptors for a moment is no reason to stop: put it off, with a growing pause.
+      if (!isTransient(err)) throw err;
+      this.snapshotFailures++;
+      const retryInMs = Math.min(SNAPSHOT_RETRY_MAX_MS, SNAPSHOT_RETRY_MS * 2 ** (this.snapshotFailures - 1));
+      this.snapshotRetryAt = this.now + retryInMs;
+      this.emit({ type: "snapshot-deferred", index, error: err, retryInMs });
+      return;
+    }
+    this.snapshotFailures = 0;
+    this.snapshotRetryAt = 0;
     if (this.state !== "running") return;
     const compactTo = Math.max(0, Math.min(index - this.snapshotMargin, raft.compactionFloor()));
     if (compactTo > 0) await this.storage.compact(compactTo);
@@ -856,6 +928,30 @@ export class RaftNode<Result = unknown> {
       }
     }
   }
+}
+
+/** The first pause after a transient snapshot failure, doubled per failure up to the maximum. */
+const SNAPSHOT_RETRY_MS = 1_000;
+const SNAPSHOT_RETRY_MAX_MS = 30_000;
+
+/**
+ * Errors that pass by themselves: the process or the system ran out of file descriptors
+ * (EMFILE, ENFILE) or of a resource for the moment (EAGAIN). Storage adapters report the system
+ * code as `code` (Node's and Deno's errors), or as `errno` on their own wrapping error.
+ */
+function isTransient(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e !== null && typeof e === "object" && depth < 3; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, errno } = e as { code?: unknown; errno?: unknown };
+    if ([code, errno].some((c) => c === "EMFILE" || c === "ENFILE" || c === "EAGAIN")) return true;
+  }
+  return false;
+}
+
+/** Same voters, learners and URLs (an id's URL counts only where both name one). */
+function sameVoters(a: ConfState, b: ConfState): boolean {
+  const same = (x: NodeId[], y: NodeId[]): boolean => x.length === y.length && x.every((id) => y.includes(id));
+  if (!same(a.voters, b.voters) || !same(a.learners, b.learners) || !same(a.votersOutgoing, b.votersOutgoing)) return false;
+  return Object.entries(b.urls ?? {}).every(([id, url]) => a.urls?.[id] === undefined || a.urls[id] === url);
 }
 
 function positive(name: string, value: number): number {

@@ -84,9 +84,13 @@ async function runStart(argv: string[]): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT", 0));
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM", 0));
-  // A member that lost its node id to another instance exits non-zero (a supervisor restarts it,
-  // and the restart is refused for as long as the other instance holds the id).
-  running.failed.then((error) => stop(error.message, 1));
+  // A member that failed (its node stopped on a storage error, or it lost its node id to another
+  // instance) exits non-zero, so a supervisor sees it and restarts it (a restart is refused for as
+  // long as another instance holds the id).
+  running.failed.then((error) => {
+    console.error(`meshraft: node ${args.id} failed: ${error.message}`);
+    stop("failed", 1);
+  });
 }
 
 function flag(argv: string[], name: string, fallback: string): string {

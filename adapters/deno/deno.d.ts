@@ -95,7 +95,10 @@ declare namespace Deno {
     readonly finished: Promise<void>;
     shutdown(): Promise<void>;
   }
-  type ServeHandler = (request: Request) => Response | Promise<Response>;
+  interface ServeHandlerInfo {
+    remoteAddr: NetAddr;
+  }
+  type ServeHandler = (request: Request, info: ServeHandlerInfo) => Response | Promise<Response>;
   function serve(options: ServeOptions, handler: ServeHandler): HttpServer<NetAddr>;
   function serve(handler: ServeHandler): HttpServer<NetAddr>;
   interface UpgradeWebSocketOptions {

@@ -65,7 +65,7 @@ export interface DenoMember {
   kv: KvStateMachine;
   /** The HTTP API and the peer socket (`/raft`). */
   app: Hono;
-  /** Resolves if the member had to stop by itself: its Deno KV lease was lost. */
+  /** Resolves if the member had to stop by itself: its Deno KV lease was lost, or its node failed. */
   failed: Promise<Error>;
   start(): Promise<void>;
   /** Finish the write in flight, close the mesh and the storage. */
@@ -115,7 +115,11 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     snapshotBytes: args.snapshotBytes,
     snapshotMargin: args.snapshotMargin,
     log,
+    // startDenoNode hands Deno.serve's handler info over as `env` (Deploy: pass it to app.fetch too).
+    remoteAddress: (c) => (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname,
   });
+  // The node's own failure (a storage error it cannot go on after) ends the member too.
+  void member.failed.then(reportFailure);
   const { node, kv, app } = member;
   return { node, kv, app, failed, start: () => member.start(), stop: () => node.stop() };
 }
@@ -125,7 +129,7 @@ export interface RunningDenoNode {
   kv: KvStateMachine;
   url: string;
   port: number;
-  /** Resolves if the member had to stop by itself: its Deno KV lease was lost. */
+  /** Resolves if the member had to stop by itself: its Deno KV lease was lost, or its node failed. */
   failed: Promise<Error>;
   /** Stop serving, finish the write in flight, close the mesh and the storage. */
   stop(): Promise<void>;
@@ -136,7 +140,7 @@ export async function startDenoNode(args: DenoStartArgs, log: Logger = consoleLo
   const member = await createDenoMember(args, log);
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
-    server = Deno.serve({ hostname: args.listen.host, port: args.listen.port, onListen: () => {} }, (request) => member.app.fetch(request));
+    server = Deno.serve({ hostname: args.listen.host, port: args.listen.port, onListen: () => {} }, (request, info) => member.app.fetch(request, info));
   } catch (e) {
     await member.stop();
     throw e;

@@ -44,7 +44,8 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
   --id                  this member's id (letters, digits, - and _)
   --listen              address for the HTTP API and the peer socket (/raft)
   --data-dir            where the log, hard state and snapshots live
-  --peer ID=URL         another voter of the initial cluster (repeat for each)
+  --peer ID=URL         another voter of the initial cluster (repeat for each); stored on the
+                        first start: a restart takes the same ones or none, never others
   --join URL            join a running cluster through any member (repeat for more seeds):
                         added as a learner, promoted to voter once caught up; not with --peer.
                         Ignored once this node's data holds a configuration

@@ -26,12 +26,12 @@ async function runStart(argv: string[]): Promise<void> {
   const args = parseStartArgs(argv, process.env);
   const running = await startNode(args);
   let stopping = false;
-  const stop = (signal: string): void => {
+  const stop = (why: string, code = 0): void => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`${new Date().toISOString()} info  ${args.id} ${signal}: stopping\n`);
+    process.stderr.write(`${new Date().toISOString()} info  ${args.id} ${why}: stopping\n`);
     running.stop().then(
-      () => process.exit(0),
+      () => process.exit(code),
       (err) => {
         console.error(err);
         process.exit(1);
@@ -40,6 +40,12 @@ async function runStart(argv: string[]): Promise<void> {
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+  // A member whose node failed (a storage error it cannot go on after) never recovers in place:
+  // exit non-zero with the reason, so a supervisor sees it and restarts it from its storage.
+  void running.failed.then((error) => {
+    process.stderr.write(`meshraft: node ${args.id} failed: ${error.message}\n`);
+    stop("failed", 1);
+  });
 }
 
 function flag(argv: string[], name: string, fallback: string): string {

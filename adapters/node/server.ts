@@ -2,6 +2,7 @@
  * One meshraft member on Node: file storage, the WebSocket mesh, the Raft node, the KV state
  * machine and the HTTP API on one port (the peer socket is `/raft` on the same port).
  */
+import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve, upgradeWebSocket } from "@hono/node-server";
 import type { KvResult, KvStateMachine } from "../../src/kv/kv.ts";
@@ -23,6 +24,8 @@ export interface RunningNode {
   kv: KvStateMachine;
   url: string;
   port: number;
+  /** Resolves with the reason if the node failed and stopped by itself (see Member.failed). */
+  failed: Promise<Error>;
   /** Stop serving, finish the write in flight, close the mesh and the storage. */
   stop(): Promise<void>;
 }
@@ -56,6 +59,8 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     snapshotBytes: args.snapshotBytes,
     snapshotMargin: args.snapshotMargin,
     log,
+    // @hono/node-server hands the Node request over as `env.incoming`.
+    remoteAddress: (c) => (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress,
   });
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve(
@@ -74,6 +79,7 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     kv,
     url: args.url,
     port,
+    failed: member.failed,
     stop: () =>
       (stopping ??= (async () => {
         await new Promise<void>((done) => {

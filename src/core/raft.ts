@@ -563,6 +563,20 @@ export class Raft {
     return pr ? { match: pr.match, next: pr.next, state: pr.state } : undefined;
   }
 
+  /**
+   * Whether member `id` has caught up enough to become a voter: the leader replicates to it in
+   * the steady state (not probing, not sending it a snapshot) and its log is within
+   * `promoteLagEntries` of the leader's. The one rule for automatic promotion and for an
+   * operator's. Undefined when this node tracks no progress for `id` (not leader, not a member).
+   */
+  catchUp(id: NodeId): { caughtUp: boolean; match: Index; lastIndex: Index; state: string; maxLagEntries: number } | undefined {
+    const pr = this.prs.get(id);
+    if (!pr) return undefined;
+    const lastIndex = this.log.lastIndex();
+    const caughtUp = pr.state === "replicate" && pr.match + this.promoteLagEntries >= lastIndex;
+    return { caughtUp, match: pr.match, lastIndex, state: pr.state, maxLagEntries: this.promoteLagEntries };
+  }
+
   // -------------------------------------------------------------------------------------------
   // Roles
   // -------------------------------------------------------------------------------------------
@@ -1237,8 +1251,7 @@ export class Raft {
     const promote = this.conf.promote;
     if (!promote || promote.length === 0 || this.leadTransferee !== null || this.confChangeAllowed() !== null) return;
     for (const id of promote) {
-      const pr = this.prs.get(id);
-      if (!pr || pr.state !== "replicate" || pr.match + this.promoteLagEntries < this.log.lastIndex()) continue;
+      if (!this.catchUp(id)?.caughtUp) continue;
       const changes: ConfChangeItem[] = [{ op: "add-voter", id }];
       this.appendConf(applyChanges(this.conf, changes), changes);
       return;

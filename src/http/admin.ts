@@ -3,7 +3,8 @@
  *
  *   GET    /admin/members           the configuration, with each member's role and progress
  *   POST   /admin/members           {id, url, role?}: add a member ("voter" by default: it joins
- *                                   as a learner and is promoted once caught up) or promote one
+ *                                   as a learner and is promoted once caught up) or promote a
+ *                                   learner that has caught up (409 LEARNER_BEHIND if it has not)
  *   DELETE /admin/members/:id       remove a member (the leader itself included)
  *   POST   /admin/transfer-leader   {to?}: hand leadership to `to`, or to the most up-to-date voter
  *
@@ -17,6 +18,7 @@ import type { ConfState } from "../core/types.ts";
 import {
   ConfChangeInProgressError,
   InvalidConfChangeError,
+  LearnerBehindError,
   NotLeaderError,
   TransferFailedError,
 } from "../errors.ts";
@@ -32,6 +34,8 @@ export interface AdminRouteContext {
   unlessLeader: (c: Context) => Response | null;
   redirectToLeader: (c: Context, leaderId: string | null, hintedUrl: string | null) => Response;
   readJson: (c: Context) => Promise<unknown>;
+  /** Logs an admin change with who asked for it (token kind, remote address). */
+  audit: (c: Context, message: string) => void;
 }
 
 const RETRY = { "Retry-After": "1" };
@@ -57,16 +61,32 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     return body;
   }
 
-  /** Runs a change on the leader; NotLeaderError (leadership moved meanwhile) becomes a redirect. */
-  async function change(c: Context, run: () => Promise<MembershipChange>): Promise<Response> {
+  /**
+   * Runs an admin action on the leader and logs it, with who asked and what came of it (`done`
+   * gives the outcome to log and the answer); NotLeaderError (leadership moved meanwhile) becomes
+   * a redirect.
+   */
+  async function audited<T>(c: Context, what: string, run: () => Promise<T>, done: (result: T) => [outcome: string, answer: Response]): Promise<Response> {
+    let result: T;
     try {
-      const done = await run();
-      return c.json(membersBody(done.conf, done.index));
+      result = await run();
     } catch (err) {
-      if (err instanceof NotLeaderError) return ctx.redirectToLeader(c, err.leaderId, err.leaderUrl);
-      throw adminError(err);
+      if (err instanceof NotLeaderError) {
+        ctx.audit(c, `${what}: not done here, leadership moved to ${err.leaderId ?? "nobody yet"}`);
+        return ctx.redirectToLeader(c, err.leaderId, err.leaderUrl);
+      }
+      const e = adminError(err);
+      ctx.audit(c, `${what}: failed with ${e.status} ${e.code}`);
+      throw e;
     }
+    const [outcome, answer] = done(result);
+    ctx.audit(c, `${what}: ${outcome}`);
+    return answer;
   }
+
+  /** A membership change, answered with the configuration it made. */
+  const change = (c: Context, what: string, run: () => Promise<MembershipChange>): Promise<Response> =>
+    audited(c, what, run, (d) => [`done at index ${d.index}`, c.json(membersBody(d.conf, d.index))]);
 
   app.get("/admin/members", (c) => ctx.unlessLeader(c) ?? c.json(membersBody(node.membership())));
 
@@ -80,7 +100,6 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     if (known !== undefined && known !== url && (conf.voters.includes(id) || conf.learners.includes(id))) {
       throw new ApiError(400, "INVALID_CONF_CHANGE", `${id} is already a member at ${known}; remove it first to move it to ${url}`);
     }
-    const items: ConfChangeItem[] = [];
     if (conf.voters.includes(id)) {
       if (role === "learner") throw new ApiError(400, "INVALID_CONF_CHANGE", `${id} is a voter; demoting is not supported: remove it, then add it as a learner`);
       return c.json(membersBody(conf)); // already there
@@ -88,11 +107,10 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     if (conf.learners.includes(id)) {
       if (role === "learner") return c.json(membersBody(conf));
       if (conf.promote?.includes(id)) return c.json(membersBody(conf)); // promotion already pending
-      items.push({ op: "add-voter", id, url });
-    } else {
-      items.push({ op: "add-learner", id, url, promote: role === "voter" });
+      // Only a learner that has caught up (409 LEARNER_BEHIND otherwise, with how far behind it is).
+      return change(c, `promote learner ${id} to voter`, () => node.promoteLearner(id, url));
     }
-    return change(c, () => node.changeMembership(items));
+    return change(c, `add ${id} at ${url} as a ${role}`, () => node.addLearner(id, url, { promote: role === "voter" }));
   });
 
   app.delete("/admin/members/:id", async (c) => {
@@ -103,7 +121,7 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     if (!conf.voters.includes(id) && !conf.learners.includes(id)) {
       throw new ApiError(404, "MEMBER_NOT_FOUND", `${JSON.stringify(id)} is not a member`);
     }
-    return change(c, () => node.removeMember(id));
+    return change(c, `remove ${JSON.stringify(id)}`, () => node.removeMember(id));
   });
 
   app.post("/admin/transfer-leader", async (c) => {
@@ -115,22 +133,20 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
     }
     const to = body === null ? undefined : (body as { to?: unknown }).to;
     if (to !== undefined && to !== null && typeof to !== "string") throw new ApiError(400, "BAD_REQUEST", "`to` must be a member id");
-    try {
-      const leader = await node.transferLeadership(typeof to === "string" ? to : undefined);
+    const what = `transfer leadership to ${typeof to === "string" ? JSON.stringify(to) : "the most up-to-date voter"}`;
+    return audited(c, what, () => node.transferLeadership(typeof to === "string" ? to : undefined), (leader) => {
       const answer: AdminTransferBody = { leader, leaderUrl: ctx.urlOf(leader) };
-      return c.json(answer);
-    } catch (err) {
-      if (err instanceof NotLeaderError) return ctx.redirectToLeader(c, err.leaderId, err.leaderUrl);
-      throw adminError(err);
-    }
+      return [`${leader} leads`, c.json(answer)];
+    });
   });
 }
 
 function adminError(err: unknown): ApiError {
   if (err instanceof ConfChangeInProgressError) return new ApiError(409, "CONF_CHANGE_IN_PROGRESS", err.message, RETRY);
+  if (err instanceof LearnerBehindError) return new ApiError(409, "LEARNER_BEHIND", err.message, RETRY);
   if (err instanceof InvalidConfChangeError) return new ApiError(400, "INVALID_CONF_CHANGE", err.message);
   if (err instanceof TransferFailedError) return new ApiError(503, "TRANSFER_FAILED", err.message, RETRY);
-  return apiErrorFrom(err, true);
+  return apiErrorFrom(err);
 }
 
 function parseAddMember(body: unknown): { id: string; url: string; role: "voter" | "learner" } {

@@ -11,6 +11,7 @@
  */
 import { Hono, type Context } from "hono";
 import { cors } from "hono/cors";
+import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { UpgradeWebSocket, WSEvents } from "hono/ws";
 import { realClock } from "../clock.ts";
@@ -55,9 +56,14 @@ export interface HttpLimits {
 
 /** Where the app reports what an operator should see. `console` fits. */
 export interface HttpLogger {
+  /** Every admin change (who asked, from where, what came of it). Default: `warn`. */
+  info?(message: string): void;
   warn(message: string): void;
   error(message: string): void;
 }
+
+/** Which configured token a request carried: the admin token, the API (client) token, or neither. */
+export type TokenKind = "admin" | "client" | "none";
 
 /**
  * The peer socket on `GET /raft`. `upgradeWebSocket` comes from the runtime (`@hono/node-server`,
@@ -113,6 +119,11 @@ export interface AppOptions {
    */
   corsOrigins?: string[];
   logger?: HttpLogger;
+  /**
+   * The client's address, for the admin audit log. Runtime-specific (the Node adapter reads the
+   * socket, Deno the serve handler's info), so the runtime supplies it. Default: "unknown".
+   */
+  remoteAddress?: (c: Context) => string | undefined;
 }
 
 const utf8 = new TextEncoder();
@@ -149,16 +160,29 @@ export function createApp(options: AppOptions): Hono {
     app.use("/status", cors({ origin: origins.includes("*") ? "*" : origins, allowHeaders: ["Authorization"] }));
   }
 
+  /** Which configured token `c` carries; the admin token wins when both tokens are the same. */
+  const tokenKind = (c: Context): TokenKind => {
+    const header = c.req.header("Authorization");
+    if (options.adminToken !== undefined && authorized(header, options.adminToken)) return "admin";
+    if (options.apiToken !== undefined && authorized(header, options.apiToken)) return "client";
+    return "none";
+  };
+  const caller = (c: Context): string => `token=${tokenKind(c)} remote=${options.remoteAddress?.(c) ?? "unknown"}`;
+  const audit = (message: string): void => (log?.info ?? log?.warn)?.call(log, message);
+
   app.use("*", async (c, next) => {
     const started = realClock.now();
-    const path = new URL(c.req.url).pathname;
-    const route = routeLabel(path);
+    // Authorization is decided on the route the router dispatches to, never on the raw path: the
+    // router decodes percent-escapes (`/%61dmin/...` reaches the admin handlers), so a label
+    // taken from the raw path would let the client token through to /admin.
+    const route = routeLabel(dispatchedRoute(c));
     // Not on the peer socket: a 101 answer's headers cannot be merged.
     if (route !== "/raft") c.header(NODE_HEADER, node.id);
     try {
       const token = route === "/admin" ? (options.adminToken ?? options.apiToken) : options.apiToken;
       if (token !== undefined && route !== "/raft" && !(route === "/status" && publicStatus)) {
         if (!authorized(c.req.header("Authorization"), token)) {
+          if (route === "/admin") log?.warn(`admin: refused ${c.req.method} ${c.req.path} (401), ${caller(c)}`);
           throw new ApiError(401, "UNAUTHORIZED", "this API requires Authorization: Bearer <token>", {
             "WWW-Authenticate": 'Bearer realm="meshraft"',
           });
@@ -177,7 +201,7 @@ export function createApp(options: AppOptions): Hono {
     else if (e.code === "OUTCOME_UNKNOWN") log?.warn(`${c.req.method} ${c.req.path}: ${e.message}`);
     return c.json(e.body(), e.status as ContentfulStatusCode, e.headers);
   };
-  app.onError((err, c) => errorAnswer(c, apiErrorFrom(err, false)));
+  app.onError((err, c) => errorAnswer(c, apiErrorFrom(err)));
   app.notFound((c) =>
     errorAnswer(c, new ApiError(404, "ROUTE_NOT_FOUND", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)),
   );
@@ -269,7 +293,7 @@ export function createApp(options: AppOptions): Hono {
         metrics.proposals.inc({ op, outcome: "not_leader" });
         return redirectToLeader(c, err.leaderId, err.leaderUrl);
       }
-      const e = apiErrorFrom(err, true);
+      const e = apiErrorFrom(err);
       metrics.proposals.inc({ op, outcome: e.code === "OUTCOME_UNKNOWN" ? "unknown" : e.code.toLowerCase() });
       throw e;
     }
@@ -354,7 +378,7 @@ export function createApp(options: AppOptions): Hono {
       } catch (err) {
         metrics.reads.inc({ mode: "linearizable", outcome: err instanceof NotLeaderError ? "not_leader" : "failed" });
         if (err instanceof NotLeaderError) return redirectToLeader(c, err.leaderId, err.leaderUrl);
-        throw apiErrorFrom(err, false);
+        throw apiErrorFrom(err);
       }
       metrics.readIndexSeconds.observe((realClock.now() - started) / 1000);
     }
@@ -398,6 +422,7 @@ export function createApp(options: AppOptions): Hono {
 
   mountAdminRoutes(app, {
     node,
+    audit: (c, message) => audit(`admin: ${message}; asked by ${caller(c)}`),
     urlOf,
     unlessLeader,
     redirectToLeader,
@@ -432,11 +457,22 @@ function limit(name: string, value: number | undefined, fallback: number, max: n
   return v;
 }
 
-/** The label for a request path in metrics: the route pattern, never the raw path. */
-function routeLabel(path: string): string {
-  if (path.startsWith("/kv/")) return path.endsWith("/cas") ? "/kv/:key/cas" : "/kv/:key";
-  if (path === "/status" || path === "/metrics" || path === "/raft") return path;
-  if (path.startsWith("/admin/") || path === "/admin") return "/admin";
+/**
+ * The pattern of the route handler the router dispatched `c` to (middleware, registered for every
+ * method, left out), or null when none matched (the 404 handler answers).
+ */
+function dispatchedRoute(c: Context): string | null {
+  return matchedRoutes(c).find((r) => r.method !== "ALL")?.path ?? null;
+}
+
+/**
+ * The label of a route pattern, for metrics and for choosing the token: "/admin" for every admin
+ * route, "other" for a request no route handles (it still needs the API token).
+ */
+function routeLabel(pattern: string | null): string {
+  if (pattern === null) return "other";
+  if (pattern === "/kv/:key" || pattern === "/kv/:key/cas" || pattern === "/status" || pattern === "/metrics" || pattern === "/raft") return pattern;
+  if (pattern.startsWith("/admin/")) return "/admin";
   return "other";
 }
 

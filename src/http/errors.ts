@@ -30,17 +30,14 @@ const RETRY: Record<string, string> = { "Retry-After": "1" };
 
 /**
  * Translates a RaftNode or KV failure other than NotLeaderError (which the app turns into a
- * redirect). `proposed` says whether the request reached `propose()`: a node stopped before that
- * did nothing, after it the write's fate is unknown.
+ * redirect). RaftNode rejects with NodeStoppedError only what it never handed to the core (a
+ * proposal still queued, or a call on a stopped node), and with OutcomeUnknownError whatever it
+ * did: so NODE_STOPPED is a 503 (nothing was proposed, resend freely), whenever it comes.
  */
-export function apiErrorFrom(error: unknown, proposed: boolean): ApiError {
+export function apiErrorFrom(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof OutcomeUnknownError) return new ApiError(504, "OUTCOME_UNKNOWN", error.message);
-  if (error instanceof NodeStoppedError) {
-    return proposed
-      ? new ApiError(504, "OUTCOME_UNKNOWN", `the write may or may not have been applied: ${error.message}`)
-      : new ApiError(503, "NODE_STOPPED", error.message, RETRY);
-  }
+  if (error instanceof NodeStoppedError) return new ApiError(503, "NODE_STOPPED", error.message, RETRY);
   if (error instanceof ProposalDroppedError) return new ApiError(503, "PROPOSAL_DROPPED", error.message, RETRY);
   if (error instanceof ReadTimeoutError) return new ApiError(503, "READ_TIMEOUT", error.message, RETRY);
   if (error instanceof KvCommandError) return new ApiError(400, "BAD_REQUEST", error.message);

@@ -24,8 +24,9 @@ export const SEQ_HEADER = "X-Meshraft-Seq";
  *   was forgotten to bound the session table); not applied. Start a new session (a new client id,
  *   seq 1); if the write was a resend, its original may or may not have been applied.
  * - Admin: 400 INVALID_CONF_CHANGE; 400 URL_TOO_LONG (a member URL beyond MAX_URL_BYTES, 2048
- *   bytes); 404 MEMBER_NOT_FOUND; 409 CONF_CHANGE_IN_PROGRESS (another
- *   change is in flight; `Retry-After`); 503 TRANSFER_FAILED (leadership did not move).
+ *   bytes); 404 MEMBER_NOT_FOUND; 409 CONF_CHANGE_IN_PROGRESS (another change is in flight;
+ *   `Retry-After`); 409 LEARNER_BEHIND (a learner asked to become a voter has not caught up; the
+ *   message says how far behind it is; `Retry-After`); 503 TRANSFER_FAILED (leadership did not move).
  * - 413 VALUE_TOO_LARGE, BODY_TOO_LARGE.
  * - 503 NO_LEADER, PROPOSAL_DROPPED, READ_TIMEOUT, NODE_STOPPED: nothing happened, resend freely
  *   (a `Retry-After` header comes with them).
@@ -48,6 +49,7 @@ export type ErrorCode =
   | "URL_TOO_LONG"
   | "MEMBER_NOT_FOUND"
   | "CONF_CHANGE_IN_PROGRESS"
+  | "LEARNER_BEHIND"
   | "TRANSFER_FAILED"
   | "VALUE_TOO_LARGE"
   | "BODY_TOO_LARGE"

@@ -274,6 +274,26 @@ export function runStorageConformance(
       await assertLoads(await ctx.reopen(), { ...EMPTY, snapshot: empty }, "a newer snapshot with empty data replaces it");
     });
 
+    test("a configuration record (a snapshot at index 0 without data) saved with the first hard state and entries round-trips; a later snapshot replaces it", async (ctx) => {
+      // RaftNode stores the configuration it was first started with this way, with its first save.
+      const record: Snapshot = { meta: { index: 0, term: 0, conf: freshConf() }, data: new Uint8Array(0) };
+      const hs: HardState = { term: 1, votedFor: "n1", commit: 0 };
+      await ctx.storage.save({ hardState: hs, snapshot: record, entries: entries(1, 3, 1) });
+      await assertLoads(await ctx.reopen(), { hardState: hs, snapshot: record, entries: entries(1, 3, 1) }, "record + hard state + entries");
+      await ctx.storage.save({ entries: entries(4, 5, 1) });
+      await assertLoads(await ctx.reopen(), { hardState: hs, snapshot: record, entries: entries(1, 5, 1) }, "entries appended after the record");
+      const later = snapshot(3, 1);
+      await ctx.storage.save({ snapshot: later });
+      await assertLoads(await ctx.reopen(), { hardState: hs, snapshot: later, entries: entries(1, 5, 1) }, "a snapshot at 3 replaces the record, the log kept");
+    });
+
+    test("an empty configuration record (a member that joined) round-trips", async (ctx) => {
+      const joined: Snapshot = { meta: { index: 0, term: 0, conf: { voters: [], learners: [], votersOutgoing: [] } }, data: new Uint8Array(0) };
+      const hs: HardState = { term: 5, votedFor: null, commit: 0 };
+      await ctx.storage.save({ hardState: hs, snapshot: joined });
+      await assertLoads(await ctx.reopen(), { ...EMPTY, hardState: hs, snapshot: joined }, "empty record");
+    });
+
     test("entries replace every stored entry from their first index (truncation by overwrite)", async (ctx) => {
       await ctx.storage.save({ entries: entries(1, 10, 1) });
       await ctx.storage.save({ entries: entries(6, 8, 2) });

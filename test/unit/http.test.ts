@@ -189,6 +189,30 @@ describe("followers redirect to the leader", () => {
     expect(res.status).toBe(503);
     expect(await errorCode(res)).toBe("NODE_STOPPED");
   });
+
+  it.each([
+    ["before propose() is called", true],
+    ["while the write is queued for the core", false],
+  ])("a node that stops %s answers 503 NODE_STOPPED (nothing was proposed), not 504", async (_when, stopFirst) => {
+    const c = await start();
+    const leader = await c.leader();
+    const lastIndex = leader.node.status().lastIndex;
+    // The real propose, with the node stopping at one of the two points where the app has taken
+    // the write but the log has not: just before propose(), or just after (proposals reach the
+    // core on the driver's next turn).
+    const propose = leader.node.propose.bind(leader.node);
+    leader.node.propose = (data) => {
+      if (stopFirst) void leader.node.stop();
+      const pending = propose(data);
+      if (!stopFirst) void leader.node.stop();
+      return pending;
+    };
+    const res = await put(`${leader.url}/kv/k`, "v");
+    expect(res.status).toBe(503);
+    expect(res.headers.get("Retry-After")).toBe("1");
+    expect(await errorCode(res)).toBe("NODE_STOPPED");
+    expect(leader.node.status().lastIndex).toBe(lastIndex);
+  });
 });
 
 describe("compare-and-swap", () => {

@@ -192,6 +192,25 @@ describe("RaftNode", () => {
     expect(nodes.get("n2")!.isLeader || nodes.get("n3")!.isLeader).toBe(true);
   });
 
+  it("stopping rejects a proposal the core never took with NodeStoppedError (nothing proposed), one it took with OutcomeUnknownError", async () => {
+    const { leader, run } = await setup();
+    const n = leader()!;
+    const lastIndex = n.status().lastIndex;
+    // Appended to the leader's log (a save is in flight), then the node stops: fate unknown.
+    const appended = n.propose(put("a", "1")).catch((e: unknown) => e);
+    await settle();
+    expect(n.status().lastIndex).toBe(lastIndex + 1);
+    // Still queued (proposals reach the core on the next turn of the loop) when the node stops.
+    const queued = n.propose(put("b", "1")).catch((e: unknown) => e);
+    const stopping = n.stop();
+    expect(await queued).toBeInstanceOf(NodeStoppedError);
+    expect(await appended).toBeInstanceOf(OutcomeUnknownError);
+    await run(100); // the save in flight completes, so storage can close
+    await stopping;
+    expect(n.status().lastIndex).toBe(lastIndex + 1);
+    await expect(n.propose(put("c", "1"))).rejects.toBeInstanceOf(NodeStoppedError);
+  });
+
   it("rejects bad configuration with a clear error", () => {
     const base = { id: "n1", storage: new MemoryStorage(), transport: { start() {}, send() {}, close: async () => {} }, stateMachine: new KvStateMachine() };
     expect(() => new RaftNode({ ...base, members: ["n2", "n3"] })).toThrow(/must include this node's id "n1"/);
