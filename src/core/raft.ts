@@ -643,6 +643,7 @@ export class Raft {
   private tickLeader(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
+    for (const pr of this.prs.values()) if (pr.state === "snapshot") pr.snapshotIdleTicks++;
     if (this.electionElapsed >= this.electionTicks) {
       this.electionElapsed = 0;
       if (this.checkQuorum) {
@@ -848,9 +849,7 @@ export class Raft {
       case "HeartbeatResponse":
         pr.recentActive = true;
         pr.probeSent = false;
-        // A lost chunk or answer would stall a snapshot transfer: the follower is alive, resend
-        // from where it last asked (it answers with its own offset if that is not it).
-        if (pr.state === "snapshot") this.sendSnapshotChunk(m.from, pr);
+        if (pr.state === "snapshot") this.maybeResendSnapshotChunk(m.from, pr);
         // A lost AppendEntries in replicate state would leave the window full forever.
         if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.log.lastIndex() || pr.state === "probe") this.needAppend(m.from, true);
@@ -1046,6 +1045,7 @@ export class Raft {
       data: snap.data.subarray(offset, end),
       done: end === snap.data.byteLength,
     });
+    pr.snapshotIdleTicks = 0;
   }
 
   private handleInstallSnapshotResponse(m: InstallSnapshotResponse, pr: Progress): void {
@@ -1060,7 +1060,23 @@ export class Raft {
     }
     if (m.nextOffset === pr.snapshotOffset && m.nextOffset !== 0) return; // a duplicate answer
     pr.snapshotOffset = m.nextOffset;
+    pr.snapshotResends = 0;
     this.sendSnapshotChunk(m.from, pr);
+  }
+
+  /**
+   * A lost chunk or answer would stall a snapshot transfer. The follower is alive (it answered a
+   * heartbeat), so once an election timeout has passed since the last chunk went out, send again
+   * from where it last asked (it answers with its own offset if that is not it). Not sooner: a
+   * big chunk on a slow link is still on its way, and a copy on every heartbeat would fill the
+   * link's buffer and crowd out the heartbeats. Each resend in a row waits twice as long (up to
+   * 8 election timeouts), for links slower still.
+   */
+  private maybeResendSnapshotChunk(to: NodeId, pr: Progress): void {
+    const wait = this.electionTicks * 2 ** Math.min(pr.snapshotResends, 3);
+    if (pr.snapshotIdleTicks < wait) return;
+    pr.snapshotResends++;
+    this.sendSnapshotChunk(to, pr);
   }
 
   private handleInstallSnapshot(m: InstallSnapshot): void {
