@@ -195,6 +195,8 @@ export class Raft {
   /** Index and term of the latest config entry in the log window; 0 when there is none. */
   private lastConfIndex: Index = 0;
   private lastConfTerm: Term = 0;
+  /** Entries read while rescanning the log for its latest config entry (tests check how rarely). */
+  confScanSteps = 0;
   /** Leader: the duties of the current configuration (leave joint, prune, step down) are done. */
   private confSettled = false;
   private readonly promoteLagEntries: number;
@@ -813,9 +815,11 @@ export class Raft {
     }
     const lastNew = this.log.maybeAppend(m.prevLogIndex, m.prevLogTerm, m.entries);
     if (lastNew >= 0) {
-      // A truncated config entry gives way to the one before it; a new one takes effect.
-      if (this.lastConfIndex > this.log.lastIndex() || this.log.term(this.lastConfIndex) !== this.lastConfTerm) this.refreshConf();
-      else this.noticeAppended(m.entries);
+      // A truncated config entry gives way to the one before it (the only case that rescans the
+      // log); otherwise a config entry among the new ones takes effect. With no config entry in
+      // the window (lastConfIndex 0) there is nothing a truncation could remove.
+      if (this.lastConfIndex > 0 && this.log.term(this.lastConfIndex) !== this.lastConfTerm) this.refreshConf();
+      else this.noticeAppended(m.prevLogIndex + 1, m.entries);
       this.log.commitTo(Math.min(m.leaderCommit, lastNew));
       this.replyAppend(m.from, true, lastNew);
       return;
@@ -913,7 +917,7 @@ export class Raft {
       entries[i] = { index: first + i, term, type: items[i].type ?? "normal", data: items[i].data };
     }
     this.log.append(entries);
-    this.noticeAppended(items);
+    this.noticeAppended(first, entries);
     // A single-voter cluster commits as soon as the entry is durable (see advance()).
     this.broadcastAppend();
     return first;
@@ -1174,6 +1178,7 @@ export class Raft {
    */
   private refreshConf(force = false): void {
     for (let i = this.log.lastIndex(); i > this.log.offset; i--) {
+      this.confScanSteps++;
       const e = this.log.entry(i)!;
       if (e.type !== "config") continue;
       if (force || i !== this.lastConfIndex || e.term !== this.lastConfTerm) {
@@ -1190,10 +1195,22 @@ export class Raft {
     }
   }
 
-  /** Entries were appended (by a leader or from one): a config entry among them takes effect now. */
-  private noticeAppended(entries: readonly { type?: EntryType }[]): void {
-    for (const e of entries) {
-      if (e.type === "config") return this.refreshConf();
+  /**
+   * `entries` now sit in the log from index `first` on (appended by a leader, or from one, with
+   * no config entry truncated): the last config entry among them takes effect, unless a later
+   * one already has. Looks at these entries only, never at the rest of the log.
+   */
+  private noticeAppended(first: Index, entries: readonly { type?: EntryType; data: Uint8Array }[]): void {
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i];
+      if (e.type !== "config") continue;
+      const index = first + i;
+      if (index > this.lastConfIndex) {
+        this.lastConfIndex = index;
+        this.lastConfTerm = this.log.term(index)!;
+        this.setConf(decodeConfEntry(e.data).conf);
+      }
+      return;
     }
   }
 
