@@ -19,6 +19,7 @@ import type {
   Entry,
   EntryType,
   ForwardedProposal,
+  ForwardProposal,
   HardState,
   Heartbeat,
   Index,
@@ -126,6 +127,8 @@ interface PendingRead {
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
+/** How many answers to ForwardProposals a node keeps to recognise duplicates (see forwardAnswers). */
+const FORWARD_ANSWERS_KEPT = 4096;
 
 export class Raft {
   readonly id: NodeId;
@@ -201,7 +204,25 @@ export class Raft {
   private confSettled = false;
   private readonly promoteLagEntries: number;
 
-  private nextRequestId = 1;
+  /**
+   * Ids of forwarded proposals and reads. Each life of a node starts at a random multiple of 2^32
+   * (one in 2^21 - 1), so that a restarted node does not reuse the ids of its previous life: an
+   * answer still in flight to an old request must not settle a new one, and a leader that
+   * remembers an old forward (see forwardAnswers) must not take a new one for a copy of it.
+   */
+  private nextRequestId: number;
+  /**
+   * Answers given to ForwardProposals, by forwarder, the forwarder's term and request id: a copy
+   * that the transport delivered again gets the same answer, not a second append. Kept across
+   * role and term changes (so a leader that stepped down still answers a late copy with where
+   * the original landed), not across restarts, for the last FORWARD_ANSWERS_KEPT forwards.
+   * That is enough because a duplicate is a copy of a message in flight: the WebSocket mesh
+   * never makes one (one ordered stream per pair), the in-memory network delays one by at most
+   * its long delay; to be appended twice a copy would have to be overtaken by thousands of
+   * later forwards. A copy that finds no answer here is appended only if it was sent in this
+   * node's current term, to this node as leader, which a restarted node never is again.
+   */
+  private readonly forwardAnswers = new Map<string, { index: Index; entryTerm: Term; rejected: boolean }>();
   private msgs: Message[] = [];
   private readStates: ReadState[] = [];
   private forwarded: ForwardedProposal[] = [];
@@ -247,6 +268,7 @@ export class Raft {
     this.persistedHardState = { ...initial.hardState };
     this.reportedSoftState = { role: this.role, leaderId: null, term: this.term };
     this.resetRandomizedElectionTimeout();
+    this.nextRequestId = 1 + Math.floor(this.random.next() * (2 ** 21 - 1)) * 2 ** 32;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -887,19 +909,32 @@ export class Raft {
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
   }
 
-  private handleForwardProposal(m: Extract<Message, { type: "ForwardProposal" }>): void {
-    const rejected = this.role !== "leader" || this.leadTransferee !== null;
-    let index = 0;
-    if (!rejected) index = this.appendLocal(m.entries.filter((e) => e.type !== "config"));
+  /**
+   * Append what a follower forwarded, once: a copy of a forward already answered gets that answer
+   * again (see forwardAnswers). Only a forward sent in this term is appended; one from an older
+   * term was meant for this node as leader of that term, and may be a late copy of one it
+   * appended then, so it is refused (nothing appended; the forwarder may resend it).
+   */
+  private handleForwardProposal(m: ForwardProposal): void {
+    const key = `${m.from}\0${m.term}\0${m.requestId}`;
+    let answer = this.forwardAnswers.get(key);
+    if (!answer) {
+      const accepted = this.role === "leader" && this.leadTransferee === null && m.term === this.term;
+      const index = accepted ? this.appendLocal(m.entries.filter((e) => e.type !== "config")) : 0;
+      answer = { index, entryTerm: accepted ? this.term : 0, rejected: !accepted };
+      // A refusal for another term is not kept: this node is never leader of an older one.
+      if (m.term === this.term) {
+        this.forwardAnswers.set(key, answer);
+        if (this.forwardAnswers.size > FORWARD_ANSWERS_KEPT) this.forwardAnswers.delete(this.forwardAnswers.keys().next().value!);
+      }
+    }
     this.send({
       type: "ForwardProposalResponse",
       from: this.id,
       to: m.from,
       term: this.term,
       requestId: m.requestId,
-      index,
-      entryTerm: rejected ? 0 : this.term,
-      rejected,
+      ...answer,
       leaderId: this.leaderId,
     });
   }

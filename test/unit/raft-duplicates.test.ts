@@ -4,7 +4,7 @@
  * is appended once.
  */
 import { describe, expect, it } from "vitest";
-import type { Message } from "../../src/core/types.ts";
+import type { ForwardProposal, ForwardProposalResponse, Message } from "../../src/core/types.ts";
 import { CoreCluster } from "../../src/testing/core-cluster.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -85,5 +85,93 @@ describe("InstallSnapshot pacing", () => {
     c.stabilize();
     expect(c.node("n3").log.lastIndex()).toBe(c.node("n1").log.lastIndex());
     expect(c.node("n3").log.committed).toBe(c.node("n1").log.committed);
+  });
+});
+
+describe("ForwardProposal delivered more than once", () => {
+  const dec = new TextDecoder();
+  /** Indexes of n1's log entries holding `data`. */
+  const placed = (c: CoreCluster, data: string): number[] =>
+    c.node("n1").log.entries.filter((e) => e.type === "normal" && dec.decode(e.data) === data).map((e) => e.index);
+  const answers = (c: CoreCluster, requestId: number): ForwardProposalResponse[] =>
+    c.sent.filter((m): m is ForwardProposalResponse => m.type === "ForwardProposalResponse" && m.requestId === requestId);
+  /** n2 forwards `data`; returns the ForwardProposal, still queued. */
+  const forward = (c: CoreCluster, data: string): ForwardProposal => {
+    const res = c.propose("n2", data);
+    expect(res.status).toBe("forwarded");
+    const m = c.queue.find((q): q is ForwardProposal => q.type === "ForwardProposal" && dec.decode(q.entries[0].data) === data);
+    expect(m).toBeDefined();
+    return m!;
+  };
+
+  it("a copy delivered with the original is appended once, and answered with the same index", () => {
+    const c = new CoreCluster(["n1", "n2", "n3"], { forwardProposals: true });
+    c.campaign("n1");
+    c.stabilize();
+    const m = forward(c, "once");
+    c.queue.push({ ...m }, { ...m });
+    c.stabilize();
+    expect(placed(c, "once")).toHaveLength(1);
+    const got = answers(c, m.requestId);
+    expect(got).toHaveLength(3);
+    expect(got.every((a) => !a.rejected && a.index === placed(c, "once")[0] && a.entryTerm === 1)).toBe(true);
+    expect(c.appliedData("n3").filter((d) => d === "once")).toHaveLength(1);
+  });
+
+  it("a late copy, after the leader's term changed, gets the original answer and appends nothing", () => {
+    const c = new CoreCluster(["n1", "n2", "n3"], { forwardProposals: true, preVote: false, checkQuorum: false });
+    c.campaign("n1");
+    c.stabilize();
+    const m = forward(c, "late");
+    c.stabilize();
+    expect(placed(c, "late")).toHaveLength(1);
+    const index = placed(c, "late")[0];
+    // n3 takes the lead, then n1 takes it back in a later term.
+    c.campaign("n3");
+    c.stabilize();
+    c.campaign("n1");
+    c.stabilize();
+    expect(c.leader()).toBe("n1");
+    expect(c.node("n1").term).toBeGreaterThan(1);
+    c.queue.push({ ...m });
+    c.stabilize();
+    expect(placed(c, "late")).toEqual([index]);
+    const last = answers(c, m.requestId).at(-1)!;
+    expect([last.rejected, last.index, last.entryTerm]).toEqual([false, index, 1]);
+  });
+
+  it("a forward sent in an older term that n1 never saw is refused, not appended", () => {
+    const c = new CoreCluster(["n1", "n2", "n3"], { forwardProposals: true, preVote: false, checkQuorum: false });
+    c.campaign("n1");
+    c.stabilize();
+    const m = forward(c, "stale");
+    c.queue = c.queue.filter((q) => q !== m); // lost on the way
+    c.campaign("n3");
+    c.stabilize();
+    c.campaign("n1");
+    c.stabilize();
+    expect(c.leader()).toBe("n1");
+    c.queue.push({ ...m });
+    c.stabilize();
+    expect(placed(c, "stale")).toEqual([]);
+    expect(answers(c, m.requestId).map((a) => a.rejected)).toEqual([true]);
+  });
+
+  it("a restarted forwarder's new request is not taken for a copy of one from its previous life", () => {
+    const c = new CoreCluster(["n1", "n2", "n3"], { forwardProposals: true });
+    c.campaign("n1");
+    c.stabilize();
+    const before = forward(c, "first life");
+    c.stabilize();
+    c.crash("n2");
+    c.restart("n2");
+    c.tick("n1");
+    c.stabilize();
+    expect(c.node("n2").leaderId).toBe("n1");
+    expect(c.node("n2").term).toBe(before.term);
+    const after = forward(c, "second life");
+    expect(after.requestId).not.toBe(before.requestId);
+    c.stabilize();
+    expect(placed(c, "second life")).toHaveLength(1);
   });
 });
