@@ -212,15 +212,15 @@ export class Raft {
    */
   private nextRequestId: number;
   /**
-   * Answers given to ForwardProposals, by forwarder, the forwarder's term and request id: a copy
-   * that the transport delivered again gets the same answer, not a second append. Kept across
-   * role and term changes (so a leader that stepped down still answers a late copy with where
-   * the original landed), not across restarts, for the last FORWARD_ANSWERS_KEPT forwards.
-   * That is enough because a duplicate is a copy of a message in flight: the WebSocket mesh
-   * never makes one (one ordered stream per pair), the in-memory network delays one by at most
-   * its long delay; to be appended twice a copy would have to be overtaken by thousands of
-   * later forwards. A copy that finds no answer here is appended only if it was sent in this
-   * node's current term, to this node as leader, which a restarted node never is again.
+   * Answers given to ForwardProposals sent in this node's term at the time, by forwarder, term
+   * and request id: a copy the transport delivers again gets the same answer, not a second
+   * append. Kept for the last FORWARD_ANSWERS_KEPT forwards, across role and term changes (a
+   * leader that stepped down still tells a late copy where the original landed), not across
+   * restarts. Enough, because a duplicate is a copy of a message in flight (the WebSocket mesh
+   * sends each frame once; the in-memory network holds a copy at most its long delay), so it
+   * would have to be overtaken by thousands of later forwards to be forgotten; and a forward
+   * not found here is appended only if it was sent in the current term to this node as its
+   * leader, which a node never is again after a restart or a change of term.
    */
   private readonly forwardAnswers = new Map<string, { index: Index; entryTerm: Term; rejected: boolean }>();
   private msgs: Message[] = [];
@@ -912,8 +912,8 @@ export class Raft {
   /**
    * Append what a follower forwarded, once: a copy of a forward already answered gets that answer
    * again (see forwardAnswers). Only a forward sent in this term is appended; one from an older
-   * term was meant for this node as leader of that term, and may be a late copy of one it
-   * appended then, so it is refused (nothing appended; the forwarder may resend it).
+   * term was meant for this node as leader of that term and may be a late copy of one appended
+   * then, so it is refused (nothing appended; the client may try again).
    */
   private handleForwardProposal(m: ForwardProposal): void {
     const key = `${m.from}\0${m.term}\0${m.requestId}`;
