@@ -230,7 +230,7 @@ export class RaftNode<Result = unknown> {
   private now = 0;
   /** Reads waiting for the leader to confirm a read index, by request id. */
   private readonly reads = new Map<number, PendingRead>();
-  /** Confirmed reads waiting for the state machine to reach their index. */
+  /** Confirmed reads waiting for the state machine to reach their index, in index order. */
   private readsAwaitingApply: { index: Index; read: PendingRead }[] = [];
 
   constructor(options: RaftNodeOptions<Result>) {
@@ -288,7 +288,7 @@ export class RaftNode<Result = unknown> {
     };
     if (snapshot) {
       this.sm.restore(snapshot.data);
-      this.appliedIndex = snapshot.meta.index;
+      this.appliedTo(snapshot.meta.index);
       this.snapshotIndex = snapshot.meta.index;
     }
     this.raft = new Raft(config, {
@@ -671,7 +671,7 @@ export class RaftNode<Result = unknown> {
       if (!read) continue;
       this.reads.delete(rs.requestId);
       if (rs.index <= this.appliedIndex) read.resolve(rs.index);
-      else this.readsAwaitingApply.push({ index: rs.index, read });
+      else this.awaitApply(rs.index, read);
     }
     for (const rj of rd.rejections) {
       const read = this.reads.get(rj.requestId);
@@ -692,7 +692,7 @@ export class RaftNode<Result = unknown> {
   private restoreSnapshot(snap: Snapshot): void {
     this.sm.restore(snap.data);
     const index = snap.meta.index;
-    this.appliedIndex = index;
+    this.appliedTo(index);
     this.snapshotIndex = Math.max(this.snapshotIndex, index);
     this.bytesSinceSnapshot = 0;
     // Proposals placed at or below the snapshot: whether they are in it is not known here.
@@ -817,7 +817,7 @@ export class RaftNode<Result = unknown> {
     for (const entry of entries) {
       let result: Result | undefined;
       if (entry.type === "normal") result = this.sm.apply(entry);
-      this.appliedIndex = entry.index;
+      this.appliedTo(entry.index);
       this.bytesSinceSnapshot += entry.data.byteLength;
       if (entry.type === "config") this.appliedConf(entry);
       const p = this.proposals.get(entry.index);
@@ -828,14 +828,30 @@ export class RaftNode<Result = unknown> {
       }
       if (wantEvents) this.emit({ type: "applied", entry, result });
     }
-    if (this.readsAwaitingApply.length > 0) {
-      const still: { index: Index; read: PendingRead }[] = [];
-      for (const w of this.readsAwaitingApply) {
-        if (w.index <= this.appliedIndex) w.read.resolve(w.index);
-        else still.push(w);
-      }
-      this.readsAwaitingApply = still;
-    }
+  }
+
+  /**
+   * The state machine reflects every entry up to `index` (applied, or restored from a snapshot):
+   * the one place `appliedIndex` moves, so that every read waiting for it is served whichever
+   * way it got there. A read resolved in the middle of a batch reads after the batch (its
+   * continuation runs later), which only makes what it sees newer.
+   */
+  private appliedTo(index: Index): void {
+    this.appliedIndex = index;
+    const waiting = this.readsAwaitingApply;
+    let n = 0;
+    while (n < waiting.length && waiting[n].index <= index) n++;
+    if (n === 0) return;
+    for (const w of waiting.splice(0, n)) w.read.resolve(w.index);
+  }
+
+  /** Park a confirmed read until `index` is applied, keeping the queue in index order. */
+  private awaitApply(index: Index, read: PendingRead): void {
+    const waiting = this.readsAwaitingApply;
+    let at = waiting.length;
+    // Usually at the end: answers come in the order asked, unless the network reorders them.
+    while (at > 0 && waiting[at - 1].index > index) at--;
+    waiting.splice(at, 0, { index, read });
   }
 
   /** Fail requests past their deadline. Proposals expire in insertion order (same timeout). */
@@ -871,7 +887,8 @@ export class RaftNode<Result = unknown> {
       this.reads.delete(id);
       r.reject(new ReadTimeoutError(`no quorum confirmed the leader within ${this.readTimeoutMs} ms`));
     }
-    if (this.readsAwaitingApply.length > 0 && this.readsAwaitingApply[0].read.deadline <= now) {
+    // In index order, not deadline order: look at every one (few wait, and not for long).
+    if (this.readsAwaitingApply.some((w) => w.read.deadline <= now)) {
       const still: { index: Index; read: PendingRead }[] = [];
       for (const w of this.readsAwaitingApply) {
         if (w.read.deadline <= now) w.read.reject(new ReadTimeoutError(`not applied up to ${w.index} within ${this.readTimeoutMs} ms`));

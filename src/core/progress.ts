@@ -85,6 +85,10 @@ export class Progress {
   snapshotInFlight: unknown = null;
   /** In snapshot state: the byte offset the follower asked for last. */
   snapshotOffset = 0;
+  /** In snapshot state: leader ticks since the last chunk was sent. */
+  snapshotIdleTicks = 0;
+  /** In snapshot state: chunks re-sent in a row without the follower moving on (each waits twice as long). */
+  snapshotResends = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
   /** Highest ReadIndex round this follower has confirmed in the current term. */
@@ -108,6 +112,8 @@ export class Progress {
     this.pendingSnapshot = 0;
     this.snapshotInFlight = null;
     this.snapshotOffset = 0;
+    this.snapshotIdleTicks = 0;
+    this.snapshotResends = 0;
     this.inflights.reset();
   }
 
@@ -124,6 +130,8 @@ export class Progress {
     this.pendingSnapshot = snapshotIndex;
     this.snapshotInFlight = snapshot;
     this.snapshotOffset = 0;
+    this.snapshotIdleTicks = 0;
+    this.snapshotResends = 0;
     this.probeSent = false;
     this.inflights.reset();
   }

@@ -19,6 +19,7 @@ import type {
   Entry,
   EntryType,
   ForwardedProposal,
+  ForwardProposal,
   HardState,
   Heartbeat,
   Index,
@@ -126,6 +127,8 @@ interface PendingRead {
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
+/** How many answers to ForwardProposals a node keeps to recognise duplicates (see forwardAnswers). */
+const FORWARD_ANSWERS_KEPT = 4096;
 
 export class Raft {
   readonly id: NodeId;
@@ -195,11 +198,31 @@ export class Raft {
   /** Index and term of the latest config entry in the log window; 0 when there is none. */
   private lastConfIndex: Index = 0;
   private lastConfTerm: Term = 0;
+  /** Entries read while rescanning the log for its latest config entry (tests check how rarely). */
+  confScanSteps = 0;
   /** Leader: the duties of the current configuration (leave joint, prune, step down) are done. */
   private confSettled = false;
   private readonly promoteLagEntries: number;
 
-  private nextRequestId = 1;
+  /**
+   * Ids of forwarded proposals and reads. Each life of a node starts at a random multiple of 2^32
+   * (one in 2^21 - 1), so that a restarted node does not reuse the ids of its previous life: an
+   * answer still in flight to an old request must not settle a new one, and a leader that
+   * remembers an old forward (see forwardAnswers) must not take a new one for a copy of it.
+   */
+  private nextRequestId: number;
+  /**
+   * Answers given to ForwardProposals sent in this node's term at the time, by forwarder, term
+   * and request id: a copy the transport delivers again gets the same answer, not a second
+   * append. Kept for the last FORWARD_ANSWERS_KEPT forwards, across role and term changes (a
+   * leader that stepped down still tells a late copy where the original landed), not across
+   * restarts. Enough, because a duplicate is a copy of a message in flight (the WebSocket mesh
+   * sends each frame once; the in-memory network holds a copy at most its long delay), so it
+   * would have to be overtaken by thousands of later forwards to be forgotten; and a forward
+   * not found here is appended only if it was sent in the current term to this node as its
+   * leader, which a node never is again after a restart or a change of term.
+   */
+  private readonly forwardAnswers = new Map<string, { index: Index; entryTerm: Term; rejected: boolean }>();
   private msgs: Message[] = [];
   private readStates: ReadState[] = [];
   private forwarded: ForwardedProposal[] = [];
@@ -245,6 +268,7 @@ export class Raft {
     this.persistedHardState = { ...initial.hardState };
     this.reportedSoftState = { role: this.role, leaderId: null, term: this.term };
     this.resetRandomizedElectionTimeout();
+    this.nextRequestId = 1 + Math.floor(this.random.next() * (2 ** 21 - 1)) * 2 ** 32;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -657,6 +681,7 @@ export class Raft {
   private tickLeader(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
+    for (const pr of this.prs.values()) if (pr.state === "snapshot") pr.snapshotIdleTicks++;
     if (this.electionElapsed >= this.electionTicks) {
       this.electionElapsed = 0;
       if (this.checkQuorum) {
@@ -826,9 +851,11 @@ export class Raft {
     }
     const lastNew = this.log.maybeAppend(m.prevLogIndex, m.prevLogTerm, m.entries);
     if (lastNew >= 0) {
-      // A truncated config entry gives way to the one before it; a new one takes effect.
-      if (this.lastConfIndex > this.log.lastIndex() || this.log.term(this.lastConfIndex) !== this.lastConfTerm) this.refreshConf();
-      else this.noticeAppended(m.entries);
+      // A truncated config entry gives way to the one before it (the only case that rescans the
+      // log); otherwise a config entry among the new ones takes effect. With no config entry in
+      // the window (lastConfIndex 0) there is nothing a truncation could remove.
+      if (this.lastConfIndex > 0 && this.log.term(this.lastConfIndex) !== this.lastConfTerm) this.refreshConf();
+      else this.noticeAppended(m.prevLogIndex + 1, m.entries);
       this.log.commitTo(Math.min(m.leaderCommit, lastNew));
       this.replyAppend(m.from, true, lastNew);
       return;
@@ -862,9 +889,7 @@ export class Raft {
       case "HeartbeatResponse":
         pr.recentActive = true;
         pr.probeSent = false;
-        // A lost chunk or answer would stall a snapshot transfer: the follower is alive, resend
-        // from where it last asked (it answers with its own offset if that is not it).
-        if (pr.state === "snapshot") this.sendSnapshotChunk(m.from, pr);
+        if (pr.state === "snapshot") this.maybeResendSnapshotChunk(m.from, pr);
         // A lost AppendEntries in replicate state would leave the window full forever.
         if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.log.lastIndex() || pr.state === "probe") this.needAppend(m.from, true);
@@ -898,19 +923,32 @@ export class Raft {
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
   }
 
-  private handleForwardProposal(m: Extract<Message, { type: "ForwardProposal" }>): void {
-    const rejected = this.role !== "leader" || this.leadTransferee !== null;
-    let index = 0;
-    if (!rejected) index = this.appendLocal(m.entries.filter((e) => e.type !== "config"));
+  /**
+   * Append what a follower forwarded, once: a copy of a forward already answered gets that answer
+   * again (see forwardAnswers). Only a forward sent in this term is appended; one from an older
+   * term was meant for this node as leader of that term and may be a late copy of one appended
+   * then, so it is refused (nothing appended; the client may try again).
+   */
+  private handleForwardProposal(m: ForwardProposal): void {
+    const key = `${m.from}\0${m.term}\0${m.requestId}`;
+    let answer = this.forwardAnswers.get(key);
+    if (!answer) {
+      const accepted = this.role === "leader" && this.leadTransferee === null && m.term === this.term;
+      const index = accepted ? this.appendLocal(m.entries.filter((e) => e.type !== "config")) : 0;
+      answer = { index, entryTerm: accepted ? this.term : 0, rejected: !accepted };
+      // A refusal for another term is not kept: this node is never leader of an older one.
+      if (m.term === this.term) {
+        this.forwardAnswers.set(key, answer);
+        if (this.forwardAnswers.size > FORWARD_ANSWERS_KEPT) this.forwardAnswers.delete(this.forwardAnswers.keys().next().value!);
+      }
+    }
     this.send({
       type: "ForwardProposalResponse",
       from: this.id,
       to: m.from,
       term: this.term,
       requestId: m.requestId,
-      index,
-      entryTerm: rejected ? 0 : this.term,
-      rejected,
+      ...answer,
       leaderId: this.leaderId,
     });
   }
@@ -928,7 +966,7 @@ export class Raft {
       entries[i] = { index: first + i, term, type: items[i].type ?? "normal", data: items[i].data };
     }
     this.log.append(entries);
-    this.noticeAppended(items);
+    this.noticeAppended(first, entries);
     // A single-voter cluster commits as soon as the entry is durable (see advance()).
     this.broadcastAppend();
     return first;
@@ -1060,6 +1098,7 @@ export class Raft {
       data: snap.data.subarray(offset, end),
       done: end === snap.data.byteLength,
     });
+    pr.snapshotIdleTicks = 0;
   }
 
   private handleInstallSnapshotResponse(m: InstallSnapshotResponse, pr: Progress): void {
@@ -1074,7 +1113,23 @@ export class Raft {
     }
     if (m.nextOffset === pr.snapshotOffset && m.nextOffset !== 0) return; // a duplicate answer
     pr.snapshotOffset = m.nextOffset;
+    pr.snapshotResends = 0;
     this.sendSnapshotChunk(m.from, pr);
+  }
+
+  /**
+   * A lost chunk or answer would stall a snapshot transfer. The follower is alive (it answered a
+   * heartbeat), so once an election timeout has passed since the last chunk went out, send again
+   * from where it last asked (it answers with its own offset if that is not it). Not sooner: a
+   * big chunk on a slow link is still on its way, and a copy on every heartbeat would fill the
+   * link's buffer and crowd out the heartbeats. Each resend in a row waits twice as long (up to
+   * 8 election timeouts), for links slower still.
+   */
+  private maybeResendSnapshotChunk(to: NodeId, pr: Progress): void {
+    const wait = this.electionTicks * 2 ** Math.min(pr.snapshotResends, 3);
+    if (pr.snapshotIdleTicks < wait) return;
+    pr.snapshotResends++;
+    this.sendSnapshotChunk(to, pr);
   }
 
   private handleInstallSnapshot(m: InstallSnapshot): void {
@@ -1172,6 +1227,7 @@ export class Raft {
    */
   private refreshConf(force = false): void {
     for (let i = this.log.lastIndex(); i > this.log.offset; i--) {
+      this.confScanSteps++;
       const e = this.log.entry(i)!;
       if (e.type !== "config") continue;
       if (force || i !== this.lastConfIndex || e.term !== this.lastConfTerm) {
@@ -1188,10 +1244,22 @@ export class Raft {
     }
   }
 
-  /** Entries were appended (by a leader or from one): a config entry among them takes effect now. */
-  private noticeAppended(entries: readonly { type?: EntryType }[]): void {
-    for (const e of entries) {
-      if (e.type === "config") return this.refreshConf();
+  /**
+   * `entries` now sit in the log from index `first` on (appended by a leader, or from one, with
+   * no config entry truncated): the last config entry among them takes effect, unless a later
+   * one already has. Looks at these entries only, never at the rest of the log.
+   */
+  private noticeAppended(first: Index, entries: readonly { type?: EntryType; data: Uint8Array }[]): void {
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i];
+      if (e.type !== "config") continue;
+      const index = first + i;
+      if (index > this.lastConfIndex) {
+        this.lastConfIndex = index;
+        this.lastConfTerm = this.log.term(index)!;
+        this.setConf(decodeConfEntry(e.data).conf);
+      }
+      return;
     }
   }
 

@@ -10,6 +10,7 @@ import { RaftNode, type RaftNodeEvent, type RaftNodeOptions } from "../../src/no
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import type { SaveBatch } from "../../src/storage/storage.ts";
 import { VirtualClock } from "../../src/testing/clock.ts";
+import { TestCluster } from "../../src/testing/cluster.ts";
 import { MemoryNetwork } from "../../src/transport/memory.ts";
 
 const ids = ["n1", "n2", "n3"];
@@ -141,6 +142,60 @@ describe("RaftNode", () => {
     expect(readAt).toBeGreaterThanOrEqual(2);
     expect(nodes.get("n2")!.status().appliedIndex).toBeGreaterThanOrEqual(readAt!);
     expect(new TextDecoder().decode(kvs.get("n2")!.get("r")!)).toBe("1");
+  });
+
+  it("a read waiting for its index to be applied is served when a snapshot install reaches that index", async () => {
+    // n3 hears heartbeats (and so answers reads) but gets no entries until the leader has
+    // compacted them: it catches up by InstallSnapshot alone, with no entry after the snapshot.
+    let starve = true;
+    const c = new TestCluster({
+      nodes: 3,
+      seed: 11,
+      filter: (m) => (starve && m.to === "n3" && (m.type === "AppendEntries" || m.type === "InstallSnapshot") ? null : m),
+      nodeOptions: { snapshotEveryEntries: 10, snapshotMarginEntries: 0, readTimeoutMs: 1_000 },
+    });
+    try {
+      await c.start();
+      const leader = await c.waitForLeader();
+      expect(leader).not.toBe("n3");
+      // The leader's no-op plus nine writes: it snapshots at 10, the last index, and compacts.
+      let snapshotAt = 0;
+      c.on((e) => {
+        if (e.type === "snapshot-taken" && e.id === leader) snapshotAt = e.index;
+      });
+      for (let i = 0; i < 9; i++) {
+        let done = false;
+        void c.node(leader).propose(put(`k${i}`, "v")).then(() => (done = true));
+        expect(await c.runUntil(() => done, 1_000)).toBe(true);
+      }
+      expect(await c.runUntil(() => snapshotAt > 0, 1_000)).toBe(true);
+      const commit = c.node(leader).status().commitIndex;
+      expect(snapshotAt).toBe(commit);
+
+      // n3's read is confirmed at the commit index, which n3 cannot apply yet.
+      let read: { index?: number; error?: unknown } | undefined;
+      c.node("n3").read().then(
+        (index) => (read = { index }),
+        (error) => (read = { error }),
+      );
+      await c.run(100);
+      expect(c.network.stats.sentByType.ReadIndexResponse).toBeGreaterThan(0);
+      expect(read).toBeUndefined();
+      expect(c.node("n3").status().appliedIndex).toBeLessThan(commit);
+
+      // Now the snapshot gets through; it ends exactly at the read's index.
+      starve = false;
+      let restored = false;
+      c.on((e) => {
+        if (e.type === "snapshot-restored" && e.id === "n3") restored = true;
+      });
+      expect(await c.runUntil(() => read !== undefined, 2_000)).toBe(true);
+      expect(restored).toBe(true);
+      expect(c.node("n3").status().lastIndex).toBe(commit);
+      expect(read).toEqual({ index: commit });
+    } finally {
+      await c.stop();
+    }
   });
 
   it("a leader cut off from the others cannot confirm a read, and fails it after the timeout", async () => {
