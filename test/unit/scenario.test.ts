@@ -46,7 +46,7 @@ import { ConfChangeError, type ConfChangeItem } from "../../src/core/membership.
 import type { ConfChangeResult, ProposeResult, ReadResult } from "../../src/core/raft.ts";
 import { type ClusterEvent, CoreCluster, type CoreClusterOptions } from "../../src/testing/core-cluster.ts";
 import { hasTranscript, runTranscript, type Command } from "./datadriven.ts";
-import { formatMessage, formatReady } from "./transcript-format.ts";
+import { formatMessage, formatReady, formatRequestId } from "./transcript-format.ts";
 
 const dir = join(import.meta.dirname, "scenarios");
 
@@ -57,7 +57,7 @@ function formatResult(res: ProposeResult | ConfChangeResult | ReadResult): strin
       return `appended ${res.index}@${res.term}`;
     case "forwarded":
     case "pending":
-      return `${res.status} req=${res.requestId}`;
+      return `${res.status} req=${formatRequestId(res.requestId)}`;
     case "rejected":
       return `rejected${"reason" in res ? ` ${res.reason}` : ""} leader=${res.leaderId ?? "none"}`;
   }

@@ -28,6 +28,15 @@ export function formatEntry(e: Entry): string {
   return `${e.index}@${e.term} ${JSON.stringify(utf8.decode(e.data))}`;
 }
 
+/**
+ * A request id as `#n`: its place in the sending node's life. Each life starts its ids at a random
+ * multiple of 2^32 (so a restarted node's ids never match its earlier ones); the transcript shows
+ * only the count within the life, which is what a reader follows.
+ */
+export function formatRequestId(id: number): string {
+  return `#${id % 2 ** 32}`;
+}
+
 function range(entries: readonly { index: number }[]): string {
   if (entries.length === 0) return "[]";
   return `[${entries[0].index}..${entries[entries.length - 1].index}]`;
@@ -56,13 +65,13 @@ export function formatMessage(m: Message): string {
     case "TimeoutNow":
       return head;
     case "ForwardProposal":
-      return `${head} req=${m.requestId} entries=${m.entries.length}`;
+      return `${head} req=${formatRequestId(m.requestId)} entries=${m.entries.length}`;
     case "ForwardProposalResponse":
-      return m.rejected ? `${head} req=${m.requestId} rejected leader=${m.leaderId ?? "none"}` : `${head} req=${m.requestId} at=${m.index}@${m.entryTerm}`;
+      return m.rejected ? `${head} req=${formatRequestId(m.requestId)} rejected leader=${m.leaderId ?? "none"}` : `${head} req=${formatRequestId(m.requestId)} at=${m.index}@${m.entryTerm}`;
     case "ReadIndex":
-      return `${head} req=${m.requestId}`;
+      return `${head} req=${formatRequestId(m.requestId)}`;
     case "ReadIndexResponse":
-      return m.rejected ? `${head} req=${m.requestId} rejected leader=${m.leaderId ?? "none"}` : `${head} req=${m.requestId} index=${m.index}`;
+      return m.rejected ? `${head} req=${formatRequestId(m.requestId)} rejected leader=${m.leaderId ?? "none"}` : `${head} req=${formatRequestId(m.requestId)} index=${m.index}`;
   }
 }
 
