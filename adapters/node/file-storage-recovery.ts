@@ -2,9 +2,9 @@
  * Opening a FileStorage directory: work out the durable state, checking everything before
  * changing anything, then repair only what a crash can leave behind —
  *
- * - a torn write at the end of the newest segment (a partial record, a record whose payload
- *   checksum fails and that ends exactly at end of file, or zeros to end of file): truncated,
- *   and the truncation synced. It was never acknowledged: `save` resolves only after fdatasync;
+ * - a torn write at the end of the newest segment (./file-storage-format.ts states the rule that
+ *   tells one from damage): truncated, and the truncation synced. It was never acknowledged:
+ *   `save` resolves only after fdatasync;
  * - a roll cut short (the newest segment holds only its header, or part of it, and the segment
  *   before has no roll record): the unused segment is removed;
  * - segments below the checkpoint's first seq (a compaction cut short): removed;
@@ -31,12 +31,14 @@ import {
 import {
   type Checkpoint,
   CHECKPOINT_NAME,
+  CURRENT_FORMAT,
   decodeCheckpoint,
   encodeSegmentHeader,
   FormatError,
   REC_CHECKPOINT,
   REC_ROLL,
   REC_SEGMENT_HEADER,
+  type RecordFormat,
   type RecordScan,
   scanRecords,
   segmentName,
@@ -55,6 +57,8 @@ export interface Segment {
   maxIndex: Index;
   /** No record but the header yet. */
   empty: boolean;
+  /** The format of its records (its header's); only the current one is ever appended to. */
+  format: RecordFormat;
 }
 
 export interface RecoveredState {
@@ -101,6 +105,7 @@ export async function replaySegments(segments: Segment[], repairing: boolean): P
     seg.maxIndex = replay.segment(seg.path, seg.seq, records);
     seg.size = records.length > 0 ? records[records.length - 1].end : 0;
     seg.empty = records.length <= 1;
+    seg.format = scan.format;
   }
   replay.finish();
   return { replay, scans };
@@ -141,7 +146,7 @@ export async function recoverDirectory(dir: string, log: (line: string) => void)
         : `segment seq ${firstSeq + i} is missing (between ${live[i - 1].name} and ${live[i].name})`,
     );
   }
-  const segments: Segment[] = live.map((s) => ({ seq: s.seq, path: join(dir, s.name), size: 0, maxIndex: 0, empty: true }));
+  const segments: Segment[] = live.map((s) => ({ seq: s.seq, path: join(dir, s.name), size: 0, maxIndex: 0, empty: true, format: CURRENT_FORMAT }));
   const repairs: (() => Promise<void>)[] = [];
 
   if (segments.length >= 2) {
@@ -221,7 +226,7 @@ async function fresh(dir: string, names: string[]): Promise<RecoveredState> {
     hardState: ZERO,
     snapshot: null,
     entries: [],
-    segments: [{ seq: 1, path, size: header.length, maxIndex: 0, empty: true }],
+    segments: [{ seq: 1, path, size: header.length, maxIndex: 0, empty: true, format: CURRENT_FORMAT }],
     active,
     nextSnapshotSeq: 1,
     compactedThrough: 0,
