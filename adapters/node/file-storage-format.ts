@@ -35,18 +35,18 @@
  *   was written completely and its bytes changed since, so it may have been acknowledged: damage;
  * - any record (a valid header, or a valid trailer of a record starting after X) anywhere after
  *   X: a write began after X's, which is only done once X was synced: damage;
- * - an invalid header whose trailer is intact and whose payload checks out against it: a
- *   complete record with a damaged header: damage;
  * - otherwise (a payload that fails with its trailer missing or disagreeing, or a header that is
  *   lost with nothing complete after it, say the page holding it was lost and later pages of the
  *   same batch were kept): torn.
  *
- * A valid header with a payload that checks out is a record, whatever its trailer says: nothing
- * of it is lost. The rule errs on the side of refusing: a torn write that lost only pages in the
- * middle of a record, while the pages holding its header and its trailer both landed, looks like
- * a complete record whose bytes changed, and the node refuses to start (etcd counts a CRC failure
- * with an all-zero sector as torn, but a zero-filled value plus one flipped bit would then be cut
- * silently).
+ * A record whose payload checks out against a valid header or, for the last record, against a
+ * valid trailer is kept, whatever the other end says: nothing of it is lost, whether a crash tore
+ * the write or a byte changed since (recovery writes a lost header back from the trailer).
+ *
+ * The rule errs on the side of refusing: a torn write that lost only pages in the middle of a
+ * record, while the pages holding its header and its trailer both landed, looks like a complete
+ * record whose bytes changed, and the node refuses to start. (etcd counts a CRC failure with an
+ * all-zero sector as torn; a zero-filled value plus one flipped bit would then be cut silently.)
  *
  * Format 1 (magic "MRL1", data directories written before trailers existed) has no trailer, so
  * it cannot tell the two apart; its old rule is kept for reading: a bad header counts as torn only
@@ -290,19 +290,23 @@ function writeFrame(w: Writer, magic: number, type: number, payloadLength: numbe
   w.pos = at + RECORD_HEADER_BYTES;
 }
 
+/** Sets the payload CRC of the header or trailer at `at`, then its own CRC. */
+function sealFrame(bytes: Uint8Array, at: number, payloadCrc: number): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  view.setUint32(at + 12, payloadCrc, true);
+  view.setUint32(at + 16, crc32(bytes.subarray(at, at + 16)), true);
+}
+
 /** Fills in the checksums (and, in format 2, the trailer). Call after the payload is final. */
 export function sealRecord(record: Uint8Array): Uint8Array {
   const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
   const length = view.getUint32(8, true);
   const payloadEnd = RECORD_HEADER_BYTES + length;
   const crc = crc32(record.subarray(RECORD_HEADER_BYTES, payloadEnd));
-  view.setUint32(12, crc, true);
-  view.setUint32(16, crc32(record.subarray(0, 16)), true);
+  sealFrame(record, 0, crc);
   if (view.getUint32(0, true) === RECORD_MAGIC[2]) {
-    const w = new Writer(record, payloadEnd);
-    writeFrame(w, TRAILER_MAGIC, view.getUint8(4), length);
-    view.setUint32(payloadEnd + 12, crc, true);
-    view.setUint32(payloadEnd + 16, crc32(record.subarray(payloadEnd, payloadEnd + 16)), true);
+    writeFrame(new Writer(record, payloadEnd), TRAILER_MAGIC, view.getUint8(4), length);
+    sealFrame(record, payloadEnd, crc);
   }
   return record;
 }
@@ -486,6 +490,13 @@ export interface RecordScan {
   defect: Defect | null;
   /** The format of the file's records, told by its first record's magic. */
   format: RecordFormat;
+  /**
+   * The last record's header was damaged or lost, but its payload checks out against its
+   * trailer: the record is in `records`, and `header` is what belongs at `offset`. Nothing of it
+   * is lost whether a crash tore the write or a byte changed later, so recovery writes the header
+   * back (in the newest segment only; anywhere else it is damage).
+   */
+  rebuilt: { offset: number; header: Uint8Array; reason: string } | null;
 }
 
 function allZero(bytes: Uint8Array, from: number): boolean {
@@ -519,11 +530,19 @@ const ACKNOWLEDGED = "so it may have been acknowledged";
 function scanFormat2(bytes: Uint8Array, view: DataView): RecordScan {
   const records: RawRecord[] = [];
   const size = bytes.length;
-  const found = (defect: Defect | null): RecordScan => ({ records, defect, format: 2 });
+  let rebuilt: RecordScan["rebuilt"] = null;
+  const found = (defect: Defect | null): RecordScan => ({ records, defect, format: 2, rebuilt });
   let off = 0;
   while (off < size) {
     const header = frameAt(bytes, view, off, RECORD_MAGIC[2]);
-    if (!header) return found(headerDefect(bytes, view, off));
+    if (!header) {
+      const damaged = damagedHeader(bytes, view, off);
+      if ("torn" in damaged) return found(damaged);
+      records.push(damaged.record);
+      rebuilt = { offset: off, header: damaged.header, reason: damaged.reason };
+      off = damaged.record.end;
+      continue;
+    }
     const { type, length } = header;
     const payloadEnd = off + RECORD_HEADER_BYTES + length;
     const end = payloadEnd + RECORD_TRAILER_BYTES;
@@ -548,8 +567,12 @@ function scanFormat2(bytes: Uint8Array, view: DataView): RecordScan {
   return found(null);
 }
 
-/** Classifies a record at `off` whose header is missing or damaged. */
-function headerDefect(bytes: Uint8Array, view: DataView, off: number): Defect {
+/**
+ * A record at `off` whose header is missing or damaged: a defect, or — when it is the last
+ * record and its payload checks out against its intact trailer — the record, whole but for its
+ * header, with the header to write back.
+ */
+function damagedHeader(bytes: Uint8Array, view: DataView, off: number): Defect | { record: RawRecord; header: Uint8Array; reason: string } {
   if (allZero(bytes, off)) return { offset: off, reason: "zeros from here to the end of the file", torn: true };
   const what =
     bytes.length - off < RECORD_HEADER_BYTES
@@ -557,38 +580,45 @@ function headerDefect(bytes: Uint8Array, view: DataView, off: number): Defect {
       : view.getUint32(off, true) !== RECORD_MAGIC[2]
         ? "no record header here (bad magic)"
         : "record header checksum mismatch";
-  const { later, complete } = recordsAfter(bytes, view, off, off + 1);
+  const { later, own } = recordsAfter(bytes, view, off, off + 1);
   if (later !== null) return { offset: off, reason: `${what}, yet a record follows at byte ${later}: this one was synced before that one was written, ${ACKNOWLEDGED}`, torn: false };
-  if (complete) return { offset: off, reason: `${what}, but the record's payload and trailer are intact: it was written completely, ${ACKNOWLEDGED}`, torn: false };
+  if (own) {
+    const header = new Uint8Array(RECORD_HEADER_BYTES);
+    writeFrame(new Writer(header), RECORD_MAGIC[2], own.type, own.length);
+    sealFrame(header, 0, own.crc);
+    const payload = bytes.subarray(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + own.length);
+    const record = { type: own.type, offset: off, end: off + RECORD_HEADER_BYTES + own.length + RECORD_TRAILER_BYTES, payload };
+    return { record, header, reason: `${what}, but its payload checks out against its trailer` };
+  }
   return { offset: off, reason: `${what}, and no complete record follows: a write cut short`, torn: true };
 }
 
 /**
  * Looks from `from` on for records written after the one at `at`: `later` is where the first
- * begins (a valid header, or a valid trailer of a record that starts after `at`), or null;
- * `complete` says whether a valid trailer closes a record starting exactly at `at` whose payload
- * checks out against it. Payload bytes can look like a record by chance or on purpose; that only
- * ever makes a torn write look like damage, never the reverse.
+ * begins (a valid header, or a valid trailer of a record that starts after `at`), or null; `own`
+ * is a valid trailer that closes a record starting exactly at `at` whose payload checks out
+ * against it. Payload bytes can look like a record by chance or on purpose; that only ever makes
+ * a torn write look like damage, never the reverse.
  */
-function recordsAfter(bytes: Uint8Array, view: DataView, at: number, from: number): { later: number | null; complete: boolean } {
+function recordsAfter(bytes: Uint8Array, view: DataView, at: number, from: number): { later: number | null; own: Frame | null } {
   const M = 0x4d; // the first byte of both magics, "M"
-  let complete = false;
+  let own: Frame | null = null;
   for (let p = bytes.indexOf(M, from); p >= 0 && p + RECORD_HEADER_BYTES <= bytes.length; p = bytes.indexOf(M, p + 1)) {
-    if (frameAt(bytes, view, p, RECORD_MAGIC[2])) return { later: p, complete };
+    if (frameAt(bytes, view, p, RECORD_MAGIC[2])) return { later: p, own };
     const trailer = frameAt(bytes, view, p, TRAILER_MAGIC);
     if (!trailer) continue;
     const start = p - trailer.length - RECORD_HEADER_BYTES;
-    if (start > at) return { later: start, complete };
-    if (start === at && crc32(bytes.subarray(at + RECORD_HEADER_BYTES, p)) === trailer.crc) complete = true;
+    if (start > at) return { later: start, own };
+    if (start === at && crc32(bytes.subarray(at + RECORD_HEADER_BYTES, p)) === trailer.crc) own = trailer;
   }
-  return { later: null, complete };
+  return { later: null, own };
 }
 
 /** Format 1 records (no trailer), read with the rule they were written under. */
 function scanFormat1(bytes: Uint8Array, view: DataView): RecordScan {
   const records: RawRecord[] = [];
   const size = bytes.length;
-  const found = (defect: Defect | null): RecordScan => ({ records, defect, format: 1 });
+  const found = (defect: Defect | null): RecordScan => ({ records, defect, format: 1, rebuilt: null });
   let off = 0;
   while (off < size) {
     if (size - off < RECORD_HEADER_BYTES) {

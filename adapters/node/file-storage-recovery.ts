@@ -5,6 +5,8 @@
  * - a torn write at the end of the newest segment (./file-storage-format.ts states the rule that
  *   tells one from damage): truncated, and the truncation synced. It was never acknowledged:
  *   `save` resolves only after fdatasync;
+ * - a last record whose header was lost but whose payload checks out against its trailer: the
+ *   header is written back from the trailer, and synced;
  * - a roll cut short (the newest segment holds only its header, or part of it, and the segment
  *   before has no roll record): the unused segment is removed;
  * - segments below the checkpoint's first seq (a compaction cut short): removed;
@@ -27,6 +29,7 @@ import {
   syncDirectory,
   truncateDurably,
   unlinkOrFail,
+  writeDurably,
 } from "./file-storage-files.ts";
 import {
   type Checkpoint,
@@ -93,6 +96,9 @@ export async function replaySegments(segments: Segment[], repairing: boolean): P
     const newest = i === segments.length - 1;
     if (scan.defect && !(repairing && newest && scan.defect.torn)) {
       throw new StorageCorruptionError(seg.path, scan.defect.offset, scan.defect.reason);
+    }
+    if (scan.rebuilt && !(repairing && newest)) {
+      throw new StorageCorruptionError(seg.path, scan.rebuilt.offset, `${scan.rebuilt.reason}; only the newest segment's last record may have lost its header`);
     }
     if (!newest && !endsWithRoll(scan)) {
       const end = records.length > 0 ? records[records.length - 1].end : 0;
@@ -172,6 +178,13 @@ export async function recoverDirectory(dir: string, log: (line: string) => void)
 
   const { replay, scans } = await replaySegments(segments, true);
   const newest = segments[segments.length - 1];
+  const rebuilt = scans[scans.length - 1].rebuilt;
+  if (rebuilt) {
+    repairs.push(async () => {
+      log(`meshraft file storage ${dir}: rewriting the header of the last record of ${newest.path} (offset ${rebuilt.offset}: ${rebuilt.reason})`);
+      await writeDurably(newest.path, rebuilt.header, rebuilt.offset);
+    });
+  }
   const torn = scans[scans.length - 1].defect;
   if (torn) {
     repairs.push(async () => {
@@ -234,8 +247,10 @@ async function fresh(dir: string, names: string[]): Promise<RecoveredState> {
 }
 
 async function readCheckpoint(path: string): Promise<Checkpoint> {
-  const { records, defect } = scanRecords(await readBytes(path));
+  const { records, defect, rebuilt } = scanRecords(await readBytes(path));
   if (defect) throw new StorageCorruptionError(path, defect.offset, defect.reason);
+  // Written whole and renamed into place: never torn, so a damaged header is damage.
+  if (rebuilt) throw new StorageCorruptionError(path, rebuilt.offset, rebuilt.reason);
   if (records.length !== 1 || records[0].type !== REC_CHECKPOINT) {
     throw new StorageCorruptionError(path, 0, `expected one checkpoint record, found ${records.length} records`);
   }

@@ -272,29 +272,59 @@ describe("FileStorage recovery: damage anywhere else stops with StorageCorruptio
     expect(await sizeOf(path), "nothing is truncated").toBe(size);
   });
 
-  it("a flipped byte in a record header, even the last one's (its length can no longer be trusted)", async () => {
+  it("a flipped byte in a record header when another record follows (its length can no longer be trusted)", async () => {
     const dir = await tempDir();
     const { path, offsets } = await threeRecords(dir);
     await flipByte(path, offsets[1] + 9); // the length field
-    expect((await corruption(dir)).offset).toBe(offsets[1]);
-    await flipByte(path, offsets[1] + 9);
-    await flipByte(path, offsets[2] + 9);
     const err = await corruption(dir);
-    expect([err.file, err.offset]).toEqual([path, offsets[2]]);
+    expect([err.file, err.offset]).toEqual([path, offsets[1]]);
+    expect(err.message).toMatch(new RegExp(`a record follows at byte ${offsets[2]}`));
   });
 
-  it("one flipped byte anywhere in a complete last record (header, payload) is refused, not cut as a torn write", async () => {
+  it("one flipped byte in the payload of a complete last record is refused, not cut as a torn write", async () => {
     const dir = await tempDir();
     const { path, start, end } = await bigLastBatch(dir);
     const size = await sizeOf(path);
-    for (const at of [start + 30, start + 5000, pageEnd(start) + PAGE + 7, end - 25, start + 1, start + 9]) {
+    for (const at of [start + 20, start + 30, start + 5000, pageEnd(start) + PAGE + 7, end - 21]) {
       await flipByte(path, at);
       const err = await corruption(dir);
       expect([err.file, err.offset], `flipped byte ${at}`).toEqual([path, start]);
-      expect(err.message).toMatch(/may have been acknowledged/);
+      expect(err.message).toMatch(/header and trailer agree.*may have been acknowledged/);
       expect(await sizeOf(path), "nothing is truncated").toBe(size);
       await flipByte(path, at);
     }
+  });
+
+  it("a last record whose header is damaged or lost but whose payload checks out against its trailer is kept, its header written back", async () => {
+    const dir = await tempDir();
+    const { path, start, after } = await bigLastBatch(dir);
+    const full = await readFile(path);
+    for (const at of [start, start + 4, start + 9, start + 12, start + 19]) {
+      await flipByte(path, at);
+      const { state, log } = await loadDir(dir);
+      same(state, after);
+      expect(log.join("\n")).toMatch(new RegExp(`rewriting the header of the last record .*offset ${start}`));
+      expect(Buffer.compare(await readFile(path), full), `flipped byte ${at}: the file is as written`).toBe(0);
+    }
+  });
+
+  it("a crash that lost only the page holding the last record's header (the header ends that page) keeps the record", async () => {
+    const dir = await tempDir();
+    const { path, end } = await bigLastBatch(dir);
+    const s = await FileStorage.open(dir, { log: quiet });
+    // A record of 66 bytes plus one entry's data, so that the next header is a page's last 20 bytes.
+    const target = pageEnd(end + 86) - 20;
+    await s.save({ entries: entries(10, 10, 2, target - end - 66) });
+    await s.save({ hardState: hs(2, "n2", 9), entries: entries(11, 12, 2, 3000) });
+    const after = await s.load();
+    await s.close();
+    const full = await readFile(path);
+    expect(scanRecords(full).records.at(-1)!.offset).toBe(target);
+    await writeFile(path, tornCopy(full, target, full.length, (p) => p === 0));
+    const { state, log } = await loadDir(dir);
+    same(state, after);
+    expect(log.join("\n")).toMatch(new RegExp(`rewriting the header of the last record .*offset ${target}`));
+    expect(Buffer.compare(await readFile(path), full)).toBe(0);
   });
 
   it("a damaged last record followed by a torn write is refused: a later write began, so the damaged one was synced", async () => {
