@@ -17,6 +17,7 @@ import {
 } from "../../adapters/node/file-storage.ts";
 import { encodeSegmentHeader, scanRecords, segmentName } from "../../adapters/node/file-storage-format.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
+import { PAGE, pageCount, pageEnd, tornCopy } from "../fixtures/torn-write.ts";
 
 const quiet = (): void => undefined;
 
@@ -119,27 +120,6 @@ async function flipByte(path: string, offset: number): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Recovery
 // ---------------------------------------------------------------------------------------------
-
-/** The file system's page: a crash keeps or loses each page of an unsynced write as a whole. */
-const PAGE = 4096;
-const pageEnd = (offset: number): number => (Math.floor(offset / PAGE) + 1) * PAGE;
-const pageCount = (start: number, end: number): number => Math.ceil(end / PAGE) - Math.floor(start / PAGE);
-
-/**
- * `full` as a crash during the write of its last record (from `start`) may leave it: the file is
- * `size` bytes long, and each page `p` of the record (0 is the page holding `start`) for which
- * `lost(p)` holds reads as zeros from `start` on, as space the file system allocated but never
- * wrote does. Bytes before `start` were synced by earlier saves and are kept.
- */
-function tornCopy(full: Uint8Array, start: number, size: number, lost: (page: number) => boolean): Uint8Array {
-  const out = new Uint8Array(size);
-  out.set(full.subarray(0, size));
-  const first = Math.floor(start / PAGE);
-  for (let p = 0; (first + p) * PAGE < size; p++) {
-    if (lost(p)) out.fill(0, Math.max(start, (first + p) * PAGE), Math.min(size, (first + p + 1) * PAGE));
-  }
-  return out;
-}
 
 /** Two small batches, then one of about 13 KiB (entries 8..11): the record to tear or damage. */
 async function bigLastBatch(dir: string) {
