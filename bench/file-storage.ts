@@ -1,0 +1,119 @@
+/**
+ * FileStorage append cost, this tree against another (usually the commit before a format
+ * change), in one run so both see the same disk and the same load:
+ *
+ *   git archive <commit> adapters src | tar -x -C /tmp/before    # the tree to compare with
+ *   npx tsx bench/file-storage.ts --before /tmp/before [--saves 400] [--rounds 3]
+ *
+ * Per scenario it reports bytes on disk per record, saves per second through `FileStorage.save`
+ * (one write and one fdatasync each, on a real directory under the OS temp dir; rounds alternate
+ * between the trees and the median is kept) and, without IO, records per second for encoding a
+ * batch and for scanning a segment (`scanRecords`, what opening a directory does per record).
+ */
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Entry } from "../src/core/types.ts";
+
+interface Tree {
+  name: string;
+  storage: typeof import("../adapters/node/file-storage.ts");
+  format: typeof import("../adapters/node/file-storage-format.ts");
+}
+
+const arg = (name: string, fallback: string): string => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+};
+
+async function load(name: string, root: string): Promise<Tree> {
+  const url = (p: string): string => pathToFileURL(join(root, p)).href;
+  return { name, storage: await import(url("adapters/node/file-storage.ts")), format: await import(url("adapters/node/file-storage-format.ts")) };
+}
+
+const SCENARIOS = [
+  { name: "1 entry x 64 B", count: 1, bytes: 64 },
+  { name: "10 entries x 64 B", count: 10, bytes: 64 },
+  { name: "100 entries x 1 KiB", count: 100, bytes: 1024 },
+];
+
+function batchOf(first: number, count: number, bytes: number): Entry[] {
+  const out: Entry[] = [];
+  for (let i = 0; i < count; i++) out.push({ index: first + i, term: 1, type: "normal", data: new Uint8Array(bytes).fill((first + i) & 0xff) });
+  return out;
+}
+
+/** Saves per second, and bytes of log per save. */
+async function appendRun(tree: Tree, count: number, bytes: number, saves: number): Promise<{ perSec: number; bytesPerRecord: number }> {
+  const dir = await mkdtemp(join(tmpdir(), "meshraft-bench-fs-"));
+  try {
+    const s = await tree.storage.FileStorage.open(dir, { log: () => undefined });
+    await s.save({ entries: batchOf(1, count, bytes) }); // warm-up, and the first record
+    const segment = join(dir, (await readdir(dir)).find((n) => n.endsWith(".seg"))!);
+    const before = (await stat(segment)).size;
+    const started = performance.now();
+    for (let i = 1; i <= saves; i++) await s.save({ hardState: { term: 1, votedFor: "n1", commit: i * count }, entries: batchOf(1 + i * count, count, bytes) });
+    const ms = performance.now() - started;
+    await s.close();
+    return { perSec: (saves / ms) * 1000, bytesPerRecord: ((await stat(segment)).size - before) / saves };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Records per second for encoding + sealing, and for scanning the result. */
+function cpuRun(tree: Tree, count: number, bytes: number): { encodePerSec: number; scanPerSec: number } {
+  const n = Math.max(200, Math.floor(20_000 / count));
+  const batches = Array.from({ length: n }, (_, i) => batchOf(1 + i * count, count, bytes));
+  let started = performance.now();
+  const records = batches.map((b) => tree.format.sealRecord(tree.format.encodeBatch({ term: 1, votedFor: "n1", commit: 0 }, undefined, b).record));
+  const encodeMs = performance.now() - started;
+  const file = new Uint8Array(records.reduce((a, r) => a + r.length, 0));
+  let at = 0;
+  for (const r of records) (file.set(r, at), (at += r.length));
+  started = performance.now();
+  let scanned = 0;
+  for (let i = 0; i < 5; i++) scanned += tree.format.scanRecords(file).records.length;
+  const scanMs = performance.now() - started;
+  if (scanned !== 5 * n) throw new Error(`${tree.name}: scanned ${scanned} records, wrote ${5 * n}`);
+  return { encodePerSec: (n / encodeMs) * 1000, scanPerSec: (scanned / scanMs) * 1000 };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  const beforeRoot = arg("--before", "");
+  if (!beforeRoot) throw new Error("--before <dir holding the tree to compare with> is required (see the comment at the top)");
+  const saves = Number(arg("--saves", "400"));
+  const rounds = Number(arg("--rounds", "3"));
+  const trees = [await load("before", resolve(beforeRoot)), await load("after", resolve("."))];
+  for (const sc of SCENARIOS) {
+    const results = new Map<string, { perSec: number[]; bytes: number; encode: number[]; scan: number[] }>();
+    for (const t of trees) results.set(t.name, { perSec: [], bytes: 0, encode: [], scan: [] });
+    for (let r = 0; r < rounds; r++) {
+      for (const t of r % 2 === 0 ? trees : [...trees].reverse()) {
+        const res = results.get(t.name)!;
+        const a = await appendRun(t, sc.count, sc.bytes, saves);
+        res.perSec.push(a.perSec);
+        res.bytes = a.bytesPerRecord;
+        const c = cpuRun(t, sc.count, sc.bytes);
+        res.encode.push(c.encodePerSec);
+        res.scan.push(c.scanPerSec);
+      }
+    }
+    const b = results.get("before")!;
+    const a = results.get("after")!;
+    const fmt = (x: number): string => Math.round(x).toLocaleString("en-US");
+    console.log(`${sc.name} per save:`);
+    console.log(`  bytes per record      before ${b.bytes}  after ${a.bytes}  (+${a.bytes - b.bytes})`);
+    console.log(`  saves/s (fdatasync)   before ${fmt(median(b.perSec))}  after ${fmt(median(a.perSec))}  ratio ${(median(a.perSec) / median(b.perSec)).toFixed(2)}`);
+    console.log(`  encode records/s      before ${fmt(median(b.encode))}  after ${fmt(median(a.encode))}  ratio ${(median(a.encode) / median(b.encode)).toFixed(2)}`);
+    console.log(`  scan records/s        before ${fmt(median(b.scan))}  after ${fmt(median(a.scan))}  ratio ${(median(a.scan) / median(b.scan)).toFixed(2)}`);
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
