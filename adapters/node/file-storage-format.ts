@@ -89,6 +89,8 @@ export const RECORD_HEADER_BYTES = 20;
 export const RECORD_TRAILER_BYTES = 20;
 const RECORD_MAGIC: Record<RecordFormat, number> = { 1: 0x314c524d /* "MRL1" */, 2: 0x324c524d /* "MRL2" */ };
 const TRAILER_MAGIC = 0x3254524d; // "MRT2"
+/** "M", the first byte of every magic: where a search for headers and trailers stops to look. */
+const MAGIC_FIRST_BYTE = 0x4d;
 
 export const REC_SEGMENT_HEADER = 1;
 export const REC_BATCH = 2;
@@ -494,7 +496,7 @@ export interface RecordScan {
    * The last record's header was damaged or lost, but its payload checks out against its
    * trailer: the record is in `records`, and `header` is what belongs at `offset`. Nothing of it
    * is lost whether a crash tore the write or a byte changed later, so recovery writes the header
-   * back (in the newest segment only; anywhere else it is damage).
+   * back (a checkpoint file, written whole and renamed into place, is refused instead).
    */
   rebuilt: { offset: number; header: Uint8Array; reason: string } | null;
 }
@@ -507,9 +509,21 @@ function allZero(bytes: Uint8Array, from: number): boolean {
 /** Splits a file into records, stopping at the first one that is not well formed. */
 export function scanRecords(bytes: Uint8Array): RecordScan {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  // A file too short or too damaged to tell is read as the current format.
-  if (bytes.length >= 4 && view.getUint32(0, true) === RECORD_MAGIC[1]) return scanFormat1(bytes, view);
-  return scanFormat2(bytes, view);
+  return formatOf(bytes, view) === 1 ? scanFormat1(bytes, view) : scanFormat2(bytes, view);
+}
+
+/**
+ * The first record's magic says; if it is damaged, format 1 when a format 1 header follows
+ * (read with the current rule, a format 1 file with a damaged first header would look like a
+ * torn write of its whole content), else the current format.
+ */
+function formatOf(bytes: Uint8Array, view: DataView): RecordFormat {
+  const first = bytes.length >= 4 ? view.getUint32(0, true) : 0;
+  if (first === RECORD_MAGIC[1] || first === RECORD_MAGIC[2]) return first === RECORD_MAGIC[1] ? 1 : 2;
+  for (let p = bytes.indexOf(MAGIC_FIRST_BYTE, 1); p >= 0 && p + RECORD_HEADER_BYTES <= bytes.length; p = bytes.indexOf(MAGIC_FIRST_BYTE, p + 1)) {
+    if (frameAt(bytes, view, p, RECORD_MAGIC[1])) return 1;
+  }
+  return CURRENT_FORMAT;
 }
 
 interface Frame {
@@ -601,9 +615,8 @@ function damagedHeader(bytes: Uint8Array, view: DataView, off: number): Defect |
  * a torn write look like damage, never the reverse.
  */
 function recordsAfter(bytes: Uint8Array, view: DataView, at: number, from: number): { later: number | null; own: Frame | null } {
-  const M = 0x4d; // the first byte of both magics, "M"
   let own: Frame | null = null;
-  for (let p = bytes.indexOf(M, from); p >= 0 && p + RECORD_HEADER_BYTES <= bytes.length; p = bytes.indexOf(M, p + 1)) {
+  for (let p = bytes.indexOf(MAGIC_FIRST_BYTE, from); p >= 0 && p + RECORD_HEADER_BYTES <= bytes.length; p = bytes.indexOf(MAGIC_FIRST_BYTE, p + 1)) {
     if (frameAt(bytes, view, p, RECORD_MAGIC[2])) return { later: p, own };
     const trailer = frameAt(bytes, view, p, TRAILER_MAGIC);
     if (!trailer) continue;

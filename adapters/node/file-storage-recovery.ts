@@ -5,8 +5,9 @@
  * - a torn write at the end of the newest segment (./file-storage-format.ts states the rule that
  *   tells one from damage): truncated, and the truncation synced. It was never acknowledged:
  *   `save` resolves only after fdatasync;
- * - a last record whose header was lost but whose payload checks out against its trailer: the
- *   header is written back from the trailer, and synced;
+ * - a segment's last record whose header was lost but whose payload checks out against its
+ *   trailer (in the newest segment a torn write, or in any, a changed byte: nothing is lost
+ *   either way): the header is written back from the trailer, and synced;
  * - a roll cut short (the newest segment holds only its header, or part of it, and the segment
  *   before has no roll record): the unused segment is removed;
  * - segments below the checkpoint's first seq (a compaction cut short): removed;
@@ -82,8 +83,8 @@ const endsWithRoll = (scan: RecordScan): boolean =>
 
 /**
  * Reads and replays `segments`, updating their sizes and highest indexes. With `repairing`, the
- * newest may end in a torn write (returned in its scan, not fixed); otherwise every byte must
- * check out.
+ * newest may end in a torn write and any may end in a record whose header is to be written back
+ * (returned in the scans, not fixed); otherwise every byte must check out.
  */
 export async function replaySegments(segments: Segment[], repairing: boolean): Promise<{ replay: LogReplay; scans: RecordScan[] }> {
   const scans: RecordScan[] = [];
@@ -97,9 +98,7 @@ export async function replaySegments(segments: Segment[], repairing: boolean): P
     if (scan.defect && !(repairing && newest && scan.defect.torn)) {
       throw new StorageCorruptionError(seg.path, scan.defect.offset, scan.defect.reason);
     }
-    if (scan.rebuilt && !(repairing && newest)) {
-      throw new StorageCorruptionError(seg.path, scan.rebuilt.offset, `${scan.rebuilt.reason}; only the newest segment's last record may have lost its header`);
-    }
+    if (scan.rebuilt && !repairing) throw new StorageCorruptionError(seg.path, scan.rebuilt.offset, scan.rebuilt.reason);
     if (!newest && !endsWithRoll(scan)) {
       const end = records.length > 0 ? records[records.length - 1].end : 0;
       throw new StorageCorruptionError(seg.path, end, `the segment ends without a roll record, yet ${segments[i + 1].path} follows`);
@@ -178,13 +177,14 @@ export async function recoverDirectory(dir: string, log: (line: string) => void)
 
   const { replay, scans } = await replaySegments(segments, true);
   const newest = segments[segments.length - 1];
-  const rebuilt = scans[scans.length - 1].rebuilt;
-  if (rebuilt) {
+  segments.forEach((seg, i) => {
+    const rebuilt = scans[i].rebuilt;
+    if (!rebuilt) return;
     repairs.push(async () => {
-      log(`meshraft file storage ${dir}: rewriting the header of the last record of ${newest.path} (offset ${rebuilt.offset}: ${rebuilt.reason})`);
-      await writeDurably(newest.path, rebuilt.header, rebuilt.offset);
+      log(`meshraft file storage ${dir}: rewriting the header of the last record of ${seg.path} (offset ${rebuilt.offset}: ${rebuilt.reason})`);
+      await writeDurably(seg.path, rebuilt.header, rebuilt.offset);
     });
-  }
+  });
   const torn = scans[scans.length - 1].defect;
   if (torn) {
     repairs.push(async () => {

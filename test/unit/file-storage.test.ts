@@ -288,6 +288,22 @@ describe("FileStorage recovery: damage anywhere else stops with StorageCorruptio
     }
   });
 
+  it("a damaged header of the roll record that ends an older segment is written back from its trailer", async () => {
+    const dir = await tempDir();
+    const s = await FileStorage.open(dir, { log: quiet, segmentBytes: 300 });
+    for (let i = 1; i <= 6; i++) await s.save({ entries: entries(i, i, 1, 100) });
+    const expected = await s.load();
+    await s.close();
+    const first = join(dir, (await segments(dir))[0]);
+    const full = await readFile(first);
+    const roll = scanRecords(full).records.at(-1)!;
+    await flipByte(first, roll.offset + 9);
+    const { state, log } = await loadDir(dir, { segmentBytes: 300 });
+    same(state, expected);
+    expect(log.join("\n")).toMatch(new RegExp(`rewriting the header of the last record of ${first} .*offset ${roll.offset}`));
+    expect(Buffer.compare(await readFile(first), full)).toBe(0);
+  });
+
   it("a crash that lost only the page holding the last record's header (the header ends that page) keeps the record", async () => {
     const dir = await tempDir();
     const { path, end } = await bigLastBatch(dir);
@@ -592,6 +608,21 @@ describe("FileStorage reads data directories of format 1 (records without a trai
     const { state, log } = await loadDir(dir);
     same(state, await model.load());
     expect(log.join("\n")).toMatch(/roll that a crash interrupted/);
+  });
+
+  it("a format 1 segment whose first header is damaged is refused, not read as a torn write of its whole content", async () => {
+    // Written at a0a1eb0: one segment holding a hard state and entries 1..5 (two saves).
+    const fixture = join(import.meta.dirname, "../fixtures/file-storage-format1-one-segment");
+    for (const at of [0, 3, 9]) {
+      const dir = await tempDir();
+      await cp(fixture, dir, { recursive: true });
+      const path = join(dir, (await segments(dir))[0]);
+      await flipByte(path, at);
+      const err = await corruption(dir);
+      expect([err.file, err.offset], `flipped byte ${at}`).toEqual([path, 0]);
+      await flipByte(path, at);
+      expect((await loadDir(dir)).state.entries).toEqual(entries(1, 5, 1));
+    }
   });
 
   it("a format 1 segment keeps its own rule for a torn tail: zeros to the end are cut off", async () => {
