@@ -3,12 +3,13 @@
  * change), in one run so both see the same disk and the same load:
  *
  *   git archive <commit> adapters src | tar -x -C /tmp/before    # the tree to compare with
- *   npx tsx bench/file-storage.ts --before /tmp/before [--saves 400] [--rounds 3]
+ *   npx tsx bench/file-storage.ts --before /tmp/before [--saves 200] [--rounds 9]
  *
  * Per scenario it reports bytes on disk per record, saves per second through `FileStorage.save`
  * (one write and one fdatasync each, on a real directory under the OS temp dir; rounds alternate
- * between the trees and the median is kept) and, without IO, records per second for encoding a
- * batch and for scanning a segment (`scanRecords`, what opening a directory does per record).
+ * between the trees; median, with min..max to show the noise) and, without IO, records per second
+ * for encoding a batch and for scanning a segment (`scanRecords`, what opening a directory does
+ * per record), after one unmeasured pass for the JIT.
  */
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -63,7 +64,8 @@ async function appendRun(tree: Tree, count: number, bytes: number, saves: number
 }
 
 /** Records per second for encoding + sealing, and for scanning the result. */
-function cpuRun(tree: Tree, count: number, bytes: number): { encodePerSec: number; scanPerSec: number } {
+function cpuRun(tree: Tree, count: number, bytes: number, warm = true): { encodePerSec: number; scanPerSec: number } {
+  if (warm) cpuRun(tree, count, bytes, false);
   const n = Math.max(200, Math.floor(20_000 / count));
   const batches = Array.from({ length: n }, (_, i) => batchOf(1 + i * count, count, bytes));
   let started = performance.now();
@@ -85,8 +87,8 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 async function main(): Promise<void> {
   const beforeRoot = arg("--before", "");
   if (!beforeRoot) throw new Error("--before <dir holding the tree to compare with> is required (see the comment at the top)");
-  const saves = Number(arg("--saves", "400"));
-  const rounds = Number(arg("--rounds", "3"));
+  const saves = Number(arg("--saves", "200"));
+  const rounds = Number(arg("--rounds", "9"));
   const trees = [await load("before", resolve(beforeRoot)), await load("after", resolve("."))];
   for (const sc of SCENARIOS) {
     const results = new Map<string, { perSec: number[]; bytes: number; encode: number[]; scan: number[] }>();
@@ -105,11 +107,14 @@ async function main(): Promise<void> {
     const b = results.get("before")!;
     const a = results.get("after")!;
     const fmt = (x: number): string => Math.round(x).toLocaleString("en-US");
+    const row = (label: string, before: number[], after: number[]): string =>
+      `  ${label.padEnd(22)}before ${fmt(median(before))} (${fmt(Math.min(...before))}..${fmt(Math.max(...before))})  ` +
+      `after ${fmt(median(after))} (${fmt(Math.min(...after))}..${fmt(Math.max(...after))})  ratio ${(median(after) / median(before)).toFixed(2)}`;
     console.log(`${sc.name} per save:`);
     console.log(`  bytes per record      before ${b.bytes}  after ${a.bytes}  (+${a.bytes - b.bytes})`);
-    console.log(`  saves/s (fdatasync)   before ${fmt(median(b.perSec))}  after ${fmt(median(a.perSec))}  ratio ${(median(a.perSec) / median(b.perSec)).toFixed(2)}`);
-    console.log(`  encode records/s      before ${fmt(median(b.encode))}  after ${fmt(median(a.encode))}  ratio ${(median(a.encode) / median(b.encode)).toFixed(2)}`);
-    console.log(`  scan records/s        before ${fmt(median(b.scan))}  after ${fmt(median(a.scan))}  ratio ${(median(a.scan) / median(b.scan)).toFixed(2)}`);
+    console.log(row("saves/s (fdatasync)", b.perSec, a.perSec));
+    console.log(row("encode records/s", b.encode, a.encode));
+    console.log(row("scan records/s", b.scan, a.scan));
   }
 }
 

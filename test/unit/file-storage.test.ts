@@ -121,7 +121,7 @@ async function flipByte(path: string, offset: number): Promise<void> {
 // Recovery
 // ---------------------------------------------------------------------------------------------
 
-/** Two small batches, then one of about 13 KiB (entries 8..11): the record to tear or damage. */
+/** Two small batches, then one of about 13 KiB (entries 6..9 of term 2, over 6..7): the record to tear or damage. */
 async function bigLastBatch(dir: string) {
   const s = await FileStorage.open(dir, { log: quiet });
   await s.save({ hardState: hs(1, "n1", 0), entries: entries(1, 5, 1) });
