@@ -278,38 +278,31 @@ function newRecord(type: number, payloadLength: number, format: RecordFormat = C
   const trailer = format === 2 ? RECORD_TRAILER_BYTES : 0;
   const record = new Uint8Array(RECORD_HEADER_BYTES + payloadLength + trailer);
   const w = new Writer(record);
-  writeFrame(w, RECORD_MAGIC[format], type, payloadLength);
+  w.u32(RECORD_MAGIC[format]);
+  w.u8(type);
+  w.pos = 8;
+  w.u32(payloadLength);
+  w.pos = RECORD_HEADER_BYTES;
   return { record, w };
 }
 
-/** A header or trailer without its checksums. */
-function writeFrame(w: Writer, magic: number, type: number, payloadLength: number): void {
-  const at = w.pos;
-  w.u32(magic);
-  w.u8(type);
-  w.pos = at + 8;
-  w.u32(payloadLength);
-  w.pos = at + RECORD_HEADER_BYTES;
-}
-
-/** Sets the payload CRC of the header or trailer at `at`, then its own CRC. */
-function sealFrame(bytes: Uint8Array, at: number, payloadCrc: number): void {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  view.setUint32(at + 12, payloadCrc, true);
+/** Writes a header or trailer at `at` (whose bytes 5..7 are zero) and its own CRC. */
+function putFrame(bytes: Uint8Array, view: DataView, at: number, magic: number, frame: Frame): void {
+  view.setUint32(at, magic, true);
+  view.setUint8(at + 4, frame.type);
+  view.setUint32(at + 8, frame.length, true);
+  view.setUint32(at + 12, frame.crc, true);
   view.setUint32(at + 16, crc32(bytes.subarray(at, at + 16)), true);
 }
 
 /** Fills in the checksums (and, in format 2, the trailer). Call after the payload is final. */
 export function sealRecord(record: Uint8Array): Uint8Array {
   const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
+  const magic = view.getUint32(0, true);
   const length = view.getUint32(8, true);
-  const payloadEnd = RECORD_HEADER_BYTES + length;
-  const crc = crc32(record.subarray(RECORD_HEADER_BYTES, payloadEnd));
-  sealFrame(record, 0, crc);
-  if (view.getUint32(0, true) === RECORD_MAGIC[2]) {
-    writeFrame(new Writer(record, payloadEnd), TRAILER_MAGIC, view.getUint8(4), length);
-    sealFrame(record, payloadEnd, crc);
-  }
+  const frame = { type: view.getUint8(4), length, crc: crc32(record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + length)) };
+  putFrame(record, view, 0, magic, frame);
+  if (magic === RECORD_MAGIC[2]) putFrame(record, view, RECORD_HEADER_BYTES + length, TRAILER_MAGIC, frame);
   return record;
 }
 
@@ -598,8 +591,7 @@ function damagedHeader(bytes: Uint8Array, view: DataView, off: number): Defect |
   if (later !== null) return { offset: off, reason: `${what}, yet a record follows at byte ${later}: this one was synced before that one was written, ${ACKNOWLEDGED}`, torn: false };
   if (own) {
     const header = new Uint8Array(RECORD_HEADER_BYTES);
-    writeFrame(new Writer(header), RECORD_MAGIC[2], own.type, own.length);
-    sealFrame(header, 0, own.crc);
+    putFrame(header, new DataView(header.buffer), 0, RECORD_MAGIC[2], own);
     const payload = bytes.subarray(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + own.length);
     const record = { type: own.type, offset: off, end: off + RECORD_HEADER_BYTES + own.length + RECORD_TRAILER_BYTES, payload };
     return { record, header, reason: `${what}, but its payload checks out against its trailer` };
