@@ -102,17 +102,27 @@ export async function createFileDurably(dir: string, path: string, bytes: Uint8A
   }
 }
 
-export async function truncateDurably(path: string, size: number): Promise<void> {
+/** Opens the existing file `path`, lets `change` modify it, and fsyncs it. */
+async function changeDurably(path: string, op: string, change: (fh: FileHandle) => Promise<void>): Promise<void> {
   let fh: FileHandle | undefined;
   try {
     fh = await open(path, "r+");
-    await fh.truncate(size);
+    await change(fh);
     await fh.sync();
   } catch (e) {
-    throw new StorageIoError("truncate", path, e);
+    throw new StorageIoError(op, path, e);
   } finally {
     await fh?.close().catch(() => undefined);
   }
+}
+
+export function truncateDurably(path: string, size: number): Promise<void> {
+  return changeDurably(path, "truncate", (fh) => fh.truncate(size));
+}
+
+/** Overwrites `bytes` at `position` in the existing file `path`. */
+export function writeDurably(path: string, bytes: Uint8Array, position: number): Promise<void> {
+  return changeDurably(path, "write", (fh) => writeAll(fh, bytes, position));
 }
 
 export async function unlinkOrFail(path: string): Promise<void> {

@@ -8,14 +8,53 @@
  *   LOCK                               the owning process ({"pid", "host"})
  *   *.tmp                              half-written files: removed on open
  *
- * A segment is a sequence of records; a checkpoint file is exactly one record. A record is
+ * A segment is a sequence of records; a checkpoint file is exactly one record. A record is a
+ * header, its payload and a trailer (little-endian):
  *
- *   offset 0  u32 magic "MRL1"      4 u8 type, 3 zero bytes     8 u32 payload length
- *         12  u32 CRC-32 of the payload                        16 u32 CRC-32 of bytes 0..15
- *         20  payload
+ *   header   0 u32 magic "MRL2"   4 u8 type, 3 zero bytes   8 u32 payload length
+ *           12 u32 CRC-32 of the payload                    16 u32 CRC-32 of header bytes 0..15
+ *   payload 20 ...
+ *   trailer  the header's layout with magic "MRT2": type, payload length and payload CRC again,
+ *            then the CRC-32 of its own first 16 bytes
  *
- * (little-endian). The header's own CRC protects the length, so a length that points past the end
- * of the file is a torn write and not a flipped bit. Record types:
+ * Each CRC covers its own header or trailer, so a length read from either can be trusted. Header
+ * and trailer carry the same payload length and checksum, which tie them to this payload (no
+ * sequence number is needed: bytes are never rewritten in place, only appended after the last
+ * record or after a cut made at recovery).
+ *
+ * Torn writes versus damage. Records are appended one at a time, each written and fdatasynced
+ * before the next is started, and a save is acknowledged only after its fdatasync returned. So
+ * only the last record of the newest segment can be a torn write (some of its pages reached the
+ * disk, in any order, others read as zeros or old garbage), and every record before it, or that
+ * was written completely, may have been acknowledged. `scanRecords` applies that rule at the
+ * first record that does not check out, at offset X:
+ *
+ * - zeros from X to the end of the file, a partial header, or a record whose length runs past
+ *   the end of the file: torn (the write did not complete);
+ * - a valid header and a valid trailer that agree, but a payload checksum that fails: the record
+ *   was written completely and its bytes changed since, so it may have been acknowledged: damage;
+ * - any record (a valid header, or a valid trailer of a record starting after X) anywhere after
+ *   X: a write began after X's, which is only done once X was synced: damage;
+ * - otherwise (a payload that fails with its trailer missing or disagreeing, or a header that is
+ *   lost with nothing complete after it, say the page holding it was lost and later pages of the
+ *   same batch were kept): torn.
+ *
+ * A record whose payload checks out against a valid header or, for the last record, against a
+ * valid trailer is kept, whatever the other end says: nothing of it is lost, whether a crash tore
+ * the write or a byte changed since (recovery writes a lost header back from the trailer).
+ *
+ * The rule errs on the side of refusing: a torn write that lost only pages in the middle of a
+ * record, while the pages holding its header and its trailer both landed, looks like a complete
+ * record whose bytes changed, and the node refuses to start. (etcd counts a CRC failure with an
+ * all-zero sector as torn; a zero-filled value plus one flipped bit would then be cut silently.)
+ *
+ * Format 1 (magic "MRL1", data directories written before trailers existed) has no trailer, so
+ * it cannot tell the two apart; its old rule is kept for reading: a bad header counts as torn only
+ * with zeros to the end of the file, a bad payload only when it ends exactly at the end of the
+ * file. A segment's header record says which format all its records use, and opening a
+ * directory whose newest segment is format 1 starts a format 2 segment at once.
+ *
+ * Record types:
  *
  * - segment header (first in every segment): the state when the segment was created — its seq,
  *   the live log span, hard state and snapshot — so replay can start at any segment once earlier
@@ -42,8 +81,16 @@ import type { Entry, HardState, Index, SnapshotMeta, Term } from "../../src/core
 import { cloneConf } from "../../src/core/membership.ts";
 import { crc32 } from "./file-storage-crc32.ts";
 
+/** 1: no trailer (read only); 2: the current format, with a trailer. */
+export type RecordFormat = 1 | 2;
+export const CURRENT_FORMAT: RecordFormat = 2;
 export const RECORD_HEADER_BYTES = 20;
-const RECORD_MAGIC = 0x314c524d; // "MRL1"
+/** Format 2 only. */
+export const RECORD_TRAILER_BYTES = 20;
+const RECORD_MAGIC: Record<RecordFormat, number> = { 1: 0x314c524d /* "MRL1" */, 2: 0x324c524d /* "MRL2" */ };
+const TRAILER_MAGIC = 0x3254524d; // "MRT2"
+/** "M", the first byte of every magic: where a search for headers and trailers stops to look. */
+const MAGIC_FIRST_BYTE = 0x4d;
 
 export const REC_SEGMENT_HEADER = 1;
 export const REC_BATCH = 2;
@@ -227,10 +274,11 @@ function readHardState(r: Reader): HardState {
 }
 
 /** A record of `type` with room for `payloadLength` bytes; fill the payload, then `sealRecord`. */
-function newRecord(type: number, payloadLength: number): { record: Uint8Array; w: Writer } {
-  const record = new Uint8Array(RECORD_HEADER_BYTES + payloadLength);
+function newRecord(type: number, payloadLength: number, format: RecordFormat = CURRENT_FORMAT): { record: Uint8Array; w: Writer } {
+  const trailer = format === 2 ? RECORD_TRAILER_BYTES : 0;
+  const record = new Uint8Array(RECORD_HEADER_BYTES + payloadLength + trailer);
   const w = new Writer(record);
-  w.u32(RECORD_MAGIC);
+  w.u32(RECORD_MAGIC[format]);
   w.u8(type);
   w.pos = 8;
   w.u32(payloadLength);
@@ -238,17 +286,30 @@ function newRecord(type: number, payloadLength: number): { record: Uint8Array; w
   return { record, w };
 }
 
-/** Fills in both CRCs. Call after the payload is final. */
+/** Writes a header or trailer at `at` (whose bytes 5..7 are zero) and its own CRC. */
+function putFrame(bytes: Uint8Array, view: DataView, at: number, magic: number, frame: Frame): void {
+  view.setUint32(at, magic, true);
+  view.setUint8(at + 4, frame.type);
+  view.setUint32(at + 8, frame.length, true);
+  view.setUint32(at + 12, frame.crc, true);
+  view.setUint32(at + 16, crc32(bytes.subarray(at, at + 16)), true);
+}
+
+/** Fills in the checksums (and, in format 2, the trailer). Call after the payload is final. */
 export function sealRecord(record: Uint8Array): Uint8Array {
   const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
-  view.setUint32(12, crc32(record.subarray(RECORD_HEADER_BYTES)), true);
-  view.setUint32(16, crc32(record.subarray(0, 16)), true);
+  const magic = view.getUint32(0, true);
+  const length = view.getUint32(8, true);
+  const frame = { type: view.getUint8(4), length, crc: crc32(record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + length)) };
+  putFrame(record, view, 0, magic, frame);
+  if (magic === RECORD_MAGIC[2]) putFrame(record, view, RECORD_HEADER_BYTES + length, TRAILER_MAGIC, frame);
   return record;
 }
 
-export function encodeSegmentHeader(h: SegmentHeader): Uint8Array {
+/** `format` is that of every record the segment will hold. */
+export function encodeSegmentHeader(h: SegmentHeader, format: RecordFormat = CURRENT_FORMAT): Uint8Array {
   const hs = hardStateBytes(h.hardState);
-  const { record, w } = newRecord(REC_SEGMENT_HEADER, 8 * 3 + hs.size + 1 + 8 * 3);
+  const { record, w } = newRecord(REC_SEGMENT_HEADER, 8 * 3 + hs.size + 1 + 8 * 3, format);
   w.f64(h.seq);
   w.f64(h.firstLive);
   w.f64(h.lastIndex);
@@ -357,8 +418,8 @@ export function decodeBatch(payload: Uint8Array): BatchRecord {
   return out;
 }
 
-function singleIntRecord(type: number, v: number): Uint8Array {
-  const { record, w } = newRecord(type, 8);
+function singleIntRecord(type: number, v: number, format: RecordFormat = CURRENT_FORMAT): Uint8Array {
+  const { record, w } = newRecord(type, 8, format);
   w.f64(v);
   return sealRecord(record);
 }
@@ -367,8 +428,9 @@ export function encodeCompact(upTo: Index): Uint8Array {
   return singleIntRecord(REC_COMPACT, upTo);
 }
 
-export function encodeRoll(nextSeq: number): Uint8Array {
-  return singleIntRecord(REC_ROLL, nextSeq);
+/** `format`: the format of the segment that ends with this record. */
+export function encodeRoll(nextSeq: number, format: RecordFormat = CURRENT_FORMAT): Uint8Array {
+  return singleIntRecord(REC_ROLL, nextSeq, format);
 }
 
 export function decodeInt(payload: Uint8Array, what: string): number {
@@ -411,9 +473,9 @@ export interface Defect {
   offset: number;
   reason: string;
   /**
-   * True when this looks like a write cut short by a crash (a partial record, a record whose
-   * payload CRC fails and that ends exactly at end of file, or zeros to end of file). Only such a
-   * defect at the end of the newest segment may be truncated away.
+   * True when this is a write cut short by a crash (the rule in this file's comment): nothing
+   * from `offset` on was ever acknowledged. Only such a defect at the end of the newest segment
+   * may be truncated away.
    */
   torn: boolean;
 }
@@ -421,6 +483,15 @@ export interface Defect {
 export interface RecordScan {
   records: RawRecord[];
   defect: Defect | null;
+  /** The format of the file's records, told by its first record's magic. */
+  format: RecordFormat;
+  /**
+   * The last record's header was damaged or lost, but its payload checks out against its
+   * trailer: the record is in `records`, and `header` is what belongs at `offset`. Nothing of it
+   * is lost whether a crash tore the write or a byte changed later, so recovery writes the header
+   * back (a checkpoint file, written whole and renamed into place, is refused instead).
+   */
+  rebuilt: { offset: number; header: Uint8Array; reason: string } | null;
 }
 
 function allZero(bytes: Uint8Array, from: number): boolean {
@@ -431,34 +502,154 @@ function allZero(bytes: Uint8Array, from: number): boolean {
 /** Splits a file into records, stopping at the first one that is not well formed. */
 export function scanRecords(bytes: Uint8Array): RecordScan {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return formatOf(bytes, view) === 1 ? scanFormat1(bytes, view) : scanFormat2(bytes, view);
+}
+
+/**
+ * The first record's magic says; if it is damaged, format 1 when a format 1 header follows
+ * (read with the current rule, a format 1 file with a damaged first header would look like a
+ * torn write of its whole content), else the current format.
+ */
+function formatOf(bytes: Uint8Array, view: DataView): RecordFormat {
+  const first = bytes.length >= 4 ? view.getUint32(0, true) : 0;
+  if (first === RECORD_MAGIC[1] || first === RECORD_MAGIC[2]) return first === RECORD_MAGIC[1] ? 1 : 2;
+  for (let p = bytes.indexOf(MAGIC_FIRST_BYTE, 1); p >= 0 && p + RECORD_HEADER_BYTES <= bytes.length; p = bytes.indexOf(MAGIC_FIRST_BYTE, p + 1)) {
+    if (frameAt(bytes, view, p, RECORD_MAGIC[1])) return 1;
+  }
+  return CURRENT_FORMAT;
+}
+
+interface Frame {
+  type: number;
+  length: number;
+  crc: number;
+}
+
+/** The header or trailer (by `magic`) at `off`, if it is there and its own checksum holds. */
+function frameAt(bytes: Uint8Array, view: DataView, off: number, magic: number): Frame | null {
+  if (off < 0 || off + RECORD_HEADER_BYTES > bytes.length || view.getUint32(off, true) !== magic) return null;
+  if (view.getUint32(off + 16, true) !== crc32(bytes.subarray(off, off + 16))) return null;
+  return { type: view.getUint8(off + 4), length: view.getUint32(off + 8, true), crc: view.getUint32(off + 12, true) };
+}
+
+const ACKNOWLEDGED = "so it may have been acknowledged";
+
+function scanFormat2(bytes: Uint8Array, view: DataView): RecordScan {
   const records: RawRecord[] = [];
   const size = bytes.length;
+  let rebuilt: RecordScan["rebuilt"] = null;
+  const found = (defect: Defect | null): RecordScan => ({ records, defect, format: 2, rebuilt });
+  let off = 0;
+  while (off < size) {
+    const header = frameAt(bytes, view, off, RECORD_MAGIC[2]);
+    if (!header) {
+      const damaged = damagedHeader(bytes, view, off);
+      if ("torn" in damaged) return found(damaged);
+      records.push(damaged.record);
+      rebuilt = { offset: off, header: damaged.header, reason: damaged.reason };
+      off = damaged.record.end;
+      continue;
+    }
+    const { type, length } = header;
+    const payloadEnd = off + RECORD_HEADER_BYTES + length;
+    const end = payloadEnd + RECORD_TRAILER_BYTES;
+    if (end > size) {
+      return found({ offset: off, reason: `a record of ${length} payload bytes runs past the end of the file (${size} bytes): a write cut short`, torn: true });
+    }
+    const payload = bytes.subarray(off + RECORD_HEADER_BYTES, payloadEnd);
+    if (crc32(payload) === header.crc) {
+      records.push({ type, offset: off, end, payload });
+      off = end;
+      continue;
+    }
+    const mismatch = `record payload checksum mismatch (type ${type}, ${length} bytes)`;
+    const trailer = frameAt(bytes, view, payloadEnd, TRAILER_MAGIC);
+    if (trailer && trailer.type === type && trailer.length === length && trailer.crc === header.crc) {
+      return found({ offset: off, reason: `${mismatch} in a complete record (its header and trailer agree): its bytes changed after it was written, ${ACKNOWLEDGED}`, torn: false });
+    }
+    const later = recordsAfter(bytes, view, off, end).later;
+    if (later !== null) return found({ offset: off, reason: `${mismatch}, and a record follows at byte ${later}: this one was synced before that one was written, ${ACKNOWLEDGED}`, torn: false });
+    return found({ offset: off, reason: `${mismatch} and no trailer: a write cut short`, torn: true });
+  }
+  return found(null);
+}
+
+/**
+ * A record at `off` whose header is missing or damaged: a defect, or — when it is the last
+ * record and its payload checks out against its intact trailer — the record, whole but for its
+ * header, with the header to write back.
+ */
+function damagedHeader(bytes: Uint8Array, view: DataView, off: number): Defect | { record: RawRecord; header: Uint8Array; reason: string } {
+  if (allZero(bytes, off)) return { offset: off, reason: "zeros from here to the end of the file", torn: true };
+  const what =
+    bytes.length - off < RECORD_HEADER_BYTES
+      ? `${bytes.length - off} bytes at the end are too short for a record header`
+      : view.getUint32(off, true) !== RECORD_MAGIC[2]
+        ? "no record header here (bad magic)"
+        : "record header checksum mismatch";
+  const { later, own } = recordsAfter(bytes, view, off, off + 1);
+  if (later !== null) return { offset: off, reason: `${what}, yet a record follows at byte ${later}: this one was synced before that one was written, ${ACKNOWLEDGED}`, torn: false };
+  if (own) {
+    const header = new Uint8Array(RECORD_HEADER_BYTES);
+    putFrame(header, new DataView(header.buffer), 0, RECORD_MAGIC[2], own);
+    const payload = bytes.subarray(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + own.length);
+    const record = { type: own.type, offset: off, end: off + RECORD_HEADER_BYTES + own.length + RECORD_TRAILER_BYTES, payload };
+    return { record, header, reason: `${what}, but its payload checks out against its trailer` };
+  }
+  return { offset: off, reason: `${what}, and no complete record follows: a write cut short`, torn: true };
+}
+
+/**
+ * Looks from `from` on for records written after the one at `at`: `later` is where the first
+ * begins (a valid header, or a valid trailer of a record that starts after `at`), or null; `own`
+ * is a valid trailer that closes a record starting exactly at `at` whose payload checks out
+ * against it. Payload bytes can look like a record by chance or on purpose; that only ever makes
+ * a torn write look like damage, never the reverse.
+ */
+function recordsAfter(bytes: Uint8Array, view: DataView, at: number, from: number): { later: number | null; own: Frame | null } {
+  let own: Frame | null = null;
+  for (let p = bytes.indexOf(MAGIC_FIRST_BYTE, from); p >= 0 && p + RECORD_HEADER_BYTES <= bytes.length; p = bytes.indexOf(MAGIC_FIRST_BYTE, p + 1)) {
+    if (frameAt(bytes, view, p, RECORD_MAGIC[2])) return { later: p, own };
+    const trailer = frameAt(bytes, view, p, TRAILER_MAGIC);
+    if (!trailer) continue;
+    const start = p - trailer.length - RECORD_HEADER_BYTES;
+    if (start > at) return { later: start, own };
+    if (start === at && crc32(bytes.subarray(at + RECORD_HEADER_BYTES, p)) === trailer.crc) own = trailer;
+  }
+  return { later: null, own };
+}
+
+/** Format 1 records (no trailer), read with the rule they were written under. */
+function scanFormat1(bytes: Uint8Array, view: DataView): RecordScan {
+  const records: RawRecord[] = [];
+  const size = bytes.length;
+  const found = (defect: Defect | null): RecordScan => ({ records, defect, format: 1, rebuilt: null });
   let off = 0;
   while (off < size) {
     if (size - off < RECORD_HEADER_BYTES) {
-      return { records, defect: { offset: off, reason: `${size - off} bytes at the end are too short for a record header`, torn: true } };
+      return found({ offset: off, reason: `${size - off} bytes at the end are too short for a record header`, torn: true });
     }
     const magic = view.getUint32(off, true);
     const headerCrc = view.getUint32(off + 16, true);
-    if (magic !== RECORD_MAGIC || headerCrc !== crc32(bytes.subarray(off, off + 16))) {
+    if (magic !== RECORD_MAGIC[1] || headerCrc !== crc32(bytes.subarray(off, off + 16))) {
       const torn = allZero(bytes, off);
-      const reason = torn ? "zeros from here to the end of the file" : magic !== RECORD_MAGIC ? "no record header here (bad magic)" : "record header checksum mismatch";
-      return { records, defect: { offset: off, reason, torn } };
+      const reason = torn ? "zeros from here to the end of the file" : magic !== RECORD_MAGIC[1] ? "no record header here (bad magic)" : "record header checksum mismatch";
+      return found({ offset: off, reason, torn });
     }
     const type = view.getUint8(off + 4);
     const length = view.getUint32(off + 8, true);
     const end = off + RECORD_HEADER_BYTES + length;
     if (end > size) {
-      return { records, defect: { offset: off, reason: `a record of ${length} payload bytes runs past the end of the file (${size} bytes)`, torn: true } };
+      return found({ offset: off, reason: `a record of ${length} payload bytes runs past the end of the file (${size} bytes)`, torn: true });
     }
     const payload = bytes.subarray(off + RECORD_HEADER_BYTES, end);
     if (crc32(payload) !== view.getUint32(off + 12, true)) {
-      return { records, defect: { offset: off, reason: `record payload checksum mismatch (type ${type}, ${length} bytes)`, torn: end === size } };
+      return found({ offset: off, reason: `record payload checksum mismatch (type ${type}, ${length} bytes)`, torn: end === size });
     }
     records.push({ type, offset: off, end, payload });
     off = end;
   }
-  return { records, defect: null };
+  return found(null);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,9 +2,12 @@
  * Opening a FileStorage directory: work out the durable state, checking everything before
  * changing anything, then repair only what a crash can leave behind —
  *
- * - a torn write at the end of the newest segment (a partial record, a record whose payload
- *   checksum fails and that ends exactly at end of file, or zeros to end of file): truncated,
- *   and the truncation synced. It was never acknowledged: `save` resolves only after fdatasync;
+ * - a torn write at the end of the newest segment (./file-storage-format.ts states the rule that
+ *   tells one from damage): truncated, and the truncation synced. It was never acknowledged:
+ *   `save` resolves only after fdatasync;
+ * - a segment's last record whose header was lost but whose payload checks out against its
+ *   trailer (in the newest segment a torn write, or in any, a changed byte: nothing is lost
+ *   either way): the header is written back from the trailer, and synced;
  * - a roll cut short (the newest segment holds only its header, or part of it, and the segment
  *   before has no roll record): the unused segment is removed;
  * - segments below the checkpoint's first seq (a compaction cut short): removed;
@@ -27,16 +30,19 @@ import {
   syncDirectory,
   truncateDurably,
   unlinkOrFail,
+  writeDurably,
 } from "./file-storage-files.ts";
 import {
   type Checkpoint,
   CHECKPOINT_NAME,
+  CURRENT_FORMAT,
   decodeCheckpoint,
   encodeSegmentHeader,
   FormatError,
   REC_CHECKPOINT,
   REC_ROLL,
   REC_SEGMENT_HEADER,
+  type RecordFormat,
   type RecordScan,
   scanRecords,
   segmentName,
@@ -55,6 +61,8 @@ export interface Segment {
   maxIndex: Index;
   /** No record but the header yet. */
   empty: boolean;
+  /** The format of its records (its header's); only the current one is ever appended to. */
+  format: RecordFormat;
 }
 
 export interface RecoveredState {
@@ -75,8 +83,8 @@ const endsWithRoll = (scan: RecordScan): boolean =>
 
 /**
  * Reads and replays `segments`, updating their sizes and highest indexes. With `repairing`, the
- * newest may end in a torn write (returned in its scan, not fixed); otherwise every byte must
- * check out.
+ * newest may end in a torn write and any may end in a record whose header is to be written back
+ * (returned in the scans, not fixed); otherwise every byte must check out.
  */
 export async function replaySegments(segments: Segment[], repairing: boolean): Promise<{ replay: LogReplay; scans: RecordScan[] }> {
   const scans: RecordScan[] = [];
@@ -90,6 +98,7 @@ export async function replaySegments(segments: Segment[], repairing: boolean): P
     if (scan.defect && !(repairing && newest && scan.defect.torn)) {
       throw new StorageCorruptionError(seg.path, scan.defect.offset, scan.defect.reason);
     }
+    if (scan.rebuilt && !repairing) throw new StorageCorruptionError(seg.path, scan.rebuilt.offset, scan.rebuilt.reason);
     if (!newest && !endsWithRoll(scan)) {
       const end = records.length > 0 ? records[records.length - 1].end : 0;
       throw new StorageCorruptionError(seg.path, end, `the segment ends without a roll record, yet ${segments[i + 1].path} follows`);
@@ -101,6 +110,7 @@ export async function replaySegments(segments: Segment[], repairing: boolean): P
     seg.maxIndex = replay.segment(seg.path, seg.seq, records);
     seg.size = records.length > 0 ? records[records.length - 1].end : 0;
     seg.empty = records.length <= 1;
+    seg.format = scan.format;
   }
   replay.finish();
   return { replay, scans };
@@ -141,7 +151,7 @@ export async function recoverDirectory(dir: string, log: (line: string) => void)
         : `segment seq ${firstSeq + i} is missing (between ${live[i - 1].name} and ${live[i].name})`,
     );
   }
-  const segments: Segment[] = live.map((s) => ({ seq: s.seq, path: join(dir, s.name), size: 0, maxIndex: 0, empty: true }));
+  const segments: Segment[] = live.map((s) => ({ seq: s.seq, path: join(dir, s.name), size: 0, maxIndex: 0, empty: true, format: CURRENT_FORMAT }));
   const repairs: (() => Promise<void>)[] = [];
 
   if (segments.length >= 2) {
@@ -167,6 +177,14 @@ export async function recoverDirectory(dir: string, log: (line: string) => void)
 
   const { replay, scans } = await replaySegments(segments, true);
   const newest = segments[segments.length - 1];
+  segments.forEach((seg, i) => {
+    const rebuilt = scans[i].rebuilt;
+    if (!rebuilt) return;
+    repairs.push(async () => {
+      log(`meshraft file storage ${dir}: rewriting the header of the last record of ${seg.path} (offset ${rebuilt.offset}: ${rebuilt.reason})`);
+      await writeDurably(seg.path, rebuilt.header, rebuilt.offset);
+    });
+  });
   const torn = scans[scans.length - 1].defect;
   if (torn) {
     repairs.push(async () => {
@@ -221,7 +239,7 @@ async function fresh(dir: string, names: string[]): Promise<RecoveredState> {
     hardState: ZERO,
     snapshot: null,
     entries: [],
-    segments: [{ seq: 1, path, size: header.length, maxIndex: 0, empty: true }],
+    segments: [{ seq: 1, path, size: header.length, maxIndex: 0, empty: true, format: CURRENT_FORMAT }],
     active,
     nextSnapshotSeq: 1,
     compactedThrough: 0,
@@ -229,8 +247,10 @@ async function fresh(dir: string, names: string[]): Promise<RecoveredState> {
 }
 
 async function readCheckpoint(path: string): Promise<Checkpoint> {
-  const { records, defect } = scanRecords(await readBytes(path));
+  const { records, defect, rebuilt } = scanRecords(await readBytes(path));
   if (defect) throw new StorageCorruptionError(path, defect.offset, defect.reason);
+  // Written whole and renamed into place: never torn, so a damaged header is damage.
+  if (rebuilt) throw new StorageCorruptionError(path, rebuilt.offset, rebuilt.reason);
   if (records.length !== 1 || records[0].type !== REC_CHECKPOINT) {
     throw new StorageCorruptionError(path, 0, `expected one checkpoint record, found ${records.length} records`);
   }

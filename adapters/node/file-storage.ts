@@ -18,7 +18,10 @@
  *   `checkpoint` (temp file + rename), so every moment leaves a loadable directory.
  * - Opening replays the log. A write torn by a crash at the very end is cut off (and the cut
  *   synced); anything else that does not check out stops with a StorageCorruptionError naming
- *   the file and offset, because it may be acknowledged data.
+ *   the file and offset, because it may be acknowledged data. Each record repeats its length
+ *   and checksum in a trailer, which is what tells the two apart (the rule is stated in
+ *   ./file-storage-format.ts). A directory whose newest segment predates trailers (format 1)
+ *   still opens, and gets a new segment at once, so every later write has one.
  */
 import type { FileHandle } from "node:fs/promises";
 import { mkdir, unlink } from "node:fs/promises";
@@ -31,6 +34,7 @@ import { errnoOf, StorageIoError } from "./file-storage-errors.ts";
 import { createFileDurably, readSnapshotFile, removeQuietly, writeAll, writeFileDurably, writeSnapshotFile } from "./file-storage-files.ts";
 import {
   CHECKPOINT_NAME,
+  CURRENT_FORMAT,
   type EncodedBatch,
   encodeBatch,
   encodeCheckpoint,
@@ -132,7 +136,10 @@ export class FileStorage implements Storage {
       storage.nextSnapshotSeq = r.nextSnapshotSeq;
       storage.compactedThrough = r.compactedThrough;
       storage.recovered = r.entries;
+      // Appends go to current-format segments only (a segment's records share one format).
+      if (storage.activeSegment.format !== CURRENT_FORMAT) await storage.roll();
     } catch (e) {
+      await storage.active?.close().catch(() => undefined);
       await lock.release();
       throw e;
     }
@@ -338,14 +345,14 @@ export class FileStorage implements Storage {
     });
     const fh = await createFileDurably(this.dir, path, header);
     try {
-      await this.writeRecord(old, oldFh, encodeRoll(seq));
+      await this.writeRecord(old, oldFh, encodeRoll(seq, old.format));
     } catch (e) {
       await fh.close().catch(() => undefined);
       if (!this.failure) await unlink(path).catch(() => undefined);
       throw e;
     }
     await oldFh.close().catch(() => undefined);
-    this.segments.push({ seq, path, size: header.length, maxIndex: 0, empty: true });
+    this.segments.push({ seq, path, size: header.length, maxIndex: 0, empty: true, format: CURRENT_FORMAT });
     this.active = fh;
   }
 

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { appendFile, chmod, mkdtemp, open, readdir, readFile, rm, stat, symlink, unlink, writeFile } from "node:fs/promises";
+import { appendFile, chmod, cp, mkdtemp, open, readdir, readFile, rm, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
@@ -15,7 +15,9 @@ import {
   StorageIoError,
   StorageLockedError,
 } from "../../adapters/node/file-storage.ts";
-import { encodeSegmentHeader, segmentName } from "../../adapters/node/file-storage-format.ts";
+import { encodeSegmentHeader, scanRecords, segmentName } from "../../adapters/node/file-storage-format.ts";
+import { MemoryStorage } from "../../src/storage/memory.ts";
+import { PAGE, pageCount, pageEnd, tornCopy } from "../fixtures/torn-write.ts";
 
 const quiet = (): void => undefined;
 
@@ -119,6 +121,20 @@ async function flipByte(path: string, offset: number): Promise<void> {
 // Recovery
 // ---------------------------------------------------------------------------------------------
 
+/** Two small batches, then one of about 13 KiB (entries 6..9 of term 2, over 6..7): the record to tear or damage. */
+async function bigLastBatch(dir: string) {
+  const s = await FileStorage.open(dir, { log: quiet });
+  await s.save({ hardState: hs(1, "n1", 0), entries: entries(1, 5, 1) });
+  await s.save({ hardState: hs(1, "n1", 4), entries: entries(6, 7, 1) });
+  const before = await s.load();
+  const path = join(dir, (await segments(dir))[0]);
+  const start = await sizeOf(path);
+  await s.save({ hardState: hs(2, "n2", 6), entries: entries(6, 9, 2, 3300) });
+  const after = await s.load();
+  await s.close();
+  return { path, start, end: await sizeOf(path), before, after };
+}
+
 describe("FileStorage recovery: a torn write at the end is cut off", () => {
   /** Two batches, then a third whose record we tear; returns the states before and after it. */
   async function threeBatches(dir: string) {
@@ -161,12 +177,43 @@ describe("FileStorage recovery: a torn write at the end is cut off", () => {
     expect((await loadDir(dir)).state).toEqual({ ...before, hardState: hs(3, "n3", 8), entries: [...before.entries, ...entries(8, 8, 3)] });
   });
 
-  it("a last record whose checksum fails and that ends at end of file is a torn write", async () => {
+  it("a crash that loses the page holding the last record's header but keeps later pages of it is a torn write", async () => {
     const dir = await tempDir();
-    const { path, start, end, before } = await threeBatches(dir);
-    await flipByte(path, end - 1);
-    expect((await loadDir(dir)).state).toEqual(before);
+    const { path, start, end, before } = await bigLastBatch(dir);
+    const full = await readFile(path);
+    const firstPageEnd = pageEnd(start);
+    expect(end, "the batch spans at least three pages").toBeGreaterThan(firstPageEnd + 2 * PAGE);
+    // Which pages of the batch reached the disk: the header's page is lost in all of them.
+    const cases: { lost: (page: number) => boolean; size: number; what: string }[] = [
+      { lost: (p) => p === 0, size: end, what: "only the header's page lost" },
+      { lost: (p) => p === 0 || p === pageCount(start, end) - 1, size: end, what: "the header's and the trailer's pages lost" },
+      { lost: (p) => p % 2 === 0, size: end, what: "every other page lost" },
+      { lost: (p) => p === 0, size: firstPageEnd + PAGE + 100, what: "the header's page lost, the file cut inside a later page" },
+    ];
+    for (const c of cases) {
+      await writeFile(path, tornCopy(full, start, c.size, c.lost));
+      const { state, log } = await loadDir(dir);
+      same(state, before);
+      expect(await sizeOf(path), c.what).toBe(start);
+      expect(log.join("\n"), c.what).toMatch(new RegExp(`torn by a crash at the end of .*offset ${start}`));
+    }
+  });
+
+  it("a crash that keeps the header's page but loses the trailer's is a torn write", async () => {
+    const dir = await tempDir();
+    const { path, start, end, before } = await bigLastBatch(dir);
+    const last = pageCount(start, end) - 1;
+    await writeFile(path, tornCopy(await readFile(path), start, end, (p) => p === last));
+    same((await loadDir(dir)).state, before);
     expect(await sizeOf(path)).toBe(start);
+  });
+
+  it("a flipped byte in the last record's trailer loses nothing: its header and payload check out, so it is kept", async () => {
+    const dir = await tempDir();
+    const { path, end, after } = await threeBatches(dir);
+    await flipByte(path, end - 1);
+    expect((await loadDir(dir)).state).toEqual(after);
+    expect(await sizeOf(path)).toBe(end);
   });
 
   it("zeros after the last record (space the crash allocated but never wrote) are cut off", async () => {
@@ -205,22 +252,105 @@ describe("FileStorage recovery: damage anywhere else stops with StorageCorruptio
     expect(await sizeOf(path), "nothing is truncated").toBe(size);
   });
 
-  it("a flipped byte in a record header, even the last one's (its length can no longer be trusted)", async () => {
+  it("a flipped byte in a record header when another record follows (its length can no longer be trusted)", async () => {
     const dir = await tempDir();
     const { path, offsets } = await threeRecords(dir);
     await flipByte(path, offsets[1] + 9); // the length field
-    expect((await corruption(dir)).offset).toBe(offsets[1]);
-    await flipByte(path, offsets[1] + 9);
-    await flipByte(path, offsets[2] + 9);
     const err = await corruption(dir);
-    expect([err.file, err.offset]).toEqual([path, offsets[2]]);
+    expect([err.file, err.offset]).toEqual([path, offsets[1]]);
+    expect(err.message).toMatch(new RegExp(`a record follows at byte ${offsets[2]}`));
   });
 
-  it("non-zero bytes after the last record that are no record", async () => {
+  it("one flipped byte in the payload of a complete last record is refused, not cut as a torn write", async () => {
+    const dir = await tempDir();
+    const { path, start, end } = await bigLastBatch(dir);
+    const size = await sizeOf(path);
+    for (const at of [start + 20, start + 30, start + 5000, pageEnd(start) + PAGE + 7, end - 21]) {
+      await flipByte(path, at);
+      const err = await corruption(dir);
+      expect([err.file, err.offset], `flipped byte ${at}`).toEqual([path, start]);
+      expect(err.message).toMatch(/header and trailer agree.*may have been acknowledged/);
+      expect(await sizeOf(path), "nothing is truncated").toBe(size);
+      await flipByte(path, at);
+    }
+  });
+
+  it("a last record whose header is damaged or lost but whose payload checks out against its trailer is kept, its header written back", async () => {
+    const dir = await tempDir();
+    const { path, start, after } = await bigLastBatch(dir);
+    const full = await readFile(path);
+    for (const at of [start, start + 4, start + 9, start + 12, start + 19]) {
+      await flipByte(path, at);
+      const { state, log } = await loadDir(dir);
+      same(state, after);
+      expect(log.join("\n")).toMatch(new RegExp(`rewriting the header of the last record .*offset ${start}`));
+      expect(Buffer.compare(await readFile(path), full), `flipped byte ${at}: the file is as written`).toBe(0);
+    }
+  });
+
+  it("a damaged header of the roll record that ends an older segment is written back from its trailer", async () => {
+    const dir = await tempDir();
+    const s = await FileStorage.open(dir, { log: quiet, segmentBytes: 300 });
+    for (let i = 1; i <= 6; i++) await s.save({ entries: entries(i, i, 1, 100) });
+    const expected = await s.load();
+    await s.close();
+    const first = join(dir, (await segments(dir))[0]);
+    const full = await readFile(first);
+    const roll = scanRecords(full).records.at(-1)!;
+    await flipByte(first, roll.offset + 9);
+    const { state, log } = await loadDir(dir, { segmentBytes: 300 });
+    same(state, expected);
+    expect(log.join("\n")).toMatch(new RegExp(`rewriting the header of the last record of ${first} .*offset ${roll.offset}`));
+    expect(Buffer.compare(await readFile(first), full)).toBe(0);
+  });
+
+  it("a crash that lost only the page holding the last record's header (the header ends that page) keeps the record", async () => {
+    const dir = await tempDir();
+    const { path, end } = await bigLastBatch(dir);
+    const s = await FileStorage.open(dir, { log: quiet });
+    // A record of 66 bytes plus one entry's data, so that the next header is a page's last 20 bytes.
+    const target = pageEnd(end + 86) - 20;
+    await s.save({ entries: entries(10, 10, 2, target - end - 66) });
+    await s.save({ hardState: hs(2, "n2", 9), entries: entries(11, 12, 2, 3000) });
+    const after = await s.load();
+    await s.close();
+    const full = await readFile(path);
+    expect(scanRecords(full).records.at(-1)!.offset).toBe(target);
+    await writeFile(path, tornCopy(full, target, full.length, (p) => p === 0));
+    const { state, log } = await loadDir(dir);
+    same(state, after);
+    expect(log.join("\n")).toMatch(new RegExp(`rewriting the header of the last record .*offset ${target}`));
+    expect(Buffer.compare(await readFile(path), full)).toBe(0);
+  });
+
+  it("a damaged last record followed by a torn write is refused: a later write began, so the damaged one was synced", async () => {
+    const dir = await tempDir();
+    const { path, start, end } = await bigLastBatch(dir);
+    const s = await FileStorage.open(dir, { log: quiet });
+    await s.save({ entries: entries(10, 10, 2) });
+    await s.close();
+    const full = await readFile(path);
+    await writeFile(path, full.subarray(0, full.length - 10)); // the newest record torn
+    await flipByte(path, start + 9); // and the header of the one before damaged
+    const err = await corruption(dir);
+    expect([err.file, err.offset]).toEqual([path, start]);
+    expect(err.message).toMatch(new RegExp(`a record follows at byte ${end}`));
+  });
+
+  it("non-zero bytes after the last record that hold no record are a write that never completed; one that holds a record is not", async () => {
     const dir = await tempDir();
     const { path } = await threeRecords(dir);
     const end = await sizeOf(path);
+    const full = await readFile(path);
     await appendFile(path, new Uint8Array(64).fill(0xab));
+    expect((await loadDir(dir)).log.join("\n")).toMatch(new RegExp(`torn by a crash .*offset ${end}`));
+    expect(await sizeOf(path)).toBe(end);
+    // Garbage, then a record: something was written after the garbage, so it is damage.
+    const s = await FileStorage.open(dir, { log: quiet });
+    await s.save({ entries: entries(13, 13, 1) });
+    await s.close();
+    const withRecord = await readFile(path);
+    await writeFile(path, new Uint8Array([...full, ...new Uint8Array(64).fill(0xab), ...withRecord.subarray(end)]));
     expect((await corruption(dir)).offset).toBe(end);
   });
 
@@ -409,6 +539,102 @@ describe("FileStorage recovery: what an interrupted roll, compaction or snapshot
     await again.close();
     expect((await readdir(dir)).filter((n) => n.startsWith("snap-"))).toEqual(["snap-0000000100.snap"]);
     expect((await loadDir(dir)).state.snapshot).toEqual(snapshot(2, 1));
+  });
+});
+
+describe("FileStorage reads data directories of format 1 (records without a trailer)", () => {
+  /**
+   * test/fixtures/file-storage-format1/ was written by FileStorage at commit a0a1eb0, the last
+   * one with format 1, by exactly these steps (segmentBytes 400): six segments, a checkpoint, a
+   * snapshot. The directory is copied, never opened in place.
+   */
+  async function formatOneSteps(s: { save: MemoryStorage["save"]; compact: MemoryStorage["compact"] }): Promise<void> {
+    await s.save({ hardState: hs(1, "n1", 0), entries: entries(1, 5, 1, 60) });
+    for (let i = 6; i <= 12; i++) await s.save({ entries: entries(i, i, 1, 60) });
+    await s.save({ hardState: hs(2, "n2", 8), entries: entries(10, 14, 2, 60) });
+    await s.save({ snapshot: snapshot(8, 1) });
+    await s.compact(6);
+    await s.save({ hardState: hs(2, "n2", 12), entries: entries(15, 16, 2, 60) });
+  }
+  const fixture = join(import.meta.dirname, "../fixtures/file-storage-format1");
+
+  it("opens with everything it held, starts a format 2 segment for new writes, and survives reopen", async () => {
+    const dir = await tempDir();
+    await cp(fixture, dir, { recursive: true });
+    const old = await segments(dir);
+    for (const name of old) expect(scanRecords(await readFile(join(dir, name))).format).toBe(1);
+    const model = new MemoryStorage();
+    await formatOneSteps(model);
+
+    const opts = { log: quiet, segmentBytes: 400 };
+    const s = await FileStorage.open(dir, opts);
+    same(await s.load(), await model.load());
+    const now = await segments(dir);
+    expect(now.slice(0, old.length)).toEqual(old);
+    expect(now.length).toBe(old.length + 1);
+    const newest = await readFile(join(dir, now[now.length - 1]));
+    expect(scanRecords(newest).format).toBe(2);
+    expect(scanRecords(newest).records.length).toBe(1);
+
+    for (const [step, batch] of [
+      ["save", { hardState: hs(3, "n3", 14), entries: entries(15, 20, 3, 60) }],
+      ["save", { snapshot: snapshot(14, 2) }],
+      ["compact", 12],
+    ] as const) {
+      if (step === "save") {
+        await s.save(batch);
+        await model.save(batch);
+      } else {
+        await s.compact(batch);
+        await model.compact(batch);
+      }
+    }
+    await s.close();
+    same((await loadDir(dir, opts)).state, await model.load());
+    for (const name of (await segments(dir)).slice(old.length)) expect(scanRecords(await readFile(join(dir, name))).format).toBe(2);
+  });
+
+  it("a crash after the new segment was created but before the old one was closed leaves a directory that still opens", async () => {
+    const dir = await tempDir();
+    await cp(fixture, dir, { recursive: true });
+    const model = new MemoryStorage();
+    await formatOneSteps(model);
+    const old = await segments(dir);
+    const last = join(dir, old[old.length - 1]);
+    const lastBytes = await readFile(last);
+    await (await FileStorage.open(dir, { log: quiet })).close();
+    // Undo the roll record, as if the crash came between creating the new segment and closing the old.
+    await writeFile(last, lastBytes);
+    const { state, log } = await loadDir(dir);
+    same(state, await model.load());
+    expect(log.join("\n")).toMatch(/roll that a crash interrupted/);
+  });
+
+  it("a format 1 segment whose first header is damaged is refused, not read as a torn write of its whole content", async () => {
+    // Written at a0a1eb0: one segment holding a hard state and entries 1..5 (two saves).
+    const fixture = join(import.meta.dirname, "../fixtures/file-storage-format1-one-segment");
+    for (const at of [0, 3, 9]) {
+      const dir = await tempDir();
+      await cp(fixture, dir, { recursive: true });
+      const path = join(dir, (await segments(dir))[0]);
+      await flipByte(path, at);
+      const err = await corruption(dir);
+      expect([err.file, err.offset], `flipped byte ${at}`).toEqual([path, 0]);
+      await flipByte(path, at);
+      expect((await loadDir(dir)).state.entries).toEqual(entries(1, 5, 1));
+    }
+  });
+
+  it("a format 1 segment keeps its own rule for a torn tail: zeros to the end are cut off", async () => {
+    const dir = await tempDir();
+    await cp(fixture, dir, { recursive: true });
+    const old = await segments(dir);
+    await appendFile(join(dir, old[old.length - 1]), new Uint8Array(300));
+    const model = new MemoryStorage();
+    await formatOneSteps(model);
+    const { state, log } = await loadDir(dir);
+    same(state, await model.load());
+    expect(log.join("\n")).toMatch(/zeros from here to the end/);
   });
 });
 
