@@ -645,8 +645,8 @@ export class Raft {
    * that can win (thesis §4.2.2), so it still campaigns. Its election counts by the configuration
    * it holds, C(new), in which its own vote does not count (see voteResult); that is the same
    * quorum any voter of C(new) needs, so elections stay as safe as Raft's. Once it knows the
-   * removal committed, C(new)'s voters elect among themselves and it stops. Learners never
-   * campaign: a learner never was a voter, and a voter cannot become a learner in one step.
+   * removal committed, C(new)'s voters elect among themselves and it stops. A learner never
+   * campaigns: the latest configuration lists it, and a removed learner was no voter before.
    */
   private promotable(): boolean {
     if (isVoter(this.conf, this.id)) return true;
