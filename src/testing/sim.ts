@@ -272,6 +272,21 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       cluster.clock.setTimer(nemesisRng.int(20, 800), () => cluster.resume(victim));
     });
   }
+  /** Propose `changes` at `leader` and trace what became of them; `onFailed` if they did not take effect. */
+  const proposeChange = (label: string, leader: NodeId, changes: ConfChangeItem[], onFailed?: () => void): void => {
+    const what = changes.map((c) => `${c.op} ${c.id}`).join(", ");
+    cluster
+      .node(leader)
+      .changeMembership(changes)
+      .then(
+        (r) => trace?.add(`membership ${what}: done at ${r.index}: ${describeConf(r.conf)}`),
+        (err) => {
+          onFailed?.();
+          trace?.add(`membership ${what}: ${err instanceof Error ? err.message : String(err)}`);
+        },
+      );
+    trace?.add(`nemesis ${label} ${what} at ${leader}`);
+  };
   if (faults.has("membership")) {
     // A random change at the leader: add (as learner to promote, or straight as voter), promote,
     // remove a voter or learner (the leader itself included), or add one and remove one at once.
@@ -301,16 +316,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       }
       if (voters.length > 2) options.push([{ op: "remove", id: pick(voters) }]);
       if (options.length === 0) return;
-      const changes = pick(options);
-      const what = changes.map((c) => `${c.op} ${c.id}`).join(", ");
-      cluster
-        .node(l)
-        .changeMembership(changes)
-        .then(
-          (r) => trace?.add(`membership ${what}: done at ${r.index}: ${describeConf(r.conf)}`),
-          (err) => trace?.add(`membership ${what}: ${err instanceof Error ? err.message : String(err)}`),
-        );
-      trace?.add(`nemesis membership ${what} at ${l}`);
+      proposeChange("membership", l, pick(options));
     };
     actions.push(change, change);
   }
@@ -345,7 +351,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       if (!chaos || attempts === 0) return;
       const retry = (): void => void cluster.clock.setTimer(100, () => setTrap(attempts - 1));
       const l = cluster.stableLeader();
-      if (!l || trap) return retry();
+      if (!l) return retry();
       const conf = cluster.node(l).membership();
       const live = (i: NodeId): boolean => cluster.member(i).up && !cluster.member(i).paused;
       // The other voter to remove must be there to receive C(new).
@@ -354,7 +360,6 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       if (isJoint(conf) || others.length === 0 || conf.voters.length - 2 + candidates.length === 0) return retry();
       const x = others[trapRng.int(0, others.length)];
       const changes: ConfChangeItem[] = [...candidates.map((id): ConfChangeItem => ({ op: "add-voter", id })), { op: "remove", id: l }, { op: "remove", id: x }];
-      const what = changes.map((c) => `${c.op} ${c.id}`).join(", ");
       const t = (trap = { leader: l, removed: [x], index: 0 });
       springTrap = () => {
         trap = null;
@@ -370,20 +375,11 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
           trace?.add(`nemesis trap at ${l} not sprung`);
         }
       });
-      cluster
-        .node(l)
-        .changeMembership(changes)
-        .then(
-          (r) => trace?.add(`membership ${what}: done at ${r.index}: ${describeConf(r.conf)}`),
-          (err) => {
-            if (trap === t) {
-              trap = null;
-              nemesisHoldUntil = 0;
-            }
-            trace?.add(`membership ${what}: ${err instanceof Error ? err.message : String(err)}`);
-          },
-        );
-      trace?.add(`nemesis trap membership ${what} at ${l}`);
+      proposeChange("trap membership", l, changes, () => {
+        if (trap !== t) return;
+        trap = null;
+        nemesisHoldUntil = 0;
+      });
     };
     cluster.clock.setTimer(trapRng.int(200, durationMs - 1000), () => setTrap(10));
   }
