@@ -57,8 +57,10 @@ describe("mutation tests: the simulator catches known Raft bugs", () => {
     patch(Raft.prototype, "setConf", function (this: Raft, next: Raft["conf"]) {
       return setConf.call(this, { ...next, votersOutgoing: [] });
     } as never);
+    // Rarely caught: the first failing seed was the 60th before the removed-members trap (issue 16)
+    // changed a quarter of the runs, and is the 277th since; hence more seeds than the others get.
     let caught: { seed: number; failure: string } | null = null;
-    for (let i = 1; i <= 200 && !caught; i++) {
+    for (let i = 1; i <= 400 && !caught; i++) {
       const r = await simulate({ nodes: 3, seed: 900_000 + i });
       if (!r.ok && !r.failure!.startsWith("liveness")) caught = { seed: i, failure: r.failure! };
     }
