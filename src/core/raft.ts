@@ -7,6 +7,7 @@ import {
   decodeConfEntry,
   encodeConfEntry,
   isJoint,
+  isMember,
   leaveJoint,
 } from "./membership.ts";
 import { Progress } from "./progress.ts";
@@ -502,7 +503,7 @@ export class Raft {
     // That keeps a second fsync off every write's path on the leader.
     const hs = this.hardState();
     const writing = rd.entries.length > 0 || rd.snapshot !== undefined;
-    if (this.termOrVoteChanged() || (writing && hs.commit !== this.persistedHardState.commit)) {
+    if (this.termOrVoteChanged() || (writing && hs.commit !== this.persistedHardState.commit) || this.removalNewlyCommitted(hs)) {
       rd.hardState = hs;
       this.pendingHardState = hs;
     }
@@ -526,6 +527,17 @@ export class Raft {
     }
     // The leader counts itself towards a quorum only for entries durable on its own disk.
     if (this.role === "leader" && this.maybeCommit()) this.broadcastAppend();
+  }
+
+  /**
+   * Whether `hs` is the first commit index to cover the entry that removed this node. That one is
+   * written at once: no leader replicates to a removed node any more, so after a restart it would
+   * never learn again that its removal committed, and it would campaign (see promotable).
+   */
+  private removalNewlyCommitted(hs: HardState): boolean {
+    return (
+      this.lastConfIndex > this.persistedHardState.commit && this.lastConfIndex <= hs.commit && !isMember(this.conf, this.id)
+    );
   }
 
   private termOrVoteChanged(): boolean {
@@ -664,8 +676,20 @@ export class Raft {
     this.randomizedElectionTimeout = this.electionTicks + Math.floor(this.random.next() * this.electionTicks);
   }
 
+  /**
+   * Whether this node may campaign: it is a voter of its latest configuration, or that
+   * configuration's entry removed it as a voter and is not known here to be committed. Until it
+   * commits, the removed voter may hold the longest log of C(new)'s voters and be the only node
+   * that can win (thesis §4.2.2), so it still campaigns. Its election counts by the configuration
+   * it holds, C(new), in which its own vote does not count (see voteResult); that is the same
+   * quorum any voter of C(new) needs, so elections stay as safe as Raft's. Once it knows the
+   * removal committed, C(new)'s voters elect among themselves and it stops. A learner never
+   * campaigns: the latest configuration lists it, and a removed learner was no voter before.
+   */
   private promotable(): boolean {
-    return isVoter(this.conf, this.id);
+    if (isVoter(this.conf, this.id)) return true;
+    if (this.lastConfIndex <= this.log.committed || isMember(this.conf, this.id)) return false;
+    return isVoter(this.confAt(this.lastConfIndex - 1), this.id);
   }
 
   private tickElection(): void {
@@ -920,6 +944,8 @@ export class Raft {
     if (this.maybeCommit()) this.broadcastAppend();
     // A follower that was paused missed any commit broadcast meanwhile: bring it the commit index.
     else if (wasPaused || pr.match < this.log.lastIndex()) this.needAppend(m.from, wasPaused);
+    // A removed member that now holds the committed entry that removed it can be let go.
+    if (this.lastConfIndex <= this.log.committed && !isMember(this.conf, m.from)) this.pruneProgress();
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
   }
 
@@ -1283,11 +1309,16 @@ export class Raft {
     if (this.lastConfIndex <= this.log.committed) this.pruneProgress();
   }
 
-  /** Stop replicating to non-members, with a last heartbeat that tells them the commit index. */
+  /**
+   * Stop replicating to non-members, with a last heartbeat that tells them the commit index. One
+   * that has not acknowledged the configuration entry that removed it keeps receiving the log
+   * until it has (handleAppendResponse prunes it then): that heartbeat must tell it the removal
+   * committed, or it would keep campaigning (see promotable).
+   */
   private pruneProgress(): void {
     const members = new Set(allMembers(this.conf));
     for (const [id, pr] of this.prs) {
-      if (members.has(id)) continue;
+      if (members.has(id) || pr.match < this.lastConfIndex) continue;
       this.sendHeartbeat(id, pr);
       this.prs.delete(id);
       this.pendingAppends.delete(id);

@@ -1,5 +1,5 @@
 import { SeededRandom } from "../core/random.ts";
-import { type ConfChangeItem, isMember } from "../core/membership.ts";
+import { type ConfChangeItem, decodeConfEntry, isJoint, isMember } from "../core/membership.ts";
 import type { ConfState, Message, NodeId } from "../core/types.ts";
 import { NotLeaderError, OutcomeUnknownError } from "../errors.ts";
 import { encodeKvCommand, type KvCommand, type KvResult } from "../kv/kv.ts";
@@ -102,6 +102,26 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
 
   let trace: Trace | null = null;
   const userFilter = opts.cluster?.filter;
+  // The removed-members trap (see below), while it is set: the leader it waits on, the other
+  // voters its change removes, and the index of C(new) once the leader sent it.
+  let trap: { leader: NodeId; removed: NodeId[]; index: number } | null = null;
+  let springTrap: (() => void) | null = null;
+  const trapFilter = (m: Message): Message | null => {
+    const t = trap;
+    if (t === null) return m;
+    if (m.type === "AppendEntries" && m.from === t.leader) {
+      const cNew = m.entries.find((e) => e.type === "config" && !isJoint(decodeConfEntry(e.data).conf));
+      if (!cNew) return m;
+      if (!t.removed.includes(m.to)) return null; // C(new) reaches only members it removes
+      t.index = cNew.index;
+      return m;
+    }
+    if (m.type === "AppendEntriesResponse" && m.to === t.leader && t.removed.includes(m.from) && t.index > 0 && m.success && m.matchIndex >= t.index) {
+      springTrap?.(); // a removed member holds C(new): the leader never hears it
+      return null;
+    }
+    return m;
+  };
   const pickFrom = <T>(xs: readonly T[]): T => xs[rng.int(0, xs.length)];
   // Snapshots every few entries, small margins and tiny chunks: InstallSnapshot runs all the time.
   const snapshotOptions = {
@@ -116,13 +136,12 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     diskLatencyMs: rng.int(1, 4),
     ...opts.cluster,
     nodeOptions: { ...snapshotOptions, ...opts.cluster?.nodeOptions },
-    filter:
-      opts.verbose || userFilter
-        ? (m) => {
-            if (opts.verbose) trace?.add(`  ${describeMessage(m)}`);
-            return userFilter ? userFilter(m) : m;
-          }
-        : undefined,
+    filter: (sent) => {
+      const m = trapFilter(sent);
+      if (m === null) return null;
+      if (opts.verbose) trace?.add(`  ${describeMessage(m)}`);
+      return userFilter ? userFilter(m) : m;
+    },
   });
   trace = new Trace(() => cluster.clock.now(), opts.onTrace);
   const checker = new InvariantChecker(cluster);
@@ -253,6 +272,21 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       cluster.clock.setTimer(nemesisRng.int(20, 800), () => cluster.resume(victim));
     });
   }
+  /** Propose `changes` at `leader` and trace what became of them; `onFailed` if they did not take effect. */
+  const proposeChange = (label: string, leader: NodeId, changes: ConfChangeItem[], onFailed?: () => void): void => {
+    const what = changes.map((c) => `${c.op} ${c.id}`).join(", ");
+    cluster
+      .node(leader)
+      .changeMembership(changes)
+      .then(
+        (r) => trace?.add(`membership ${what}: done at ${r.index}: ${describeConf(r.conf)}`),
+        (err) => {
+          onFailed?.();
+          trace?.add(`membership ${what}: ${err instanceof Error ? err.message : String(err)}`);
+        },
+      );
+    trace?.add(`nemesis ${label} ${what} at ${leader}`);
+  };
   if (faults.has("membership")) {
     // A random change at the leader: add (as learner to promote, or straight as voter), promote,
     // remove a voter or learner (the leader itself included), or add one and remove one at once.
@@ -282,16 +316,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       }
       if (voters.length > 2) options.push([{ op: "remove", id: pick(voters) }]);
       if (options.length === 0) return;
-      const changes = pick(options);
-      const what = changes.map((c) => `${c.op} ${c.id}`).join(", ");
-      cluster
-        .node(l)
-        .changeMembership(changes)
-        .then(
-          (r) => trace?.add(`membership ${what}: done at ${r.index}: ${describeConf(r.conf)}`),
-          (err) => trace?.add(`membership ${what}: ${err instanceof Error ? err.message : String(err)}`),
-        );
-      trace?.add(`nemesis membership ${what} at ${l}`);
+      proposeChange("membership", l, pick(options));
     };
     actions.push(change, change);
   }
@@ -312,9 +337,56 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       );
     });
   }
+  // The removed-members trap (issue 16; seed 204081 found it by chance), set on purpose in a
+  // quarter of the seeds: the leader starts a change that removes itself and another voter; it
+  // leaves joint consensus, the entry C(new) reaches only the other removed voter, and the leader
+  // is cut off as that voter acknowledges it. That voter may now be alone with the longest log;
+  // the voters still in joint consensus also need the old majority, so only it can win, though
+  // C(new) excludes it. The nemesis then holds still a while for the elections to play out. The
+  // trap has its own random source, so seeds without it run as they did before it existed.
+  let nemesisHoldUntil = 0;
+  const trapRng = new SeededRandom((opts.seed ^ 0x1616_1616) >>> 0);
+  if (faults.has("membership") && durationMs >= 1500 && trapRng.chance(0.25)) {
+    const setTrap = (attempts: number): void => {
+      if (!chaos || attempts === 0) return;
+      const retry = (): void => void cluster.clock.setTimer(100, () => setTrap(attempts - 1));
+      const l = cluster.stableLeader();
+      if (!l) return retry();
+      const conf = cluster.node(l).membership();
+      const live = (i: NodeId): boolean => cluster.member(i).up && !cluster.member(i).paused;
+      // The other voter to remove must be there to receive C(new).
+      const others = conf.voters.filter((i) => i !== l && live(i) && cluster.node(i).status().leaderId === l);
+      const candidates = shuffle(ids.filter((i) => live(i) && (!isMember(conf, i) || conf.learners.includes(i))), trapRng).slice(0, 2);
+      if (isJoint(conf) || others.length === 0 || conf.voters.length - 2 + candidates.length === 0) return retry();
+      const x = others[trapRng.int(0, others.length)];
+      const changes: ConfChangeItem[] = [...candidates.map((id): ConfChangeItem => ({ op: "add-voter", id })), { op: "remove", id: l }, { op: "remove", id: x }];
+      const t = (trap = { leader: l, removed: [x], index: 0 });
+      springTrap = () => {
+        trap = null;
+        springTrap = null;
+        nemesisHoldUntil = cluster.clock.now() + trapRng.int(300, 1000);
+        trace?.add(`nemesis trap sprung: C(new) at ${t.index} reached only ${x}; ${l} cut off`);
+        cluster.clock.setTimer(0, () => cluster.partition([l], ids.filter((i) => i !== l)));
+      };
+      nemesisHoldUntil = cluster.clock.now() + 1500; // no other fault while the trap is being set
+      cluster.clock.setTimer(1500, () => {
+        if (trap === t) {
+          trap = null;
+          trace?.add(`nemesis trap at ${l} not sprung`);
+        }
+      });
+      proposeChange("trap membership", l, changes, () => {
+        if (trap !== t) return;
+        trap = null;
+        nemesisHoldUntil = 0;
+      });
+    };
+    cluster.clock.setTimer(trapRng.int(200, durationMs - 1000), () => setTrap(10));
+  }
+
   const nemesis = (): void => {
     if (!chaos || actions.length === 0) return;
-    pick(actions)();
+    if (cluster.clock.now() >= nemesisHoldUntil) pick(actions)();
     cluster.clock.setTimer(nemesisRng.int(50, 400), nemesis);
   };
   cluster.clock.setTimer(nemesisRng.int(100, 300), nemesis);
