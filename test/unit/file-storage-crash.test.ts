@@ -68,11 +68,15 @@ describe("FileStorage survives SIGKILL at random moments", () => {
     const stats = { kills: 0, acked: 0, inFlightKept: 0, inFlightLost: 0, staleLocks: 0, otherRepairs: 0 };
     const started = Date.now();
     try {
-      for (let round = 0; round < 30 && Date.now() - started < 45_000; round++) {
-        // Mostly while saving; now and then during start-up and recovery.
-        const killAfterMs = random.next() < 0.15 ? 50 + Math.floor(random.next() * 500) : 600 + Math.floor(random.next() * 900);
-        const run = await runWriter([dir, "--seed", String(seed + round), "--segment-bytes", String(16 * 1024)], killAfterMs);
-        const where = `seed ${seed}, round ${round} (killed after ${killAfterMs} ms)`;
+      for (let round = 0; round < 30 && Date.now() - started < 150_000; round++) {
+        // Mostly while saving: killed once it has acknowledged a random number of steps (the next
+        // saves are under way then), so the count of acknowledged steps does not depend on how fast
+        // this machine starts the writer. Now and then during start-up and recovery, by time.
+        const early = random.next() < 0.15;
+        const killAfterMs = early ? 50 + Math.floor(random.next() * 500) : 60_000;
+        const killAfterAcks = early ? Infinity : 5 + Math.floor(random.next() * 30);
+        const run = await runWriter([dir, "--seed", String(seed + round), "--segment-bytes", String(16 * 1024)], killAfterMs, [], killAfterAcks);
+        const where = `seed ${seed}, round ${round} (killed ${early ? `after ${killAfterMs} ms` : `after ${killAfterAcks} acknowledged steps`})`;
         if (run.signal !== "SIGKILL") throw new Error(`${where}: the writer exited by itself (code ${run.code}): ${run.stderr}`);
         stats.kills++;
 
@@ -107,14 +111,14 @@ describe("FileStorage survives SIGKILL at random moments", () => {
           );
         }
       }
-      // Loose floors: a loaded machine starts the writer slowly and fits fewer rounds in the time.
+      // The 150 s bound only keeps a very slow machine from hanging here; 30 rounds take ~40 s.
       expect(stats.kills).toBeGreaterThanOrEqual(10);
-      expect(stats.acked).toBeGreaterThan(200);
+      expect(stats.acked).toBeGreaterThan(100);
       console.log(`crash test (seed ${seed}): ${JSON.stringify(stats)} in ${Date.now() - started} ms`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  }, 90_000);
+  }, 200_000);
 
   it("the newest record torn as a crash tears it recovers whole or not at all; one changed payload byte in it refuses to start", async () => {
     const seed = Number(process.env.MESHRAFT_CRASH_SEED ?? 20240607) + 1;
