@@ -212,26 +212,74 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
 }
 
 /**
- * The demo's last step, the same on every runtime: wait (at most 15 s) until a member reports a
- * leader, then print the members and commands to try. `url(i)` is member i's base URL.
+ * What a demo knows of its members, fed from their stderr lines and exits; the same on every
+ * runtime. A member counts as the demo's own once it logged `started`: it bound its port itself,
+ * so what answers there is this member and not, say, an earlier demo still holding the port.
  */
-export async function announceDemo(ids: string[], url: (i: number) => string, stopped: () => boolean): Promise<void> {
+export class DemoMembers {
+  private readonly started = new Set<string>();
+  /** The last fatal or error line of each member, shown when it exits. */
+  private readonly lastError = new Map<string, string>();
+  /** Why the demo failed (the first member that exited, with its own message), or null. */
+  failure: string | null = null;
+
+  constructor(readonly ids: string[]) {}
+
+  /** Records one stderr line of member `id`; returns whether the demo shows it. */
+  line(id: string, line: string): boolean {
+    if (line.trim() === "") return false;
+    if (new RegExp(`^\\S+ info +${id} started\\b`).test(line)) this.started.add(id);
+    // `meshraft: ...` is the CLI's fatal message (the process exits after it); `error` lines are the log's.
+    const fatal = line.startsWith("meshraft: ");
+    if (fatal || /^\S+ error /.test(line)) this.lastError.set(id, fatal ? line.slice("meshraft: ".length) : line);
+    // Show roles, failures and warnings; keep the rest of the logs quiet.
+    return fatal || / role |error|warn|started|stopped/.test(line);
+  }
+
+  /** Member `id` exited (`how`: "code 1" or a signal name); returns the line to print. */
+  exited(id: string, how: string): string {
+    const error = this.lastError.get(id);
+    const message = `${id} exited (${how})${error ? `: ${error}` : "; see the log lines above"}`;
+    this.failure ??= message;
+    return message;
+  }
+
+  allStarted(): boolean {
+    return this.ids.every((id) => this.started.has(id));
+  }
+}
+
+/**
+ * The demo's last step, the same on every runtime: wait (at most 15 s) until every member started
+ * and one of them reports a leader, then print the members and commands to try. `url(i)` is member
+ * i's base URL. Returns false, having said why, when the demo failed (a member exited, or no
+ * leader); the caller stops the other members and exits non-zero.
+ */
+export async function announceDemo(members: DemoMembers, url: (i: number) => string, stopped: () => boolean): Promise<boolean> {
+  const ids = members.ids;
   const deadline = Date.now() + 15_000;
   let leader: string | null = null;
-  while (!leader && Date.now() < deadline && !stopped()) {
+  while (!leader && Date.now() < deadline && !stopped() && members.failure === null) {
     await new Promise((r) => setTimeout(r, 200));
+    if (!members.allStarted()) continue;
     for (let i = 0; i < ids.length && !leader; i++) {
       try {
-        const s = (await (await fetch(`${url(i)}/status`)).json()) as { leader?: string | null };
-        if (s.leader) leader = s.leader;
+        const s = (await (await fetch(`${url(i)}/status`)).json()) as { id?: string; leader?: string | null };
+        // A member that answers under another id is some other cluster's: never report its leader.
+        if (s.id === ids[i] && s.leader && ids.includes(s.leader)) leader = s.leader;
       } catch {
         // not up yet
       }
     }
   }
+  if (stopped()) return true;
+  if (members.failure !== null) {
+    console.error(`demo failed: ${members.failure}`);
+    return false;
+  }
   if (!leader) {
-    if (!stopped()) console.error("no leader after 15 s; see the log lines above");
-    return;
+    console.error(`demo failed: ${members.allStarted() ? "no leader" : "not every member started"} after 15 s; see the log lines above`);
+    return false;
   }
   const follower = ids.find((id) => id !== leader) ?? leader;
   const fUrl = url(ids.indexOf(follower));
@@ -244,4 +292,5 @@ export async function announceDemo(ids: string[], url: (i: number) => string, st
   console.log(`  curl ${url(0)}/status`);
   console.log(`  curl ${url(0)}/metrics`);
   console.log("\nCtrl-C stops the cluster; the data stays in the data directory.");
+  return true;
 }

@@ -3,7 +3,7 @@
  * 3-process cluster, prints where it is and how to use it, serves the HTTP API with leader
  * redirects, and stops cleanly on Ctrl-C (SIGINT); the in-process example runs its tour.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -41,6 +41,26 @@ describe("README", () => {
       },
     );
   }, 60_000);
+
+  it("a second npm start on the same ports and data directory shows the member's own error and exits non-zero", async () => {
+    const demoArgs = (base: number, data: string): string[] => [process.execPath, "--import", "tsx", "adapters/node/cli.ts", "demo", "--base-port", String(base), "--data-dir", data];
+    await runDemo(demoArgs, async ({ base, dataDir }) => {
+      const [bin, ...args] = demoArgs(base, dataDir);
+      const second = spawn(bin, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      second.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+      second.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+      const force = setTimeout(() => second.kill("SIGKILL"), 45_000);
+      const code = await new Promise<number | null>((r) => second.once("exit", (c) => r(c)));
+      clearTimeout(force);
+      expect(code, out).not.toBe(0);
+      expect(code, out).not.toBe(null);
+      // The member's own message, not only "n1 exited": the data directory is held by the first demo.
+      expect(out).toMatch(/n1 exited \(code 1\): .*is in use by process \d+/);
+      // The first demo's members answered on these ports, but they are not this demo's.
+      expect(out).not.toContain("ready:");
+    });
+  }, 90_000);
 
   it("examples/in-process-cluster.ts runs its tour: election, writes, leader killed, recovery", () => {
     const r = spawnSync(join(root, "node_modules/.bin/tsx"), ["examples/in-process-cluster.ts", "--once"], { cwd: root, encoding: "utf8", timeout: 60_000 });
