@@ -100,6 +100,7 @@ export function createMember(o: MemberOptions): Member {
     node,
     kv,
     selfUrl: o.url,
+    announcedUrl: o.transport.announcedUrl ? (id) => o.transport.announcedUrl!(id) : undefined,
     apiToken: o.apiToken,
     adminToken: o.adminToken,
     followerReads: o.followerReads,

@@ -89,6 +89,7 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
   const mesh = createDenoMesh({
     id: args.id,
     clusterId: args.clusterId,
+    url: args.url,
     peers: args.peers,
     secret: args.secret,
     // Members that join dial in before this node has learned of them from the log.

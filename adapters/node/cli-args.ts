@@ -50,7 +50,9 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
   --learner             with --join: stay a learner (receives the log, serves reads, never votes)
   --admin-token         bearer token of the /admin routes and of --join (or MESHRAFT_ADMIN_TOKEN;
                         default: --token)
-  --url                 the URL others use to reach this node (default http://HOST:PORT)
+  --url                 the URL others use to reach this node (default http://HOST:PORT); announced to
+                        peers, which redirect clients to it; a --peer elsewhere that names this
+                        node at another URL is logged as a warning on both members
   --cluster-id          a name every member must share (default "meshraft")
   --secret              cluster secret: peers authenticate with HMAC challenge-response
                         (or MESHRAFT_SECRET); without it the node listens on loopback only

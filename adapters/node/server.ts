@@ -32,6 +32,7 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
   const mesh = createNodeMesh({
     id: args.id,
     clusterId: args.clusterId,
+    url: args.url,
     peers: args.peers,
     secret: args.secret,
     // Members that join dial in before this node has learned of them from the log.

@@ -77,6 +77,8 @@ export interface AppOptions {
    * given in `members`. A base URL may carry a path prefix; the request's path is appended.
    */
   peers?: Map<string, string> | Record<string, string>;
+  /** The URL a member announced for itself in the mesh handshake (Transport.announcedUrl); preferred. */
+  announcedUrl?: (id: string) => string | null;
   /**
    * When set, every route except `GET /raft` (peers authenticate in the mesh handshake) and,
    * unless `publicStatus` is false, `GET /status`, requires `Authorization: Bearer <apiToken>`.
@@ -123,7 +125,8 @@ export function createApp(options: AppOptions): Hono {
     throw new RangeError(`writeTimeoutMs must be a positive number of milliseconds, got ${writeTimeoutMs}`);
   }
   const peers = new Map<string, string>(options.peers instanceof Map ? options.peers : Object.entries(options.peers ?? {}));
-  const urlOf = (id: string): string | null => (id === node.id ? options.selfUrl : (peers.get(id) ?? node.urlOf(id)));
+  // A member's own announced URL wins over a listed one, which may be mistyped (the mesh warns).
+  const urlOf = (id: string): string | null => (id === node.id ? options.selfUrl : (options.announcedUrl?.(id) ?? peers.get(id) ?? node.urlOf(id)));
   const metrics = createHttpMetrics(node, kv);
   const log = options.logger;
   const publicStatus = options.publicStatus ?? true;

@@ -63,6 +63,11 @@ export interface WebSocketMeshOptions {
   peers: PeerAddress[];
   /** A WHATWG-compatible WebSocket constructor: `ws`'s on Node, the global one elsewhere. */
   WebSocket: WebSocketConstructor;
+  /**
+   * The URL this node announces for itself in the handshake (its --url). Peers that list it at
+   * another URL warn, and so does this node; `announcedUrl(id)` gives what each peer announced.
+   */
+  url?: string;
   /** The cluster secret; without one any host that reaches `/raft` may join (a warning is logged). */
   secret?: string;
   /**
@@ -178,6 +183,8 @@ interface Link {
   droppedBackpressure: number;
   droppedUnencodable: number;
   lastCloseReason: string | null;
+  /** The URL the peer announced for itself on its last authenticated link; null before one. */
+  announcedUrl: string | null;
 }
 
 const DEFAULTS = {
@@ -293,6 +300,8 @@ export class WebSocketMesh implements Transport {
       pingIntervalMs,
       idleTimeoutMs,
       log: this.#log,
+      url: options.url ?? null,
+      urlOf: (id) => mesh.#links.get(id)?.url ?? null,
       countersOf: (id) => mesh.#links.get(id)?.counters ?? mesh.#unidentified,
       admit: (from) => mesh.#admit(from),
       opened: (conn) => mesh.#opened(conn),
@@ -603,7 +612,44 @@ export class WebSocketMesh implements Transport {
     link.opened++;
     if (old !== null && old !== conn) old.close(CloseCode.REPLACED, `replaced by a newer link from ${link.id}`);
     this.#log("info", `link with ${link.id} open (${link.dialer ? "dialed" : "accepted"})`, { peer: link.id, opened: link.opened });
+    this.#checkUrls(link, conn);
     this.#notify();
+  }
+
+  /**
+   * After a handshake: each side compares the URL the peer announces for itself with the one its
+   * list has, and the URL the peer has for it with its own. Either mismatch is a configuration
+   * mistake (a mistyped --peer) that would send clients to a wrong address; both sides warn, once
+   * per link that opens with it, and `announcedUrl` lets redirects use the peer's own URL.
+   */
+  #checkUrls(link: Link, conn: Connection): void {
+    const announced = conn.peerAnnouncedUrl;
+    if (announced !== null && link.url !== null && announced !== link.url) {
+      this.#log("warn", `peer ${link.id} announces its URL as ${announced} but this node has it at ${link.url} (--peer or membership); clients are sent to ${announced}. Fix the configuration`, {
+        peer: link.id,
+        announced,
+        configured: link.url,
+      });
+    }
+    const mine = this.#host.url;
+    const seen = conn.urlSeenByPeer;
+    if (mine !== null && seen !== null && seen !== mine) {
+      this.#log("warn", `peer ${link.id} has this node at ${seen} but this node announces ${mine}; fix ${link.id}'s --peer ${this.id}=... (its clients are sent to ${mine})`, {
+        peer: link.id,
+        announced: mine,
+        configured: seen,
+      });
+    }
+    link.announcedUrl = announced;
+  }
+
+  /**
+   * The URL peer `id` announced for itself on its last authenticated link (null: no link yet, or
+   * it announced none). Prefer it to a listed URL for redirecting clients: a member knows its
+   * own address better than a --peer typed on another machine.
+   */
+  announcedUrl(id: NodeId): string | null {
+    return this.#links.get(id)?.announcedUrl ?? null;
   }
 
   #connectionClosed(conn: Connection): void {
@@ -652,6 +698,7 @@ export class WebSocketMesh implements Transport {
       droppedBackpressure: 0,
       droppedUnencodable: 0,
       lastCloseReason: null,
+      announcedUrl: null,
     };
   }
 

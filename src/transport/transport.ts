@@ -20,6 +20,11 @@ export interface Transport {
    * @throws RangeError for an invalid list (a duplicate id, a bad URL); nothing changes then.
    */
   setPeers?(peers: PeerAddress[]): void;
+  /**
+   * The URL member `id` announced for itself when its link opened (null: not known). Optional:
+   * a transport without addresses (MemoryNetwork) has none. Redirects prefer it to a listed URL.
+   */
+  announcedUrl?(id: NodeId): string | null;
 }
 
 /** Where a member can be reached, for redirects and for the mesh. */
