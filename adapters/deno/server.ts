@@ -47,6 +47,8 @@ function fenced(transport: Transport, storage: DenoKvStorage): Transport {
     },
     close: () => transport.close(),
     setPeers: (peers) => transport.setPeers?.(peers),
+    announcedUrl: transport.announcedUrl && ((id) => transport.announcedUrl!(id)),
+    linked: transport.linked && ((id) => transport.linked!(id)),
   };
 }
 
@@ -114,6 +116,7 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     heartbeatIntervalMs: args.heartbeatIntervalMs,
     snapshotEvery: args.snapshotEvery,
     snapshotMargin: args.snapshotMargin,
+    linkTimeoutMs: args.linkTimeoutMs,
     log,
   });
   const { node, kv, app } = member;

@@ -27,6 +27,8 @@ export interface StartArgs {
   /** Snapshot after this many applied entries (0: never); entries kept below a snapshot. */
   snapshotEvery?: number;
   snapshotMargin?: number;
+  /** A learner with no authenticated link this long after joining is removed; a joiner exits. */
+  linkTimeoutMs?: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -38,7 +40,7 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                       [--join URL]... [--learner] [--admin-token TOKEN]
                       [--url URL] [--cluster-id NAME] [--secret SECRET] [--token TOKEN]
                       [--election-timeout-ms N] [--heartbeat-interval-ms N] [--log-level LEVEL]
-                      [--snapshot-every N] [--snapshot-margin N]
+                      [--snapshot-every N] [--snapshot-margin N] [--link-timeout-ms N]
 
   --id                  this member's id (letters, digits, - and _)
   --listen              address for the HTTP API and the peer socket (/raft)
@@ -60,7 +62,10 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
   --insecure            allow a non-loopback --listen without --secret
   --snapshot-every      snapshot the state and compact the log every N applied entries
                         (default 10000; 0 never)
-  --snapshot-margin     entries kept below a snapshot for slightly slow followers (default 1000)`;
+  --snapshot-margin     entries kept below a snapshot for slightly slow followers (default 1000)
+  --link-timeout-ms     a joining node that completes no mesh handshake (a wrong --secret or
+                        --cluster-id, a firewall) within N ms exits with an error, and the leader
+                        removes a learner it has no link with after N ms (default 30000)`;
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -124,6 +129,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     "log-level",
     "snapshot-every",
     "snapshot-margin",
+    "link-timeout-ms",
   ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -209,6 +215,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     heartbeatIntervalMs: hb ? positiveInt(hb, "--heartbeat-interval-ms") : undefined,
     snapshotEvery: count(one("snapshot-every"), "--snapshot-every"),
     snapshotMargin: count(one("snapshot-margin"), "--snapshot-margin"),
+    linkTimeoutMs: one("link-timeout-ms") ? positiveInt(one("link-timeout-ms")!, "--link-timeout-ms") : undefined,
     logLevel,
   };
 }

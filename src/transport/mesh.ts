@@ -652,6 +652,11 @@ export class WebSocketMesh implements Transport {
     return this.#links.get(id)?.announcedUrl ?? null;
   }
 
+  /** Whether a link with `id` completed its handshake since this mesh started. */
+  linked(id: NodeId): boolean {
+    return (this.#links.get(id)?.opened ?? 0) > 0;
+  }
+
   #connectionClosed(conn: Connection): void {
     this.#connections.delete(conn);
     const link = conn.peerId === null ? undefined : this.#links.get(conn.peerId);

@@ -25,6 +25,11 @@ export interface Transport {
    * a transport without addresses (MemoryNetwork) has none. Redirects prefer it to a listed URL.
    */
   announcedUrl?(id: NodeId): string | null;
+  /**
+   * Whether a link with member `id` completed its handshake (authenticated, with a secret) since
+   * this transport started. Optional: a transport without handshakes has nothing to say.
+   */
+  linked?(id: NodeId): boolean;
 }
 
 /** Where a member can be reached, for redirects and for the mesh. */
