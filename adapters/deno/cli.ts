@@ -178,7 +178,8 @@ function main(argv: string[]): Promise<void> {
 if (import.meta.main) {
   main(Deno.args).catch((err) => {
     if (err instanceof UsageError) {
-      console.error(`meshraft: ${err.message}\n\n${USAGE}`);
+      // A mistake in `start`'s options gets start's usage, not the overview of every command.
+      console.error(`meshraft: ${err.message}\n\n${Deno.args[0] === "start" ? DENO_USAGE : USAGE}`);
       Deno.exit(2);
     }
     console.error(`meshraft: ${err instanceof Error ? err.message : String(err)}`);

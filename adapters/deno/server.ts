@@ -85,6 +85,9 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     log("error", error.message);
     reportFailure(error);
   };
+  // `--kv ./data/n3.kv` creates ./data, as `--data-dir` creates its directory.
+  const kvDir = typeof args.kv === "string" ? /^(.*)[\\/][^\\/]+$/.exec(args.kv)?.[1] : undefined;
+  if (kvDir) await Deno.mkdir(kvDir, { recursive: true });
   const storage = args.kv !== undefined
     ? await DenoKvStorage.open(args.kv, { nodeId: args.id, leaseTtlMs: args.kvLeaseMs, onLeaseLost })
     : await DenoFileStorage.open(args.dataDir, { log: (line) => log("warn", line) });

@@ -135,7 +135,8 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   if (err instanceof UsageError) {
-    console.error(`meshraft: ${err.message}\n\n${USAGE}`);
+    // A mistake in `start`'s options gets start's usage, not the overview of every command.
+    console.error(`meshraft: ${err.message}\n\n${process.argv[2] === "start" ? START_USAGE : USAGE}`);
     process.exit(2);
   }
   console.error(`meshraft: ${err instanceof Error ? err.message : String(err)}`);

@@ -1,0 +1,78 @@
+/**
+ * `meshraft start` as a newcomer meets it: a usage mistake prints start's own usage, and a
+ * --listen port that is taken fails before the data directory is touched, naming the process
+ * that holds the port (issue 11, rough edges).
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { denoBin, denoRunArgs, freePorts, sleep } from "./process-cluster.ts";
+
+const root = join(import.meta.dirname, "../..");
+
+function runCli(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "adapters/node/cli.ts", ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+    const force = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    child.once("exit", (code) => {
+      clearTimeout(force);
+      resolve({ code, out });
+    });
+  });
+}
+
+describe("meshraft start", () => {
+  it("a usage mistake prints start's usage, not the overview of every command", async () => {
+    const r = await runCli(["start", "--listen", "127.0.0.1:7001", "--data-dir", "/nonexistent"]);
+    expect(r.code).toBe(2);
+    expect(r.out).toContain("meshraft: --id is required");
+    expect(r.out).toContain("usage: meshraft start");
+    expect(r.out).not.toContain("meshraft demo");
+  });
+
+  it("a --listen port in use fails before the data directory is created, naming the process that holds it", async () => {
+    const [port] = await freePorts(1);
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(port, "127.0.0.1", () => r()));
+    const tmp = mkdtempSync(join(tmpdir(), "meshraft-port-"));
+    try {
+      const dataDir = join(tmp, "n1");
+      const r = await runCli(["start", "--id", "n1", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir]);
+      expect(r.code, r.out).toBe(1);
+      expect(r.out).toContain(`meshraft: 127.0.0.1:${port} is already in use by process ${process.pid}`);
+      expect(existsSync(dataDir)).toBe(false);
+    } finally {
+      holder.close();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it("on Deno, --kv DIR/FILE creates DIR as --data-dir does", async () => {
+    const [port] = await freePorts(1);
+    const tmp = mkdtempSync(join(tmpdir(), "meshraft-kvdir-"));
+    const kv = join(tmp, "data", "n3.kv");
+    const child = spawn(denoBin, [...denoRunArgs(tmp), join(root, "adapters/deno/cli.ts"), "start", "--id", "n3", "--listen", `127.0.0.1:${port}`, "--kv", kv], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!/ started /.test(out) && child.exitCode === null && Date.now() < deadline) await sleep(100);
+      expect(out).toMatch(/ n3 started /);
+      expect(existsSync(kv)).toBe(true);
+    } finally {
+      const exited = new Promise<void>((r) => child.once("exit", () => r()));
+      if (child.exitCode === null) {
+        child.kill("SIGTERM");
+        await exited;
+      }
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
