@@ -7,7 +7,7 @@ import type { Hono } from "hono";
 import { MeshraftClient, MeshraftHttpError } from "./client/client.ts";
 import { isMember } from "./core/membership.ts";
 import { realClock } from "./clock.ts";
-import { createApp, type RaftSocketOptions } from "./http/app.ts";
+import { createApp, type HttpLimits, type RaftSocketOptions } from "./http/app.ts";
 import type { AdminMembersBody } from "./http/protocol.ts";
 import { KvStateMachine, type KvResult } from "./kv/kv.ts";
 import { RaftNode } from "./node.ts";
@@ -59,6 +59,8 @@ export interface MemberOptions {
    * learner it had no link with for this long. Default 30000.
    */
   linkTimeoutMs?: number;
+  /** Limits of the client API (keys, values); defaults are the state machine's own. */
+  limits?: HttpLimits;
   log: MemberLogger;
 }
 
@@ -110,6 +112,7 @@ export function createMember(o: MemberOptions): Member {
     apiToken: o.apiToken,
     adminToken: o.adminToken,
     followerReads: o.followerReads,
+    limits: o.limits,
     raftSocket: o.raftSocket,
     logger: { warn: (m: string) => o.log("warn", m), error: (m: string) => o.log("error", m) },
   });

@@ -120,6 +120,7 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     snapshotEvery: args.snapshotEvery,
     snapshotMargin: args.snapshotMargin,
     linkTimeoutMs: args.linkTimeoutMs,
+    limits: { maxKeyBytes: args.maxKeyBytes, maxValueBytes: args.maxValueBytes },
     log,
   });
   const { node, kv, app } = member;

@@ -2,6 +2,7 @@
  * Argument parsing for the `meshraft` CLI: small, strict, with messages that say what to type.
  */
 import { memberUrlProblem } from "../../src/core/member-url.ts";
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from "../../src/kv/kv.ts";
 
 export interface StartArgs {
   id: string;
@@ -29,6 +30,9 @@ export interface StartArgs {
   snapshotMargin?: number;
   /** A learner with no authenticated link this long after joining is removed; a joiner exits. */
   linkTimeoutMs?: number;
+  /** Client API limits (lower than the built-in ones only: MAX_KEY_BYTES, MAX_VALUE_BYTES). */
+  maxKeyBytes?: number;
+  maxValueBytes?: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -41,6 +45,7 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                       [--url URL] [--cluster-id NAME] [--secret SECRET] [--token TOKEN]
                       [--election-timeout-ms N] [--heartbeat-interval-ms N] [--log-level LEVEL]
                       [--snapshot-every N] [--snapshot-margin N] [--link-timeout-ms N]
+                      [--max-key-bytes N] [--max-value-bytes N]
 
   --id                  this member's id (letters, digits, - and _)
   --listen              address for the HTTP API and the peer socket (/raft)
@@ -65,7 +70,9 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
   --snapshot-margin     entries kept below a snapshot for slightly slow followers (default 1000)
   --link-timeout-ms     a joining node that completes no mesh handshake (a wrong --secret or
                         --cluster-id, a firewall) within N ms exits with an error, and the leader
-                        removes a learner it has no link with after N ms (default 30000)`;
+                        removes a learner it has no link with after N ms (default 30000)
+  --max-key-bytes       longest key the client API takes, in UTF-8 bytes (default and most 1024)
+  --max-value-bytes     largest value the client API takes, in bytes (default and most 1048576)`;
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -106,6 +113,14 @@ function count(value: string | undefined, flag: string): number | undefined {
   return n;
 }
 
+/** A size limit that may only be lowered: the state machine refuses more than `max` anyway. */
+function byteLimit(value: string | undefined, flag: string, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > max) throw new UsageError(`${flag} takes a number of bytes from 1 to ${max}, got "${value}"`);
+  return n;
+}
+
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
@@ -130,6 +145,8 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     "snapshot-every",
     "snapshot-margin",
     "link-timeout-ms",
+    "max-key-bytes",
+    "max-value-bytes",
   ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -215,6 +232,8 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     heartbeatIntervalMs: hb ? positiveInt(hb, "--heartbeat-interval-ms") : undefined,
     snapshotEvery: count(one("snapshot-every"), "--snapshot-every"),
     snapshotMargin: count(one("snapshot-margin"), "--snapshot-margin"),
+    maxKeyBytes: byteLimit(one("max-key-bytes"), "--max-key-bytes", MAX_KEY_BYTES),
+    maxValueBytes: byteLimit(one("max-value-bytes"), "--max-value-bytes", MAX_VALUE_BYTES),
     linkTimeoutMs: one("link-timeout-ms") ? positiveInt(one("link-timeout-ms")!, "--link-timeout-ms") : undefined,
     logLevel,
   };

@@ -89,6 +89,7 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     snapshotEvery: args.snapshotEvery,
     snapshotMargin: args.snapshotMargin,
     linkTimeoutMs: args.linkTimeoutMs,
+    limits: { maxKeyBytes: args.maxKeyBytes, maxValueBytes: args.maxValueBytes },
     log,
   });
   const { node, kv } = member;

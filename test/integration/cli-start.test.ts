@@ -75,4 +75,33 @@ describe("meshraft start", () => {
       rmSync(tmp, { recursive: true, force: true });
     }
   });
+
+  it("--max-value-bytes lowers the client API's value limit (413 VALUE_TOO_LARGE above it); above the built-in 1 MiB it is a usage error", async () => {
+    const tooBig = await runCli(["start", "--id", "n1", "--listen", "127.0.0.1:7001", "--data-dir", "/nonexistent", "--max-value-bytes", "1048577"]);
+    expect(tooBig.code).toBe(2);
+    expect(tooBig.out).toContain("--max-value-bytes takes a number of bytes from 1 to 1048576");
+
+    const [port] = await freePorts(1);
+    const tmp = mkdtempSync(join(tmpdir(), "meshraft-limits-"));
+    const child = spawn(process.execPath, ["--import", "tsx", "adapters/node/cli.ts", "start", "--id", "n1", "--listen", `127.0.0.1:${port}`, "--data-dir", join(tmp, "n1"), "--max-value-bytes", "16"], { cwd: root, stdio: ["ignore", "ignore", "pipe"] });
+    let out = "";
+    child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!/ role leader /.test(out) && child.exitCode === null && Date.now() < deadline) await sleep(100);
+      expect(out).toMatch(/ role leader /);
+      const url = `http://127.0.0.1:${port}/kv/k`;
+      expect((await fetch(url, { method: "PUT", body: "x".repeat(16) })).status).toBe(200);
+      const over = await fetch(url, { method: "PUT", body: "x".repeat(17) });
+      expect(over.status).toBe(413);
+      expect(((await over.json()) as { error: { code: string } }).error.code).toBe("VALUE_TOO_LARGE");
+    } finally {
+      const exited = new Promise<void>((r) => child.once("exit", () => r()));
+      if (child.exitCode === null) {
+        child.kill("SIGTERM");
+        await exited;
+      }
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
 });
