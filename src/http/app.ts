@@ -176,9 +176,15 @@ export function createApp(options: AppOptions): Hono {
     return c.json(e.body(), e.status as ContentfulStatusCode, e.headers);
   };
   app.onError((err, c) => errorAnswer(c, apiErrorFrom(err, false)));
-  app.notFound((c) =>
-    errorAnswer(c, new ApiError(404, "ROUTE_NOT_FOUND", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)),
-  );
+  app.notFound((c) => {
+    const path = new URL(c.req.url).pathname;
+    // A route that exists for other methods answers 405 with them in Allow (RFC 9110 §15.5.6).
+    const allow = allowedMethods(app.routes, path);
+    if (allow.length > 0) {
+      return errorAnswer(c, new ApiError(405, "METHOD_NOT_ALLOWED", `${c.req.method} is not allowed on ${path}; allowed: ${allow.join(", ")}`, { Allow: allow.join(", ") }));
+    }
+    return errorAnswer(c, new ApiError(404, "ROUTE_NOT_FOUND", `no route for ${c.req.method} ${path}`));
+  });
 
   // ---------------------------------------------------------------------------------------------
   // Leadership
@@ -209,12 +215,14 @@ export function createApp(options: AppOptions): Hono {
   // ---------------------------------------------------------------------------------------------
   // Request parsing
 
-  function keyOf(c: Context): string {
-    const m = /^\/kv\/([^/]+)/.exec(new URL(c.req.url).pathname);
-    if (!m) throw new ApiError(400, "BAD_REQUEST", "missing key");
+  /** The rest of the path after /kv/ (without /cas for CAS), slashes included: etcd users name keys a/b/c. */
+  function keyOf(c: Context, cas = false): string {
+    const path = new URL(c.req.url).pathname;
+    const raw = path.slice("/kv/".length, cas ? -"/cas".length : undefined);
+    if (raw === "") throw new ApiError(400, "BAD_REQUEST", "missing key");
     let key: string;
     try {
-      key = decodeURIComponent(m[1]);
+      key = decodeURIComponent(raw);
     } catch {
       throw new ApiError(400, "BAD_REQUEST", "the key is not valid percent-encoded UTF-8");
     }
@@ -276,7 +284,7 @@ export function createApp(options: AppOptions): Hono {
     throw new ApiError(409, "STALE_SEQUENCE", `${SEQ_HEADER} is older than this client's last write; nothing was applied`);
   }
 
-  app.put("/kv/:key", async (c) => {
+  app.put("/kv/:key{.+}", async (c) => {
     const key = keyOf(c);
     const session = sessionOf(c);
     rejectDeclaredLength(c, maxValueBytes, "VALUE_TOO_LARGE");
@@ -290,7 +298,7 @@ export function createApp(options: AppOptions): Hono {
     return writeAnswer(c, r.result, r.index);
   });
 
-  app.delete("/kv/:key", async (c) => {
+  app.delete("/kv/:key{.+}", async (c) => {
     const key = keyOf(c);
     const session = sessionOf(c);
     const redirect = unlessLeader(c);
@@ -301,8 +309,8 @@ export function createApp(options: AppOptions): Hono {
     return writeAnswer(c, r.result, r.index, { existed: r.result.prev !== null });
   });
 
-  app.post("/kv/:key/cas", async (c) => {
-    const key = keyOf(c);
+  app.post("/kv/:key{.+}/cas", async (c) => {
+    const key = keyOf(c, true);
     const session = sessionOf(c);
     rejectDeclaredLength(c, maxBodyBytes, "BODY_TOO_LARGE");
     const redirect = unlessLeader(c);
@@ -318,7 +326,7 @@ export function createApp(options: AppOptions): Hono {
   // ---------------------------------------------------------------------------------------------
   // Reads
 
-  app.get("/kv/:key", async (c) => {
+  app.get("/kv/:key{.+}", async (c) => {
     const key = keyOf(c);
     const stale = isStale(c.req.query("stale"));
     if (!stale) {
@@ -408,6 +416,28 @@ function limit(name: string, value: number | undefined, fallback: number, max: n
     throw new RangeError(`limits.${name} must be an integer from 1 to ${max} (bytes), got ${value}`);
   }
   return v;
+}
+
+/** The methods of the routes whose pattern matches `path` (middleware, method "ALL", left out). */
+function allowedMethods(routes: { method: string; path: string }[], path: string): string[] {
+  const methods = new Set<string>();
+  for (const r of routes) {
+    if (r.method === "ALL") continue;
+    // hono patterns: ":name" is one segment, ":name{re}" matches re; the rest is literal.
+    let pattern = "";
+    let last = 0;
+    for (const m of r.path.matchAll(/:\w+(?:\{([^}]*)\})?/g)) {
+      pattern += escapeRegExp(r.path.slice(last, m.index)) + `(?:${m[1] ?? "[^/]+"})`;
+      last = m.index + m[0].length;
+    }
+    pattern += escapeRegExp(r.path.slice(last));
+    if (new RegExp(`^${pattern}$`).test(path)) methods.add(r.method);
+  }
+  return [...methods].sort();
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** The label for a request path in metrics: the route pattern, never the raw path. */

@@ -18,7 +18,8 @@ export const SEQ_HEADER = "X-Meshraft-Seq";
  *
  * - 400 BAD_REQUEST: malformed key, headers, or CAS body; 400 KEY_TOO_LARGE.
  * - 401 UNAUTHORIZED: missing or wrong bearer token.
- * - 404 NOT_FOUND: the key is absent (GET); 404 ROUTE_NOT_FOUND: no such route.
+ * - 404 NOT_FOUND: the key is absent (GET); 404 ROUTE_NOT_FOUND: no such route;
+ *   405 METHOD_NOT_ALLOWED: the route exists for other methods, listed in `Allow`.
  * - 409 STALE_SEQUENCE: a write with a session seq older than the session's last; not applied.
  * - Admin: 400 INVALID_CONF_CHANGE; 400 URL_TOO_LONG (a member URL beyond MAX_URL_BYTES, 2048
  *   bytes); 404 MEMBER_NOT_FOUND; 409 CONF_CHANGE_IN_PROGRESS (another
@@ -39,6 +40,7 @@ export type ErrorCode =
   | "UNAUTHORIZED"
   | "NOT_FOUND"
   | "ROUTE_NOT_FOUND"
+  | "METHOD_NOT_ALLOWED"
   | "STALE_SEQUENCE"
   | "INVALID_CONF_CHANGE"
   | "URL_TOO_LONG"

@@ -71,6 +71,36 @@ describe("writes and reads on the leader", () => {
     expect(await errorCode(nope)).toBe("ROUTE_NOT_FOUND");
   });
 
+  it("a key may contain unencoded slashes: the rest of the path after /kv/ is the key (etcd-style names)", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    expect((await put(`${leader.url}/kv/app/config/db`, "v1")).status).toBe(200);
+    expect(leader.kv.get("app/config/db")).toEqual(text("v1"));
+    expect(await (await fetch(`${leader.url}/kv/app/config/db`)).text()).toBe("v1");
+    const swapped = await cas(`${leader.url}/kv/app/config/db/cas`, { expect: "v1", value: "v2" });
+    expect(swapped.status).toBe(200);
+    expect(leader.kv.get("app/config/db")).toEqual(text("v2"));
+    const del = await fetch(`${leader.url}/kv/app/config/db`, { method: "DELETE" });
+    expect(((await del.json()) as { existed: boolean }).existed).toBe(true);
+    expect(leader.kv.get("app/config/db")).toBeNull();
+  });
+
+  it("a known route with the wrong method is 405 METHOD_NOT_ALLOWED with Allow; an unknown one stays 404", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    const post = await fetch(`${leader.url}/kv/k`, { method: "POST", body: "x" });
+    expect(post.status).toBe(405);
+    expect(post.headers.get("Allow")).toBe("DELETE, GET, PUT");
+    expect(await errorCode(post)).toBe("METHOD_NOT_ALLOWED");
+    const status = await fetch(`${leader.url}/status`, { method: "DELETE" });
+    expect(status.status).toBe(405);
+    expect(status.headers.get("Allow")).toBe("GET");
+    const casGet = await fetch(`${leader.url}/admin/transfer-leader`);
+    expect(casGet.status).toBe(405);
+    expect(casGet.headers.get("Allow")).toBe("POST");
+    expect((await fetch(`${leader.url}/nope`, { method: "POST" })).status).toBe(404);
+  });
+
   it("keys are URL-decoded UTF-8: an encoded slash, spaces and non-ASCII are one key", async () => {
     const c = await start();
     const leader = await c.leader();
