@@ -27,6 +27,33 @@ function runCli(args: string[]): Promise<{ code: number | null; out: string }> {
   });
 }
 
+/**
+ * Runs one member (`command(tmpDir, port)`) until its output matches `ready` (at most 30 s), then
+ * `check`; stops it with SIGTERM and removes its temporary directory.
+ */
+async function withMember(command: (tmp: string, port: number) => string[], ready: RegExp, check: (m: { tmp: string; port: number }) => Promise<void>): Promise<void> {
+  const [port] = await freePorts(1);
+  const tmp = mkdtempSync(join(tmpdir(), "meshraft-cli-"));
+  const [bin, ...args] = command(tmp, port);
+  const child = spawn(bin, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!ready.test(out) && child.exitCode === null && Date.now() < deadline) await sleep(100);
+    expect(out).toMatch(ready);
+    await check({ tmp, port });
+  } finally {
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      await exited;
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 describe("meshraft start", () => {
   it("a usage mistake prints start's usage, not the overview of every command", async () => {
     const r = await runCli(["start", "--listen", "127.0.0.1:7001", "--data-dir", "/nonexistent"]);
@@ -54,26 +81,11 @@ describe("meshraft start", () => {
   });
 
   it("on Deno, --kv DIR/FILE creates DIR as --data-dir does", async () => {
-    const [port] = await freePorts(1);
-    const tmp = mkdtempSync(join(tmpdir(), "meshraft-kvdir-"));
-    const kv = join(tmp, "data", "n3.kv");
-    const child = spawn(denoBin, [...denoRunArgs(tmp), join(root, "adapters/deno/cli.ts"), "start", "--id", "n3", "--listen", `127.0.0.1:${port}`, "--kv", kv], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
-    child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
-    try {
-      const deadline = Date.now() + 30_000;
-      while (!/ started /.test(out) && child.exitCode === null && Date.now() < deadline) await sleep(100);
-      expect(out).toMatch(/ n3 started /);
-      expect(existsSync(kv)).toBe(true);
-    } finally {
-      const exited = new Promise<void>((r) => child.once("exit", () => r()));
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        await exited;
-      }
-      rmSync(tmp, { recursive: true, force: true });
-    }
+    await withMember(
+      (tmp, port) => [denoBin, ...denoRunArgs(tmp), join(root, "adapters/deno/cli.ts"), "start", "--id", "n3", "--listen", `127.0.0.1:${port}`, "--kv", join(tmp, "data", "n3.kv")],
+      / n3 started /,
+      async ({ tmp }) => expect(existsSync(join(tmp, "data", "n3.kv"))).toBe(true),
+    );
   });
 
   it("--max-value-bytes lowers the client API's value limit (413 VALUE_TOO_LARGE above it); above the built-in 1 MiB it is a usage error", async () => {
@@ -81,27 +93,16 @@ describe("meshraft start", () => {
     expect(tooBig.code).toBe(2);
     expect(tooBig.out).toContain("--max-value-bytes takes a number of bytes from 1 to 1048576");
 
-    const [port] = await freePorts(1);
-    const tmp = mkdtempSync(join(tmpdir(), "meshraft-limits-"));
-    const child = spawn(process.execPath, ["--import", "tsx", "adapters/node/cli.ts", "start", "--id", "n1", "--listen", `127.0.0.1:${port}`, "--data-dir", join(tmp, "n1"), "--max-value-bytes", "16"], { cwd: root, stdio: ["ignore", "ignore", "pipe"] });
-    let out = "";
-    child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
-    try {
-      const deadline = Date.now() + 30_000;
-      while (!/ role leader /.test(out) && child.exitCode === null && Date.now() < deadline) await sleep(100);
-      expect(out).toMatch(/ role leader /);
-      const url = `http://127.0.0.1:${port}/kv/k`;
-      expect((await fetch(url, { method: "PUT", body: "x".repeat(16) })).status).toBe(200);
-      const over = await fetch(url, { method: "PUT", body: "x".repeat(17) });
-      expect(over.status).toBe(413);
-      expect(((await over.json()) as { error: { code: string } }).error.code).toBe("VALUE_TOO_LARGE");
-    } finally {
-      const exited = new Promise<void>((r) => child.once("exit", () => r()));
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        await exited;
-      }
-      rmSync(tmp, { recursive: true, force: true });
-    }
+    await withMember(
+      (tmp, port) => [process.execPath, "--import", "tsx", "adapters/node/cli.ts", "start", "--id", "n1", "--listen", `127.0.0.1:${port}`, "--data-dir", join(tmp, "n1"), "--max-value-bytes", "16"],
+      / role leader /,
+      async ({ port }) => {
+        const url = `http://127.0.0.1:${port}/kv/k`;
+        expect((await fetch(url, { method: "PUT", body: "x".repeat(16) })).status).toBe(200);
+        const over = await fetch(url, { method: "PUT", body: "x".repeat(17) });
+        expect(over.status).toBe(413);
+        expect(((await over.json()) as { error: { code: string } }).error.code).toBe("VALUE_TOO_LARGE");
+      },
+    );
   });
 });
