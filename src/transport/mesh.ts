@@ -45,7 +45,7 @@ import {
   wireOfInbound,
   wireOfSocket,
 } from "./connection.ts";
-import { CloseCode, HandshakeError, importSecret } from "./handshake.ts";
+import { CloseCode, closeCodeName, HandshakeError, importSecret } from "./handshake.ts";
 import type { PeerAddress, Transport } from "./transport.ts";
 
 export type { InboundSocket, LinkCounters, MeshLogger, MeshLogLevel, WebSocketConstructor, WebSocketLike };
@@ -185,6 +185,8 @@ interface Link {
   lastCloseReason: string | null;
   /** The URL the peer announced for itself on its last authenticated link; null before one. */
   announcedUrl: string | null;
+  /** The last dial was refused with REMOVED: redial slowly (REMOVED_REDIAL_FACTOR), not by the backoff. */
+  refusedAsRemoved: boolean;
 }
 
 const DEFAULTS = {
@@ -194,6 +196,13 @@ const DEFAULTS = {
   handshakeTimeoutMs: 5_000,
   backoff: { initialMs: 50, maxMs: 2_000 },
 };
+
+/**
+ * A peer that refused this node as removed from its configuration is redialed after this many
+ * times the longest backoff (20 s by default) instead of the backoff: it lists this node again
+ * only if the cluster adds it back, which a slow retry still notices.
+ */
+const REMOVED_REDIAL_FACTOR = 10;
 
 /** How long `close()` waits for sockets to finish their closing handshake, in ms. */
 const CLOSE_WAIT_MS = 2_000;
@@ -228,6 +237,11 @@ export class WebSocketMesh implements Transport {
   readonly #links = new Map<NodeId, Link>();
   /** Ids `setPeers` removed; their HELLOs are refused until a list names them again. */
   readonly #removed = new Set<NodeId>();
+  /**
+   * Peers a REMOVED refusal was logged about at warn, either way (this node refused them, or they
+   * refused this node); the same refusal at every redial is logged at debug until a link opens.
+   */
+  readonly #removedLogged = new Set<NodeId>();
   readonly #acceptUnknownPeers: boolean;
   /** Every connection not yet closed, identified or not. */
   readonly #connections = new Set<Connection>();
@@ -299,7 +313,7 @@ export class WebSocketMesh implements Transport {
       handshakeTimeoutMs: positive("handshakeTimeoutMs", options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs),
       pingIntervalMs,
       idleTimeoutMs,
-      log: this.#log,
+      log: (level, message, fields) => mesh.#linkLog(level, message, fields),
       url: options.url ?? null,
       urlOf: (id) => mesh.#links.get(id)?.url ?? null,
       countersOf: (id) => mesh.#links.get(id)?.counters ?? mesh.#unidentified,
@@ -551,7 +565,7 @@ export class WebSocketMesh implements Transport {
 
   #scheduleRedial(link: Link): void {
     if (this.#closed || !link.dialer || link.current || link.dialing || link.cancelRedial) return;
-    const delay = backoffDelay(link.attempt++, this.#backoff, this.#random);
+    const delay = link.refusedAsRemoved ? REMOVED_REDIAL_FACTOR * this.#backoff.maxMs : backoffDelay(link.attempt++, this.#backoff, this.#random);
     link.cancelRedial = this.#clock.setTimer(delay, () => this.#dial(link));
   }
 
@@ -613,7 +627,18 @@ export class WebSocketMesh implements Transport {
     if (old !== null && old !== conn) old.close(CloseCode.REPLACED, `replaced by a newer link from ${link.id}`);
     this.#log("info", `link with ${link.id} open (${link.dialer ? "dialed" : "accepted"})`, { peer: link.id, opened: link.opened });
     this.#checkUrls(link, conn);
+    this.#removedLogged.delete(id);
     this.#notify();
+  }
+
+  /** A connection's log line; a REMOVED refusal repeated at every redial is logged at debug. */
+  #linkLog(level: MeshLogLevel, message: string, fields: Record<string, unknown>): void {
+    const peer = fields.peer;
+    if (level === "warn" && fields.code === CloseCode.REMOVED && typeof peer === "string") {
+      if (this.#removedLogged.has(peer)) level = "debug";
+      else this.#removedLogged.add(peer);
+    }
+    this.#log(level, message, fields);
   }
 
   /**
@@ -663,6 +688,8 @@ export class WebSocketMesh implements Transport {
     if (link === undefined) return;
     if (link.dialing === conn) link.dialing = null;
     if (link.current === conn || conn.dialer) link.lastCloseReason = conn.closeReason;
+    // A dial the peer refused in its handshake because it removed this node (not an open link it closed).
+    link.refusedAsRemoved = conn.dialer && link.current !== conn && (conn.closeReason?.startsWith(`${closeCodeName(CloseCode.REMOVED)}:`) ?? false);
     if (link.current === conn) {
       link.current = null;
       if (link.url === null) this.#forget(link);
@@ -704,6 +731,7 @@ export class WebSocketMesh implements Transport {
       droppedUnencodable: 0,
       lastCloseReason: null,
       announcedUrl: null,
+      refusedAsRemoved: false,
     };
   }
 
