@@ -24,6 +24,7 @@ import {
   type KvSession,
   type KvStateMachine,
 } from "../kv/kv.ts";
+import { isMember } from "../core/membership.ts";
 import type { RaftNode } from "../node.ts";
 import { mountAdminRoutes } from "./admin.ts";
 import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
@@ -247,6 +248,26 @@ export function createApp(options: AppOptions): Hono {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // A removed member: its state is frozen and its idea of the leader stale, so it serves nothing.
+
+  // Only a node that was a member can be removed: a joiner catching up is not yet one.
+  let wasMember = isMember(node.membership(), node.id);
+  const removed = (): boolean => {
+    const member = isMember(node.membership(), node.id);
+    wasMember ||= member;
+    return wasMember && !member;
+  };
+  node.on((e) => {
+    if (e.type === "membership") removed();
+  });
+  app.use("/kv/*", async (c, next) => {
+    if (removed()) {
+      throw new ApiError(410, "MEMBER_REMOVED", `${node.id} was removed from the cluster; send requests to its members (listed in their /status)`);
+    }
+    await next();
+  });
+
+  // ---------------------------------------------------------------------------------------------
   // Writes
 
   /**
@@ -362,7 +383,7 @@ export function createApp(options: AppOptions): Hono {
     const body: StatusBody = {
       id: s.id,
       url: options.selfUrl,
-      role: s.role,
+      role: removed() ? "removed" : s.role,
       term: s.term,
       leader: s.leaderId,
       leaderUrl: s.leaderId === null ? null : urlOf(s.leaderId),

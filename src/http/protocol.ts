@@ -19,7 +19,8 @@ export const SEQ_HEADER = "X-Meshraft-Seq";
  * - 400 BAD_REQUEST: malformed key, headers, or CAS body; 400 KEY_TOO_LARGE.
  * - 401 UNAUTHORIZED: missing or wrong bearer token.
  * - 404 NOT_FOUND: the key is absent (GET); 404 ROUTE_NOT_FOUND: no such route;
- *   405 METHOD_NOT_ALLOWED: the route exists for other methods, listed in `Allow`.
+ *   405 METHOD_NOT_ALLOWED: the route exists for other methods, listed in `Allow`;
+ *   410 MEMBER_REMOVED: this node was removed from the cluster (every /kv route).
  * - 409 STALE_SEQUENCE: a write with a session seq older than the session's last; not applied.
  * - Admin: 400 INVALID_CONF_CHANGE; 400 URL_TOO_LONG (a member URL beyond MAX_URL_BYTES, 2048
  *   bytes); 404 MEMBER_NOT_FOUND; 409 CONF_CHANGE_IN_PROGRESS (another
@@ -41,6 +42,7 @@ export type ErrorCode =
   | "NOT_FOUND"
   | "ROUTE_NOT_FOUND"
   | "METHOD_NOT_ALLOWED"
+  | "MEMBER_REMOVED"
   | "STALE_SEQUENCE"
   | "INVALID_CONF_CHANGE"
   | "URL_TOO_LONG"
@@ -87,7 +89,8 @@ export interface StatusMember {
 export interface StatusBody {
   id: string;
   url: string;
-  role: "follower" | "pre-candidate" | "candidate" | "leader";
+  /** "removed": the latest configuration in its log no longer lists this node (which was a member); it refuses client requests. */
+  role: "follower" | "pre-candidate" | "candidate" | "leader" | "removed";
   term: number;
   leader: string | null;
   leaderUrl: string | null;

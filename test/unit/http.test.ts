@@ -85,6 +85,27 @@ describe("writes and reads on the leader", () => {
     expect(leader.kv.get("app/config/db")).toBeNull();
   });
 
+  it("a removed member says `removed` in /status and refuses client requests with 410 MEMBER_REMOVED", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    const gone = [...c.members.values()].find((m) => m.id !== leader.id)!;
+    await leader.node.removeMember(gone.id);
+    const deadline = Date.now() + 10_000;
+    let status = { role: "" };
+    while (status.role !== "removed" && Date.now() < deadline) {
+      status = (await (await fetch(`${gone.url}/status`)).json()) as { role: string };
+      await sleep(50);
+    }
+    expect(status.role).toBe("removed");
+    for (const [method, path] of [["GET", "/kv/k?stale"], ["GET", "/kv/k"], ["PUT", "/kv/k"]]) {
+      const res = await fetch(`${gone.url}${path}`, { method, body: method === "PUT" ? "v" : undefined, redirect: "manual" });
+      expect(res.status, `${method} ${path}`).toBe(410);
+      expect(await errorCode(res)).toBe("MEMBER_REMOVED");
+    }
+    // The others go on.
+    expect(((await (await fetch(`${leader.url}/status`)).json()) as { role: string }).role).toBe("leader");
+  });
+
   it("a known route with the wrong method is 405 METHOD_NOT_ALLOWED with Allow; an unknown one stays 404", async () => {
     const c = await start();
     const leader = await c.leader();
