@@ -7,6 +7,7 @@ import type { Hono } from "hono";
 import { MeshraftClient, MeshraftHttpError } from "./client/client.ts";
 import { isMember } from "./core/membership.ts";
 import { realClock } from "./clock.ts";
+import { MeshraftError } from "./errors.ts";
 import { createApp, type HttpLimits, type RaftSocketOptions } from "./http/app.ts";
 import type { AdminMembersBody } from "./http/protocol.ts";
 import { KvStateMachine, type KvResult } from "./kv/kv.ts";
@@ -131,6 +132,13 @@ export function createMember(o: MemberOptions): Member {
   return { node, kv, app, start };
 }
 
+/** A joined node completed no mesh handshake with any member in time (code NO_LINK). */
+export class JoinLinkError extends MeshraftError {
+  constructor(message: string) {
+    super("NO_LINK", message);
+  }
+}
+
 /**
  * A joined node proves it can hold a link: some member completes a handshake with it within
  * `timeoutMs`, or start() fails. Without it (a wrong --secret or --cluster-id, a firewall) the
@@ -144,7 +152,7 @@ async function awaitFirstLink(transport: Transport, members: string[], timeoutMs
   while (!members.some(linked)) {
     if (stopped()) return;
     if (realClock.now() >= deadline) {
-      throw new Error(
+      throw new JoinLinkError(
         `joined the cluster, but no authenticated link to any member within ${timeoutMs} ms: check --secret and --cluster-id ` +
           `against the members' (the mesh log lines above say why each link failed); the leader removes this member again`,
       );
