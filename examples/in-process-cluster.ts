@@ -3,7 +3,6 @@
  * leader, watch a new one take over, keep writing, read linearizably. Runs until Ctrl-C
  * (or exits after the tour with --once).
  *
- *   npm start            (until the Node runtime lands, this is what `npm start` runs)
  *   npx tsx examples/in-process-cluster.ts --once
  */
 import {

@@ -7,7 +7,8 @@ import type { Context, Hono } from "hono";
 import { MeshraftClient, MeshraftHttpError } from "./client/client.ts";
 import { isMember } from "./core/membership.ts";
 import { realClock } from "./clock.ts";
-import { createApp, type RaftSocketOptions } from "./http/app.ts";
+import { MeshraftError } from "./errors.ts";
+import { createApp, type HttpLimits, type RaftSocketOptions } from "./http/app.ts";
 import type { AdminMembersBody } from "./http/protocol.ts";
 import { KvStateMachine, type KvResult } from "./kv/kv.ts";
 import { RaftNode } from "./node.ts";
@@ -54,6 +55,14 @@ export interface MemberOptions {
   snapshotEvery?: number;
   snapshotBytes?: number;
   snapshotMargin?: number;
+  /**
+   * With a transport that reports its links (`Transport.linked`): a joining node that completes
+   * no handshake with any member within this many ms fails its start(), and a leader removes a
+   * learner it had no link with for this long. Default 30000.
+   */
+  linkTimeoutMs?: number;
+  /** Limits of the client API (keys, values); defaults are the state machine's own. */
+  limits?: HttpLimits;
   log: MemberLogger;
   /** The client's address as the runtime's server reports it, for the admin audit log. */
   remoteAddress?: (c: Context) => string | undefined;
@@ -118,22 +127,95 @@ export function createMember(o: MemberOptions): Member {
     node,
     kv,
     selfUrl: o.url,
+    announcedUrl: o.transport.announcedUrl ? (id) => o.transport.announcedUrl!(id) : undefined,
     apiToken: o.apiToken,
     adminToken: o.adminToken,
     followerReads: o.followerReads,
+    limits: o.limits,
     raftSocket: o.raftSocket,
     logger: { info: (m: string) => o.log("info", m), warn: (m: string) => o.log("warn", m), error: (m: string) => o.log("error", m) },
     remoteAddress: o.remoteAddress,
   });
+  const linkTimeoutMs = o.linkTimeoutMs ?? 30_000;
   const start = async (): Promise<void> => {
     await node.start();
+    removeUnlinkedLearners(node, o.transport, linkTimeoutMs, o.log);
     const c = node.membership();
     if (!o.join || c.voters.length + c.learners.length > 0) return;
     const joined = await joinCluster({ id: o.id, url: o.url, seeds: o.join, role: o.learner ? "learner" : "voter", adminToken: o.adminToken ?? o.apiToken, log: o.log, stopped: () => node.stopped });
     // Link to the members now; the configuration the node learns from the log takes over.
-    o.transport.setPeers?.(joined.members.filter((m) => m.id !== o.id && m.url).map((m) => ({ id: m.id, url: m.url! })));
+    const others = joined.members.filter((m) => m.id !== o.id && m.url);
+    o.transport.setPeers?.(others.map((m) => ({ id: m.id, url: m.url! })));
+    await awaitFirstLink(o.transport, others.map((m) => m.id), linkTimeoutMs, () => node.stopped);
   };
   return { node, kv, app, start, failed };
+}
+
+/** A joined node completed no mesh handshake with any member in time (code NO_LINK). */
+export class JoinLinkError extends MeshraftError {
+  constructor(message: string) {
+    super("NO_LINK", message);
+  }
+}
+
+/**
+ * A joined node proves it can hold a link: some member completes a handshake with it within
+ * `timeoutMs`, or start() fails. Without it (a wrong --secret or --cluster-id, a firewall) the
+ * node would sit in the configuration as a learner that never catches up; the leader removes it
+ * (removeUnlinkedLearners), and the process says why instead of retrying forever.
+ */
+async function awaitFirstLink(transport: Transport, members: string[], timeoutMs: number, stopped: () => boolean): Promise<void> {
+  const linked = transport.linked?.bind(transport);
+  if (!linked) return;
+  const deadline = realClock.now() + timeoutMs;
+  while (!members.some(linked)) {
+    if (stopped()) return;
+    if (realClock.now() >= deadline) {
+      throw new JoinLinkError(
+        `joined the cluster, but no authenticated link to any member within ${timeoutMs} ms: check --secret and --cluster-id ` +
+          `against the members' (the mesh log lines above say why each link failed); the leader removes this member again`,
+      );
+    }
+    await sleep(100);
+  }
+}
+
+/**
+ * On the leader, every second: a learner that no link has been opened with for `timeoutMs`
+ * (counted from when this node first saw it unlinked while leading) is removed from the
+ * configuration, with a warning. A member that never completed a handshake can never catch up,
+ * and otherwise stays in the configuration, and in every member's dial loop, until removed by
+ * hand. Voters are left alone: removing one changes the quorum, which is the operator's call.
+ */
+function removeUnlinkedLearners(node: RaftNode<KvResult>, transport: Transport, timeoutMs: number, log: MemberLogger): void {
+  const linked = transport.linked?.bind(transport);
+  if (!linked) return;
+  const unlinkedSince = new Map<string, number>();
+  const check = (): void => {
+    if (node.stopped) return;
+    if (!node.isLeader) {
+      unlinkedSince.clear();
+    } else {
+      const now = realClock.now();
+      const learners = node.membership().learners;
+      for (const id of unlinkedSince.keys()) if (!learners.includes(id)) unlinkedSince.delete(id);
+      for (const id of learners) {
+        // A learner that acknowledged entries is reachable, whatever carried them (a relay, say).
+        if (linked(id) || (node.progress(id)?.match ?? 0) > 0) {
+          unlinkedSince.delete(id);
+          continue;
+        }
+        const since = unlinkedSince.get(id) ?? now;
+        unlinkedSince.set(id, since);
+        if (now - since < timeoutMs) continue;
+        unlinkedSince.delete(id);
+        log("warn", `removing learner ${id}: no authenticated link within ${timeoutMs} ms of joining (a wrong --secret or --cluster-id, or unreachable at ${node.urlOf(id) ?? "an unknown URL"})`, { peer: id });
+        node.removeMember(id).catch((err) => log("warn", `removing learner ${id} failed; tried again later`, { error: err instanceof Error ? err.message : String(err) }));
+      }
+    }
+    realClock.setTimer(1_000, check);
+  };
+  realClock.setTimer(1_000, check);
 }
 
 export interface JoinOptions {

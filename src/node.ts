@@ -555,6 +555,35 @@ export class RaftNode<Result = unknown> {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Resolve with the leader's id once this node knows one (at once if it already does); right
+   * after start() an election takes about one election timeout. Rejects with NotLeaderError when
+   * no leader is known within `timeoutMs` (default: proposalTimeoutMs), and with NodeStoppedError
+   * when the node stopped meanwhile. A leader known here may already be deposed: propose() and
+   * read() still answer NotLeaderError then, and the caller waits again.
+   */
+  waitForLeader(timeoutMs: number = this.proposalTimeoutMs): Promise<NodeId> {
+    positive("timeoutMs", timeoutMs);
+    return new Promise((resolve, reject) => {
+      const known = this.raft?.leaderId ?? null;
+      if (known !== null && this.state === "running") return resolve(known);
+      const settle = (outcome: () => void): void => {
+        unsubscribe();
+        cancelTimer();
+        outcome();
+      };
+      const unsubscribe = this.on((event) => {
+        if (event.type === "role" && event.leaderId !== null) settle(() => resolve(event.leaderId!));
+        else if (event.type === "error") settle(() => reject(event.error));
+      });
+      const cancelTimer = this.clock.setTimer(timeoutMs, () =>
+        settle(() =>
+          reject(this.stopped ? new NodeStoppedError(`node ${this.id} is stopped`) : this.notLeader(null, `none elected within ${timeoutMs} ms`)),
+        ),
+      );
+    });
+  }
+
   // -------------------------------------------------------------------------------------------
 
   private running(): Raft {

@@ -11,7 +11,7 @@
  * --allow-sys=hostname, and --allow-env=MESHRAFT_SECRET,MESHRAFT_TOKEN to read those; the demo
  * also --allow-run to start the members.
  */
-import { announceDemo, parseStartArgs, START_USAGE, UsageError } from "../node/cli-args.ts";
+import { announceDemo, DemoMembers, parseStartArgs, START_USAGE, UsageError } from "../node/cli-args.ts";
 import { startDenoNode, type DenoStartArgs } from "./server.ts";
 
 const DENO_USAGE = `${START_USAGE}
@@ -110,6 +110,7 @@ async function runDemo(argv: string[]): Promise<void> {
   console.log(`meshraft demo on Deno: a ${n}-node cluster on this machine (data in ${dataDir})\n`);
   const self = import.meta.filename!;
   let shuttingDown = false;
+  const members = new DemoMembers(ids);
   const children = ids.map((id, i) => {
     const args = ["run", "--allow-net=127.0.0.1", `--allow-read=${dataDir}`, `--allow-write=${dataDir}`, "--allow-sys=hostname", "--no-prompt", self];
     args.push("start", "--id", id, "--listen", `127.0.0.1:${basePort + i}`, "--data-dir", `${dataDir}/${id}`);
@@ -117,21 +118,25 @@ async function runDemo(argv: string[]): Promise<void> {
       if (j !== i) args.push("--peer", `${peer}=${url(j)}`);
     });
     const child = new Deno.Command(Deno.execPath(), { args, stdin: "null", stdout: "inherit", stderr: "piped" }).spawn();
-    // Show roles, failures and warnings; keep the rest of the logs quiet.
-    void child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    let partial = "";
+    const stderrRead = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
       new WritableStream({
         write(chunk) {
-          for (const line of chunk.split("\n")) if (/ role |error|warn|started|stopped/.test(line)) console.error(line);
+          const lines = (partial + chunk).split("\n");
+          partial = lines.pop()!;
+          for (const line of lines) if (members.line(id, line)) console.error(line);
         },
       }),
     );
-    void child.status.then((s) => {
-      if (!shuttingDown) console.error(`${id} exited (${s.signal ?? `code ${s.code}`}); see the log lines above`);
+    // After the stderr is read to its end, so the member's fatal message is known.
+    void Promise.all([child.status, stderrRead.catch(() => {})]).then(([s]) => {
+      if (partial && members.line(id, partial)) console.error(partial);
+      if (!shuttingDown) console.error(members.exited(id, s.signal ?? `code ${s.code}`));
     });
     return child;
   });
 
-  const shutdown = async (): Promise<void> => {
+  const shutdown = async (exitCode = 0): Promise<void> => {
     if (shuttingDown) return;
     shuttingDown = true;
     console.log("\nstopping the cluster ...");
@@ -148,12 +153,12 @@ async function runDemo(argv: string[]): Promise<void> {
       }),
     );
     console.log("stopped.");
-    Deno.exit(0);
+    Deno.exit(exitCode);
   };
   Deno.addSignalListener("SIGINT", () => void shutdown());
   Deno.addSignalListener("SIGTERM", () => void shutdown());
 
-  await announceDemo(ids, url, () => shuttingDown);
+  if (!(await announceDemo(members, url, () => shuttingDown))) await shutdown(1);
 }
 
 function main(argv: string[]): Promise<void> {
@@ -177,7 +182,8 @@ function main(argv: string[]): Promise<void> {
 if (import.meta.main) {
   main(Deno.args).catch((err) => {
     if (err instanceof UsageError) {
-      console.error(`meshraft: ${err.message}\n\n${USAGE}`);
+      // A mistake in `start`'s options gets start's usage, not the overview of every command.
+      console.error(`meshraft: ${err.message}\n\n${Deno.args[0] === "start" ? DENO_USAGE : USAGE}`);
       Deno.exit(2);
     }
     console.error(`meshraft: ${err instanceof Error ? err.message : String(err)}`);

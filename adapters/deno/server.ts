@@ -47,6 +47,8 @@ function fenced(transport: Transport, storage: DenoKvStorage): Transport {
     },
     close: () => transport.close(),
     setPeers: (peers) => transport.setPeers?.(peers),
+    announcedUrl: transport.announcedUrl && ((id) => transport.announcedUrl!(id)),
+    linked: transport.linked && ((id) => transport.linked!(id)),
   };
 }
 
@@ -83,12 +85,16 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     log("error", error.message);
     reportFailure(error);
   };
+  // `--kv ./data/n3.kv` creates ./data, as `--data-dir` creates its directory.
+  const kvDir = typeof args.kv === "string" ? /^(.*)[\\/][^\\/]+$/.exec(args.kv)?.[1] : undefined;
+  if (kvDir) await Deno.mkdir(kvDir, { recursive: true });
   const storage = args.kv !== undefined
     ? await DenoKvStorage.open(args.kv, { nodeId: args.id, leaseTtlMs: args.kvLeaseMs, onLeaseLost })
     : await DenoFileStorage.open(args.dataDir, { log: (line) => log("warn", line) });
   const mesh = createDenoMesh({
     id: args.id,
     clusterId: args.clusterId,
+    url: args.url,
     peers: args.peers,
     secret: args.secret,
     // Members that join dial in before this node has learned of them from the log.
@@ -114,6 +120,8 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     snapshotEvery: args.snapshotEvery,
     snapshotBytes: args.snapshotBytes,
     snapshotMargin: args.snapshotMargin,
+    linkTimeoutMs: args.linkTimeoutMs,
+    limits: { maxKeyBytes: args.maxKeyBytes, maxValueBytes: args.maxValueBytes },
     log,
     // startDenoNode hands Deno.serve's handler info over as `env` (Deploy: pass it to app.fetch too).
     remoteAddress: (c) => (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname,

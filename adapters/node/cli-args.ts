@@ -2,6 +2,7 @@
  * Argument parsing for the `meshraft` CLI: small, strict, with messages that say what to type.
  */
 import { memberUrlProblem } from "../../src/core/member-url.ts";
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from "../../src/kv/kv.ts";
 
 export interface StartArgs {
   id: string;
@@ -28,6 +29,11 @@ export interface StartArgs {
   snapshotEvery?: number;
   snapshotBytes?: number;
   snapshotMargin?: number;
+  /** A learner with no authenticated link this long after joining is removed; a joiner exits. */
+  linkTimeoutMs?: number;
+  /** Client API limits (lower than the built-in ones only: MAX_KEY_BYTES, MAX_VALUE_BYTES). */
+  maxKeyBytes?: number;
+  maxValueBytes?: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -40,6 +46,7 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                       [--url URL] [--cluster-id NAME] [--secret SECRET] [--token TOKEN]
                       [--election-timeout-ms N] [--heartbeat-interval-ms N] [--log-level LEVEL]
                       [--snapshot-every N] [--snapshot-bytes N] [--snapshot-margin N]
+                      [--link-timeout-ms N] [--max-key-bytes N] [--max-value-bytes N]
 
   --id                  this member's id (letters, digits, - and _)
   --listen              address for the HTTP API and the peer socket (/raft)
@@ -52,7 +59,9 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
   --learner             with --join: stay a learner (receives the log, serves reads, never votes)
   --admin-token         bearer token of the /admin routes and of --join (or MESHRAFT_ADMIN_TOKEN;
                         default: --token)
-  --url                 the URL others use to reach this node (default http://HOST:PORT)
+  --url                 the URL others use to reach this node (default http://HOST:PORT); announced to
+                        peers, which redirect clients to it; a --peer elsewhere that names this
+                        node at another URL is logged as a warning on both members
   --cluster-id          a name every member must share (default "meshraft")
   --secret              cluster secret: peers authenticate with HMAC challenge-response
                         (or MESHRAFT_SECRET); without it the node listens on loopback only
@@ -62,7 +71,12 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                         (default 10000; 0: not by count)
   --snapshot-bytes      ... and whenever the entries applied since the last snapshot hold N
                         bytes (default 67108864, 64 MiB; 0: not by size)
-  --snapshot-margin     entries kept below a snapshot for slightly slow followers (default 1000)`;
+  --snapshot-margin     entries kept below a snapshot for slightly slow followers (default 1000)
+  --link-timeout-ms     a joining node that completes no mesh handshake (a wrong --secret or
+                        --cluster-id, a firewall) within N ms exits with an error, and the leader
+                        removes a learner it has no link with after N ms (default 30000)
+  --max-key-bytes       longest key the client API takes, in UTF-8 bytes (default and most 1024)
+  --max-value-bytes     largest value the client API takes, in bytes (default and most 1048576)`;
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -103,6 +117,14 @@ function count(value: string | undefined, flag: string, unit = "entries"): numbe
   return n;
 }
 
+/** A size limit that may only be lowered: the state machine refuses more than `max` anyway. */
+function byteLimit(value: string | undefined, flag: string, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > max) throw new UsageError(`${flag} takes a number of bytes from 1 to ${max}, got "${value}"`);
+  return n;
+}
+
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
@@ -127,6 +149,9 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     "snapshot-every",
     "snapshot-bytes",
     "snapshot-margin",
+    "link-timeout-ms",
+    "max-key-bytes",
+    "max-value-bytes",
   ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -213,31 +238,82 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     snapshotEvery: count(one("snapshot-every"), "--snapshot-every"),
     snapshotBytes: count(one("snapshot-bytes"), "--snapshot-bytes", "bytes"),
     snapshotMargin: count(one("snapshot-margin"), "--snapshot-margin"),
+    maxKeyBytes: byteLimit(one("max-key-bytes"), "--max-key-bytes", MAX_KEY_BYTES),
+    maxValueBytes: byteLimit(one("max-value-bytes"), "--max-value-bytes", MAX_VALUE_BYTES),
+    linkTimeoutMs: one("link-timeout-ms") ? positiveInt(one("link-timeout-ms")!, "--link-timeout-ms") : undefined,
     logLevel,
   };
 }
 
 /**
- * The demo's last step, the same on every runtime: wait (at most 15 s) until a member reports a
- * leader, then print the members and commands to try. `url(i)` is member i's base URL.
+ * What a demo knows of its members, fed from their stderr lines and exits; the same on every
+ * runtime. A member counts as the demo's own once it logged `started`: it bound its port itself,
+ * so what answers there is this member and not, say, an earlier demo still holding the port.
  */
-export async function announceDemo(ids: string[], url: (i: number) => string, stopped: () => boolean): Promise<void> {
+export class DemoMembers {
+  private readonly started = new Set<string>();
+  /** The last fatal or error line of each member, shown when it exits. */
+  private readonly lastError = new Map<string, string>();
+  /** Why the demo failed (the first member that exited, with its own message), or null. */
+  failure: string | null = null;
+
+  constructor(readonly ids: string[]) {}
+
+  /** Records one stderr line of member `id`; returns whether the demo shows it. */
+  line(id: string, line: string): boolean {
+    if (line.trim() === "") return false;
+    if (new RegExp(`^\\S+ info +${id} started\\b`).test(line)) this.started.add(id);
+    // `meshraft: ...` is the CLI's fatal message (the process exits after it); `error` lines are the log's.
+    const fatal = line.startsWith("meshraft: ");
+    if (fatal || /^\S+ error /.test(line)) this.lastError.set(id, fatal ? line.slice("meshraft: ".length) : line);
+    // Show roles, failures and warnings; keep the rest of the logs quiet.
+    return fatal || / role |error|warn|started|stopped/.test(line);
+  }
+
+  /** Member `id` exited (`how`: "code 1" or a signal name); returns the line to print. */
+  exited(id: string, how: string): string {
+    const error = this.lastError.get(id);
+    const message = `${id} exited (${how})${error ? `: ${error}` : "; see the log lines above"}`;
+    this.failure ??= message;
+    return message;
+  }
+
+  allStarted(): boolean {
+    return this.ids.every((id) => this.started.has(id));
+  }
+}
+
+/**
+ * The demo's last step, the same on every runtime: wait (at most 15 s) until every member started
+ * and one of them reports a leader, then print the members and commands to try. `url(i)` is member
+ * i's base URL. Returns false, having said why, when the demo failed (a member exited, or no
+ * leader); the caller stops the other members and exits non-zero.
+ */
+export async function announceDemo(members: DemoMembers, url: (i: number) => string, stopped: () => boolean): Promise<boolean> {
+  const ids = members.ids;
   const deadline = Date.now() + 15_000;
   let leader: string | null = null;
-  while (!leader && Date.now() < deadline && !stopped()) {
+  while (!leader && Date.now() < deadline && !stopped() && members.failure === null) {
     await new Promise((r) => setTimeout(r, 200));
+    if (!members.allStarted()) continue;
     for (let i = 0; i < ids.length && !leader; i++) {
       try {
-        const s = (await (await fetch(`${url(i)}/status`)).json()) as { leader?: string | null };
-        if (s.leader) leader = s.leader;
+        const s = (await (await fetch(`${url(i)}/status`)).json()) as { id?: string; leader?: string | null };
+        // A member that answers under another id is some other cluster's: never report its leader.
+        if (s.id === ids[i] && s.leader && ids.includes(s.leader)) leader = s.leader;
       } catch {
         // not up yet
       }
     }
   }
+  if (stopped()) return true;
+  if (members.failure !== null) {
+    console.error(`demo failed: ${members.failure}`);
+    return false;
+  }
   if (!leader) {
-    if (!stopped()) console.error("no leader after 15 s; see the log lines above");
-    return;
+    console.error(`demo failed: ${members.allStarted() ? "no leader" : "not every member started"} after 15 s; see the log lines above`);
+    return false;
   }
   const follower = ids.find((id) => id !== leader) ?? leader;
   const fUrl = url(ids.indexOf(follower));
@@ -250,4 +326,5 @@ export async function announceDemo(ids: string[], url: (i: number) => string, st
   console.log(`  curl ${url(0)}/status`);
   console.log(`  curl ${url(0)}/metrics`);
   console.log("\nCtrl-C stops the cluster; the data stays in the data directory.");
+  return true;
 }

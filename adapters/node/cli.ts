@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { announceDemo, parseStartArgs, START_USAGE, UsageError } from "./cli-args.ts";
+import { announceDemo, DemoMembers, parseStartArgs, START_USAGE, UsageError } from "./cli-args.ts";
 import { startNode } from "./server.ts";
 
 const USAGE = `meshraft: Raft consensus for Node, Deno and browsers
@@ -69,6 +69,7 @@ async function runDemo(argv: string[]): Promise<void> {
 
   console.log(`meshraft demo: a ${n}-node cluster on this machine (data in ${dataDir})\n`);
   const children: ChildProcess[] = [];
+  const members = new DemoMembers(ids);
   ids.forEach((id, i) => {
     const args = ["start", "--id", id, "--listen", `127.0.0.1:${basePort + i}`, "--data-dir", join(dataDir, id)];
     ids.forEach((peer, j) => {
@@ -76,20 +77,24 @@ async function runDemo(argv: string[]): Promise<void> {
     });
     // Run the children the way this process runs (tsx from source, or plain node from dist).
     const child = spawn(process.execPath, [...process.execArgv, self, ...args], { stdio: ["ignore", "inherit", "pipe"] });
-    child.stderr!.on("data", (chunk: Buffer) => {
-      for (const line of chunk.toString().split("\n")) {
-        // Show roles, failures and warnings; keep the rest of the logs quiet.
-        if (/ role |error|warn|started|stopped/.test(line)) process.stderr.write(`${line}\n`);
-      }
+    child.stderr!.setEncoding("utf8");
+    let partial = "";
+    child.stderr!.on("data", (chunk: string) => {
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop()!;
+      for (const line of lines) if (members.line(id, line)) process.stderr.write(`${line}\n`);
     });
-    child.on("exit", (code, signal) => {
-      if (!shuttingDown) console.error(`${id} exited (${signal ?? `code ${code}`}); see the log lines above`);
+    // "close", not "exit": the child's last stderr lines (its fatal message) have been read by then.
+    child.on("close", (code, signal) => {
+      if (partial && members.line(id, partial)) process.stderr.write(`${partial}\n`);
+      partial = "";
+      if (!shuttingDown) console.error(members.exited(id, signal ?? `code ${code}`));
     });
     children.push(child);
   });
 
   let shuttingDown = false;
-  const shutdown = async (): Promise<void> => {
+  const shutdown = async (exitCode = 0): Promise<void> => {
     if (shuttingDown) return;
     shuttingDown = true;
     console.log("\nstopping the cluster ...");
@@ -108,12 +113,12 @@ async function runDemo(argv: string[]): Promise<void> {
       ),
     );
     console.log("stopped.");
-    process.exit(0);
+    process.exit(exitCode);
   };
   process.on("SIGINT", () => void shutdown());
   process.on("SIGTERM", () => void shutdown());
 
-  await announceDemo(ids, url, () => shuttingDown);
+  if (!(await announceDemo(members, url, () => shuttingDown))) await shutdown(1);
 }
 
 async function main(): Promise<void> {
@@ -136,7 +141,8 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   if (err instanceof UsageError) {
-    console.error(`meshraft: ${err.message}\n\n${USAGE}`);
+    // A mistake in `start`'s options gets start's usage, not the overview of every command.
+    console.error(`meshraft: ${err.message}\n\n${process.argv[2] === "start" ? START_USAGE : USAGE}`);
     process.exit(2);
   }
   console.error(`meshraft: ${err instanceof Error ? err.message : String(err)}`);

@@ -7,12 +7,23 @@ import type { AddressInfo } from "node:net";
 import { serve, upgradeWebSocket } from "@hono/node-server";
 import type { KvResult, KvStateMachine } from "../../src/kv/kv.ts";
 import type { RaftNode } from "../../src/node.ts";
-import { createMember, lineLogger, type MemberLogger } from "../../src/member.ts";
+import { MeshraftError } from "../../src/errors.ts";
+import { createMember, lineLogger, type Member, type MemberLogger } from "../../src/member.ts";
 import { FileStorage } from "./file-storage.ts";
 import { createNodeMesh, createPeerSocketServer } from "./mesh.ts";
+import { portHolder } from "./port-holder.ts";
 import type { StartArgs } from "./cli-args.ts";
 
 export type Logger = MemberLogger;
+
+/** The --listen address is taken; names the process holding it when the system says. */
+export class PortInUseError extends MeshraftError {
+  constructor(host: string, port: number) {
+    const holder = portHolder(port);
+    const who = holder ? ` by process ${holder.pid}${holder.command ? ` (${holder.command})` : ""}` : "";
+    super("PORT_IN_USE", `${host}:${port} is already in use${who}; choose another --listen port or stop that process`);
+  }
+}
 
 /** One line per event on stderr: `time level id message key=value ...`. */
 export function stderrLogger(id: string, minLevel: StartArgs["logLevel"]): Logger {
@@ -31,18 +42,41 @@ export interface RunningNode {
 }
 
 export async function startNode(args: StartArgs, log: Logger = stderrLogger(args.id, args.logLevel)): Promise<RunningNode> {
-  const storage = await FileStorage.open(args.dataDir, { log: (line) => log("warn", line) });
+  // The port first: a port in use must fail the start before the data directory is touched
+  // (no lock, no log segment left behind). Requests that arrive before the member is assembled
+  // get 503, which clients retry.
+  let member: Member | null = null;
+  const wss = createPeerSocketServer();
+  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+    const s = serve(
+      {
+        fetch: (req, env) => member?.app.fetch(req, env) ?? new Response("starting", { status: 503, headers: { "Retry-After": "1" } }),
+        hostname: args.listen.host,
+        port: args.listen.port,
+        websocket: { server: wss },
+      },
+      () => resolve(s),
+    );
+    s.once("error", (err: NodeJS.ErrnoException) => reject(err.code === "EADDRINUSE" ? new PortInUseError(args.listen.host, args.listen.port) : err));
+  });
+  let storage: FileStorage;
+  try {
+    storage = await FileStorage.open(args.dataDir, { log: (line) => log("warn", line) });
+  } catch (err) {
+    await new Promise<void>((done) => server.close(() => done()));
+    throw err;
+  }
   const mesh = createNodeMesh({
     id: args.id,
     clusterId: args.clusterId,
+    url: args.url,
     peers: args.peers,
     secret: args.secret,
     // Members that join dial in before this node has learned of them from the log.
     acceptUnknownPeers: true,
     logger: (level, message, fields) => log(level, message, fields),
   });
-  const wss = createPeerSocketServer();
-  const member = createMember({
+  member = createMember({
     id: args.id,
     url: args.url,
     peers: args.peers,
@@ -58,20 +92,23 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     snapshotEvery: args.snapshotEvery,
     snapshotBytes: args.snapshotBytes,
     snapshotMargin: args.snapshotMargin,
+    linkTimeoutMs: args.linkTimeoutMs,
+    limits: { maxKeyBytes: args.maxKeyBytes, maxValueBytes: args.maxValueBytes },
     log,
     // @hono/node-server hands the Node request over as `env.incoming`.
     remoteAddress: (c) => (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress,
   });
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve(
-      { fetch: (req, env) => member.app.fetch(req, env), hostname: args.listen.host, port: args.listen.port, websocket: { server: wss } },
-      () => resolve(s),
-    );
-    s.once("error", reject);
-  });
   const { node, kv } = member;
   const port = (server.address() as AddressInfo).port;
-  await member.start();
+  try {
+    await member.start();
+  } catch (err) {
+    // Joining failed: release the port, the mesh and the data directory before saying why.
+    (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+    await new Promise<void>((done) => server.close(() => done()));
+    await node.stop();
+    throw err;
+  }
   log("info", "started", { url: args.url, listen: `${args.listen.host}:${port}`, peers: args.peers.map((p) => p.id).join(",") || "none", data: args.dataDir });
   let stopping: Promise<void> | null = null;
   return {

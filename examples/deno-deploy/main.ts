@@ -125,7 +125,9 @@ function ensureMember(): Promise<void> {
 
 void ensureMember();
 
-Deno.serve({ hostname: env("HOSTNAME") ?? "0.0.0.0", port: Number(env("PORT") ?? 8000), onListen: () => {} }, async (request) => {
+const onListen = ({ hostname, port }: { hostname: string; port: number }): void =>
+  console.log(`meshraft member ${config.id} (Deno Deploy example) listening on http://${hostname}:${port}`);
+Deno.serve({ hostname: env("HOSTNAME") ?? "0.0.0.0", port: Number(env("PORT") ?? 8000), onListen }, async (request) => {
   await ensureMember();
   if (member) return member.app.fetch(request);
   const error = refusal?.error;

@@ -26,6 +26,7 @@ import {
   type KvSession,
   type KvStateMachine,
 } from "../kv/kv.ts";
+import { isMember } from "../core/membership.ts";
 import type { RaftNode } from "../node.ts";
 import { mountAdminRoutes } from "./admin.ts";
 import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
@@ -88,6 +89,8 @@ export interface AppOptions {
    * given in `members`. A base URL may carry a path prefix; the request's path is appended.
    */
   peers?: Map<string, string> | Record<string, string>;
+  /** The URL a member announced for itself in the mesh handshake (Transport.announcedUrl); preferred. */
+  announcedUrl?: (id: string) => string | null;
   /**
    * When set, every route except `GET /raft` (peers authenticate in the mesh handshake) and,
    * unless `publicStatus` is false, `GET /status`, requires `Authorization: Bearer <apiToken>`.
@@ -139,7 +142,8 @@ export function createApp(options: AppOptions): Hono {
     throw new RangeError(`writeTimeoutMs must be a positive number of milliseconds, got ${writeTimeoutMs}`);
   }
   const peers = new Map<string, string>(options.peers instanceof Map ? options.peers : Object.entries(options.peers ?? {}));
-  const urlOf = (id: string): string | null => (id === node.id ? options.selfUrl : (peers.get(id) ?? node.urlOf(id)));
+  // A member's own announced URL wins over a listed one, which may be mistyped (the mesh warns).
+  const urlOf = (id: string): string | null => (id === node.id ? options.selfUrl : (options.announcedUrl?.(id) ?? peers.get(id) ?? node.urlOf(id)));
   const metrics = createHttpMetrics(node, kv);
   const log = options.logger;
   const publicStatus = options.publicStatus ?? true;
@@ -202,9 +206,15 @@ export function createApp(options: AppOptions): Hono {
     return c.json(e.body(), e.status as ContentfulStatusCode, e.headers);
   };
   app.onError((err, c) => errorAnswer(c, apiErrorFrom(err)));
-  app.notFound((c) =>
-    errorAnswer(c, new ApiError(404, "ROUTE_NOT_FOUND", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)),
-  );
+  app.notFound((c) => {
+    const path = new URL(c.req.url).pathname;
+    // A route that exists for other methods answers 405 with them in Allow (RFC 9110 §15.5.6).
+    const allow = allowedMethods(app.routes, path);
+    if (allow.length > 0) {
+      return errorAnswer(c, new ApiError(405, "METHOD_NOT_ALLOWED", `${c.req.method} is not allowed on ${path}; allowed: ${allow.join(", ")}`, { Allow: allow.join(", ") }));
+    }
+    return errorAnswer(c, new ApiError(404, "ROUTE_NOT_FOUND", `no route for ${c.req.method} ${path}`));
+  });
 
   // ---------------------------------------------------------------------------------------------
   // Leadership
@@ -236,19 +246,21 @@ export function createApp(options: AppOptions): Hono {
   // Request parsing
 
   /**
-   * The key of a `/kv/:key` route, or with `inQuery` of a `/kv?key=` route. The query form exists
-   * for the keys `.` and `..`: URL parsing (the client's and the server's) removes them, even
-   * percent-encoded, as dot segments of the path. A request may name its key only one way.
+   * The key of a KV request. On `/kv/<key>` (`/kv/<key>/cas` for CAS) it is the rest of the path,
+   * percent-decoded, slashes included: etcd users name keys a/b/c. On the bare `/kv` (`/kv/cas`) it
+   * is `?key=`: that form exists for the keys `.` and `..`, which URL parsing (the client's and the
+   * server's) removes as dot segments of a path, even percent-encoded. A request names its key
+   * one way only.
    */
-  function keyOf(c: Context, inQuery = false): string {
+  function keyOf(c: Context, form: "path" | "path-cas" | "query"): string {
     const url = new URL(c.req.url);
     const fromQuery = /(?:^|&)key=([^&]*)/.exec(url.search.slice(1));
-    const m = inQuery ? fromQuery : /^\/kv\/([^/]+)/.exec(url.pathname);
-    if (!m || m[1] === "") throw new ApiError(400, "BAD_REQUEST", "missing key");
-    if (!inQuery && fromQuery) throw new ApiError(400, "BAD_REQUEST", "the key is in the path: no ?key= allowed");
+    if (form !== "query" && fromQuery) throw new ApiError(400, "BAD_REQUEST", "the key is in the path: no ?key= allowed");
+    const raw = form === "query" ? (fromQuery?.[1] ?? "") : url.pathname.slice("/kv/".length, form === "path-cas" ? -"/cas".length : undefined);
+    if (raw === "") throw new ApiError(400, "BAD_REQUEST", "missing key");
     let key: string;
     try {
-      key = decodeURIComponent(m[1]);
+      key = decodeURIComponent(raw);
     } catch {
       throw new ApiError(400, "BAD_REQUEST", "the key is not valid percent-encoded UTF-8");
     }
@@ -271,6 +283,26 @@ export function createApp(options: AppOptions): Hono {
     if (seq === null) throw new ApiError(400, "BAD_REQUEST", `${SEQ_HEADER} must be a non-negative safe integer`);
     return { client, seq };
   }
+
+  // ---------------------------------------------------------------------------------------------
+  // A removed member: its state is frozen and its idea of the leader stale, so it serves nothing.
+
+  // Only a node that was a member can be removed: a joiner catching up is not yet one.
+  let wasMember = isMember(node.membership(), node.id);
+  const removed = (): boolean => {
+    const member = isMember(node.membership(), node.id);
+    wasMember ||= member;
+    return wasMember && !member;
+  };
+  node.on((e) => {
+    if (e.type === "membership") removed();
+  });
+  app.use("/kv/*", async (c, next) => {
+    if (removed()) {
+      throw new ApiError(410, "MEMBER_REMOVED", `${node.id} was removed from the cluster; send requests to its members (listed in their /status)`);
+    }
+    await next();
+  });
 
   // ---------------------------------------------------------------------------------------------
   // Writes
@@ -317,7 +349,7 @@ export function createApp(options: AppOptions): Hono {
 
   // Each KV route also takes its key as `?key=` on the bare path (`/kv`, `/kv/cas`): see keyOf.
   const putKv = (inQuery: boolean) => async (c: Context) => {
-    const key = keyOf(c, inQuery);
+    const key = keyOf(c, inQuery ? "query" : "path");
     const session = sessionOf(c);
     rejectDeclaredLength(c, maxValueBytes, "VALUE_TOO_LARGE");
     const redirect = unlessLeader(c);
@@ -328,11 +360,11 @@ export function createApp(options: AppOptions): Hono {
     if (r instanceof Response) return r;
     return writeAnswer(c, r.result, r.index);
   };
-  app.put("/kv/:key", putKv(false));
+  app.put("/kv/:key{.+}", putKv(false));
   app.put("/kv", putKv(true));
 
   const deleteKv = (inQuery: boolean) => async (c: Context) => {
-    const key = keyOf(c, inQuery);
+    const key = keyOf(c, inQuery ? "query" : "path");
     const session = sessionOf(c);
     const redirect = unlessLeader(c);
     if (redirect) return redirect;
@@ -340,11 +372,11 @@ export function createApp(options: AppOptions): Hono {
     if (r instanceof Response) return r;
     return writeAnswer(c, r.result, r.index, { existed: r.result.existed });
   };
-  app.delete("/kv/:key", deleteKv(false));
+  app.delete("/kv/:key{.+}", deleteKv(false));
   app.delete("/kv", deleteKv(true));
 
   const casKv = (inQuery: boolean) => async (c: Context) => {
-    const key = keyOf(c, inQuery);
+    const key = keyOf(c, inQuery ? "query" : "path-cas");
     const session = sessionOf(c);
     rejectDeclaredLength(c, maxBodyBytes, "BODY_TOO_LARGE");
     const redirect = unlessLeader(c);
@@ -356,14 +388,14 @@ export function createApp(options: AppOptions): Hono {
     if (r instanceof Response) return r;
     return writeAnswer(c, r.result, r.index);
   };
-  app.post("/kv/:key/cas", casKv(false));
+  app.post("/kv/:key{.+}/cas", casKv(false));
   app.post("/kv/cas", casKv(true));
 
   // ---------------------------------------------------------------------------------------------
   // Reads
 
   const getKv = (inQuery: boolean) => async (c: Context) => {
-    const key = keyOf(c, inQuery);
+    const key = keyOf(c, inQuery ? "query" : "path");
     const stale = isStale(c.req.query("stale"));
     if (!stale) {
       if (!options.followerReads) {
@@ -388,7 +420,7 @@ export function createApp(options: AppOptions): Hono {
     c.header("Content-Type", "application/octet-stream");
     return c.body(value as Uint8Array<ArrayBuffer>, 200);
   };
-  app.get("/kv/:key", getKv(false));
+  app.get("/kv/:key{.+}", getKv(false));
   app.get("/kv", getKv(true));
 
   // ---------------------------------------------------------------------------------------------
@@ -400,7 +432,7 @@ export function createApp(options: AppOptions): Hono {
     const body: StatusBody = {
       id: s.id,
       url: options.selfUrl,
-      role: s.role,
+      role: removed() ? "removed" : s.role,
       term: s.term,
       leader: s.leaderId,
       leaderUrl: s.leaderId === null ? null : urlOf(s.leaderId),
@@ -457,6 +489,28 @@ function limit(name: string, value: number | undefined, fallback: number, max: n
   return v;
 }
 
+/** The methods of the routes whose pattern matches `path` (middleware, method "ALL", left out). */
+function allowedMethods(routes: { method: string; path: string }[], path: string): string[] {
+  const methods = new Set<string>();
+  for (const r of routes) {
+    if (r.method === "ALL") continue;
+    // hono patterns: ":name" is one segment, ":name{re}" matches re; the rest is literal.
+    let pattern = "";
+    let last = 0;
+    for (const m of r.path.matchAll(/:\w+(?:\{([^}]*)\})?/g)) {
+      pattern += escapeRegExp(r.path.slice(last, m.index)) + `(?:${m[1] ?? "[^/]+"})`;
+      last = m.index + m[0].length;
+    }
+    pattern += escapeRegExp(r.path.slice(last));
+    if (new RegExp(`^${pattern}$`).test(path)) methods.add(r.method);
+  }
+  return [...methods].sort();
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
 /**
  * The pattern of the route handler the router dispatched `c` to (middleware, registered for every
  * method, left out), or null when none matched (the 404 handler answers).
@@ -471,7 +525,9 @@ function dispatchedRoute(c: Context): string | null {
  */
 function routeLabel(pattern: string | null): string {
   if (pattern === null) return "other";
-  if (pattern === "/kv/:key" || pattern === "/kv/:key/cas" || pattern === "/status" || pattern === "/metrics" || pattern === "/raft") return pattern;
+  if (pattern === "/kv/:key{.+}" || pattern === "/kv") return "/kv/:key";
+  if (pattern === "/kv/:key{.+}/cas" || pattern === "/kv/cas") return "/kv/:key/cas";
+  if (pattern === "/status" || pattern === "/metrics" || pattern === "/raft") return pattern;
   if (pattern.startsWith("/admin/")) return "/admin";
   return "other";
 }

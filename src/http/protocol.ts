@@ -18,7 +18,9 @@ export const SEQ_HEADER = "X-Meshraft-Seq";
  *
  * - 400 BAD_REQUEST: malformed key, headers, or CAS body; 400 KEY_TOO_LARGE.
  * - 401 UNAUTHORIZED: missing or wrong bearer token.
- * - 404 NOT_FOUND: the key is absent (GET); 404 ROUTE_NOT_FOUND: no such route.
+ * - 404 NOT_FOUND: the key is absent (GET); 404 ROUTE_NOT_FOUND: no such route;
+ *   405 METHOD_NOT_ALLOWED: the route exists for other methods, listed in `Allow`;
+ *   410 MEMBER_REMOVED: this node was removed from the cluster (every /kv route).
  * - 409 STALE_SEQUENCE: a write with a session seq older than the session's last; not applied.
  * - 409 SESSION_EXPIRED: a write with a seq above 1 for a session the cluster does not hold (it
  *   was forgotten to bound the session table); not applied. Start a new session (a new client id,
@@ -43,6 +45,8 @@ export type ErrorCode =
   | "UNAUTHORIZED"
   | "NOT_FOUND"
   | "ROUTE_NOT_FOUND"
+  | "METHOD_NOT_ALLOWED"
+  | "MEMBER_REMOVED"
   | "STALE_SEQUENCE"
   | "SESSION_EXPIRED"
   | "INVALID_CONF_CHANGE"
@@ -117,7 +121,8 @@ export interface StatusMember {
 export interface StatusBody {
   id: string;
   url: string;
-  role: "follower" | "pre-candidate" | "candidate" | "leader";
+  /** "removed": the latest configuration in its log no longer lists this node (which was a member); it refuses client requests. */
+  role: "follower" | "pre-candidate" | "candidate" | "leader" | "removed";
   term: number;
   leader: string | null;
   leaderUrl: string | null;

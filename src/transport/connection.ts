@@ -144,6 +144,10 @@ export interface ConnectionHost {
   readonly pingIntervalMs: number;
   readonly idleTimeoutMs: number;
   readonly log: MeshLogger;
+  /** The URL this node announces for itself in its HELLO / WELCOME; null for none. */
+  readonly url: string | null;
+  /** The URL this node has for peer `id` (its list), sent so the peer can check it; null for none. */
+  urlOf(id: NodeId): string | null;
   /** The counters of peer `id`, or the mesh's "unidentified" ones when `id` is not a peer. */
   countersOf(id: NodeId): LinkCounters;
   /**
@@ -187,6 +191,10 @@ export class Connection {
    * names a peer, or, for an id that is not a peer yet, until its handshake completes.
    */
   counters: LinkCounters;
+  /** From the peer's HELLO / WELCOME: the URL it announces for itself (null: none sent). */
+  peerAnnouncedUrl: string | null = null;
+  /** From the peer's HELLO / WELCOME: the URL it has for this node (null: none sent). */
+  urlSeenByPeer: string | null = null;
   /** Round trip of the last answered ping, in ms. */
   rttMs: number | null = null;
   /** Why it closed (for stats), once closed. */
@@ -236,6 +244,7 @@ export class Connection {
       to: this.peerId!,
       nonce: this.#nonce,
       auth: this.#host.key !== null,
+      ...this.#urls(this.peerId!),
     };
     this.#sendControl(encodeControl(FRAME_HELLO, hello));
   }
@@ -416,6 +425,7 @@ export class Connection {
     host.admit(hello.from);
     this.#checkAuthMode(hello.auth);
     this.#peerNonce = hello.nonce;
+    this.#noteUrls(hello);
     const key = await host.key;
     const proof = key ? await signProof(key, this.#input("acceptor")) : "";
     if (this.state !== "handshake") return;
@@ -426,6 +436,7 @@ export class Connection {
       to: hello.from,
       nonce: this.#nonce,
       auth: key !== null,
+      ...this.#urls(hello.from),
       proof,
     };
     this.#expect = FRAME_PROOF;
@@ -444,6 +455,7 @@ export class Connection {
     }
     this.#checkAuthMode(welcome.auth);
     this.#peerNonce = welcome.nonce;
+    this.#noteUrls(welcome);
     const key = await host.key;
     let proof = "";
     if (key) {
@@ -461,6 +473,16 @@ export class Connection {
     if (key && !(await verifyProof(key, this.#input("dialer"), proof))) this.#wrongSecret();
     if (this.state !== "handshake") return;
     if (this.#sendControl(READY)) this.#becomeReady();
+  }
+
+  /** The `url` and `peerUrl` fields of this node's HELLO or WELCOME to `peer`. */
+  #urls(peer: NodeId): Pick<Hello, "url" | "peerUrl"> {
+    return { url: this.#host.url ?? undefined, peerUrl: this.#host.urlOf(peer) ?? undefined };
+  }
+
+  #noteUrls(frame: Hello): void {
+    this.peerAnnouncedUrl = frame.url ?? null;
+    this.urlSeenByPeer = frame.peerUrl ?? null;
   }
 
   #checkCluster(cluster: string, from: NodeId): void {

@@ -5,8 +5,8 @@
  *
  *   0x01        a Raft message, exactly as src/transport/codec.ts encodes it (its WIRE_VERSION
  *               byte); 0x02..0x0f are reserved for later wire versions
- *   0x10 HELLO    dialer -> acceptor   UTF-8 JSON {protocol, cluster, from, to, nonce, auth}
- *   0x11 WELCOME  acceptor -> dialer   UTF-8 JSON {protocol, cluster, from, to, nonce, auth, proof}
+ *   0x10 HELLO    dialer -> acceptor   UTF-8 JSON {protocol, cluster, from, to, nonce, auth, url?, peerUrl?}
+ *   0x11 WELCOME  acceptor -> dialer   UTF-8 JSON {protocol, cluster, from, to, nonce, auth, url?, peerUrl?, proof}
  *   0x12 PROOF    dialer -> acceptor   UTF-8 JSON {proof}
  *   0x13 READY    acceptor -> dialer   no body: the acceptor has checked everything
  *   0x20 PING     either way           no body; answered by PONG
@@ -22,6 +22,11 @@
  *             PROOF with HMAC-SHA256(secret, transcript("dialer"))
  *   acceptor: checks the proof, sends READY; both sides may now send Raft frames.
  *
+ * `url` is the URL the sender announces for itself (its --url) and `peerUrl` the one it has for
+ * the receiver (its --peer or the membership); both are optional and informational: once the link
+ * is authenticated, each side reports a disagreement in its log and redirects clients to the URL a
+ * member announces for itself, never to a mistyped one.
+ *
  * The transcript binds the role, the cluster, both ids and both nonces (see `proofInput`), so a
  * proof is useless on another link, in the other direction or in another session. Without a
  * secret both proofs are "" and the handshake only checks configuration.
@@ -33,6 +38,7 @@
  * Compatibility: the HELLO tag and its `protocol` field never change meaning, so a node always
  * recognises a peer speaking another protocol version and refuses it by name.
  */
+import { memberUrlProblem } from "../core/member-url.ts";
 import type { NodeId } from "../core/types.ts";
 
 /** Version of the mesh protocol: these control frames plus codec wire version 1. */
@@ -45,8 +51,11 @@ export const FRAME_READY = 0x13;
 export const FRAME_PING = 0x20;
 export const FRAME_PONG = 0x21;
 
-/** Largest control frame accepted, in bytes. A HELLO is about 200. */
-export const MAX_CONTROL_FRAME_BYTES = 4096;
+/**
+ * Largest control frame accepted, in bytes. A HELLO is about 200 plus its two URLs, each at most
+ * MAX_URL_BYTES (2048).
+ */
+export const MAX_CONTROL_FRAME_BYTES = 8192;
 
 /**
  * WebSocket close codes a mesh link ends with (4000-4999 are free for applications). Once the
@@ -105,6 +114,10 @@ export interface Hello {
   nonce: string;
   /** Whether the sender holds a cluster secret (and will prove it). */
   auth: boolean;
+  /** The URL the sender announces for itself, if it has one. */
+  url?: string;
+  /** The URL the sender has for the receiver, if any. */
+  peerUrl?: string;
 }
 
 export interface Welcome extends Hello {
@@ -168,6 +181,13 @@ function name(value: unknown, field: string, what: string): string {
   return value;
 }
 
+function urlField(value: unknown, field: string, what: string): string | undefined {
+  if (value === undefined) return undefined;
+  const problem = typeof value === "string" ? memberUrlProblem(value) : { message: "not a string" };
+  if (problem) throw new HandshakeError(CloseCode.MALFORMED_FRAME, `${what}.${field} is not a member URL: ${problem.message}`);
+  return value as string;
+}
+
 function proofField(value: unknown, what: string): string {
   if (value !== "" && !(typeof value === "string" && HEX_256.test(value))) {
     throw new HandshakeError(CloseCode.MALFORMED_FRAME, `${what}.proof must be 64 lowercase hex digits or ""`);
@@ -202,6 +222,8 @@ export function parseHello(frame: Uint8Array, welcome = false): Hello | Welcome 
     to: name(b.to, "to", what),
     nonce: b.nonce,
     auth: b.auth,
+    url: urlField(b.url, "url", what),
+    peerUrl: urlField(b.peerUrl, "peerUrl", what),
   };
   return welcome ? { ...hello, proof: proofField(b.proof, what) } : hello;
 }

@@ -45,7 +45,7 @@ import {
   wireOfInbound,
   wireOfSocket,
 } from "./connection.ts";
-import { CloseCode, HandshakeError, importSecret } from "./handshake.ts";
+import { CloseCode, closeCodeName, HandshakeError, importSecret } from "./handshake.ts";
 import type { PeerAddress, Transport } from "./transport.ts";
 
 export type { InboundSocket, LinkCounters, MeshLogger, MeshLogLevel, WebSocketConstructor, WebSocketLike };
@@ -63,6 +63,11 @@ export interface WebSocketMeshOptions {
   peers: PeerAddress[];
   /** A WHATWG-compatible WebSocket constructor: `ws`'s on Node, the global one elsewhere. */
   WebSocket: WebSocketConstructor;
+  /**
+   * The URL this node announces for itself in the handshake (its --url). Peers that list it at
+   * another URL warn, and so does this node; `announcedUrl(id)` gives what each peer announced.
+   */
+  url?: string;
   /** The cluster secret; without one any host that reaches `/raft` may join (a warning is logged). */
   secret?: string;
   /**
@@ -178,6 +183,10 @@ interface Link {
   droppedBackpressure: number;
   droppedUnencodable: number;
   lastCloseReason: string | null;
+  /** The URL the peer announced for itself on its last authenticated link; null before one. */
+  announcedUrl: string | null;
+  /** The last dial was refused with REMOVED: redial slowly (REMOVED_REDIAL_FACTOR), not by the backoff. */
+  refusedAsRemoved: boolean;
 }
 
 const DEFAULTS = {
@@ -187,6 +196,13 @@ const DEFAULTS = {
   handshakeTimeoutMs: 5_000,
   backoff: { initialMs: 50, maxMs: 2_000 },
 };
+
+/**
+ * A peer that refused this node as removed from its configuration is redialed after this many
+ * times the longest backoff (20 s by default) instead of the backoff: it lists this node again
+ * only if the cluster adds it back, which a slow retry still notices.
+ */
+const REMOVED_REDIAL_FACTOR = 10;
 
 /** How long `close()` waits for sockets to finish their closing handshake, in ms. */
 const CLOSE_WAIT_MS = 2_000;
@@ -221,6 +237,11 @@ export class WebSocketMesh implements Transport {
   readonly #links = new Map<NodeId, Link>();
   /** Ids `setPeers` removed; their HELLOs are refused until a list names them again. */
   readonly #removed = new Set<NodeId>();
+  /**
+   * Peers a REMOVED refusal was logged about at warn, either way (this node refused them, or they
+   * refused this node); the same refusal at every redial is logged at debug until a link opens.
+   */
+  readonly #removedLogged = new Set<NodeId>();
   readonly #acceptUnknownPeers: boolean;
   /** Every connection not yet closed, identified or not. */
   readonly #connections = new Set<Connection>();
@@ -292,7 +313,9 @@ export class WebSocketMesh implements Transport {
       handshakeTimeoutMs: positive("handshakeTimeoutMs", options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs),
       pingIntervalMs,
       idleTimeoutMs,
-      log: this.#log,
+      log: (level, message, fields) => mesh.#linkLog(level, message, fields),
+      url: options.url ?? null,
+      urlOf: (id) => mesh.#links.get(id)?.url ?? null,
       countersOf: (id) => mesh.#links.get(id)?.counters ?? mesh.#unidentified,
       admit: (from) => mesh.#admit(from),
       opened: (conn) => mesh.#opened(conn),
@@ -542,7 +565,7 @@ export class WebSocketMesh implements Transport {
 
   #scheduleRedial(link: Link): void {
     if (this.#closed || !link.dialer || link.current || link.dialing || link.cancelRedial) return;
-    const delay = backoffDelay(link.attempt++, this.#backoff, this.#random);
+    const delay = link.refusedAsRemoved ? REMOVED_REDIAL_FACTOR * this.#backoff.maxMs : backoffDelay(link.attempt++, this.#backoff, this.#random);
     link.cancelRedial = this.#clock.setTimer(delay, () => this.#dial(link));
   }
 
@@ -603,7 +626,60 @@ export class WebSocketMesh implements Transport {
     link.opened++;
     if (old !== null && old !== conn) old.close(CloseCode.REPLACED, `replaced by a newer link from ${link.id}`);
     this.#log("info", `link with ${link.id} open (${link.dialer ? "dialed" : "accepted"})`, { peer: link.id, opened: link.opened });
+    this.#checkUrls(link, conn);
+    this.#removedLogged.delete(id);
     this.#notify();
+  }
+
+  /** A connection's log line; a REMOVED refusal repeated at every redial is logged at debug. */
+  #linkLog(level: MeshLogLevel, message: string, fields: Record<string, unknown>): void {
+    const peer = fields.peer;
+    if (level === "warn" && fields.code === CloseCode.REMOVED && typeof peer === "string") {
+      if (this.#removedLogged.has(peer)) level = "debug";
+      else this.#removedLogged.add(peer);
+    }
+    this.#log(level, message, fields);
+  }
+
+  /**
+   * After a handshake: each side compares the URL the peer announces for itself with the one its
+   * list has, and the URL the peer has for it with its own. Either mismatch is a configuration
+   * mistake (a mistyped --peer) that would send clients to a wrong address; both sides warn, once
+   * per link that opens with it, and `announcedUrl` lets redirects use the peer's own URL.
+   */
+  #checkUrls(link: Link, conn: Connection): void {
+    const announced = conn.peerAnnouncedUrl;
+    if (announced !== null && link.url !== null && announced !== link.url) {
+      this.#log("warn", `peer ${link.id} announces its URL as ${announced} but this node has it at ${link.url} (--peer or membership); clients are sent to ${announced}. Fix the configuration`, {
+        peer: link.id,
+        announced,
+        configured: link.url,
+      });
+    }
+    const mine = this.#host.url;
+    const seen = conn.urlSeenByPeer;
+    if (mine !== null && seen !== null && seen !== mine) {
+      this.#log("warn", `peer ${link.id} has this node at ${seen} but this node announces ${mine}; fix ${link.id}'s --peer ${this.id}=... (its clients are sent to ${mine})`, {
+        peer: link.id,
+        announced: mine,
+        configured: seen,
+      });
+    }
+    link.announcedUrl = announced;
+  }
+
+  /**
+   * The URL peer `id` announced for itself on its last authenticated link (null: no link yet, or
+   * it announced none). Prefer it to a listed URL for redirecting clients: a member knows its
+   * own address better than a --peer typed on another machine.
+   */
+  announcedUrl(id: NodeId): string | null {
+    return this.#links.get(id)?.announcedUrl ?? null;
+  }
+
+  /** Whether a link with `id` completed its handshake since this mesh started. */
+  linked(id: NodeId): boolean {
+    return (this.#links.get(id)?.opened ?? 0) > 0;
   }
 
   #connectionClosed(conn: Connection): void {
@@ -612,6 +688,8 @@ export class WebSocketMesh implements Transport {
     if (link === undefined) return;
     if (link.dialing === conn) link.dialing = null;
     if (link.current === conn || conn.dialer) link.lastCloseReason = conn.closeReason;
+    // A dial the peer refused in its handshake because it removed this node (not an open link it closed).
+    link.refusedAsRemoved = conn.dialer && link.current !== conn && (conn.closeReason?.startsWith(`${closeCodeName(CloseCode.REMOVED)}:`) ?? false);
     if (link.current === conn) {
       link.current = null;
       if (link.url === null) this.#forget(link);
@@ -652,6 +730,8 @@ export class WebSocketMesh implements Transport {
       droppedBackpressure: 0,
       droppedUnencodable: 0,
       lastCloseReason: null,
+      announcedUrl: null,
+      refusedAsRemoved: false,
     };
   }
 

@@ -20,6 +20,16 @@ export interface Transport {
    * @throws RangeError for an invalid list (a duplicate id, a bad URL); nothing changes then.
    */
   setPeers?(peers: PeerAddress[]): void;
+  /**
+   * The URL member `id` announced for itself when its link opened (null: not known). Optional:
+   * a transport without addresses (MemoryNetwork) has none. Redirects prefer it to a listed URL.
+   */
+  announcedUrl?(id: NodeId): string | null;
+  /**
+   * Whether a link with member `id` completed its handshake (authenticated, with a secret) since
+   * this transport started. Optional: a transport without handshakes has nothing to say.
+   */
+  linked?(id: NodeId): boolean;
 }
 
 /** Where a member can be reached, for redirects and for the mesh. */

@@ -20,6 +20,8 @@ export interface RunningDemo {
   base: number;
   leader: string;
   followerUrl: string;
+  /** The demo's data directory (a fresh temporary one). */
+  dataDir: string;
 }
 
 /** `command(base, dataDir)` gives the program and its arguments. */
@@ -37,7 +39,7 @@ export async function runDemo(command: (base: number, dataDir: string) => string
     expect(out, out).toContain("ready:");
     const leader = /leader (n\d)/.exec(out.slice(out.indexOf("ready:")))![1];
     const follower = ["n1", "n2", "n3"].find((id) => id !== leader)!;
-    await check({ out: () => out, base, leader, followerUrl: `http://127.0.0.1:${base + Number(follower.slice(1)) - 1}` });
+    await check({ out: () => out, base, leader, followerUrl: `http://127.0.0.1:${base + Number(follower.slice(1)) - 1}`, dataDir: data });
 
     const exited = new Promise<number | null>((r) => demo.once("exit", (code) => r(code)));
     demo.kill("SIGINT");

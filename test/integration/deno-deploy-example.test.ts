@@ -132,6 +132,8 @@ describe("the Deno Deploy member (examples/deno-deploy/main.ts)", () => {
     expect(res.status, app.out()).toBe(200);
     expect(await res.text()).toBe("written through the Deploy member");
     expect(app.out()).not.toMatch(/no cluster secret configured/);
+    // HOSTNAME and PORT (set by startApp) are where it listens, and it says so.
+    expect(app.out()).toContain(`meshraft member z3 (Deno Deploy example) listening on http://127.0.0.1:${c.ports.get("z3")}`);
   }, 90_000);
 
   it("two instances of one app on one KV database: the second answers 503 NODE_ID_LEASED, and takes over once the first is gone and its lease ran out", async () => {

@@ -93,4 +93,34 @@ describe("membership changes on a real cluster", () => {
     for (const id of ["n4", "n5"]) expect(c.logs.get(id)!.some((l) => l.includes("state restored from a snapshot"))).toBe(true);
     console.log(`membership test: joined and promoted 2 members in ${joinedMs} ms; ${acked} acknowledged writes`);
   }, 180_000);
+
+  it("a member that joins without the cluster secret is removed again, and the joining process exits with a clear error", async () => {
+    cluster = await ProcessCluster.start({ nodes: 4, initial: 3, secret: "s3cret", extraArgs: () => ["--link-timeout-ms", "3000"] });
+    const c = cluster;
+    const leader = await c.waitForLeader(20_000, ["n1", "n2", "n3"]);
+    // n4 as a user who forgot --secret types it.
+    const args = c.startArgs("n4");
+    args.splice(args.indexOf("--secret"), 2);
+    const joiner = c.spawn("n4", args);
+    const exitCode = await new Promise<number | null>((r) => {
+      const force = setTimeout(() => r(-1), 45_000);
+      joiner.once("exit", (code) => {
+        clearTimeout(force);
+        r(code);
+      });
+    });
+    const joinerLog = c.logs.get("n4")!.join("\n");
+    expect(exitCode, joinerLog).toBe(1);
+    expect(joinerLog).toMatch(/joined the cluster as voter/);
+    expect(joinerLog).toMatch(/meshraft: .*no authenticated link to any member within 3000 ms/);
+    // The leader took it out of the configuration again, and said why.
+    const view = await until("n4 removed from the configuration", 30_000, async () => {
+      const res = await fetch(`${c.url(leader)}/admin/members`).catch(() => null);
+      const body = res?.ok ? ((await res.json()) as AdminMembersBody) : null;
+      return body && !body.members.some((m) => m.id === "n4") ? body : null;
+    });
+    expect(view.members.map((m) => m.id).sort()).toEqual(["n1", "n2", "n3"]);
+    const leaderNow = await c.waitForLeader(20_000, ["n1", "n2", "n3"]);
+    expect([...c.logs.get(leader)!, ...c.logs.get(leaderNow)!].some((l) => / warn .*removing learner n4: no authenticated link/.test(l))).toBe(true);
+  }, 120_000);
 });

@@ -3,8 +3,9 @@
  * 3-process cluster, prints where it is and how to use it, serves the HTTP API with leader
  * redirects, and stops cleanly on Ctrl-C (SIGINT); the in-process example runs its tour.
  */
-import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runDemo } from "./demo.ts";
@@ -42,6 +43,26 @@ describe("README", () => {
     );
   }, 60_000);
 
+  it("a second npm start on the same ports and data directory shows the member's own error and exits non-zero", async () => {
+    const demoArgs = (base: number, data: string): string[] => [process.execPath, "--import", "tsx", "adapters/node/cli.ts", "demo", "--base-port", String(base), "--data-dir", data];
+    await runDemo(demoArgs, async ({ base, dataDir }) => {
+      const [bin, ...args] = demoArgs(base, dataDir);
+      const second = spawn(bin, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      second.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+      second.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+      const force = setTimeout(() => second.kill("SIGKILL"), 45_000);
+      const code = await new Promise<number | null>((r) => second.once("exit", (c) => r(c)));
+      clearTimeout(force);
+      expect(code, out).not.toBe(0);
+      expect(code, out).not.toBe(null);
+      // The member's own message, not only "n1 exited": its port is held by the first demo.
+      expect(out).toMatch(/n1 exited \(code 1\): .*in use by process \d+/);
+      // The first demo's members answered on these ports, but they are not this demo's.
+      expect(out).not.toContain("ready:");
+    });
+  }, 90_000);
+
   it("examples/in-process-cluster.ts runs its tour: election, writes, leader killed, recovery", () => {
     const r = spawnSync(join(root, "node_modules/.bin/tsx"), ["examples/in-process-cluster.ts", "--once"], { cwd: root, encoding: "utf8", timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);
@@ -49,4 +70,33 @@ describe("README", () => {
     expect((r.stdout.match(/committed at index/g) ?? []).length).toBe(6);
     expect(r.stdout).toContain("linearizable read of key6");
   });
+
+  it("the 'Embedding a node' program runs verbatim, importing \"meshraft\" as an installed package and from a built clone", () => {
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Embedding a node"));
+    const program = /```ts\n([\s\S]*?)```/.exec(section)![1];
+    const tmp = mkdtempSync(join(tmpdir(), "meshraft-embed-"));
+    try {
+      // The package as `npm run build` leaves it: package.json, dist/, and its dependencies.
+      const pkg = join(tmp, "meshraft");
+      mkdirSync(pkg);
+      const build = spawnSync(join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json", "--outDir", join(pkg, "dist")], { cwd: root, encoding: "utf8", timeout: 120_000 });
+      expect(build.stdout + build.stderr).toBe("");
+      copyFileSync(join(root, "package.json"), join(pkg, "package.json"));
+      symlinkSync(join(root, "node_modules"), join(pkg, "node_modules"));
+      // A user's project with meshraft installed under node_modules.
+      const app = join(tmp, "app");
+      mkdirSync(join(app, "node_modules"), { recursive: true });
+      symlinkSync(pkg, join(app, "node_modules/meshraft"));
+      writeFileSync(join(app, "package.json"), JSON.stringify({ type: "module", dependencies: { meshraft: "*" } }));
+      for (const dir of [app, pkg]) {
+        writeFileSync(join(dir, "main.ts"), program);
+        const r = spawnSync(join(root, "node_modules/.bin/tsx"), ["main.ts"], { cwd: dir, encoding: "utf8", timeout: 60_000 });
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(/^n\d committed a=1 at index \d+\nn\d reads a=1\n$/);
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

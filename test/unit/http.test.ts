@@ -71,6 +71,57 @@ describe("writes and reads on the leader", () => {
     expect(await errorCode(nope)).toBe("ROUTE_NOT_FOUND");
   });
 
+  it("a key may contain unencoded slashes: the rest of the path after /kv/ is the key (etcd-style names)", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    expect((await put(`${leader.url}/kv/app/config/db`, "v1")).status).toBe(200);
+    expect(leader.kv.get("app/config/db")).toEqual(text("v1"));
+    expect(await (await fetch(`${leader.url}/kv/app/config/db`)).text()).toBe("v1");
+    const swapped = await cas(`${leader.url}/kv/app/config/db/cas`, { expect: "v1", value: "v2" });
+    expect(swapped.status).toBe(200);
+    expect(leader.kv.get("app/config/db")).toEqual(text("v2"));
+    const del = await fetch(`${leader.url}/kv/app/config/db`, { method: "DELETE" });
+    expect(((await del.json()) as { existed: boolean }).existed).toBe(true);
+    expect(leader.kv.get("app/config/db")).toBeNull();
+  });
+
+  it("a removed member says `removed` in /status and refuses client requests with 410 MEMBER_REMOVED", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    const gone = [...c.members.values()].find((m) => m.id !== leader.id)!;
+    await leader.node.removeMember(gone.id);
+    const deadline = Date.now() + 10_000;
+    let status = { role: "" };
+    while (status.role !== "removed" && Date.now() < deadline) {
+      status = (await (await fetch(`${gone.url}/status`)).json()) as { role: string };
+      await sleep(50);
+    }
+    expect(status.role).toBe("removed");
+    for (const [method, path] of [["GET", "/kv/k?stale"], ["GET", "/kv/k"], ["PUT", "/kv/k"]]) {
+      const res = await fetch(`${gone.url}${path}`, { method, body: method === "PUT" ? "v" : undefined, redirect: "manual" });
+      expect(res.status, `${method} ${path}`).toBe(410);
+      expect(await errorCode(res)).toBe("MEMBER_REMOVED");
+    }
+    // The others go on.
+    expect(((await (await fetch(`${leader.url}/status`)).json()) as { role: string }).role).toBe("leader");
+  });
+
+  it("a known route with the wrong method is 405 METHOD_NOT_ALLOWED with Allow; an unknown one stays 404", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    const post = await fetch(`${leader.url}/kv/k`, { method: "POST", body: "x" });
+    expect(post.status).toBe(405);
+    expect(post.headers.get("Allow")).toBe("DELETE, GET, PUT");
+    expect(await errorCode(post)).toBe("METHOD_NOT_ALLOWED");
+    const status = await fetch(`${leader.url}/status`, { method: "DELETE" });
+    expect(status.status).toBe(405);
+    expect(status.headers.get("Allow")).toBe("GET");
+    const casGet = await fetch(`${leader.url}/admin/transfer-leader`);
+    expect(casGet.status).toBe(405);
+    expect(casGet.headers.get("Allow")).toBe("POST");
+    expect((await fetch(`${leader.url}/nope`, { method: "POST" })).status).toBe(404);
+  });
+
   it("keys are URL-decoded UTF-8: an encoded slash, spaces and non-ASCII are one key", async () => {
     const c = await start();
     const leader = await c.leader();

@@ -105,6 +105,20 @@ describe("setPeers removes peers", () => {
     await n2.mesh.waitUntilConnected();
   });
 
+  it("a removed node is told once: REMOVED is a warning once per peer on each side, then debug, and it redials slowly", async () => {
+    const { nodes } = await running(["n1", "n2"]);
+    const [n1, n2] = nodes;
+    n2.mesh.setPeers([]); // n1 (the dialer) was removed from n2's configuration
+    const removedWarnings = (n: MeshNode): number => n.logs.filter((l) => l.level === "warn" && l.fields.code === 4012).length;
+    await waitFor("n2 to refuse a redial", () => logged(n2, /^refused a link from n1: .*\(REMOVED\)$/));
+    const dialsAfterRefusal = n1.mesh.stats().peers.n2.dials;
+    await sleep(1_500); // the backoff alone (at most 200 ms here) would redial about 7 more times
+    expect(n1.mesh.stats().peers.n2.dials - dialsAfterRefusal).toBeLessThanOrEqual(1);
+    expect(removedWarnings(n1)).toBe(1);
+    expect(removedWarnings(n2)).toBeLessThanOrEqual(2); // the link it closed, and the first refused redial
+    expect(n1.logs.some((l) => l.level === "warn" && /removed/.test(l.message))).toBe(true);
+  });
+
   it("stops dialing a removed peer this node dialed", async () => {
     const { nodes } = await running(["n1", "n2"]);
     const [n1, n2] = nodes;

@@ -491,7 +491,7 @@ describe("options", () => {
 });
 
 describe("frames during the handshake", () => {
-  it("the HELLO a dialer sends names both nodes, the cluster and whether it holds a secret", async () => {
+  it("the HELLO a dialer sends names both nodes, the cluster, whether it holds a secret and the URL it dialed", async () => {
     const seen: Uint8Array[] = [];
     const peer = await fake((raw) => void raw.next().then((f) => seen.push(f), () => {}));
     const n1 = await meshNode("n1", [{ id: "n2", url: peer.url }], { secret: "s" });
@@ -499,6 +499,6 @@ describe("frames during the handshake", () => {
     n1.mesh.start(() => {});
     await waitFor("a HELLO", () => seen.length === 1);
     expect(seen[0][0]).toBe(FRAME_HELLO);
-    expect(parseHello(seen[0])).toEqual({ protocol: 1, cluster: "test", from: "n1", to: "n2", nonce: expect.stringMatching(/^[0-9a-f]{64}$/), auth: true });
+    expect(parseHello(seen[0])).toEqual({ protocol: 1, cluster: "test", from: "n1", to: "n2", nonce: expect.stringMatching(/^[0-9a-f]{64}$/), auth: true, peerUrl: peer.url });
   });
 });

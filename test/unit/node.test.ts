@@ -198,6 +198,39 @@ describe("RaftNode", () => {
     }
   });
 
+  it("waitForLeader waits through an election, then resolves at once; with no quorum it fails with NOT_LEADER", async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock, random: new SeededRandom(9), faults: { minDelayMs: 1, maxDelayMs: 1 } });
+    const make = (id: string): RaftNode<KvResult> =>
+      new RaftNode<KvResult>({ id, members, storage: new MemoryStorage({ clock }), transport: network.connect(id), stateMachine: new KvStateMachine(), clock, random: new SeededRandom(id.charCodeAt(1)), tickMs: 10, electionTimeoutMs: 100, heartbeatIntervalMs: 20 });
+    const runFor = async (ms: number, until: () => boolean): Promise<void> => {
+      const end = clock.now() + ms;
+      while (!until() && clock.nextTime() !== undefined && clock.nextTime()! <= end) {
+        clock.fireNext();
+        await settle();
+      }
+    };
+    // n1 alone of three voters: no election can succeed.
+    const lone = make("n1");
+    await lone.start();
+    let loneErr: unknown;
+    void lone.waitForLeader(1_000).catch((e) => (loneErr = e));
+    await runFor(2_000, () => loneErr !== undefined);
+    expect(loneErr).toBeInstanceOf(NotLeaderError);
+    expect((loneErr as NotLeaderError).message).toContain("none elected within 1000 ms");
+    // n2 and n3 start: n3, asked right after its start, learns the leader the election makes.
+    const n2 = make("n2");
+    const n3 = make("n3");
+    await n2.start();
+    await n3.start();
+    let leaderId: string | undefined;
+    void n3.waitForLeader(5_000).then((id) => (leaderId = id));
+    await runFor(5_000, () => leaderId !== undefined);
+    expect(ids).toContain(leaderId);
+    expect(await n3.waitForLeader()).toBe(n3.status().leaderId);
+    await Promise.all([lone.stop(), n2.stop(), n3.stop()]);
+  });
+
   it("a leader cut off from the others cannot confirm a read, and fails it after the timeout", async () => {
     const { nodes, network, run } = await setup({ readTimeoutMs: 300 });
     network.isolate("n1");
