@@ -217,15 +217,16 @@ describe("retries", () => {
     expect(leader.kv.get("k")).toEqual(text("v"));
   });
 
-  it("gives up when the budget runs out, with the last error (nothing was sent: not OUTCOME_UNKNOWN)", async () => {
+  it("gives up when its attempts run out, with the last error (nothing was sent: not OUTCOME_UNKNOWN)", async () => {
+    // Bounded by attempts, not by a short time budget: an attempt still in flight when a budget
+    // ends is abandoned, and a write abandoned in flight is rightly OUTCOME_UNKNOWN, which on a
+    // loaded machine would make this test about timing.
     const c = await start({ start: ["n1"] });
     const { fetch, sent } = recordingFetch();
-    const kv = client(c, { fetch, retryBudgetMs: 300 });
-    const started = Date.now();
+    const kv = client(c, { fetch, maxAttempts: 4 });
     const err = await kv.put("k", "v").catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 503, code: "NO_LEADER" });
-    expect(Date.now() - started).toBeLessThan(2_000);
-    expect(sent.length).toBeGreaterThan(2);
+    expect(sent.length).toBeGreaterThanOrEqual(4);
     expect(new Set(sent.map((s) => s.url)).size).toBe(3); // it tried every node
   });
 
