@@ -29,7 +29,7 @@ import { get, promisifyRequest, type UseStore } from "idb-keyval";
 import { cloneConf } from "../../src/core/membership.ts";
 import type { ConfState, Entry, HardState, Index, Term } from "../../src/core/types.ts";
 import { MeshraftError } from "../../src/errors.ts";
-import { checkBatch, ENTRY_TYPES } from "../../src/storage/batch.ts";
+import { checkBatch, type ChunkedSnapshotRecord, ENTRY_TYPES } from "../../src/storage/batch.ts";
 import { StorageError } from "../../src/storage/errors.ts";
 import type { SaveBatch, Storage, StoredState } from "../../src/storage/storage.ts";
 
@@ -60,19 +60,10 @@ const DEFAULT_CHUNK_BYTES = 1024 * 1024;
 /** Transactions of this adapter flush before `complete` (see the file comment). */
 const STRICT: IDBTransactionOptions = { durability: "strict" };
 
-interface SnapshotRecord {
-  index: Index;
-  term: Term;
-  conf: ConfState;
-  id: number;
-  chunks: number;
-  bytes: number;
-}
-
 interface Meta {
   version: 1;
   hardState: HardState;
-  snapshot: SnapshotRecord | null;
+  snapshot: ChunkedSnapshotRecord | null;
   nextSnapshotId: number;
 }
 
@@ -435,7 +426,7 @@ export class IndexedDbStorage implements Storage {
     });
   }
 
-  async #readSnapshot(store: IDBObjectStore, rec: SnapshotRecord): Promise<StoredState["snapshot"]> {
+  async #readSnapshot(store: IDBObjectStore, rec: ChunkedSnapshotRecord): Promise<StoredState["snapshot"]> {
     const chunks = (await promisifyRequest(store.getAll(this.#env.IDBKeyRange.bound(["snap", rec.id, 0], ["snap", rec.id, Infinity])))) as Uint8Array[];
     const data = new Uint8Array(rec.bytes);
     let off = 0;
