@@ -1,22 +1,15 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { BroadcastChannelTransport, channelName } from "../../adapters/browser/broadcast-transport.ts";
+import { runBroadcastChannelTransportConformance } from "../../adapters/browser/conformance.ts";
 import { realClock } from "../../src/clock.ts";
 import type { Message, NodeId } from "../../src/core/types.ts";
 import { encodeMessage } from "../../src/transport/codec.ts";
-import { runTransportConformance } from "../../src/transport/conformance.ts";
 
 // Node's global BroadcastChannel is a real implementation (between the contexts of one process).
+runBroadcastChannelTransportConformance("BroadcastChannelTransport on Node's BroadcastChannel", { describe, it });
+
 let clusters = 0;
 const freshCluster = (): string => `bc-test-${process.pid}-${++clusters}`;
-
-runTransportConformance(
-  "BroadcastChannelTransport on Node's BroadcastChannel",
-  async (ids) => {
-    const clusterId = freshCluster();
-    return { transports: new Map(ids.map((nodeId) => [nodeId, new BroadcastChannelTransport({ clusterId, nodeId })])), cleanup: async () => {} };
-  },
-  { describe, it },
-);
 
 describe("BroadcastChannelTransport's own behaviour", () => {
   const toClose: { close(): unknown }[] = [];

@@ -1,6 +1,6 @@
 import { forceCloseDatabase as forceCloseFake, IDBDatabase, IDBKeyRange, IDBObjectStore, indexedDB } from "fake-indexeddb";
 import { afterEach, describe, expect, it } from "vitest";
-import { runIndexedDbStorageConformance } from "../../adapters/browser/idb-conformance.ts";
+import { runIndexedDbStorageConformance } from "../../adapters/browser/conformance.ts";
 import { databaseName, IndexedDbStorage, IndexedDbStorageError, requestPersistence } from "../../adapters/browser/idb-storage.ts";
 import type { Entry } from "../../src/core/types.ts";
 
@@ -146,6 +146,31 @@ describe("IndexedDbStorage's own behaviour", () => {
       req.onerror = reject;
     });
     await expect(storage.save({ entries: [entry(2)] })).rejects.toMatchObject({ code: "STORAGE_LOST" });
+  });
+
+  it("stores a snapshot's data in 1 MiB chunks, and replacing it deletes the old chunks", async () => {
+    const storage = await open();
+    const conf = { voters: ["n1"], learners: [], votersOutgoing: [] };
+    const data = Uint8Array.from({ length: 2.5 * 1024 * 1024 }, (_, i) => (i * 13) & 0xff);
+    await storage.save({ snapshot: { meta: { index: 5, term: 1, conf }, data } });
+    const chunkSizes = async (): Promise<number[]> => {
+      const db = await new Promise<IDBDatabase>((resolve, reject) => {
+        const req = indexedDB.open(databaseName(opened[0].clusterId, "n1"));
+        req.onsuccess = () => resolve(req.result);
+        req.onerror = reject;
+      });
+      const values = await new Promise<Uint8Array[]>((resolve, reject) => {
+        const req = db.transaction("raft").objectStore("raft").getAll(IDBKeyRange.bound([], [[]]));
+        req.onsuccess = () => resolve(req.result as Uint8Array[]);
+        req.onerror = reject;
+      });
+      db.close();
+      return values.map((v) => v.byteLength);
+    };
+    expect(await chunkSizes()).toEqual([1024 * 1024, 1024 * 1024, 512 * 1024]);
+    await storage.save({ snapshot: { meta: { index: 6, term: 1, conf }, data: Uint8Array.of(1, 2, 3) } });
+    expect(await chunkSizes()).toEqual([3]);
+    expect((await storage.load()).snapshot!.data).toEqual(Uint8Array.of(1, 2, 3));
   });
 
   it("requestPersistence returns navigator.storage.persist()'s answer, false where it does not exist", async () => {
