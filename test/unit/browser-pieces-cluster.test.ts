@@ -20,7 +20,7 @@ async function until(what: string, done: () => boolean, timeoutMs = 20_000): Pro
   const deadline = realClock.now() + timeoutMs;
   while (!done()) {
     if (realClock.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => realClock.setTimer(10, resolve));
+    await new Promise<void>((resolve) => realClock.setTimer(10, resolve));
   }
 }
 
