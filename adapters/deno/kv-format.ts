@@ -5,17 +5,10 @@
  */
 import type { ConfState, Entry, HardState, Index, Term } from "../../src/core/types.ts";
 import { cloneConf } from "../../src/core/membership.ts";
-import { checkBatch } from "../../src/storage/batch.ts";
+import { checkBatch, type ChunkedSnapshotRecord } from "../../src/storage/batch.ts";
 import type { SaveBatch } from "../../src/storage/storage.ts";
 
-export interface SnapshotRecord {
-  index: Index;
-  term: Term;
-  conf: ConfState;
-  id: number;
-  chunks: number;
-  bytes: number;
-}
+export type { ChunkedSnapshotRecord as SnapshotRecord } from "../../src/storage/batch.ts";
 
 /** The root of the stored state: one key, replaced by every batch's commit. */
 export interface Meta {
@@ -24,7 +17,7 @@ export interface Meta {
   /** Stored entries are `firstIndex..lastIndex`; none when `lastIndex < firstIndex`. */
   firstIndex: Index;
   lastIndex: Index;
-  snapshot: SnapshotRecord | null;
+  snapshot: ChunkedSnapshotRecord | null;
   nextSnapshotId: number;
   /** A committed batch whose mutations may not all be applied yet. */
   redo: { id: string; parts: number } | null;

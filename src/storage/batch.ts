@@ -1,6 +1,19 @@
-import type { EntryType } from "../core/types.ts";
+import type { ConfState, EntryType, Index, Term } from "../core/types.ts";
 import { StorageError } from "./errors.ts";
 import type { SaveBatch } from "./storage.ts";
+
+/**
+ * How an adapter that stores snapshot data apart from its metadata (in `chunks` pieces under an
+ * `id` of its own) records the snapshot: Deno KV and IndexedDB do.
+ */
+export interface ChunkedSnapshotRecord {
+  index: Index;
+  term: Term;
+  conf: ConfState;
+  id: number;
+  chunks: number;
+  bytes: number;
+}
 
 /** Entry types in their stored order (adapters encode an entry's type as its position here). */
 export const ENTRY_TYPES: readonly EntryType[] = ["normal", "noop", "config"];
