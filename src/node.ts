@@ -70,6 +70,12 @@ export interface RaftNodeOptions<Result> {
   preVote?: boolean;
   checkQuorum?: boolean;
   readMode?: "read-index" | "lease";
+  /**
+   * readMode "lease": ticks (of tickMs) the leader's lease stops short of the election timeout,
+   * covering one tick plus the clock-rate difference between members over an election timeout.
+   * Default 1 + ceil(election ticks / 10).
+   */
+  leaseDriftTicks?: number;
   /** Followers forward proposals to the leader instead of failing with NotLeaderError. */
   forwardProposals?: boolean;
   maxMsgBytes?: number;
@@ -202,6 +208,10 @@ export class RaftNode<Result = unknown> {
   private readonly forwarded = new Map<number, PendingProposal<Result>[]>();
   /** The clock's time at the last tick: deadlines need no better precision than a tick. */
   private now = 0;
+  /** Clock time up to which the core has been given its ticks (one per tickMs). */
+  private tickedUpTo = 0;
+  /** Most ticks given at once after a gap: two election timeouts settle all that ticks decide. */
+  private maxCatchUpTicks = 0;
   /** Reads waiting for the leader to confirm a read index, by request id. */
   private readonly reads = new Map<number, PendingRead>();
   /** Confirmed reads waiting for the state machine to reach their index. */
@@ -244,13 +254,16 @@ export class RaftNode<Result = unknown> {
     const electionTimeoutMs = positive("electionTimeoutMs", o.electionTimeoutMs ?? 300);
     this.electionTimeoutMs = electionTimeoutMs;
     const heartbeatIntervalMs = positive("heartbeatIntervalMs", o.heartbeatIntervalMs ?? 50);
+    const electionTicks = Math.max(2, Math.round(electionTimeoutMs / this.tickMs));
+    this.maxCatchUpTicks = 2 * electionTicks;
     const config: RaftConfig = {
       id: this.id,
-      electionTicks: Math.max(2, Math.round(electionTimeoutMs / this.tickMs)),
+      electionTicks,
       heartbeatTicks: Math.max(1, Math.round(heartbeatIntervalMs / this.tickMs)),
       preVote: o.preVote,
       checkQuorum: o.checkQuorum,
       readMode: o.readMode,
+      leaseDriftTicks: o.leaseDriftTicks,
       forwardProposals: o.forwardProposals,
       maxMsgBytes: o.maxMsgBytes,
       maxInflightMsgs: o.maxInflightMsgs,
@@ -276,6 +289,7 @@ export class RaftNode<Result = unknown> {
     this.appliedMembers = stored.snapshot?.meta.conf ?? bootstrap;
     this.noticeConf(this.raft.conf);
     this.now = this.clock.now();
+    this.tickedUpTo = this.now;
     this.transport.start((m) => this.receive(m));
     this.armTick();
     this.schedule();
@@ -361,6 +375,8 @@ export class RaftNode<Result = unknown> {
   read(): Promise<Index> {
     return new Promise((resolve, reject) => {
       const raft = this.running();
+      // A lease read is decided against the clock as of now, not as of the last tick timer.
+      this.catchUpTicks(raft);
       const res = raft.readIndex();
       if (res.status === "rejected") {
         reject(this.notLeader(res.leaderId));
@@ -510,6 +526,7 @@ export class RaftNode<Result = unknown> {
     if (this.state !== "running" || !this.raft) return;
     if (m.to !== this.id) return;
     try {
+      if (m.type === "ReadIndex") this.catchUpTicks(this.raft); // as in read()
       this.raft.step(m);
     } catch (err) {
       this.fail(err);
@@ -519,11 +536,11 @@ export class RaftNode<Result = unknown> {
   }
 
   private armTick(): void {
-    this.cancelTick = this.clock.setTimer(this.tickMs, () => {
+    const wait = Math.max(0, this.tickedUpTo + this.tickMs - this.clock.now());
+    this.cancelTick = this.clock.setTimer(wait, () => {
       if (this.state !== "running" || !this.raft) return;
-      this.now = this.clock.now();
       try {
-        this.raft.tick();
+        this.catchUpTicks(this.raft);
       } catch (err) {
         this.fail(err);
         return;
@@ -532,6 +549,20 @@ export class RaftNode<Result = unknown> {
       this.armTick();
       this.schedule();
     });
+  }
+
+  /**
+   * Give the core one tick per tickMs of clock time since the last: a timer that fired late (a
+   * paused process, a busy event loop) must not slow the core's clock down, or a leader's lease
+   * would outlast the followers' promise not to vote (see src/core/lease.ts).
+   */
+  private catchUpTicks(raft: Raft): void {
+    this.now = this.clock.now();
+    // The epsilon absorbs floating-point error in a timer that fired exactly on time.
+    const due = Math.floor((this.now - this.tickedUpTo) / this.tickMs + 1e-9);
+    if (due <= 0) return;
+    this.tickedUpTo += due * this.tickMs;
+    for (let i = Math.min(due, this.maxCatchUpTicks); i > 0; i--) raft.tick();
   }
 
   private schedule(): void {
