@@ -51,6 +51,7 @@ export interface MemberOptions {
   followerReads?: boolean;
   electionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  readMode?: "read-index" | "lease";
   snapshotEvery?: number;
   snapshotMargin?: number;
   log: MemberLogger;
@@ -79,6 +80,7 @@ export function createMember(o: MemberOptions): Member {
     stateMachine: kv,
     electionTimeoutMs: o.electionTimeoutMs,
     heartbeatIntervalMs: o.heartbeatIntervalMs,
+    readMode: o.readMode,
     snapshotEveryEntries: o.snapshotEvery,
     snapshotMarginEntries: o.snapshotMargin,
     onError: (error) => o.log("error", "node failed and stopped", { error: error instanceof Error ? error.message : String(error) }),

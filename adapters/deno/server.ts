@@ -111,6 +111,7 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     followerReads: args.followerReads,
     electionTimeoutMs: args.electionTimeoutMs,
     heartbeatIntervalMs: args.heartbeatIntervalMs,
+    readMode: args.readMode,
     snapshotEvery: args.snapshotEvery,
     snapshotMargin: args.snapshotMargin,
     log,

@@ -23,6 +23,8 @@ export interface StartArgs {
   insecure: boolean;
   electionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  /** How linearizable reads are confirmed (default "read-index"). */
+  readMode?: "read-index" | "lease";
   /** Snapshot after this many applied entries (0: never); entries kept below a snapshot. */
   snapshotEvery?: number;
   snapshotMargin?: number;
@@ -37,7 +39,7 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                       [--join URL]... [--learner] [--admin-token TOKEN]
                       [--url URL] [--cluster-id NAME] [--secret SECRET] [--token TOKEN]
                       [--election-timeout-ms N] [--heartbeat-interval-ms N] [--log-level LEVEL]
-                      [--snapshot-every N] [--snapshot-margin N]
+                      [--snapshot-every N] [--snapshot-margin N] [--read-mode read-index|lease]
 
   --id                  this member's id (letters, digits, - and _)
   --listen              address for the HTTP API and the peer socket (/raft)
@@ -57,7 +59,11 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
   --insecure            allow a non-loopback --listen without --secret
   --snapshot-every      snapshot the state and compact the log every N applied entries
                         (default 10000; 0 never)
-  --snapshot-margin     entries kept below a snapshot for slightly slow followers (default 1000)`;
+  --snapshot-margin     entries kept below a snapshot for slightly slow followers (default 1000)
+  --read-mode           how GET /kv confirms it reads the latest value: read-index (default; a
+                        heartbeat round per batch of reads) or lease (the leader answers at once
+                        while its lease holds; assumes members' clocks run at rates within 10%
+                        of each other; give every member the same mode)`;
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -119,6 +125,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     "log-level",
     "snapshot-every",
     "snapshot-margin",
+    "read-mode",
   ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -185,6 +192,10 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
   }
   const logLevel = (one("log-level") ?? "info") as StartArgs["logLevel"];
   if (!["debug", "info", "warn", "error"].includes(logLevel)) throw new UsageError(`--log-level is one of debug, info, warn, error`);
+  const readMode = one("read-mode");
+  if (readMode !== undefined && readMode !== "read-index" && readMode !== "lease") {
+    throw new UsageError(`--read-mode is read-index or lease, got "${readMode}"`);
+  }
   const et = one("election-timeout-ms");
   const hb = one("heartbeat-interval-ms");
   return {
@@ -204,6 +215,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     heartbeatIntervalMs: hb ? positiveInt(hb, "--heartbeat-interval-ms") : undefined,
     snapshotEvery: count(one("snapshot-every"), "--snapshot-every"),
     snapshotMargin: count(one("snapshot-margin"), "--snapshot-margin"),
+    readMode,
     logLevel,
   };
 }
