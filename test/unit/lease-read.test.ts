@@ -30,17 +30,22 @@ function newerLeaderWith(c: CoreCluster, old: string, data: string): string | nu
   return c.appliedData(l).includes(data) ? l : null;
 }
 
+/** n1 leads with x=1 committed, and every follower answered its last heartbeat round. */
+function clusterWithLease(seed: number): CoreCluster {
+  const c = new CoreCluster(ids, { readMode: "lease", seed });
+  c.campaign("n1");
+  c.stabilize();
+  c.propose("n1", "x=1");
+  c.stabilize();
+  c.tickAll();
+  c.stabilize();
+  expect(servesLeaseRead(c, "n1").served).toBe(true); // the lease works: no heartbeat round for this read
+  return c;
+}
+
 describe("lease reads", () => {
   it("a leader cut off right after its heartbeats were answered stops serving before anyone else can lead (nodes ticked in lockstep)", () => {
-    const c = new CoreCluster(ids, { readMode: "lease", seed: 3 });
-    c.campaign("n1");
-    c.stabilize();
-    c.propose("n1", "x=1");
-    c.stabilize();
-    c.tickAll();
-    c.stabilize(); // every follower answered the round
-    const before = servesLeaseRead(c, "n1");
-    expect(before.served).toBe(true); // the lease works: no heartbeat round for this read
+    const c = clusterWithLease(3);
     c.isolate("n1");
 
     let proposed = false;
@@ -66,15 +71,7 @@ describe("lease reads", () => {
   });
 
   it("no lease reads once TimeoutNow went out: the transfer target campaigns past every follower's lease", () => {
-    const c = new CoreCluster(ids, { readMode: "lease", seed: 5 });
-    c.campaign("n1");
-    c.stabilize();
-    c.propose("n1", "x=1");
-    c.stabilize();
-    c.tickAll();
-    c.stabilize();
-    expect(servesLeaseRead(c, "n1").served).toBe(true);
-
+    const c = clusterWithLease(5);
     c.node("n1").transferLeader("n2"); // n2 is up to date: TimeoutNow goes out at once
     c.process();
     expect(c.queue.some((m) => m.type === "TimeoutNow" && m.to === "n2")).toBe(true);
