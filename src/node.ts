@@ -208,10 +208,8 @@ export class RaftNode<Result = unknown> {
   private readonly forwarded = new Map<number, PendingProposal<Result>[]>();
   /** The clock's time at the last tick: deadlines need no better precision than a tick. */
   private now = 0;
-  /** Clock time up to which the core has been given its ticks (one per tickMs). */
-  private tickedUpTo = 0;
-  /** Most ticks given at once after a gap: two election timeouts settle all that ticks decide. */
-  private maxCatchUpTicks = 0;
+  /** The clock's time when the core was created: the origin of its lease clock. */
+  private startedAt = 0;
   /** Reads waiting for the leader to confirm a read index, by request id. */
   private readonly reads = new Map<number, PendingRead>();
   /** Confirmed reads waiting for the state machine to reach their index. */
@@ -254,11 +252,9 @@ export class RaftNode<Result = unknown> {
     const electionTimeoutMs = positive("electionTimeoutMs", o.electionTimeoutMs ?? 300);
     this.electionTimeoutMs = electionTimeoutMs;
     const heartbeatIntervalMs = positive("heartbeatIntervalMs", o.heartbeatIntervalMs ?? 50);
-    const electionTicks = Math.max(2, Math.round(electionTimeoutMs / this.tickMs));
-    this.maxCatchUpTicks = 2 * electionTicks;
     const config: RaftConfig = {
       id: this.id,
-      electionTicks,
+      electionTicks: Math.max(2, Math.round(electionTimeoutMs / this.tickMs)),
       heartbeatTicks: Math.max(1, Math.round(heartbeatIntervalMs / this.tickMs)),
       preVote: o.preVote,
       checkQuorum: o.checkQuorum,
@@ -277,6 +273,7 @@ export class RaftNode<Result = unknown> {
       this.appliedIndex = stored.snapshot.meta.index;
       this.snapshotIndex = stored.snapshot.meta.index;
     }
+    this.startedAt = this.clock.now();
     this.raft = new Raft(config, {
       hardState: stored.hardState,
       snapshot: stored.snapshot,
@@ -289,7 +286,6 @@ export class RaftNode<Result = unknown> {
     this.appliedMembers = stored.snapshot?.meta.conf ?? bootstrap;
     this.noticeConf(this.raft.conf);
     this.now = this.clock.now();
-    this.tickedUpTo = this.now;
     this.transport.start((m) => this.receive(m));
     this.armTick();
     this.schedule();
@@ -376,7 +372,7 @@ export class RaftNode<Result = unknown> {
     return new Promise((resolve, reject) => {
       const raft = this.running();
       // A lease read is decided against the clock as of now, not as of the last tick timer.
-      this.catchUpTicks(raft);
+      this.observeClock(raft);
       const res = raft.readIndex();
       if (res.status === "rejected") {
         reject(this.notLeader(res.leaderId));
@@ -526,7 +522,7 @@ export class RaftNode<Result = unknown> {
     if (this.state !== "running" || !this.raft) return;
     if (m.to !== this.id) return;
     try {
-      if (m.type === "ReadIndex") this.catchUpTicks(this.raft); // as in read()
+      if (m.type === "ReadIndex") this.observeClock(this.raft); // as in read()
       this.raft.step(m);
     } catch (err) {
       this.fail(err);
@@ -536,11 +532,11 @@ export class RaftNode<Result = unknown> {
   }
 
   private armTick(): void {
-    const wait = Math.max(0, this.tickedUpTo + this.tickMs - this.clock.now());
-    this.cancelTick = this.clock.setTimer(wait, () => {
+    this.cancelTick = this.clock.setTimer(this.tickMs, () => {
       if (this.state !== "running" || !this.raft) return;
       try {
-        this.catchUpTicks(this.raft);
+        this.raft.tick();
+        this.observeClock(this.raft);
       } catch (err) {
         this.fail(err);
         return;
@@ -552,17 +548,13 @@ export class RaftNode<Result = unknown> {
   }
 
   /**
-   * Give the core one tick per tickMs of clock time since the last: a timer that fired late (a
-   * paused process, a busy event loop) must not slow the core's clock down, or a leader's lease
-   * would outlast the followers' promise not to vote (see src/core/lease.ts).
+   * Tell the core how much clock time has passed, in ticks: tick timers that fired late (a paused
+   * process, a busy event loop) must not stretch a leader's lease past the followers' promise
+   * not to vote (see src/core/lease.ts).
    */
-  private catchUpTicks(raft: Raft): void {
+  private observeClock(raft: Raft): void {
     this.now = this.clock.now();
-    // The epsilon absorbs floating-point error in a timer that fired exactly on time.
-    const due = Math.floor((this.now - this.tickedUpTo) / this.tickMs + 1e-9);
-    if (due <= 0) return;
-    this.tickedUpTo += due * this.tickMs;
-    for (let i = Math.min(due, this.maxCatchUpTicks); i > 0; i--) raft.tick();
+    raft.observeClock(Math.floor((this.now - this.startedAt) / this.tickMs));
   }
 
   private schedule(): void {

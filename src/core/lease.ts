@@ -12,8 +12,9 @@
  * may come at once) plus the difference in clock *rate* between members over one election
  * timeout. Clock offsets do not matter; only rates do.
  *
- * The driver must keep ticks in step with its clock (catch up on ticks a paused process missed)
- * before asking for a read: a tick count that lags real time would stretch the lease.
+ * The leader's tick count must never lag its clock when it decides a read: the driver reports
+ * its clock (Raft.observeClock) before every read, since tick timers fire late when the process
+ * is paused or its event loop is busy, and a lagging count would stretch the lease.
  */
 export class LeaderLease {
   /** Heartbeat rounds sent and not yet superseded by a newer acknowledged one, oldest first. */

@@ -164,7 +164,11 @@ export class Raft {
 
   /** Ticks since the last election timeout reset (followers) or check-quorum round (leader). */
   private electionElapsed = 0;
-  /** Ticks since this node started: the leader's lease clock. */
+  /**
+   * The leader's lease clock: ticks since this node started, by tick() calls or by the driver's
+   * clock (observeClock), whichever is ahead. It must never lag real time; running ahead only
+   * shortens leases.
+   */
   private ticks = 0;
   /**
    * Ticks since this node last heard from a leader of its term, not reset by a term change, and
@@ -289,6 +293,17 @@ export class Raft {
     this.leaderContactElapsed++;
     if (this.role === "leader") this.tickLeader();
     else this.tickElection();
+  }
+
+  /**
+   * The driver's clock shows `ticksSinceStart` ticks of time since this core was created. Only
+   * the lease clock follows it, so that tick timers that fired late (a paused process, a busy
+   * event loop) cannot stretch a lease. Elections and heartbeats keep counting tick() calls,
+   * which tolerates a stalled event loop without needless elections (and a late follower only
+   * waits longer before voting, the safe direction).
+   */
+  observeClock(ticksSinceStart: number): void {
+    if (ticksSinceStart > this.ticks) this.ticks = ticksSinceStart;
   }
 
   /** Start an election now (as if the election timer fired). */
