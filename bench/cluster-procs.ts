@@ -257,7 +257,7 @@ export class MeshraftCluster extends BenchCluster {
   /** The compiled cli.js, or null to run the TypeScript through tsx. */
   private readonly compiledCli: string | null;
 
-  private constructor(root: string, ports: number[], compiledCli: string | null, nodeFlags: string[]) {
+  private constructor(root: string, ports: number[], compiledCli: string | null, nodeFlags: string[], memberArgs: string[]) {
     super(root);
     this.nodeFlags = nodeFlags;
     this.compiledCli = compiledCli;
@@ -267,13 +267,14 @@ export class MeshraftCluster extends BenchCluster {
       const dataDir = join(root, id);
       const args = ["start", "--id", id, "--listen", `127.0.0.1:${ports[i]}`, "--data-dir", dataDir];
       ids.forEach((peer, j) => j !== i && args.push("--peer", `${peer}=${url(j)}`));
+      args.push(...memberArgs);
       this.members.push({ id, url: url(i), dataDir, args, proc: null, log: [] });
     });
   }
 
-  /** `compiledCli` from buildMeshraft(), or null for tsx. */
-  static async create(compiledCli: string | null, nodeFlags: string[] = []): Promise<MeshraftCluster> {
-    return new MeshraftCluster(tempDir("meshraft-bench-"), await freePorts(3), compiledCli, nodeFlags);
+  /** `compiledCli` from buildMeshraft(), or null for tsx; `memberArgs` go to every `meshraft start`. */
+  static async create(compiledCli: string | null, nodeFlags: string[] = [], memberArgs: string[] = []): Promise<MeshraftCluster> {
+    return new MeshraftCluster(tempDir("meshraft-bench-"), await freePorts(3), compiledCli, nodeFlags, memberArgs);
   }
 
   /** One `node` process per member, so the PID is the member itself. */

@@ -77,6 +77,8 @@ interface Options {
   profile: boolean;
   /** Extra `node` flags for the meshraft members (V8 heap flags, for instance). */
   nodeFlags: string[];
+  /** How the meshraft members confirm linearizable reads (`meshraft start --read-mode`). */
+  readMode: "read-index" | "lease";
 }
 
 const USAGE = `usage: npm run bench -- [options]      (tsx bench/cluster.ts)
@@ -92,6 +94,7 @@ const USAGE = `usage: npm run bench -- [options]      (tsx bench/cluster.ts)
                          bin runs), or adapters/node/cli.ts through tsx (about 30 MB more RSS)
   --vs etcd              also run a 3-member etcd (installs Debian's etcd-server if missing)
   --only-etcd            with --vs etcd: skip meshraft
+  --read-mode MODE       meshraft members confirm gets by read-index (default) or lease
   --node-flags "FLAGS"   extra node flags for the meshraft members (e.g. "--max-semi-space-size=2")
   --profile              meshraft members run with --cpu-prof (bench/results/prof-cluster/);
                          implies --failover-trials 0; nothing is saved but the profiles`;
@@ -110,6 +113,7 @@ function parseArgs(argv: string[]): Options {
     skipMeshraft: false,
     profile: false,
     nodeFlags: [],
+    readMode: "read-index",
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -167,6 +171,12 @@ function parseArgs(argv: string[]): Options {
       case "--only-etcd":
         o.skipMeshraft = true;
         break;
+      case "--read-mode": {
+        const v = value();
+        if (v !== "read-index" && v !== "lease") throw new Error(`--read-mode is read-index or lease, got ${v}`);
+        o.readMode = v;
+        break;
+      }
       case "--node-flags":
         o.nodeFlags = value().split(/\s+/).filter(Boolean);
         break;
@@ -369,14 +379,14 @@ async function runSystem(system: System, o: Options, programs: Programs): Promis
       ? await MeshraftCluster.create(programs.meshraftCli, [
           ...o.nodeFlags,
           ...(o.profile ? ["--cpu-prof", `--cpu-prof-dir=${join(RESULTS_DIR, "prof-cluster")}`] : []),
-        ])
+        ], ["--read-mode", o.readMode])
       : await EtcdCluster.create(programs.etcd!);
   const status = await createClient("http", 8);
   try {
     const version =
       cluster instanceof EtcdCluster
         ? cluster.version()
-        : `meshraft (node ${process.version}${o.nodeFlags.length ? ` ${o.nodeFlags.join(" ")}` : ""}, ${o.runner === "js" ? "compiled cli.js" : "tsx adapters/node/cli.ts"})`;
+        : `meshraft (node ${process.version}${o.nodeFlags.length ? ` ${o.nodeFlags.join(" ")}` : ""}, ${o.runner === "js" ? "compiled cli.js" : "tsx adapters/node/cli.ts"}, --read-mode ${o.readMode})`;
     console.log(`\n== ${system}: ${version}; 3 members at ${cluster.urls().join(", ")}; data in ${cluster.root}`);
     const t0 = nowMs();
     cluster.start();

@@ -52,6 +52,7 @@ export interface MemberOptions {
   followerReads?: boolean;
   electionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  readMode?: "read-index" | "lease";
   snapshotEvery?: number;
   snapshotBytes?: number;
   snapshotMargin?: number;
@@ -99,6 +100,7 @@ export function createMember(o: MemberOptions): Member {
     stateMachine: kv,
     electionTimeoutMs: o.electionTimeoutMs,
     heartbeatIntervalMs: o.heartbeatIntervalMs,
+    readMode: o.readMode,
     snapshotEveryEntries: o.snapshotEvery,
     snapshotEveryBytes: o.snapshotBytes,
     snapshotMarginEntries: o.snapshotMargin,

@@ -76,6 +76,12 @@ export interface RaftNodeOptions<Result> {
   preVote?: boolean;
   checkQuorum?: boolean;
   readMode?: "read-index" | "lease";
+  /**
+   * readMode "lease": ticks (of tickMs) the leader's lease stops short of the election timeout,
+   * covering one tick plus the clock-rate difference between members over an election timeout.
+   * Default 1 + ceil(election ticks / 10).
+   */
+  leaseDriftTicks?: number;
   /** Followers forward proposals to the leader instead of failing with NotLeaderError. */
   forwardProposals?: boolean;
   maxMsgBytes?: number;
@@ -228,6 +234,8 @@ export class RaftNode<Result = unknown> {
   private readonly forwarded = new Map<number, PendingProposal<Result>[]>();
   /** The clock's time at the last tick: deadlines need no better precision than a tick. */
   private now = 0;
+  /** The clock's time when the core was created: the origin of its lease clock. */
+  private startedAt = 0;
   /** Reads waiting for the leader to confirm a read index, by request id. */
   private readonly reads = new Map<number, PendingRead>();
   /** Confirmed reads waiting for the state machine to reach their index, in index order. */
@@ -278,6 +286,7 @@ export class RaftNode<Result = unknown> {
       preVote: o.preVote,
       checkQuorum: o.checkQuorum,
       readMode: o.readMode,
+      leaseDriftTicks: o.leaseDriftTicks,
       forwardProposals: o.forwardProposals,
       maxMsgBytes: o.maxMsgBytes,
       maxInflightMsgs: o.maxInflightMsgs,
@@ -291,6 +300,7 @@ export class RaftNode<Result = unknown> {
       this.appliedTo(snapshot.meta.index);
       this.snapshotIndex = snapshot.meta.index;
     }
+    this.startedAt = this.clock.now();
     this.raft = new Raft(config, {
       hardState: stored.hardState,
       snapshot,
@@ -411,6 +421,8 @@ export class RaftNode<Result = unknown> {
   read(): Promise<Index> {
     return new Promise((resolve, reject) => {
       const raft = this.running();
+      // A lease read is decided against the clock as of now, not as of the last tick timer.
+      this.observeClock(raft);
       const res = raft.readIndex();
       if (res.status === "rejected") {
         reject(this.notLeader(res.leaderId));
@@ -601,6 +613,7 @@ export class RaftNode<Result = unknown> {
     if (this.state !== "running" || !this.raft) return;
     if (m.to !== this.id) return;
     try {
+      if (m.type === "ReadIndex") this.observeClock(this.raft); // as in read()
       this.raft.step(m);
     } catch (err) {
       this.fail(err);
@@ -612,9 +625,9 @@ export class RaftNode<Result = unknown> {
   private armTick(): void {
     this.cancelTick = this.clock.setTimer(this.tickMs, () => {
       if (this.state !== "running" || !this.raft) return;
-      this.now = this.clock.now();
       try {
         this.raft.tick();
+        this.observeClock(this.raft);
       } catch (err) {
         this.fail(err);
         return;
@@ -623,6 +636,16 @@ export class RaftNode<Result = unknown> {
       this.armTick();
       this.schedule();
     });
+  }
+
+  /**
+   * Tell the core how much clock time has passed, in ticks: tick timers that fired late (a paused
+   * process, a busy event loop) must not stretch a leader's lease past the followers' promise
+   * not to vote (see src/core/lease.ts).
+   */
+  private observeClock(raft: Raft): void {
+    this.now = this.clock.now();
+    raft.observeClock(Math.floor((this.now - this.startedAt) / this.tickMs));
   }
 
   private schedule(): void {

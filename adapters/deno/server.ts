@@ -117,6 +117,7 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     followerReads: args.followerReads,
     electionTimeoutMs: args.electionTimeoutMs,
     heartbeatIntervalMs: args.heartbeatIntervalMs,
+    readMode: args.readMode,
     snapshotEvery: args.snapshotEvery,
     snapshotBytes: args.snapshotBytes,
     snapshotMargin: args.snapshotMargin,

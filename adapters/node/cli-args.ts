@@ -25,6 +25,8 @@ export interface StartArgs {
   insecure: boolean;
   electionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  /** How linearizable reads are confirmed (default "read-index"). */
+  readMode?: "read-index" | "lease";
   /** Snapshot after this many applied entries, or bytes of them (0: not by that); entries kept below a snapshot. */
   snapshotEvery?: number;
   snapshotBytes?: number;
@@ -47,6 +49,7 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                       [--election-timeout-ms N] [--heartbeat-interval-ms N] [--log-level LEVEL]
                       [--snapshot-every N] [--snapshot-bytes N] [--snapshot-margin N]
                       [--link-timeout-ms N] [--max-key-bytes N] [--max-value-bytes N]
+                      [--read-mode read-index|lease]
 
   --id                  this member's id (letters, digits, - and _)
   --listen              address for the HTTP API and the peer socket (/raft)
@@ -76,7 +79,12 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                         --cluster-id, a firewall) within N ms exits with an error, and the leader
                         removes a learner it has no link with after N ms (default 30000)
   --max-key-bytes       longest key the client API takes, in UTF-8 bytes (default and most 1024)
-  --max-value-bytes     largest value the client API takes, in bytes (default and most 1048576)`;
+  --max-value-bytes     largest value the client API takes, in bytes (default and most 1048576)
+
+  --read-mode           how GET /kv confirms it reads the latest value: read-index (default; a
+                        heartbeat round per batch of reads) or lease (the leader answers at once
+                        while its lease holds; assumes members' clocks run at rates within 10%
+                        of each other; give every member the same mode)`;
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -152,6 +160,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     "link-timeout-ms",
     "max-key-bytes",
     "max-value-bytes",
+    "read-mode",
   ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -218,6 +227,10 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
   }
   const logLevel = (one("log-level") ?? "info") as StartArgs["logLevel"];
   if (!["debug", "info", "warn", "error"].includes(logLevel)) throw new UsageError(`--log-level is one of debug, info, warn, error`);
+  const readMode = one("read-mode");
+  if (readMode !== undefined && readMode !== "read-index" && readMode !== "lease") {
+    throw new UsageError(`--read-mode is read-index or lease, got "${readMode}"`);
+  }
   const et = one("election-timeout-ms");
   const hb = one("heartbeat-interval-ms");
   return {
@@ -241,6 +254,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     maxKeyBytes: byteLimit(one("max-key-bytes"), "--max-key-bytes", MAX_KEY_BYTES),
     maxValueBytes: byteLimit(one("max-value-bytes"), "--max-value-bytes", MAX_VALUE_BYTES),
     linkTimeoutMs: one("link-timeout-ms") ? positiveInt(one("link-timeout-ms")!, "--link-timeout-ms") : undefined,
+    readMode,
     logLevel,
   };
 }

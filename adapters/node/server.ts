@@ -89,6 +89,7 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
     learner: args.learner,
     electionTimeoutMs: args.electionTimeoutMs,
     heartbeatIntervalMs: args.heartbeatIntervalMs,
+    readMode: args.readMode,
     snapshotEvery: args.snapshotEvery,
     snapshotBytes: args.snapshotBytes,
     snapshotMargin: args.snapshotMargin,

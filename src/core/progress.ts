@@ -91,7 +91,7 @@ export class Progress {
   snapshotResends = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
-  /** Highest ReadIndex round this follower has confirmed in the current term. */
+  /** Highest heartbeat round this follower has acknowledged in the current term (ReadIndex, lease). */
   readAck = 0;
   readonly inflights: Inflights;
 

@@ -1,3 +1,4 @@
+import { defaultLeaseDriftTicks, LeaderLease } from "./lease.ts";
 import { RaftLog } from "./log.ts";
 import {
   applyChanges,
@@ -70,10 +71,21 @@ export interface RaftConfig {
   checkQuorum?: boolean;
   /**
    * "read-index" (default): each read batch is confirmed by a quorum heartbeat round.
-   * "lease": the leader serves reads without that round while its lease holds; this relies on
-   * bounded clock drift between members (thesis §6.4.1) and requires checkQuorum.
+   * "lease": the leader serves reads without that round while its lease holds (see lease.ts):
+   * from the tick a heartbeat round was sent, once a quorum acknowledged it, for
+   * electionTicks - leaseDriftTicks ticks. This relies on bounded clock *rate* drift between
+   * members (thesis §6.4.1) and requires checkQuorum. Every member must use it: followers keep
+   * the promise the lease rests on (no vote within an election timeout of hearing a leader, even
+   * across a restart or a term change). Without a valid lease, reads take the ReadIndex path.
    */
   readMode?: "read-index" | "lease";
+  /**
+   * readMode "lease": ticks the lease stops short of the election timeout. Must cover one tick
+   * (members' ticks are not aligned) plus how far members' clocks can drift apart in rate over
+   * one election timeout. Integer in [1, electionTicks). Default 1 + ceil(electionTicks / 10):
+   * one tick and a 10% rate difference.
+   */
+  leaseDriftTicks?: number;
   /** Followers forward proposals to the leader instead of rejecting them. */
   forwardProposals?: boolean;
   /** Soft limit on entry bytes in one AppendEntries. */
@@ -145,6 +157,8 @@ export class Raft {
   private readonly preVote: boolean;
   private readonly checkQuorum: boolean;
   private readonly readMode: "read-index" | "lease";
+  /** readMode "lease" (leader): when each heartbeat round was sent; null in read-index mode. */
+  private readonly lease: LeaderLease | null;
   private readonly forwardProposals: boolean;
   private readonly maxMsgBytes: number;
   private readonly maxInflightMsgs: number;
@@ -154,6 +168,20 @@ export class Raft {
 
   /** Ticks since the last election timeout reset (followers) or check-quorum round (leader). */
   private electionElapsed = 0;
+  /**
+   * The leader's lease clock: ticks since this node started, by tick() calls or by the driver's
+   * clock (observeClock), whichever is ahead. It must never lag real time; running ahead only
+   * shortens leases.
+   */
+  private ticks = 0;
+  /**
+   * Ticks since this node last heard from a leader of its term, not reset by a term change, and
+   * 0 at start if it has ever been in a term (it may have acknowledged a heartbeat before it
+   * restarted). In lease mode no vote is granted while it is below electionTicks (see inLease).
+   */
+  private leaderContactElapsed: number;
+  /** Leader: TimeoutNow went out this term; its target may campaign past every follower's lease. */
+  private timeoutNowSent = false;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
 
@@ -249,6 +277,13 @@ export class Raft {
     if (this.readMode === "lease" && !this.checkQuorum) {
       throw new RangeError(`readMode "lease" requires checkQuorum: without it a deposed leader could serve stale reads`);
     }
+    const drift = config.leaseDriftTicks ?? defaultLeaseDriftTicks(this.electionTicks);
+    if (!(Number.isInteger(drift) && drift >= 1 && drift < this.electionTicks)) {
+      throw new RangeError(
+        `leaseDriftTicks (${drift}) must be a whole number of ticks in [1, electionTicks = ${this.electionTicks})`,
+      );
+    }
+    this.lease = this.readMode === "lease" ? new LeaderLease(this.electionTicks - drift) : null;
     this.forwardProposals = config.forwardProposals ?? false;
     this.maxMsgBytes = config.maxMsgBytes ?? 1024 * 1024;
     this.maxInflightMsgs = config.maxInflightMsgs ?? 256;
@@ -267,6 +302,7 @@ export class Raft {
     this.term = initial.hardState.term;
     this.votedFor = initial.hardState.votedFor;
     this.persistedHardState = { ...initial.hardState };
+    this.leaderContactElapsed = this.term > 0 ? 0 : this.electionTicks;
     this.reportedSoftState = { role: this.role, leaderId: null, term: this.term };
     this.resetRandomizedElectionTimeout();
     this.nextRequestId = 1 + Math.floor(this.random.next() * (2 ** 21 - 1)) * 2 ** 32;
@@ -278,8 +314,21 @@ export class Raft {
 
   /** Advance logical time by one tick. */
   tick(): void {
+    this.ticks++;
+    this.leaderContactElapsed++;
     if (this.role === "leader") this.tickLeader();
     else this.tickElection();
+  }
+
+  /**
+   * The driver's clock shows `ticksSinceStart` ticks of time since this core was created. Only
+   * the lease clock follows it, so that tick timers that fired late (a paused process, a busy
+   * event loop) cannot stretch a lease. Elections and heartbeats keep counting tick() calls,
+   * which tolerates a stalled event loop without needless elections (and a late follower only
+   * waits longer before voting, the safe direction).
+   */
+  observeClock(ticksSinceStart: number): void {
+    if (ticksSinceStart > this.ticks) this.ticks = ticksSinceStart;
   }
 
   /** Start an election now (as if the election timer fired). */
@@ -394,9 +443,7 @@ export class Raft {
         // Lease (§6, thesis §4.2.3): while we hear from a leader, a disruptive candidate (one
         // that was partitioned, or removed from the cluster) must not depose it. A transfer
         // is the leader's own wish and bypasses this.
-        const inLease =
-          this.checkQuorum && this.leaderId !== null && this.electionElapsed < this.electionTicks;
-        if (!m.transfer && inLease) return;
+        if (!m.transfer && this.inLease()) return;
       }
       if (m.type === "RequestVote" && m.preVote) {
         // A pre-vote never changes our term.
@@ -426,6 +473,9 @@ export class Raft {
       return;
     }
 
+    if (this.role !== "leader" && (m.type === "AppendEntries" || m.type === "Heartbeat" || m.type === "InstallSnapshot")) {
+      this.leaderContactElapsed = 0; // from the leader of our term
+    }
     switch (m.type) {
       case "RequestVote":
         return this.handleRequestVote(m);
@@ -469,11 +519,7 @@ export class Raft {
   ready(): Ready {
     if (this.readyInFlight) throw new Error("ready() called again before advance()");
     this.flushPendingAppends();
-    if (this.readRoundRequested) {
-      this.readRoundRequested = false;
-      this.readRound++;
-      this.broadcastHeartbeat();
-    }
+    if (this.readRoundRequested) this.broadcastHeartbeat();
     let messages = this.msgs;
     let earlyMessages: Message[] = [];
     if (this.role === "leader" && !this.termOrVoteChanged()) {
@@ -628,6 +674,8 @@ export class Raft {
     this.resetRandomizedElectionTimeout();
     this.votes.clear();
     this.leadTransferee = null;
+    this.timeoutNowSent = false;
+    this.lease?.clear();
     this.pendingAppends.clear();
     this.allPendingForce = false;
     this.failPendingReads();
@@ -690,6 +738,18 @@ export class Raft {
     if (isVoter(this.conf, this.id)) return true;
     if (this.lastConfIndex <= this.log.committed || isMember(this.conf, this.id)) return false;
     return isVoter(this.confAt(this.lastConfIndex - 1), this.id);
+  }
+
+  /**
+   * Lease (§6, thesis §4.2.3 and §6.4.1): while we hear from a leader, grant no vote to anyone
+   * else, so that a disruptive candidate (partitioned, or removed) cannot depose it. In lease
+   * mode the leader's reads rest on this promise, so it also holds across a term change (a
+   * stray higher-term message clears leaderId) and for an election timeout after a restart.
+   */
+  private inLease(): boolean {
+    if (!this.checkQuorum) return false;
+    if (this.leaderId !== null && this.electionElapsed < this.electionTicks) return true;
+    return this.readMode === "lease" && this.role !== "leader" && this.leaderContactElapsed < this.electionTicks;
   }
 
   private tickElection(): void {
@@ -794,7 +854,7 @@ export class Raft {
     // granted on the log check alone.
     const canVote =
       this.votedFor === m.from ||
-      (this.votedFor === null && this.leaderId === null) ||
+      (this.votedFor === null && this.leaderId === null && (m.transfer || !this.inLease())) ||
       (m.preVote && m.term > this.term);
     // §5.4.1: only for a candidate whose log is at least as up-to-date as ours.
     if (canVote && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
@@ -1009,7 +1069,14 @@ export class Raft {
     this.allPendingForce = true;
   }
 
+  /**
+   * Every broadcast is a new round: a round confirms the reads that arrived before it was sent
+   * (ReadIndex), and in lease mode the tick it was sent starts the lease it grants.
+   */
   private broadcastHeartbeat(): void {
+    this.readRound++;
+    this.readRoundRequested = false;
+    this.lease?.roundSent(this.readRound, this.ticks);
     for (const [id, pr] of this.prs) this.sendHeartbeat(id, pr);
   }
 
@@ -1102,6 +1169,7 @@ export class Raft {
   }
 
   private sendTimeoutNow(to: NodeId): void {
+    this.timeoutNowSent = true;
     this.send({ type: "TimeoutNow", from: this.id, to, term: this.term });
   }
 
@@ -1376,7 +1444,11 @@ export class Raft {
   // ReadIndex (thesis §6.4)
   // -------------------------------------------------------------------------------------------
 
-  private leaderRead(requestId: number, from: NodeId): void {
+  /**
+   * `mayUseLease` is false for reads released from inside the core (after a commit in
+   * advance()), where the driver has not brought the tick count up to its clock.
+   */
+  private leaderRead(requestId: number, from: NodeId, mayUseLease = true): void {
     if (this.log.term(this.log.committed) !== this.term) {
       // Until an entry of this term commits, the leader's commit index may lag the true one.
       this.readsAwaitingCommit.push({ requestId, from });
@@ -1385,7 +1457,7 @@ export class Raft {
     const index = this.log.committed;
     const voters = allVoters(this.conf);
     const soleVoter = voters.length === 1 && voters[0] === this.id;
-    if (soleVoter || this.readMode === "lease") {
+    if (soleVoter || (mayUseLease && this.leaseValid())) {
       this.replyRead(from, requestId, index, false);
       return;
     }
@@ -1397,14 +1469,28 @@ export class Raft {
   private releaseReadsAwaitingCommit(): void {
     const waiting = this.readsAwaitingCommit;
     this.readsAwaitingCommit = [];
-    for (const r of waiting) this.leaderRead(r.requestId, r.from);
+    for (const r of waiting) this.leaderRead(r.requestId, r.from, false);
+  }
+
+  /**
+   * Lease mode: reads may skip the heartbeat round now. Never while a transfer is pending or
+   * after TimeoutNow went out this term (its target campaigns past every follower's lease, and
+   * a delayed TimeoutNow may arrive at any time), and never before this term committed an entry
+   * (the caller checks that).
+   */
+  private leaseValid(): boolean {
+    if (this.lease === null || this.leadTransferee !== null || this.timeoutNowSent) return false;
+    return this.lease.holds(this.quorumReadRound(), this.ticks);
+  }
+
+  /** The newest heartbeat round a quorum (of each half of a joint configuration) acknowledged. */
+  private quorumReadRound(): number {
+    return committedIndex(this.conf, (id) => (id === this.id ? this.readRound : (this.prs.get(id)?.readAck ?? 0)));
   }
 
   /** Serve every read whose round a quorum has confirmed: we were still leader when they came. */
   private releaseConfirmedReads(): void {
-    const confirmed = committedIndex(this.conf, (id) =>
-      id === this.id ? this.readRound : (this.prs.get(id)?.readAck ?? 0),
-    );
+    const confirmed = this.quorumReadRound();
     let n = 0;
     while (n < this.pendingReads.length && this.pendingReads[n].round <= confirmed) {
       const r = this.pendingReads[n];

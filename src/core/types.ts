@@ -115,8 +115,9 @@ export interface AppendEntriesResponse extends MessageBase {
 
 /**
  * Leader liveness and commit propagation. `leaderCommit` is capped at what the follower is known
- * to have, so a follower never commits an entry it does not hold. `readRound` > 0 asks the
- * follower to confirm this leader for ReadIndex round `readRound`.
+ * to have, so a follower never commits an entry it does not hold. Each broadcast is a new round
+ * `readRound` (increasing); the follower echoes it, confirming this leader for the reads that
+ * came before the round (ReadIndex) and, in lease mode, granting the lease that round starts.
  */
 export interface Heartbeat extends MessageBase {
   type: "Heartbeat";

@@ -31,6 +31,8 @@ export interface SimOptions {
    * the "membership" fault is on, else 0.
    */
   spares?: number;
+  /** How linearizable reads are confirmed: "read-index" (default) or the leader's "lease". */
+  readMode?: "read-index" | "lease";
   /** Which faults the nemesis may inject. Default: all. */
   faults?: readonly Fault[];
   /** Virtual ms of chaos. Default 3000. */
@@ -135,7 +137,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     seed: rng.int(0, 2 ** 31),
     diskLatencyMs: rng.int(1, 4),
     ...opts.cluster,
-    nodeOptions: { ...snapshotOptions, ...opts.cluster?.nodeOptions },
+    nodeOptions: { ...snapshotOptions, readMode: opts.readMode, ...opts.cluster?.nodeOptions },
     filter: (sent) => {
       const m = trapFilter(sent);
       if (m === null) return null;
@@ -468,7 +470,48 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       }
     }
   };
-  const clients = Array.from({ length: nClients }, (_, i) => client(i));
+  // Split-brain probers: while two live nodes believe they lead (a deposed leader has not
+  // noticed yet), one client writes at the leader of the highest term and another reads at the
+  // leader of the lowest term. A read the deposed leader answers without a quorum (an expired
+  // lease) returns a value older than an acknowledged write, and the history is not
+  // linearizable. Outside such windows they stay idle, so the histories stay small.
+  const probe = async (cid: string, write: boolean): Promise<void> => {
+    let seq = 0;
+    while (chaos) {
+      await sleep(clientRng.int(1, 6));
+      if (!chaos) break;
+      const leaders = cluster.leaders().sort((a, b) => cluster.node(a).status().term - cluster.node(b).status().term);
+      if (leaders.length < 2) continue;
+      const key = `k${clientRng.int(0, nKeys)}`;
+      const member = cluster.member(write ? leaders[leaders.length - 1] : leaders[0]);
+      const call = cluster.clock.now();
+      inFlight++;
+      try {
+        if (write) {
+          const value = `${cid}.${++seq}`;
+          try {
+            await member.node.propose(encodeKvCommand({ op: "put", key, value: new TextEncoder().encode(value), client: cid, seq }));
+            history.push({ client: cid, input: { op: "put", key, value }, call, return: cluster.clock.now(), output: {} });
+            counts.ok++;
+          } catch (err) {
+            if (!(err instanceof OutcomeUnknownError)) throw err;
+            history.push({ client: cid, input: { op: "put", key, value }, call, return: Number.POSITIVE_INFINITY, unknown: true });
+            counts.unknown++;
+          }
+        } else {
+          await member.node.read();
+          const v = member.kv.get(key);
+          history.push({ client: cid, input: { op: "get", key }, call, return: cluster.clock.now(), output: { value: v ? dec.decode(v) : null } });
+          counts.ok++;
+        }
+      } catch {
+        counts.failed++;
+      } finally {
+        inFlight--;
+      }
+    }
+  };
+  const clients = [...Array.from({ length: nClients }, (_, i) => client(i)), probe("split-w", true), probe("split-r", false)];
 
   // --- run -----------------------------------------------------------------------------------
   await cluster.runUntil(() => failure !== null, durationMs, afterEvent);

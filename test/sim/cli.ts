@@ -1,5 +1,5 @@
 /**
- * npm run sim -- --seed 1234 [--nodes 5] [--faults drop,partition] [--duration 3000]
+ * npm run sim -- --seed 1234 [--nodes 5] [--faults drop,partition] [--duration 3000] [--read-mode lease]
  *     replay one seed and print its whole trace: messages, commits, role changes, faults (the
  *     same seed prints the same trace, always; --quiet leaves out messages and commits);
  * npm run sim -- --seeds 10000 [--from 1] [--nodes 5] [--faults ...] [--keep-going]
@@ -31,13 +31,19 @@ for (const f of faults ?? []) {
     process.exit(2);
   }
 }
+const readMode = arg("read-mode") ?? "read-index";
+if (readMode !== "read-index" && readMode !== "lease") {
+  console.error(`--read-mode takes read-index or lease, got "${readMode}"`);
+  process.exit(2);
+}
 const base: Omit<SimOptions, "seed"> = {
   nodes: numberArg("nodes", 3),
   faults,
   durationMs: numberArg("duration", 3_000),
+  readMode,
 };
 const describeRun = (seed: number): string =>
-  `npm run sim -- --seed ${seed}${base.nodes !== 3 ? ` --nodes ${base.nodes}` : ""}${faultsArg ? ` --faults ${faultsArg}` : ""}${arg("duration") ? ` --duration ${base.durationMs}` : ""}`;
+  `npm run sim -- --seed ${seed}${base.nodes !== 3 ? ` --nodes ${base.nodes}` : ""}${faultsArg ? ` --faults ${faultsArg}` : ""}${arg("duration") ? ` --duration ${base.durationMs}` : ""}${readMode !== "read-index" ? ` --read-mode ${readMode}` : ""}`;
 
 if (arg("seed") !== undefined) {
   const seed = numberArg("seed", 1);

@@ -174,6 +174,19 @@ describe("mutation tests: the simulator catches known Raft bugs", () => {
     expect(caught.failure).toMatch(/^liveness: .*no stable leader/);
   }, 300_000);
 
+  it("lease reads on the old rule: the lease holds for as long as the node believes it leads (thesis §6.4.1)", async () => {
+    // Only check-quorum ended that lease, up to two election timeouts after the leader last heard
+    // from a quorum, while the followers elect another after one. The simulator's split-brain
+    // probers write at the new leader and read at the old one in that window.
+    patch(Raft.prototype, "leaseValid", function (this: { lease: unknown }) {
+      return this.lease !== null;
+    } as never);
+    const caught = await seedsUntilCaught(50, { nodes: 3, readMode: "lease" });
+    console.log(`lease-is-leadership caught after ${caught.seeds} seeds: ${caught.failure?.split("\n")[0]}`);
+    expect(caught.seeds).toBeLessThanOrEqual(50);
+    expect(caught.failure).toMatch(/^linearizability/);
+  }, 300_000);
+
   it("sanity: without a planted bug the same seeds pass", async () => {
     const caught = await seedsUntilCaught(20, { nodes: 3 });
     expect(caught.seeds).toBe(Number.POSITIVE_INFINITY);

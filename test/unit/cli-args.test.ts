@@ -39,6 +39,13 @@ describe("meshraft start arguments", () => {
     expect(() => parseStartArgs([...base, "--snapshot-bytes", "1MiB"])).toThrow(/--snapshot-bytes takes a whole number of bytes/);
   });
 
+  it("--read-mode chooses how reads are confirmed: read-index (the default) or lease", () => {
+    expect(parseStartArgs(base).readMode).toBeUndefined();
+    expect(parseStartArgs([...base, "--read-mode", "lease"]).readMode).toBe("lease");
+    expect(parseStartArgs([...base, "--read-mode=read-index"]).readMode).toBe("read-index");
+    expect(() => parseStartArgs([...base, "--read-mode", "fast"])).toThrow(/--read-mode is read-index or lease, got "fast"/);
+  });
+
   it("says what is wrong with bad input", () => {
     expect(() => parseStartArgs(["--listen", "127.0.0.1:1", "--data-dir", "d"])).toThrow(/--id is required/);
     expect(() => parseStartArgs([...base.slice(0, 2), "--listen", "7001", "--data-dir", "d"])).toThrow(/--listen takes HOST:PORT/);

@@ -83,7 +83,7 @@ export function formatReady(id: string, rd: Ready): string[] {
   if (rd.snapshot) parts.push(`snapshot ${rd.snapshot.meta.index}@${rd.snapshot.meta.term}`);
   if (rd.entries.length > 0) parts.push(`persist [${rd.entries.map(formatEntry).join(", ")}]`);
   if (rd.committedEntries.length > 0) parts.push(`apply [${rd.committedEntries.map(formatEntry).join(", ")}]`);
-  if (rd.readStates.length > 0) parts.push(`reads [${rd.readStates.map((r) => `${r.requestId}@${r.index}`).join(", ")}]`);
+  if (rd.readStates.length > 0) parts.push(`reads [${rd.readStates.map((r) => `${formatRequestId(r.requestId)}@${r.index}`).join(", ")}]`);
   if (rd.forwardedProposals.length > 0) parts.push(`forwarded [${rd.forwardedProposals.map((f) => `${f.requestId}@${f.index}`).join(", ")}]`);
   if (rd.rejections.length > 0) parts.push(`rejected [${rd.rejections.map((r) => `${r.requestId}:${r.reason}`).join(", ")}]`);
   const lines = [`${id} ready:${parts.length > 0 ? " " + parts.join("; ") : ""}`];
