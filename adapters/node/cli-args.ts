@@ -2,6 +2,7 @@
  * Argument parsing for the `meshraft` CLI: small, strict, with messages that say what to type.
  */
 import { memberUrlProblem } from "../../src/core/member-url.ts";
+import { nodeIdProblem } from "../../src/core/node-id.ts";
 
 export interface StartArgs {
   id: string;
@@ -41,7 +42,7 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                       [--election-timeout-ms N] [--heartbeat-interval-ms N] [--log-level LEVEL]
                       [--snapshot-every N] [--snapshot-bytes N] [--snapshot-margin N]
 
-  --id                  this member's id (letters, digits, - and _)
+  --id                  this member's id (1-64 letters, digits, ., _ and -)
   --listen              address for the HTTP API and the peer socket (/raft)
   --data-dir            where the log, hard state and snapshots live
   --peer ID=URL         another voter of the initial cluster (repeat for each)
@@ -62,8 +63,6 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
   --snapshot-bytes      ... and whenever the entries applied since the last snapshot hold N
                         bytes (default 67108864, 64 MiB; 0: not by size)
   --snapshot-margin     entries kept below a snapshot for slightly slow followers (default 1000)`;
-
-const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 function parseHostPort(value: string, flag: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
@@ -157,7 +156,8 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
   };
   const id = one("id");
   if (!id) throw new UsageError("--id is required");
-  if (!ID.test(id)) throw new UsageError(`--id may contain letters, digits, - and _ (at most 64), got "${id}"`);
+  const idProblem = nodeIdProblem(id);
+  if (idProblem !== null) throw new UsageError(`--id: ${idProblem}`);
   const listenRaw = one("listen");
   if (!listenRaw) throw new UsageError("--listen is required (for example --listen 127.0.0.1:7001)");
   const listen = parseHostPort(listenRaw, "--listen");
@@ -168,7 +168,8 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     const eq = p.indexOf("=");
     if (eq <= 0) throw new UsageError(`--peer takes ID=URL (for example n2=http://127.0.0.1:7002), got "${p}"`);
     const peerId = p.slice(0, eq);
-    if (!ID.test(peerId)) throw new UsageError(`--peer id "${peerId}" may contain letters, digits, - and _`);
+    const peerIdProblem = nodeIdProblem(peerId);
+    if (peerIdProblem !== null) throw new UsageError(`--peer: ${peerIdProblem}`);
     if (peerId === id) throw new UsageError(`--peer ${peerId} is this node's own id`);
     if (peers.some((x) => x.id === peerId)) throw new UsageError(`--peer ${peerId} given twice`);
     peers.push({ id: peerId, url: parseUrl(p.slice(eq + 1), `--peer ${peerId}`) });

@@ -159,9 +159,15 @@ export function createApp(options: AppOptions): Hono {
       const token = route === "/admin" ? (options.adminToken ?? options.apiToken) : options.apiToken;
       if (token !== undefined && route !== "/raft" && !(route === "/status" && publicStatus)) {
         if (!authorized(c.req.header("Authorization"), token)) {
-          throw new ApiError(401, "UNAUTHORIZED", "this API requires Authorization: Bearer <token>", {
-            "WWW-Authenticate": 'Bearer realm="meshraft"',
-          });
+          // Answered here, not thrown: a throw reaches onError only after the `finally` below
+          // counted the request, with the status it had then (200).
+          c.res = errorAnswer(
+            c,
+            new ApiError(401, "UNAUTHORIZED", "this API requires Authorization: Bearer <token>", {
+              "WWW-Authenticate": 'Bearer realm="meshraft"',
+            }),
+          );
+          return;
         }
       }
       await next();

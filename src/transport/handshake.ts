@@ -33,6 +33,7 @@
  * Compatibility: the HELLO tag and its `protocol` field never change meaning, so a node always
  * recognises a peer speaking another protocol version and refuses it by name.
  */
+import { nodeIdProblem } from "../core/node-id.ts";
 import type { NodeId } from "../core/types.ts";
 
 /** Version of the mesh protocol: these control frames plus codec wire version 1. */
@@ -168,6 +169,12 @@ function name(value: unknown, field: string, what: string): string {
   return value;
 }
 
+function nodeId(value: unknown, field: string, what: string): NodeId {
+  const problem = nodeIdProblem(value);
+  if (problem !== null) throw new HandshakeError(CloseCode.MALFORMED_FRAME, `${what}.${field}: ${problem}`);
+  return value as NodeId;
+}
+
 function proofField(value: unknown, what: string): string {
   if (value !== "" && !(typeof value === "string" && HEX_256.test(value))) {
     throw new HandshakeError(CloseCode.MALFORMED_FRAME, `${what}.proof must be 64 lowercase hex digits or ""`);
@@ -198,8 +205,8 @@ export function parseHello(frame: Uint8Array, welcome = false): Hello | Welcome 
   const hello: Hello = {
     protocol: MESH_PROTOCOL_VERSION,
     cluster: name(b.cluster, "cluster", what),
-    from: name(b.from, "from", what),
-    to: name(b.to, "to", what),
+    from: nodeId(b.from, "from", what),
+    to: nodeId(b.to, "to", what),
     nonce: b.nonce,
     auth: b.auth,
   };

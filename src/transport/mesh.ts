@@ -26,6 +26,8 @@
  */
 import { realClock, type Clock } from "../clock.ts";
 import { memberUrlProblem } from "../core/member-url.ts";
+import { nodeIdProblem } from "../core/node-id.ts";
+import { logText } from "../log-text.ts";
 import type { Random } from "../core/random.ts";
 import type { Message, NodeId } from "../core/types.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
@@ -39,6 +41,7 @@ import {
   type LinkCounters,
   type MeshLogger,
   type MeshLogLevel,
+  type SocketControl,
   type WebSocketConstructor,
   type WebSocketLike,
   type Wire,
@@ -48,7 +51,7 @@ import {
 import { CloseCode, HandshakeError, importSecret } from "./handshake.ts";
 import type { PeerAddress, Transport } from "./transport.ts";
 
-export type { InboundSocket, LinkCounters, MeshLogger, MeshLogLevel, WebSocketConstructor, WebSocketLike };
+export type { InboundSocket, LinkCounters, MeshLogger, MeshLogLevel, SocketControl, WebSocketConstructor, WebSocketLike };
 export { CloseCode } from "./handshake.ts";
 
 export interface WebSocketMeshOptions {
@@ -88,6 +91,8 @@ export interface WebSocketMeshOptions {
   codecLimits?: Partial<CodecLimits>;
   /** Default: warn and error lines to the console. */
   logger?: MeshLogger;
+  /** What the runtime's sockets can do beyond the WHATWG surface (the Node adapter supplies it). */
+  socketControl?: SocketControl;
 }
 
 export type LinkState = "open" | "connecting" | "down" | "closed";
@@ -192,8 +197,8 @@ const DEFAULTS = {
 const CLOSE_WAIT_MS = 2_000;
 
 const consoleLogger: MeshLogger = (level, message, fields) => {
-  if (level === "error") console.error(`meshraft mesh: ${message}`, fields);
-  else if (level === "warn") console.warn(`meshraft mesh: ${message}`, fields);
+  if (level === "error") console.error(`meshraft mesh: ${logText(message)}`, fields);
+  else if (level === "warn") console.warn(`meshraft mesh: ${logText(message)}`, fields);
 };
 
 const mathRandom: Random = { next: () => Math.random() };
@@ -239,7 +244,8 @@ export class WebSocketMesh implements Transport {
 
   /** @throws RangeError for invalid options (a configuration error). */
   constructor(options: WebSocketMeshOptions) {
-    if (typeof options.id !== "string" || options.id === "") throw new RangeError("WebSocketMesh: id must be a non-empty string");
+    const idProblem = nodeIdProblem(options.id);
+    if (idProblem !== null) throw new RangeError(`WebSocketMesh: id: ${idProblem}`);
     if (typeof options.clusterId !== "string" || options.clusterId === "") {
       throw new RangeError("WebSocketMesh: clusterId must be a non-empty string");
     }
@@ -293,6 +299,7 @@ export class WebSocketMesh implements Transport {
       pingIntervalMs,
       idleTimeoutMs,
       log: this.#log,
+      socketControl: options.socketControl ?? null,
       countersOf: (id) => mesh.#links.get(id)?.counters ?? mesh.#unidentified,
       admit: (from) => mesh.#admit(from),
       opened: (conn) => mesh.#opened(conn),
@@ -625,7 +632,8 @@ export class WebSocketMesh implements Transport {
     const list = new Map<NodeId, string>();
     for (const peer of peers) {
       if (peer.id === this.id) continue;
-      if (typeof peer.id !== "string" || peer.id === "") throw new RangeError("WebSocketMesh: every peer needs a non-empty id");
+      const idProblem = nodeIdProblem(peer.id);
+      if (idProblem !== null) throw new RangeError(`WebSocketMesh: peer: ${idProblem}`);
       if (list.has(peer.id)) throw new RangeError(`WebSocketMesh: peer ${peer.id} is listed twice`);
       peerSocketUrl(peer.url); // throws for a URL the mesh cannot dial
       const problem = memberUrlProblem(peer.url);

@@ -47,7 +47,15 @@ describe("meshraft start arguments", () => {
     expect(() => parseStartArgs([...base, "--peer", "n2=ftp://x"])).toThrow(/only http/);
     expect(() => parseStartArgs([...base, "--bogus", "1"])).toThrow(/unknown option --bogus/);
     expect(() => parseStartArgs([...base, "--election-timeout-ms", "-5"])).toThrow(/positive whole number/);
-    expect(() => parseStartArgs(["--id", "bad id", "--listen", "127.0.0.1:1", "--data-dir", "d"])).toThrow(/--id may contain/);
+    expect(() => parseStartArgs(["--id", "bad id", "--listen", "127.0.0.1:1", "--data-dir", "d"])).toThrow(/--id: member id "bad id" is not/);
+  });
+
+  it("refuses ids that break the member id rule, built-in object property names included, as --id and in --peer", () => {
+    for (const bad of ["__proto__", "constructor", "a\nb", ".", "x".repeat(65)]) {
+      expect(() => parseStartArgs(["--id", bad, "--listen", "127.0.0.1:1", "--data-dir", "d"])).toThrow(UsageError);
+      expect(() => parseStartArgs([...base, "--peer", `${bad}=http://127.0.0.1:7002`])).toThrow(UsageError);
+    }
+    expect(parseStartArgs(["--id", "n.1", "--listen", "127.0.0.1:1", "--data-dir", "d"]).id).toBe("n.1");
   });
 
   it("refuses a --url, --peer or --join URL longer than MAX_URL_BYTES (2048), the limit of every layer", () => {
