@@ -33,6 +33,7 @@ import type { Message, NodeId } from "../core/types.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import { Codec, type CodecLimits } from "./codec.ts";
 import {
+  CLOSE_TIMEOUT_MS,
   Connection,
   type ConnectionHost,
   emptyCounters,
@@ -85,6 +86,11 @@ export interface WebSocketMeshOptions {
   idleTimeoutMs?: number;
   /** A link must complete its handshake (socket open included) within this, in ms. Default 5000. */
   handshakeTimeoutMs?: number;
+  /**
+   * Inbound sockets still in their handshake at once; one more is closed at once (1013, try
+   * again later), so hosts that prove nothing cannot hold more. Default 64.
+   */
+  maxUnauthenticatedSockets?: number;
   /** Redial delays, in ms. Default {initialMs: 50, maxMs: 2000}. */
   backoff?: Partial<BackoffOptions>;
   /** Limits of the Raft frame codec; frames beyond them close the link. */
@@ -190,8 +196,12 @@ const DEFAULTS = {
   pingIntervalMs: 5_000,
   idleTimeoutMs: 15_000,
   handshakeTimeoutMs: 5_000,
+  maxUnauthenticatedSockets: 64,
   backoff: { initialMs: 50, maxMs: 2_000 },
 };
+
+/** WebSocket close code 1013: the server is overloaded, the client may retry later. */
+const TRY_AGAIN_LATER = 1013;
 
 /** How long `close()` waits for sockets to finish their closing handshake, in ms. */
 const CLOSE_WAIT_MS = 2_000;
@@ -227,6 +237,7 @@ export class WebSocketMesh implements Transport {
   /** Ids `setPeers` removed; their HELLOs are refused until a list names them again. */
   readonly #removed = new Set<NodeId>();
   readonly #acceptUnknownPeers: boolean;
+  readonly #maxUnauthenticatedSockets: number;
   /** Every connection not yet closed, identified or not. */
   readonly #connections = new Set<Connection>();
   readonly #inbound = new WeakMap<object, Connection>();
@@ -273,6 +284,10 @@ export class WebSocketMesh implements Transport {
     };
 
     this.#acceptUnknownPeers = options.acceptUnknownPeers ?? false;
+    this.#maxUnauthenticatedSockets = positive(
+      "maxUnauthenticatedSockets",
+      options.maxUnauthenticatedSockets ?? DEFAULTS.maxUnauthenticatedSockets,
+    );
     for (const [id, url] of this.#peerList(options.peers)) this.#links.set(id, this.#newLink(id, url));
 
     let key: Promise<CryptoKey> | null = null;
@@ -554,12 +569,22 @@ export class WebSocketMesh implements Transport {
   }
 
   #accept(socket: object, wire: Wire): Connection | null {
-    if (this.#closed) {
+    let unauthenticated = 0;
+    for (const conn of this.#connections) if (!conn.dialer && conn.state === "handshake") unauthenticated++;
+    if (this.#closed || unauthenticated >= this.#maxUnauthenticatedSockets) {
+      if (!this.#closed) {
+        this.#unidentified.refused++;
+        // debug: under a flood, one line per refused socket would be the next flood.
+        this.#log("debug", `refused an inbound socket: ${unauthenticated} are still in their handshake (maxUnauthenticatedSockets)`, {});
+      }
       try {
-        wire.close(CloseCode.SHUTDOWN, HANDSHAKE_CLOSE_REASON); // an unidentified socket learns nothing
+        // An unidentified socket learns nothing. 1013: try again later.
+        wire.close(this.#closed ? CloseCode.SHUTDOWN : TRY_AGAIN_LATER, HANDSHAKE_CLOSE_REASON);
       } catch {
         // closing anyway
       }
+      const control = this.#host.socketControl;
+      if (control !== null) this.#clock.setTimer(CLOSE_TIMEOUT_MS, () => control.terminate(wire.socket));
       return null;
     }
     const conn = new Connection(this.#host, wire, false, null, this.#unidentified);

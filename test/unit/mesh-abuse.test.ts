@@ -75,6 +75,7 @@ describe("before the handshake", () => {
     const socket: Socket = connect(Number(port), "127.0.0.1");
     const ended = new Promise<void>((resolve) => socket.on("close", () => resolve()));
     socket.on("error", () => {});
+    socket.resume(); // read (and discard) what arrives, so the end of the stream is seen
     socket.write(
       "GET /raft HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -85,6 +86,23 @@ describe("before the handshake", () => {
     expect(outcome).toBe("dropped");
     expect(n1.logs.some((l) => /handshake not completed within 200 ms/.test(l.message))).toBe(true);
   }, 20_000);
+});
+
+describe("unauthenticated sockets", () => {
+  it("beyond maxUnauthenticatedSockets still in their handshake, one more is closed at once (1013); a peer gets in once one left", async () => {
+    const n1 = await node("n1", { maxUnauthenticatedSockets: 2, handshakeTimeoutMs: 10_000 });
+    const idle = [await rawSocket(n1.server.url), await rawSocket(n1.server.url)];
+    await new Promise((r) => setTimeout(r, 100));
+    const third = await rawSocket(n1.server.url);
+    expect((await third.closed).code).toBe(1013);
+    expect(n1.mesh.stats().unidentified.refused).toBe(1);
+    idle[0].ws.close();
+    await idle[0].closed;
+    await new Promise((r) => setTimeout(r, 100));
+    const peer = await rawDialer(n1, "n0");
+    expect(peer.isClosed()).toBe(false);
+    idle[1].ws.close();
+  });
 });
 
 describe("ids and log lines from the wire", () => {
