@@ -30,7 +30,12 @@ export interface StartArgs {
   snapshotBytes?: number;
   snapshotMargin?: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** Things to tell the operator at startup (a secret given on the command line). */
+  warnings: string[];
 }
+
+/** Reads a whole text file (the CLI's runtime supplies it: node:fs, Deno.readTextFileSync). @throws on failure */
+export type ReadTextFile = (path: string) => string;
 
 export class UsageError extends Error {
   override name = "UsageError";
@@ -57,6 +62,9 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
   --secret              cluster secret: peers authenticate with HMAC challenge-response
                         (or MESHRAFT_SECRET); without it the node listens on loopback only
   --token               bearer token required by the client API (or MESHRAFT_TOKEN)
+  --secret-file, --token-file, --admin-token-file FILE
+                        read that value from FILE (one final line break dropped), so it does
+                        not show in ps as a command-line value does
   --insecure            allow a non-loopback --listen without --secret
   --snapshot-every      snapshot the state and compact the log every N applied entries
                         (default 10000; 0: not by count)
@@ -105,7 +113,11 @@ export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-export function parseStartArgs(argv: string[], env: Record<string, string | undefined> = {}): StartArgs {
+export function parseStartArgs(
+  argv: string[],
+  env: Record<string, string | undefined> = {},
+  readTextFile?: ReadTextFile,
+): StartArgs {
   const values = new Map<string, string[]>();
   const flags = new Set<string>();
   const known = new Set([
@@ -118,6 +130,9 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     "secret",
     "token",
     "admin-token",
+    "secret-file",
+    "token-file",
+    "admin-token-file",
     "join",
     "election-timeout-ms",
     "heartbeat-interval-ms",
@@ -182,8 +197,34 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
   if (learner && join.length === 0) throw new UsageError("--learner goes with --join URL (the cluster to join as a learner)");
   const hostForUrl = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
   const url = one("url") ? parseUrl(one("url")!, "--url") : `http://${hostForUrl}:${listen.port}`;
-  const secret = one("secret") ?? env.MESHRAFT_SECRET;
-  const token = one("token") ?? env.MESHRAFT_TOKEN;
+  const warnings: string[] = [];
+  /**
+   * `--NAME VALUE`, `--NAME-file PATH` (its content, without the final line break) or the
+   * environment. A value on the command line shows in `ps` to every local user: warned about.
+   */
+  const secretOption = (name: string, envName: string): string | undefined => {
+    const value = one(name);
+    const file = one(`${name}-file`);
+    if (value !== undefined && file !== undefined) throw new UsageError(`--${name} and --${name}-file do not go together`);
+    if (value !== undefined) {
+      warnings.push(`--${name} on the command line is visible to every local user (ps); use --${name}-file FILE or ${envName}`);
+      return value;
+    }
+    if (file === undefined) return env[envName];
+    if (!readTextFile) throw new UsageError(`--${name}-file is not supported by this CLI`);
+    let text: string;
+    try {
+      text = readTextFile(file);
+    } catch (error) {
+      throw new UsageError(`--${name}-file ${file}: cannot read it (${error instanceof Error ? error.message : String(error)})`);
+    }
+    text = text.replace(/\r?\n$/, "");
+    if (text === "") throw new UsageError(`--${name}-file ${file} is empty`);
+    return text;
+  };
+  const secret = secretOption("secret", "MESHRAFT_SECRET");
+  const token = secretOption("token", "MESHRAFT_TOKEN");
+  const adminToken = secretOption("admin-token", "MESHRAFT_ADMIN_TOKEN");
   const insecure = flags.has("insecure");
   if (!secret && !insecure && !isLoopback(listen.host)) {
     throw new UsageError(
@@ -204,7 +245,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     clusterId: one("cluster-id") ?? "meshraft",
     secret: secret || undefined,
     token: token || undefined,
-    adminToken: (one("admin-token") ?? env.MESHRAFT_ADMIN_TOKEN) || undefined,
+    adminToken: adminToken || undefined,
     join,
     learner,
     insecure,
@@ -214,6 +255,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     snapshotBytes: count(one("snapshot-bytes"), "--snapshot-bytes", "bytes"),
     snapshotMargin: count(one("snapshot-margin"), "--snapshot-margin"),
     logLevel,
+    warnings,
   };
 }
 

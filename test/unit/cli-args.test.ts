@@ -1,4 +1,7 @@
 /** `meshraft start` flags: defaults, the loopback-only rule without a secret, and clear usage errors. */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseStartArgs, UsageError } from "../../adapters/node/cli-args.ts";
 import { MAX_URL_BYTES } from "../../src/core/member-url.ts";
@@ -70,5 +73,38 @@ describe("meshraft start arguments", () => {
     }
     // Counted in UTF-8 bytes, as the wire counts them: 1,000 two-byte characters are 2,000 bytes.
     expect(() => parseStartArgs([...base, "--url", `http://127.0.0.1:7002/${"é".repeat(1_020)}`])).toThrow(/is 2062 bytes/);
+  });
+});
+
+describe("secrets and tokens from files", () => {
+  const read = (path: string): string => readFileSync(path, "utf8");
+
+  it("--secret-file, --token-file and --admin-token-file read the value from a file (one final line break dropped), without a warning", () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshraft-secrets-"));
+    try {
+      writeFileSync(join(dir, "secret"), "s3cr3t value\n");
+      writeFileSync(join(dir, "token"), "tok\r\n");
+      writeFileSync(join(dir, "admin"), "adm");
+      const a = parseStartArgs(
+        [...base, "--secret-file", join(dir, "secret"), "--token-file", join(dir, "token"), "--admin-token-file", join(dir, "admin")],
+        {},
+        read,
+      );
+      expect(a).toMatchObject({ secret: "s3cr3t value", token: "tok", adminToken: "adm", warnings: [] });
+      writeFileSync(join(dir, "empty"), "\n");
+      expect(() => parseStartArgs([...base, "--secret-file", join(dir, "empty")], {}, read)).toThrow(/--secret-file .* is empty/);
+      expect(() => parseStartArgs([...base, "--token-file", join(dir, "missing")], {}, read)).toThrow(UsageError);
+      expect(() => parseStartArgs([...base, "--secret", "x", "--secret-file", join(dir, "secret")], {}, read)).toThrow(/do not go together/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("warns about every secret given on the command line (visible in ps), never about the environment", () => {
+    const a = parseStartArgs([...base, "--secret", "s", "--token", "t", "--admin-token", "a"]);
+    expect(a.warnings).toHaveLength(3);
+    expect(a.warnings[0]).toMatch(/--secret on the command line is visible to every local user \(ps\); use --secret-file FILE or MESHRAFT_SECRET/);
+    for (const w of a.warnings) expect(w).not.toMatch(/=s\b| s$/);
+    expect(parseStartArgs(base, { MESHRAFT_SECRET: "s", MESHRAFT_TOKEN: "t" }).warnings).toEqual([]);
   });
 });
