@@ -2,9 +2,11 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseStartArgs, UsageError } from "../../adapters/node/cli-args.ts";
 import { MAX_URL_BYTES } from "../../src/core/member-url.ts";
+import { fuzzParams } from "./fuzz-settings.ts";
 
 const base = ["--id", "n1", "--listen", "127.0.0.1:7001", "--data-dir", "/tmp/d"];
 
@@ -106,5 +108,38 @@ describe("secrets and tokens from files", () => {
     expect(a.warnings[0]).toMatch(/--secret on the command line is visible to every local user \(ps\); use --secret-file FILE or MESHRAFT_SECRET/);
     for (const w of a.warnings) expect(w).not.toMatch(/=s\b| s$/);
     expect(parseStartArgs(base, { MESHRAFT_SECRET: "s", MESHRAFT_TOKEN: "t" }).warnings).toEqual([]);
+  });
+});
+
+describe("fuzz: CLI arguments", () => {
+  const flags = [
+    "--id", "--listen", "--data-dir", "--peer", "--url", "--cluster-id", "--secret", "--token", "--admin-token",
+    "--secret-file", "--token-file", "--admin-token-file", "--join", "--learner", "--insecure", "--election-timeout-ms",
+    "--heartbeat-interval-ms", "--log-level", "--snapshot-every", "--snapshot-bytes", "--snapshot-margin", "--bogus", "-h",
+  ];
+  const values = fc.oneof(
+    fc.string({ maxLength: 12 }),
+    fc.constantFrom("n1", "n2", "__proto__", "127.0.0.1:7001", "0.0.0.0:1", "7001", "n2=http://127.0.0.1:7002", "n2=", "=x",
+      "http://127.0.0.1:7002", "ftp://x", "-5", "0", "99999999999999999999", "debug", "d", "", "\n", "--id"),
+    fc.constantFrom(...flags).map((f) => `${f}=x`),
+  );
+  const argv = fc.array(fc.oneof(fc.constantFrom(...flags), values), { maxLength: 14 });
+
+  it("parseStartArgs returns StartArgs or throws UsageError, never anything else", () => {
+    let parsed = 0;
+    fc.assert(
+      fc.property(argv, fc.boolean(), (args, withBase) => {
+        try {
+          const a = parseStartArgs(withBase ? [...base, ...args] : args, {}, () => "file-secret");
+          expect(typeof a.id).toBe("string");
+          parsed++;
+        } catch (error) {
+          if (!(error instanceof UsageError)) throw error;
+          expect(error.message.length).toBeGreaterThan(0);
+        }
+      }),
+      fuzzParams(3000),
+    );
+    expect(parsed).toBeGreaterThan(0);
   });
 });
