@@ -51,6 +51,11 @@ export interface HttpLimits {
    * base64 values of maxValueBytes, plus 64 KiB.
    */
   maxBodyBytes?: number;
+  /**
+   * Requests this member answers at once (`/raft` upgrades not counted); one more is answered
+   * 503 OVERLOADED with Retry-After at once. Default 1024.
+   */
+  maxConcurrentRequests?: number;
 }
 
 /** Where the app reports what an operator should see. `console` fits. */
@@ -123,6 +128,8 @@ export function createApp(options: AppOptions): Hono {
   const maxKeyBytes = limit("maxKeyBytes", options.limits?.maxKeyBytes, MAX_KEY_BYTES);
   const maxValueBytes = limit("maxValueBytes", options.limits?.maxValueBytes, MAX_VALUE_BYTES);
   const maxBodyBytes = limit("maxBodyBytes", options.limits?.maxBodyBytes, 2 * Math.ceil(maxValueBytes / 3) * 4 + 65_536, Number.MAX_SAFE_INTEGER);
+  const maxConcurrentRequests = limit("maxConcurrentRequests", options.limits?.maxConcurrentRequests, 1024, Number.MAX_SAFE_INTEGER);
+  let inFlight = 0;
   const writeTimeoutMs = options.writeTimeoutMs;
   if (writeTimeoutMs !== undefined && !(writeTimeoutMs > 0)) {
     throw new RangeError(`writeTimeoutMs must be a positive number of milliseconds, got ${writeTimeoutMs}`);
@@ -148,6 +155,20 @@ export function createApp(options: AppOptions): Hono {
     );
     app.use("/status", cors({ origin: origins.includes("*") ? "*" : origins, allowHeaders: ["Authorization"] }));
   }
+
+  // Before anything else: a request over the limit costs no parsing, no Raft work.
+  app.use("*", async (c, next) => {
+    if (c.req.path.endsWith("/raft")) return next();
+    if (inFlight >= maxConcurrentRequests) {
+      throw new ApiError(503, "OVERLOADED", `this node is answering ${inFlight} requests (maxConcurrentRequests); retry later`, { "Retry-After": "1" });
+    }
+    inFlight++;
+    try {
+      await next();
+    } finally {
+      inFlight--;
+    }
+  });
 
   app.use("*", async (c, next) => {
     const started = realClock.now();
@@ -433,7 +454,7 @@ export function createApp(options: AppOptions): Hono {
 function limit(name: string, value: number | undefined, fallback: number, max: number = fallback): number {
   const v = value ?? fallback;
   if (!Number.isSafeInteger(v) || v < 1 || v > max) {
-    throw new RangeError(`limits.${name} must be an integer from 1 to ${max} (bytes), got ${value}`);
+    throw new RangeError(`limits.${name} must be an integer from 1 to ${max}, got ${value}`);
   }
   return v;
 }

@@ -13,9 +13,12 @@ afterEach(async () => {
 });
 
 /** A leader whose followers hear nothing from it, so what it appends stays pending. */
-async function isolatedLeader(node: { maxPendingProposals?: number; maxPendingReads?: number }) {
+async function isolatedLeader(node: { maxPendingProposals?: number; maxPendingReads?: number }, maxConcurrentRequests?: number) {
   // checkQuorum off: the cut-off leader keeps leading (and holding work) for the whole test.
-  cluster = await startHttpCluster({ node: { ...node, checkQuorum: false, proposalTimeoutMs: 30_000, readTimeoutMs: 30_000 } });
+  cluster = await startHttpCluster({
+    node: { ...node, checkQuorum: false, proposalTimeoutMs: 30_000, readTimeoutMs: 30_000 },
+    app: maxConcurrentRequests ? { limits: { maxConcurrentRequests } } : {},
+  });
   const leader = await cluster.leader();
   for (const id of cluster.members.keys()) if (id !== leader.id) cluster.network.cut(leader.id, id);
   return leader;
@@ -48,5 +51,20 @@ describe("bounded work per member", () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("OVERLOADED");
     await cluster!.close();
     await held;
+  });
+
+  it("a request beyond maxConcurrentRequests is 503 OVERLOADED with Retry-After, even a cheap one", async () => {
+    const leader = await isolatedLeader({}, 2);
+    const held = [1, 2].map((i) => fetch(`${leader.url}/kv/k${i}`, { method: "PUT", body: "v" }).catch(() => null));
+    await new Promise((r) => setTimeout(r, 200));
+    const res = await fetch(`${leader.url}/status`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get("Retry-After")).toBe("1");
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("OVERLOADED");
+    // Another member, not at its limit, serves.
+    const other = [...cluster!.members.values()].find((m) => m.id !== leader.id)!;
+    expect((await fetch(`${other.url}/status`)).status).toBe(200);
+    await cluster!.close(); // ends the two held requests
+    await Promise.all(held);
   });
 });
