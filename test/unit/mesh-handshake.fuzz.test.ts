@@ -16,6 +16,10 @@ import {
   FRAME_PROOF,
   FRAME_READY,
   FRAME_WELCOME,
+  importSecret,
+  parseHello,
+  proofInput,
+  signProof,
 } from "../../src/transport/handshake.ts";
 import { closeAll, meshNode, type MeshNode, nonce, rawDialer, rawSocket, startInbox, waitFor } from "./mesh-fixtures.ts";
 import { fuzzParams, fuzzTimeout } from "./fuzz-settings.ts";
@@ -85,5 +89,50 @@ describe("fuzz: peer handshake", () => {
       expect(n1.logs.filter((l) => l.level === "error")).toEqual([]);
     },
     fuzzTimeout(60, 400),
+  );
+
+  it(
+    "with a secret, replayed and reordered proofs never open a link: no READY, nothing delivered",
+    async () => {
+      const secured = await meshNode("n1", [{ id: "n0", url: "http://127.0.0.1:9" }], { handshakeTimeoutMs: 300, secret: "s3cret" });
+      const securedInbox = startInbox(secured);
+      try {
+        // One honest handshake, to capture a valid PROOF for that session (and a WELCOME).
+        const honest = await rawSocket(secured.server.url);
+        const myNonce = "cd".repeat(32);
+        honest.send(encodeControl(FRAME_HELLO, { protocol: 1, cluster: "test", from: "n0", to: "n1", nonce: myNonce, auth: true }));
+        const welcomeFrame = await honest.next();
+        const welcome = parseHello(welcomeFrame, true);
+        const key = await importSecret("s3cret");
+        const proof = await signProof(key, proofInput("dialer", "test", "n0", "n1", myNonce, welcome.nonce));
+        const validProof = encodeControl(FRAME_PROOF, { proof });
+        honest.send(validProof);
+        expect((await honest.next())[0]).toBe(FRAME_READY);
+        honest.ws.terminate();
+        await honest.closed;
+
+        const securedFrame = fc.oneof(
+          fc.constant(validProof), // replayed: right secret, another session's nonces
+          fc.constant(encodeControl(FRAME_HELLO, { protocol: 1, cluster: "test", from: "n0", to: "n1", nonce: myNonce, auth: true })),
+          fc.constant(hello({ auth: true })),
+          fc.constant(welcomeFrame),
+          frame,
+        );
+        await fc.assert(
+          fc.asyncProperty(fc.array(securedFrame, { minLength: 1, maxLength: 6 }), async (frames) => {
+            const before = securedInbox.length;
+            const raw = await rawSocket(secured.server.url);
+            for (const f of frames) if (!raw.isClosed()) raw.send(f);
+            await waitFor("the socket closed", () => raw.isClosed(), 5_000);
+            expect(raw.frames.some((f) => f[0] === FRAME_READY)).toBe(false);
+            expect(securedInbox.length).toBe(before);
+          }),
+          fuzzParams(40),
+        );
+      } finally {
+        await closeAll([secured]);
+      }
+    },
+    fuzzTimeout(40, 600),
   );
 });
