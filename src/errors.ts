@@ -47,6 +47,17 @@ export class ProposalDroppedError extends MeshraftError {
 }
 
 /** A linearizable read could not be confirmed in time. Nothing happened; safe to retry. */
+/**
+ * This node already holds as many proposals (or reads) as it may: nothing was proposed (or
+ * read). Retry later; a client that keeps sending faster than the cluster commits would
+ * otherwise make the node hold unbounded work.
+ */
+export class OverloadedError extends MeshraftError {
+  constructor(detail: string) {
+    super("OVERLOADED", `this node is overloaded, nothing was done: ${detail}`);
+  }
+}
+
 export class ReadTimeoutError extends MeshraftError {
   constructor(detail: string) {
     super("READ_TIMEOUT", `the read could not be confirmed: ${detail}`);

@@ -6,6 +6,7 @@
 import type { Context, Hono } from "hono";
 import { MeshraftClient, MeshraftHttpError } from "./client/client.ts";
 import { isMember } from "./core/membership.ts";
+import { logText } from "./log-text.ts";
 import { realClock } from "./clock.ts";
 import { MeshraftError } from "./errors.ts";
 import { createApp, type HttpLimits, type RaftSocketOptions } from "./http/app.ts";
@@ -25,9 +26,10 @@ export function lineLogger(id: string, minLevel: LogLevel, write: (line: string)
   return (level, message, fields = {}) => {
     if (LEVELS[level] < LEVELS[minLevel]) return;
     const kv = Object.entries(fields)
-      .map(([k, v]) => `${k}=${typeof v === "string" && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+      .map(([k, v]) => `${logText(k)}=${typeof v === "string" && !/\s/.test(v) ? logText(v) : logText(JSON.stringify(v) ?? String(v))}`)
       .join(" ");
-    write(`${new Date().toISOString()} ${level.padEnd(5)} ${id} ${message}${kv ? ` ${kv}` : ""}`);
+    // Messages and fields carry text from the wire: escaped, so each event stays one line.
+    write(`${new Date().toISOString()} ${level.padEnd(5)} ${id} ${logText(message)}${kv ? ` ${kv}` : ""}`);
   };
 }
 

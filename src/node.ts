@@ -12,6 +12,7 @@ import {
   NodeStoppedError,
   NotLeaderError,
   OutcomeUnknownError,
+  OverloadedError,
   ProposalDroppedError,
   ReadTimeoutError,
   TransferFailedError,
@@ -73,6 +74,13 @@ export interface RaftNodeOptions<Result> {
   proposalTimeoutMs?: number;
   /** A read not confirmed within this many ms fails with READ_TIMEOUT. Default 5000. */
   readTimeoutMs?: number;
+  /**
+   * Proposals this node holds at once (queued, forwarded, or appended and not yet applied); one
+   * more is refused with OverloadedError, nothing proposed. Default 4096.
+   */
+  maxPendingProposals?: number;
+  /** Reads this node holds at once (awaiting confirmation or apply); one more: OverloadedError. Default 4096. */
+  maxPendingReads?: number;
   preVote?: boolean;
   checkQuorum?: boolean;
   readMode?: "read-index" | "lease";
@@ -205,6 +213,8 @@ export class RaftNode<Result = unknown> {
   private readonly tickMs: number;
   private readonly proposalTimeoutMs: number;
   private readonly readTimeoutMs: number;
+  private readonly maxPendingProposals: number;
+  private readonly maxPendingReads: number;
   private readonly snapshotEvery: number;
   private readonly snapshotEveryBytes: number;
   private readonly snapshotMargin: number;
@@ -262,6 +272,8 @@ export class RaftNode<Result = unknown> {
     this.tickMs = positive("tickMs", options.tickMs ?? 25);
     this.proposalTimeoutMs = positive("proposalTimeoutMs", options.proposalTimeoutMs ?? 10_000);
     this.readTimeoutMs = positive("readTimeoutMs", options.readTimeoutMs ?? 5_000);
+    this.maxPendingProposals = positive("maxPendingProposals", options.maxPendingProposals ?? 4096);
+    this.maxPendingReads = positive("maxPendingReads", options.maxPendingReads ?? 4096);
     this.snapshotEvery = nonNegativeInt("snapshotEveryEntries", options.snapshotEveryEntries ?? 10_000);
     this.snapshotEveryBytes = nonNegativeInt("snapshotEveryBytes", options.snapshotEveryBytes ?? 64 * 1024 * 1024);
     this.snapshotMargin = nonNegativeInt("snapshotMarginEntries", options.snapshotMarginEntries ?? 1_000);
@@ -361,8 +373,13 @@ export class RaftNode<Result = unknown> {
   propose(data: Uint8Array): Promise<ProposeOutcome<Result>> {
     return new Promise((resolve, reject) => {
       this.running();
-      const pending: PendingProposal<Result> = { term: 0, deadline: this.now + this.proposalTimeoutMs, resolve, reject };
-      this.queued.push({ data, pending });
+      let pending = this.queued.length + this.proposals.size;
+      for (const batch of this.forwarded.values()) pending += batch.length;
+      if (pending >= this.maxPendingProposals) {
+        reject(new OverloadedError(`${pending} proposals are pending (maxPendingProposals)`));
+        return;
+      }
+      this.queued.push({ data, pending: { term: 0, deadline: this.now + this.proposalTimeoutMs, resolve, reject } });
       this.schedule();
     });
   }
@@ -421,6 +438,11 @@ export class RaftNode<Result = unknown> {
   read(): Promise<Index> {
     return new Promise((resolve, reject) => {
       const raft = this.running();
+      const pending = this.reads.size + this.readsAwaitingApply.length;
+      if (pending >= this.maxPendingReads) {
+        reject(new OverloadedError(`${pending} reads are pending (maxPendingReads)`));
+        return;
+      }
       // A lease read is decided against the clock as of now, not as of the last tick timer.
       this.observeClock(raft);
       const res = raft.readIndex();

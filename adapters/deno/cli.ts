@@ -11,7 +11,7 @@
  * --allow-sys=hostname, and --allow-env=MESHRAFT_SECRET,MESHRAFT_TOKEN to read those; the demo
  * also --allow-run to start the members.
  */
-import { announceDemo, DemoMembers, parseStartArgs, START_USAGE, UsageError } from "../node/cli-args.ts";
+import { announceDemo, DemoMembers, parseStartArgs, type ReadTextFile, START_USAGE, UsageError } from "../node/cli-args.ts";
 import { startDenoNode, type DenoStartArgs } from "./server.ts";
 
 const DENO_USAGE = `${START_USAGE}
@@ -48,7 +48,11 @@ function takeFlag(argv: string[], name: string): string | undefined {
 }
 
 /** Parses `start`'s arguments: the Node CLI's flags plus --kv and --kv-lease-ms. */
-export function parseDenoStartArgs(argv: string[], environment: Record<string, string | undefined>): DenoStartArgs {
+export function parseDenoStartArgs(
+  argv: string[],
+  environment: Record<string, string | undefined>,
+  readTextFile?: ReadTextFile,
+): DenoStartArgs {
   const rest = [...argv];
   const kv = takeFlag(rest, "kv");
   const lease = takeFlag(rest, "kv-lease-ms");
@@ -59,7 +63,7 @@ export function parseDenoStartArgs(argv: string[], environment: Record<string, s
   }
   // With --kv the data directory is optional: the KV path stands in for it.
   if (kv !== undefined && !rest.some((a) => a === "--data-dir" || a.startsWith("--data-dir="))) rest.push("--data-dir", kv);
-  return { ...parseStartArgs(rest, environment), kv, kvLeaseMs };
+  return { ...parseStartArgs(rest, environment, readTextFile), kv, kvLeaseMs };
 }
 
 async function runStart(argv: string[]): Promise<void> {
@@ -67,7 +71,12 @@ async function runStart(argv: string[]): Promise<void> {
     console.log(DENO_USAGE);
     return;
   }
-  const args = parseDenoStartArgs(argv, { MESHRAFT_SECRET: env("MESHRAFT_SECRET"), MESHRAFT_TOKEN: env("MESHRAFT_TOKEN") });
+  const args = parseDenoStartArgs(
+    argv,
+    { MESHRAFT_SECRET: env("MESHRAFT_SECRET"), MESHRAFT_TOKEN: env("MESHRAFT_TOKEN"), MESHRAFT_ADMIN_TOKEN: env("MESHRAFT_ADMIN_TOKEN") },
+    (path) => Deno.readTextFileSync(path),
+  );
+  for (const warning of args.warnings) console.error(`${new Date().toISOString()} warn  ${args.id} ${warning}`);
   const running = await startDenoNode(args);
   let stopping = false;
   const stop = (why: string, code: number): void => {

@@ -54,6 +54,7 @@ declare namespace Deno {
   function open(path: string, options?: OpenOptions): Promise<FsFile>;
   function mkdir(path: string, options?: { recursive?: boolean }): Promise<void>;
   function readTextFile(path: string): Promise<string>;
+  function readTextFileSync(path: string): string;
   function remove(path: string, options?: { recursive?: boolean }): Promise<void>;
 
   // --- subprocesses (the demo) ----------------------------------------------------------------

@@ -3,6 +3,7 @@
  */
 import { memberUrlProblem } from "../../src/core/member-url.ts";
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from "../../src/kv/kv.ts";
+import { nodeIdProblem } from "../../src/core/node-id.ts";
 
 export interface StartArgs {
   id: string;
@@ -37,7 +38,12 @@ export interface StartArgs {
   maxKeyBytes?: number;
   maxValueBytes?: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** Things to tell the operator at startup (a secret given on the command line). */
+  warnings: string[];
 }
+
+/** Reads a whole text file (the CLI's runtime supplies it: node:fs, Deno.readTextFileSync). @throws on failure */
+export type ReadTextFile = (path: string) => string;
 
 export class UsageError extends Error {
   override name = "UsageError";
@@ -51,7 +57,7 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                       [--link-timeout-ms N] [--max-key-bytes N] [--max-value-bytes N]
                       [--read-mode read-index|lease]
 
-  --id                  this member's id (letters, digits, - and _)
+  --id                  this member's id (1-64 letters, digits, ., _ and -)
   --listen              address for the HTTP API and the peer socket (/raft)
   --data-dir            where the log, hard state and snapshots live
   --peer ID=URL         another voter of the initial cluster (repeat for each); stored on the
@@ -69,6 +75,9 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
   --secret              cluster secret: peers authenticate with HMAC challenge-response
                         (or MESHRAFT_SECRET); without it the node listens on loopback only
   --token               bearer token required by the client API (or MESHRAFT_TOKEN)
+  --secret-file, --token-file, --admin-token-file FILE
+                        read that value from FILE (one final line break dropped), so it does
+                        not show in ps as a command-line value does
   --insecure            allow a non-loopback --listen without --secret
   --snapshot-every      snapshot the state and compact the log every N applied entries
                         (default 10000; 0: not by count)
@@ -85,8 +94,6 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                         heartbeat round per batch of reads) or lease (the leader answers at once
                         while its lease holds; assumes members' clocks run at rates within 10%
                         of each other; give every member the same mode)`;
-
-const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 function parseHostPort(value: string, flag: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
@@ -137,7 +144,11 @@ export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-export function parseStartArgs(argv: string[], env: Record<string, string | undefined> = {}): StartArgs {
+export function parseStartArgs(
+  argv: string[],
+  env: Record<string, string | undefined> = {},
+  readTextFile?: ReadTextFile,
+): StartArgs {
   const values = new Map<string, string[]>();
   const flags = new Set<string>();
   const known = new Set([
@@ -150,6 +161,9 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     "secret",
     "token",
     "admin-token",
+    "secret-file",
+    "token-file",
+    "admin-token-file",
     "join",
     "election-timeout-ms",
     "heartbeat-interval-ms",
@@ -192,7 +206,8 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
   };
   const id = one("id");
   if (!id) throw new UsageError("--id is required");
-  if (!ID.test(id)) throw new UsageError(`--id may contain letters, digits, - and _ (at most 64), got "${id}"`);
+  const idProblem = nodeIdProblem(id);
+  if (idProblem !== null) throw new UsageError(`--id: ${idProblem}`);
   const listenRaw = one("listen");
   if (!listenRaw) throw new UsageError("--listen is required (for example --listen 127.0.0.1:7001)");
   const listen = parseHostPort(listenRaw, "--listen");
@@ -203,7 +218,8 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     const eq = p.indexOf("=");
     if (eq <= 0) throw new UsageError(`--peer takes ID=URL (for example n2=http://127.0.0.1:7002), got "${p}"`);
     const peerId = p.slice(0, eq);
-    if (!ID.test(peerId)) throw new UsageError(`--peer id "${peerId}" may contain letters, digits, - and _`);
+    const peerIdProblem = nodeIdProblem(peerId);
+    if (peerIdProblem !== null) throw new UsageError(`--peer: ${peerIdProblem}`);
     if (peerId === id) throw new UsageError(`--peer ${peerId} is this node's own id`);
     if (peers.some((x) => x.id === peerId)) throw new UsageError(`--peer ${peerId} given twice`);
     peers.push({ id: peerId, url: parseUrl(p.slice(eq + 1), `--peer ${peerId}`) });
@@ -216,8 +232,34 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
   if (learner && join.length === 0) throw new UsageError("--learner goes with --join URL (the cluster to join as a learner)");
   const hostForUrl = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
   const url = one("url") ? parseUrl(one("url")!, "--url") : `http://${hostForUrl}:${listen.port}`;
-  const secret = one("secret") ?? env.MESHRAFT_SECRET;
-  const token = one("token") ?? env.MESHRAFT_TOKEN;
+  const warnings: string[] = [];
+  /**
+   * `--NAME VALUE`, `--NAME-file PATH` (its content, without the final line break) or the
+   * environment. A value on the command line shows in `ps` to every local user: warned about.
+   */
+  const secretOption = (name: string, envName: string): string | undefined => {
+    const value = one(name);
+    const file = one(`${name}-file`);
+    if (value !== undefined && file !== undefined) throw new UsageError(`--${name} and --${name}-file do not go together`);
+    if (value !== undefined) {
+      warnings.push(`--${name} on the command line is visible to every local user (ps); use --${name}-file FILE or ${envName}`);
+      return value;
+    }
+    if (file === undefined) return env[envName];
+    if (!readTextFile) throw new UsageError(`--${name}-file is not supported by this CLI`);
+    let text: string;
+    try {
+      text = readTextFile(file);
+    } catch (error) {
+      throw new UsageError(`--${name}-file ${file}: cannot read it (${error instanceof Error ? error.message : String(error)})`);
+    }
+    text = text.replace(/\r?\n$/, "");
+    if (text === "") throw new UsageError(`--${name}-file ${file} is empty`);
+    return text;
+  };
+  const secret = secretOption("secret", "MESHRAFT_SECRET");
+  const token = secretOption("token", "MESHRAFT_TOKEN");
+  const adminToken = secretOption("admin-token", "MESHRAFT_ADMIN_TOKEN");
   const insecure = flags.has("insecure");
   if (!secret && !insecure && !isLoopback(listen.host)) {
     throw new UsageError(
@@ -242,7 +284,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     clusterId: one("cluster-id") ?? "meshraft",
     secret: secret || undefined,
     token: token || undefined,
-    adminToken: (one("admin-token") ?? env.MESHRAFT_ADMIN_TOKEN) || undefined,
+    adminToken: adminToken || undefined,
     join,
     learner,
     insecure,
@@ -256,6 +298,7 @@ export function parseStartArgs(argv: string[], env: Record<string, string | unde
     linkTimeoutMs: one("link-timeout-ms") ? positiveInt(one("link-timeout-ms")!, "--link-timeout-ms") : undefined,
     readMode,
     logLevel,
+    warnings,
   };
 }
 

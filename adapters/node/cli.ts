@@ -6,7 +6,7 @@
  *   meshraft demo [--base-port 7001] [--data-dir .meshraft]     (what `npm start` runs)
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { announceDemo, DemoMembers, parseStartArgs, START_USAGE, UsageError } from "./cli-args.ts";
@@ -23,7 +23,8 @@ async function runStart(argv: string[]): Promise<void> {
     console.log(START_USAGE);
     return;
   }
-  const args = parseStartArgs(argv, process.env);
+  const args = parseStartArgs(argv, process.env, (path) => readFileSync(path, "utf8"));
+  for (const warning of args.warnings) process.stderr.write(`${new Date().toISOString()} warn  ${args.id} ${warning}\n`);
   const running = await startNode(args);
   let stopping = false;
   const stop = (why: string, code = 0): void => {

@@ -13,8 +13,10 @@ import { serve, upgradeWebSocket } from "@hono/node-server";
 import { Hono } from "hono";
 import WebSocket, { WebSocketServer } from "ws";
 import { DEFAULT_CODEC_LIMITS } from "../../src/transport/codec.ts";
+import { MAX_CONTROL_FRAME_BYTES } from "../../src/transport/handshake.ts";
 import {
   type MeshInboundHandlers,
+  type SocketControl,
   type WebSocketConstructor,
   WebSocketMesh,
   type WebSocketMeshOptions,
@@ -34,15 +36,55 @@ export function nodeWebSocket(maxPayloadBytes: number = DEFAULT_CODEC_LIMITS.max
   };
 }
 
-/** A WebSocketMesh with `ws` as its WebSocket. */
-export function createNodeMesh(options: NodeMeshOptions): WebSocketMesh {
-  const maxPayload = options.codecLimits?.maxFrameBytes ?? DEFAULT_CODEC_LIMITS.maxFrameBytes;
-  return new WebSocketMesh({ ...options, WebSocket: nodeWebSocket(maxPayload) });
+type WsReceiver = { _maxPayload?: unknown };
+/** Each capped socket's own limit (its `maxPayload`), restored by `liftHandshakeCap`. */
+const ownLimits = new WeakMap<object, number>();
+
+/**
+ * `ws` has no public setter for a socket's message size limit; its receiver reads `_maxPayload`
+ * at every frame header (ws 8; test/unit/mesh-abuse.test.ts fails if that stops working).
+ */
+function receiverOf(socket: unknown): WsReceiver | null {
+  const receiver = (socket as { _receiver?: WsReceiver | null } | null)?._receiver;
+  return receiver && typeof receiver._maxPayload === "number" ? receiver : null;
 }
 
-/** The `ws` server that @hono/node-server upgrades `/raft` into (`noServer`, same payload cap). */
+function capForHandshake(socket: unknown, bytes: number): void {
+  const receiver = receiverOf(socket);
+  if (receiver === null) return;
+  if (!ownLimits.has(socket as object)) ownLimits.set(socket as object, receiver._maxPayload as number);
+  receiver._maxPayload = bytes;
+}
+
+/** The mesh's hold on `ws` sockets: the handshake-time message cap, and dropping a socket. */
+export const wsSocketControl: SocketControl = {
+  capForHandshake,
+  liftHandshakeCap: (socket) => {
+    const receiver = receiverOf(socket);
+    const own = ownLimits.get(socket as object);
+    if (receiver !== null && own !== undefined) receiver._maxPayload = own;
+  },
+  terminate: (socket) => (socket as { terminate?: () => void } | null)?.terminate?.(),
+};
+
+/**
+ * A WebSocketMesh with `ws` as its WebSocket. Its sockets accept only handshake-sized messages
+ * until the peer proved itself, then up to `codecLimits.maxFrameBytes`.
+ */
+export function createNodeMesh(options: NodeMeshOptions): WebSocketMesh {
+  const maxPayload = options.codecLimits?.maxFrameBytes ?? DEFAULT_CODEC_LIMITS.maxFrameBytes;
+  return new WebSocketMesh({ ...options, WebSocket: nodeWebSocket(maxPayload), socketControl: wsSocketControl });
+}
+
+/**
+ * The `ws` server that @hono/node-server upgrades `/raft` into (`noServer`). Each socket starts
+ * capped at the handshake's frame size (set before `ws` parses a byte of it); a mesh from
+ * `createNodeMesh` lifts the cap to `maxPayloadBytes` once the peer passed the handshake.
+ */
 export function createPeerSocketServer(maxPayloadBytes: number = DEFAULT_CODEC_LIMITS.maxFrameBytes): WebSocketServer {
-  return new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes });
+  wss.on("connection", (ws) => capForHandshake(ws, MAX_CONTROL_FRAME_BYTES));
+  return wss;
 }
 
 export interface MeshServer {

@@ -30,6 +30,38 @@ export function stderrLogger(id: string, minLevel: StartArgs["logLevel"]): Logge
   return lineLogger(id, minLevel, (line) => process.stderr.write(`${line}\n`));
 }
 
+/**
+ * What a slow or abusive client may hold of a Node member's HTTP server. A connection that has
+ * not sent its request headers within `headersTimeoutMs` (an idle connection that never sends a
+ * request included) or its whole request within `requestTimeoutMs` is closed (408), an idle
+ * keep-alive connection after `keepAliveTimeoutMs`; beyond `maxConnections` open connections (peer
+ * sockets included) new ones are dropped at once.
+ */
+export interface HttpServerLimits {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConnections: number;
+}
+
+export const DEFAULT_HTTP_SERVER_LIMITS: Readonly<HttpServerLimits> = Object.freeze({
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 2_048,
+});
+
+/** node:http options for `limits`; `maxConnections` is set on the server once it exists. */
+function serverOptions(limits: HttpServerLimits) {
+  return {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // node:http checks those timeouts this often (default 30 s, which would stretch them).
+    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+  };
+}
+
 export interface RunningNode {
   node: RaftNode<KvResult>;
   kv: KvStateMachine;
@@ -41,7 +73,12 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-export async function startNode(args: StartArgs, log: Logger = stderrLogger(args.id, args.logLevel)): Promise<RunningNode> {
+export async function startNode(
+  args: StartArgs,
+  log: Logger = stderrLogger(args.id, args.logLevel),
+  httpLimits: Partial<HttpServerLimits> = {},
+): Promise<RunningNode> {
+  const limits: HttpServerLimits = { ...DEFAULT_HTTP_SERVER_LIMITS, ...httpLimits };
   // The port first: a port in use must fail the start before the data directory is touched
   // (no lock, no log segment left behind). Requests that arrive before the member is assembled
   // get 503, which clients retry.
@@ -54,9 +91,11 @@ export async function startNode(args: StartArgs, log: Logger = stderrLogger(args
         hostname: args.listen.host,
         port: args.listen.port,
         websocket: { server: wss },
+        serverOptions: serverOptions(limits),
       },
       () => resolve(s),
     );
+    s.maxConnections = limits.maxConnections;
     s.once("error", (err: NodeJS.ErrnoException) => reject(err.code === "EADDRINUSE" ? new PortInUseError(args.listen.host, args.listen.port) : err));
   });
   let storage: FileStorage;

@@ -1,3 +1,4 @@
+import { nodeIdProblem } from "./node-id.ts";
 import { memberUrlProblem } from "./member-url.ts";
 import type { ConfState, NodeId } from "./types.ts";
 
@@ -82,9 +83,8 @@ export function applyChanges(conf: ConfState, changes: readonly ConfChangeItem[]
   };
   for (const ch of changes) {
     const id = ch?.id;
-    if (typeof id !== "string" || !/^[A-Za-z0-9._-]{1,64}$/.test(id)) {
-      throw new ConfChangeError("invalid", `member id ${JSON.stringify(id)} must be 1-64 characters of A-Z a-z 0-9 . _ -`);
-    }
+    const idProblem = nodeIdProblem(id);
+    if (idProblem !== null) throw new ConfChangeError("invalid", idProblem);
     if (seen.has(id)) throw new ConfChangeError("invalid", `member ${id} is named twice in one change`);
     seen.add(id);
     if ("url" in ch && ch.url !== undefined) {

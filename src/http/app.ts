@@ -53,6 +53,11 @@ export interface HttpLimits {
    * base64 values of maxValueBytes, plus 64 KiB.
    */
   maxBodyBytes?: number;
+  /**
+   * Requests this member answers at once (`/raft` upgrades not counted); one more is answered
+   * 503 OVERLOADED with Retry-After at once. Default 1024.
+   */
+  maxConcurrentRequests?: number;
 }
 
 /** Where the app reports what an operator should see. `console` fits. */
@@ -137,6 +142,8 @@ export function createApp(options: AppOptions): Hono {
   const maxKeyBytes = limit("maxKeyBytes", options.limits?.maxKeyBytes, MAX_KEY_BYTES);
   const maxValueBytes = limit("maxValueBytes", options.limits?.maxValueBytes, MAX_VALUE_BYTES);
   const maxBodyBytes = limit("maxBodyBytes", options.limits?.maxBodyBytes, 2 * Math.ceil(maxValueBytes / 3) * 4 + 65_536, Number.MAX_SAFE_INTEGER);
+  const maxConcurrentRequests = limit("maxConcurrentRequests", options.limits?.maxConcurrentRequests, 1024, Number.MAX_SAFE_INTEGER);
+  let inFlight = 0;
   const writeTimeoutMs = options.writeTimeoutMs;
   if (writeTimeoutMs !== undefined && !(writeTimeoutMs > 0)) {
     throw new RangeError(`writeTimeoutMs must be a positive number of milliseconds, got ${writeTimeoutMs}`);
@@ -174,6 +181,20 @@ export function createApp(options: AppOptions): Hono {
   const caller = (c: Context): string => `token=${tokenKind(c)} remote=${options.remoteAddress?.(c) ?? "unknown"}`;
   const audit = (message: string): void => (log?.info ?? log?.warn)?.call(log, message);
 
+  // Before anything else: a request over the limit costs no parsing, no Raft work.
+  app.use("*", async (c, next) => {
+    if (c.req.path.endsWith("/raft")) return next();
+    if (inFlight >= maxConcurrentRequests) {
+      throw new ApiError(503, "OVERLOADED", `this node is answering ${inFlight} requests (maxConcurrentRequests); retry later`, { "Retry-After": "1" });
+    }
+    inFlight++;
+    try {
+      await next();
+    } finally {
+      inFlight--;
+    }
+  });
+
   app.use("*", async (c, next) => {
     const started = realClock.now();
     // Authorization is decided on the route the router dispatches to, never on the raw path: the
@@ -187,9 +208,15 @@ export function createApp(options: AppOptions): Hono {
       if (token !== undefined && route !== "/raft" && !(route === "/status" && publicStatus)) {
         if (!authorized(c.req.header("Authorization"), token)) {
           if (route === "/admin") log?.warn(`admin: refused ${c.req.method} ${c.req.path} (401), ${caller(c)}`);
-          throw new ApiError(401, "UNAUTHORIZED", "this API requires Authorization: Bearer <token>", {
-            "WWW-Authenticate": 'Bearer realm="meshraft"',
-          });
+          // Answered here, not thrown: a throw reaches onError only after the `finally` below
+          // counted the request, with the status it had then (200).
+          c.res = errorAnswer(
+            c,
+            new ApiError(401, "UNAUTHORIZED", "this API requires Authorization: Bearer <token>", {
+              "WWW-Authenticate": 'Bearer realm="meshraft"',
+            }),
+          );
+          return;
         }
       }
       await next();
@@ -484,7 +511,7 @@ export function createApp(options: AppOptions): Hono {
 function limit(name: string, value: number | undefined, fallback: number, max: number = fallback): number {
   const v = value ?? fallback;
   if (!Number.isSafeInteger(v) || v < 1 || v > max) {
-    throw new RangeError(`limits.${name} must be an integer from 1 to ${max} (bytes), got ${value}`);
+    throw new RangeError(`limits.${name} must be an integer from 1 to ${max}, got ${value}`);
   }
   return v;
 }

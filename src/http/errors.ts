@@ -2,6 +2,7 @@ import { KvCommandError } from "../kv/kv.ts";
 import {
   NodeStoppedError,
   OutcomeUnknownError,
+  OverloadedError,
   ProposalDroppedError,
   ReadTimeoutError,
 } from "../errors.ts";
@@ -40,6 +41,7 @@ export function apiErrorFrom(error: unknown): ApiError {
   if (error instanceof NodeStoppedError) return new ApiError(503, "NODE_STOPPED", error.message, RETRY);
   if (error instanceof ProposalDroppedError) return new ApiError(503, "PROPOSAL_DROPPED", error.message, RETRY);
   if (error instanceof ReadTimeoutError) return new ApiError(503, "READ_TIMEOUT", error.message, RETRY);
+  if (error instanceof OverloadedError) return new ApiError(503, "OVERLOADED", error.message, RETRY);
   if (error instanceof KvCommandError) return new ApiError(400, "BAD_REQUEST", error.message);
   const detail = error instanceof Error ? error.message : String(error);
   return new ApiError(500, "INTERNAL", `internal error: ${detail}`);

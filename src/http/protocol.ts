@@ -60,6 +60,7 @@ export type ErrorCode =
   | "NO_LEADER"
   | "PROPOSAL_DROPPED"
   | "READ_TIMEOUT"
+  | "OVERLOADED"
   | "NODE_STOPPED"
   | "OUTCOME_UNKNOWN"
   | "INTERNAL";

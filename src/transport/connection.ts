@@ -101,6 +101,8 @@ export function emptyCounters(): LinkCounters {
 
 /** The two socket surfaces a connection runs on, reduced to what it needs. */
 export interface Wire {
+  /** The runtime's own socket object, for `SocketControl`. */
+  readonly socket: unknown;
   /** May throw if the socket is closing; callers catch. */
   send(frame: Uint8Array<ArrayBuffer>): void;
   close(code: number, reason: string): void;
@@ -114,6 +116,7 @@ const MESSAGE_TOO_BIG = 1009;
 
 export function wireOfSocket(socket: WebSocketLike): Wire {
   return {
+    socket,
     send: (frame) => socket.send(frame),
     close: (code, reason) => socket.close(code, reason),
     bufferedAmount: () => socket.bufferedAmount,
@@ -124,6 +127,7 @@ export function wireOfSocket(socket: WebSocketLike): Wire {
 export function wireOfInbound(socket: InboundSocket): Wire {
   const raw = socket.raw as { bufferedAmount?: unknown } | null | undefined;
   return {
+    socket: socket.raw,
     send: (frame) => socket.send(frame),
     close: (code, reason) => socket.close(code, reason),
     // Without a readable bufferedAmount (a runtime that hides it), backpressure cannot be seen.
@@ -131,6 +135,30 @@ export function wireOfInbound(socket: InboundSocket): Wire {
     isOpen: () => socket.readyState === OPEN,
   };
 }
+
+/**
+ * What only some runtimes' sockets can do, supplied by their adapter (adapters/node/mesh.ts for
+ * `ws`). Without it a runtime keeps its own limits: Deno caps messages at 64 MiB and waits for
+ * the peer's close frame on its own schedule.
+ */
+export interface SocketControl {
+  /**
+   * Until `liftHandshakeCap`, refuse (close with 1009) messages over `bytes` before buffering
+   * them. Called again on the same socket it keeps the first call's idea of the socket's own limit.
+   */
+  capForHandshake(socket: unknown, bytes: number): void;
+  /** Back to the socket's own message size limit. */
+  liftHandshakeCap(socket: unknown): void;
+  /** Drop the connection now, without waiting for the peer's close frame. */
+  terminate(socket: unknown): void;
+}
+
+/**
+ * After this node closed a link, the peer has this long to answer the close frame before the
+ * socket is dropped: a peer that ignores it would otherwise hold the file descriptor for as long
+ * as the runtime waits (30 s in `ws`).
+ */
+export const CLOSE_TIMEOUT_MS = 2_000;
 
 /** What a connection needs from its mesh. */
 export interface ConnectionHost {
@@ -148,6 +176,7 @@ export interface ConnectionHost {
   readonly url: string | null;
   /** The URL this node has for peer `id` (its list), sent so the peer can check it; null for none. */
   urlOf(id: NodeId): string | null;
+  readonly socketControl: SocketControl | null;
   /** The counters of peer `id`, or the mesh's "unidentified" ones when `id` is not a peer. */
   countersOf(id: NodeId): LinkCounters;
   /**
@@ -215,6 +244,8 @@ export class Connection {
   #pingSentAt = 0;
   #cancelTimer: (() => void) | null;
   #resolveSocketDone: () => void = () => {};
+  /** The socket reported its close event. */
+  #socketEnded = false;
 
   constructor(host: ConnectionHost, wire: Wire, dialer: boolean, peerId: NodeId | null, counters: LinkCounters) {
     this.#host = host;
@@ -226,6 +257,9 @@ export class Connection {
     this.#socketOpen = !dialer;
     this.#lastReceived = host.clock.now();
     this.socketDone = new Promise((resolve) => (this.#resolveSocketDone = resolve));
+    // Until the peer proved itself, a message larger than any handshake frame is refused by the
+    // socket before it is buffered (an unauthenticated prober cannot make this node hold 64 MiB).
+    host.socketControl?.capForHandshake(wire.socket, MAX_CONTROL_FRAME_BYTES);
     this.#cancelTimer = host.clock.setTimer(host.handshakeTimeoutMs, () => {
       this.#cancelTimer = null;
       const waiting = this.#socketOpen ? `waiting for ${frameName(this.#expect)}` : "the socket did not open";
@@ -237,6 +271,8 @@ export class Connection {
   socketOpened(): void {
     if (this.state !== "handshake" || this.#socketOpen) return;
     this.#socketOpen = true;
+    // A dialed socket has its reader only now (the constructor's cap found none to cap).
+    this.#host.socketControl?.capForHandshake(this.#wire.socket, MAX_CONTROL_FRAME_BYTES);
     const hello: Hello = {
       protocol: MESH_PROTOCOL_VERSION,
       cluster: this.#host.clusterId,
@@ -311,6 +347,7 @@ export class Connection {
 
   /** The socket closed (its close event). */
   socketClosed(code: number, reason: string): void {
+    this.#socketEnded = true;
     this.#resolveSocketDone();
     if (this.state === "closed") return;
     const wasReady = this.state === "ready";
@@ -422,6 +459,10 @@ export class Connection {
     if (hello.to !== host.id) {
       throw new HandshakeError(CloseCode.WRONG_NODE, `${hello.from} dialed node "${hello.to}" but reached "${host.id}"`);
     }
+    if (hello.from === host.id) {
+      // Its own id: a misconfigured peer list, or a replay of this node's own HELLO.
+      throw new HandshakeError(CloseCode.WRONG_NODE, `a HELLO from "${hello.from}" to itself; a node never dials itself`);
+    }
     host.admit(hello.from);
     this.#checkAuthMode(hello.auth);
     this.#peerNonce = hello.nonce;
@@ -522,6 +563,7 @@ export class Connection {
 
   #becomeReady(): void {
     this.state = "ready";
+    this.#host.socketControl?.liftHandshakeCap(this.#wire.socket);
     this.#cancelTimer?.();
     this.#armLiveness();
     this.#host.opened(this);
@@ -589,6 +631,12 @@ export class Connection {
       this.#wire.close(code, wireReason);
     } catch {
       // Already closing; nothing more to do.
+    }
+    const control = this.#host.socketControl;
+    if (control !== null && !this.#socketEnded) {
+      this.#host.clock.setTimer(CLOSE_TIMEOUT_MS, () => {
+        if (!this.#socketEnded) control.terminate(this.#wire.socket);
+      });
     }
     this.#host.closed(this);
   }

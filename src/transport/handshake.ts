@@ -39,6 +39,7 @@
  * recognises a peer speaking another protocol version and refuses it by name.
  */
 import { memberUrlProblem } from "../core/member-url.ts";
+import { nodeIdProblem } from "../core/node-id.ts";
 import type { NodeId } from "../core/types.ts";
 
 /** Version of the mesh protocol: these control frames plus codec wire version 1. */
@@ -188,6 +189,12 @@ function urlField(value: unknown, field: string, what: string): string | undefin
   return value as string;
 }
 
+function nodeId(value: unknown, field: string, what: string): NodeId {
+  const problem = nodeIdProblem(value);
+  if (problem !== null) throw new HandshakeError(CloseCode.MALFORMED_FRAME, `${what}.${field}: ${problem}`);
+  return value as NodeId;
+}
+
 function proofField(value: unknown, what: string): string {
   if (value !== "" && !(typeof value === "string" && HEX_256.test(value))) {
     throw new HandshakeError(CloseCode.MALFORMED_FRAME, `${what}.proof must be 64 lowercase hex digits or ""`);
@@ -218,8 +225,8 @@ export function parseHello(frame: Uint8Array, welcome = false): Hello | Welcome 
   const hello: Hello = {
     protocol: MESH_PROTOCOL_VERSION,
     cluster: name(b.cluster, "cluster", what),
-    from: name(b.from, "from", what),
-    to: name(b.to, "to", what),
+    from: nodeId(b.from, "from", what),
+    to: nodeId(b.to, "to", what),
     nonce: b.nonce,
     auth: b.auth,
     url: urlField(b.url, "url", what),

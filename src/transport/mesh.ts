@@ -26,11 +26,14 @@
  */
 import { realClock, type Clock } from "../clock.ts";
 import { memberUrlProblem } from "../core/member-url.ts";
+import { nodeIdProblem } from "../core/node-id.ts";
+import { logText } from "../log-text.ts";
 import type { Random } from "../core/random.ts";
 import type { Message, NodeId } from "../core/types.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import { Codec, type CodecLimits } from "./codec.ts";
 import {
+  CLOSE_TIMEOUT_MS,
   Connection,
   type ConnectionHost,
   emptyCounters,
@@ -39,6 +42,7 @@ import {
   type LinkCounters,
   type MeshLogger,
   type MeshLogLevel,
+  type SocketControl,
   type WebSocketConstructor,
   type WebSocketLike,
   type Wire,
@@ -48,7 +52,7 @@ import {
 import { CloseCode, closeCodeName, HandshakeError, importSecret } from "./handshake.ts";
 import type { PeerAddress, Transport } from "./transport.ts";
 
-export type { InboundSocket, LinkCounters, MeshLogger, MeshLogLevel, WebSocketConstructor, WebSocketLike };
+export type { InboundSocket, LinkCounters, MeshLogger, MeshLogLevel, SocketControl, WebSocketConstructor, WebSocketLike };
 export { CloseCode } from "./handshake.ts";
 
 export interface WebSocketMeshOptions {
@@ -87,12 +91,19 @@ export interface WebSocketMeshOptions {
   idleTimeoutMs?: number;
   /** A link must complete its handshake (socket open included) within this, in ms. Default 5000. */
   handshakeTimeoutMs?: number;
+  /**
+   * Inbound sockets still in their handshake at once; one more is closed at once (1013, try
+   * again later), so hosts that prove nothing cannot hold more. Default 64.
+   */
+  maxUnauthenticatedSockets?: number;
   /** Redial delays, in ms. Default {initialMs: 50, maxMs: 2000}. */
   backoff?: Partial<BackoffOptions>;
   /** Limits of the Raft frame codec; frames beyond them close the link. */
   codecLimits?: Partial<CodecLimits>;
   /** Default: warn and error lines to the console. */
   logger?: MeshLogger;
+  /** What the runtime's sockets can do beyond the WHATWG surface (the Node adapter supplies it). */
+  socketControl?: SocketControl;
 }
 
 export type LinkState = "open" | "connecting" | "down" | "closed";
@@ -194,6 +205,7 @@ const DEFAULTS = {
   pingIntervalMs: 5_000,
   idleTimeoutMs: 15_000,
   handshakeTimeoutMs: 5_000,
+  maxUnauthenticatedSockets: 64,
   backoff: { initialMs: 50, maxMs: 2_000 },
 };
 
@@ -204,12 +216,15 @@ const DEFAULTS = {
  */
 const REMOVED_REDIAL_FACTOR = 10;
 
+/** WebSocket close code 1013: the server is overloaded, the client may retry later. */
+const TRY_AGAIN_LATER = 1013;
+
 /** How long `close()` waits for sockets to finish their closing handshake, in ms. */
 const CLOSE_WAIT_MS = 2_000;
 
 const consoleLogger: MeshLogger = (level, message, fields) => {
-  if (level === "error") console.error(`meshraft mesh: ${message}`, fields);
-  else if (level === "warn") console.warn(`meshraft mesh: ${message}`, fields);
+  if (level === "error") console.error(`meshraft mesh: ${logText(message)}`, fields);
+  else if (level === "warn") console.warn(`meshraft mesh: ${logText(message)}`, fields);
 };
 
 const mathRandom: Random = { next: () => Math.random() };
@@ -243,6 +258,7 @@ export class WebSocketMesh implements Transport {
    */
   readonly #removedLogged = new Set<NodeId>();
   readonly #acceptUnknownPeers: boolean;
+  readonly #maxUnauthenticatedSockets: number;
   /** Every connection not yet closed, identified or not. */
   readonly #connections = new Set<Connection>();
   readonly #inbound = new WeakMap<object, Connection>();
@@ -260,7 +276,8 @@ export class WebSocketMesh implements Transport {
 
   /** @throws RangeError for invalid options (a configuration error). */
   constructor(options: WebSocketMeshOptions) {
-    if (typeof options.id !== "string" || options.id === "") throw new RangeError("WebSocketMesh: id must be a non-empty string");
+    const idProblem = nodeIdProblem(options.id);
+    if (idProblem !== null) throw new RangeError(`WebSocketMesh: id: ${idProblem}`);
     if (typeof options.clusterId !== "string" || options.clusterId === "") {
       throw new RangeError("WebSocketMesh: clusterId must be a non-empty string");
     }
@@ -288,6 +305,10 @@ export class WebSocketMesh implements Transport {
     };
 
     this.#acceptUnknownPeers = options.acceptUnknownPeers ?? false;
+    this.#maxUnauthenticatedSockets = positive(
+      "maxUnauthenticatedSockets",
+      options.maxUnauthenticatedSockets ?? DEFAULTS.maxUnauthenticatedSockets,
+    );
     for (const [id, url] of this.#peerList(options.peers)) this.#links.set(id, this.#newLink(id, url));
 
     let key: Promise<CryptoKey> | null = null;
@@ -316,6 +337,7 @@ export class WebSocketMesh implements Transport {
       log: (level, message, fields) => mesh.#linkLog(level, message, fields),
       url: options.url ?? null,
       urlOf: (id) => mesh.#links.get(id)?.url ?? null,
+      socketControl: options.socketControl ?? null,
       countersOf: (id) => mesh.#links.get(id)?.counters ?? mesh.#unidentified,
       admit: (from) => mesh.#admit(from),
       opened: (conn) => mesh.#opened(conn),
@@ -570,12 +592,22 @@ export class WebSocketMesh implements Transport {
   }
 
   #accept(socket: object, wire: Wire): Connection | null {
-    if (this.#closed) {
+    let unauthenticated = 0;
+    for (const conn of this.#connections) if (!conn.dialer && conn.state === "handshake") unauthenticated++;
+    if (this.#closed || unauthenticated >= this.#maxUnauthenticatedSockets) {
+      if (!this.#closed) {
+        this.#unidentified.refused++;
+        // debug: under a flood, one line per refused socket would be the next flood.
+        this.#log("debug", `refused an inbound socket: ${unauthenticated} are still in their handshake (maxUnauthenticatedSockets)`, {});
+      }
       try {
-        wire.close(CloseCode.SHUTDOWN, HANDSHAKE_CLOSE_REASON); // an unidentified socket learns nothing
+        // An unidentified socket learns nothing. 1013: try again later.
+        wire.close(this.#closed ? CloseCode.SHUTDOWN : TRY_AGAIN_LATER, HANDSHAKE_CLOSE_REASON);
       } catch {
         // closing anyway
       }
+      const control = this.#host.socketControl;
+      if (control !== null) this.#clock.setTimer(CLOSE_TIMEOUT_MS, () => control.terminate(wire.socket));
       return null;
     }
     const conn = new Connection(this.#host, wire, false, null, this.#unidentified);
@@ -703,7 +735,8 @@ export class WebSocketMesh implements Transport {
     const list = new Map<NodeId, string>();
     for (const peer of peers) {
       if (peer.id === this.id) continue;
-      if (typeof peer.id !== "string" || peer.id === "") throw new RangeError("WebSocketMesh: every peer needs a non-empty id");
+      const idProblem = nodeIdProblem(peer.id);
+      if (idProblem !== null) throw new RangeError(`WebSocketMesh: peer: ${idProblem}`);
       if (list.has(peer.id)) throw new RangeError(`WebSocketMesh: peer ${peer.id} is listed twice`);
       peerSocketUrl(peer.url); // throws for a URL the mesh cannot dial
       const problem = memberUrlProblem(peer.url);

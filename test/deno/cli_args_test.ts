@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { parseDenoStartArgs } from "../../adapters/deno/cli.ts";
 import { UsageError } from "../../adapters/node/cli-args.ts";
+import { freshDir } from "./tmp.ts";
 
 const base = ["--id", "n1", "--listen", "127.0.0.1:7001"];
 
@@ -23,4 +24,16 @@ Deno.test("Deno CLI: --kv PATH keeps the state in Deno KV and makes --data-dir o
   assert.throws(() => parseDenoStartArgs([...base, "--data-dir", "d", "--kv-lease-ms", "2500"], {}), /--kv-lease-ms needs --kv/);
   assert.throws(() => parseDenoStartArgs([...base, "--kv", "db.kv", "--kv-lease-ms", "5"], {}), /at least 100/);
   assert.throws(() => parseDenoStartArgs([...base, "--kv"], {}), /--kv needs a value/);
+});
+
+Deno.test("Deno CLI: --secret-file reads the secret through the reader the CLI passes (Deno.readTextFileSync)", async () => {
+  const dir = await freshDir("secret-file");
+  try {
+    Deno.writeTextFileSync(`${dir}/secret`, "from-a-file\n");
+    const args = parseDenoStartArgs([...base, "--data-dir", "d", "--secret-file", `${dir}/secret`], {}, (p) => Deno.readTextFileSync(p));
+    assert.equal(args.secret, "from-a-file");
+    assert.deepEqual(args.warnings, []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

@@ -1,7 +1,12 @@
 /** `meshraft start` flags: defaults, the loopback-only rule without a secret, and clear usage errors. */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseStartArgs, UsageError } from "../../adapters/node/cli-args.ts";
 import { MAX_URL_BYTES } from "../../src/core/member-url.ts";
+import { fuzzParams } from "./fuzz-settings.ts";
 
 const base = ["--id", "n1", "--listen", "127.0.0.1:7001", "--data-dir", "/tmp/d"];
 
@@ -54,7 +59,15 @@ describe("meshraft start arguments", () => {
     expect(() => parseStartArgs([...base, "--peer", "n2=ftp://x"])).toThrow(/only http/);
     expect(() => parseStartArgs([...base, "--bogus", "1"])).toThrow(/unknown option --bogus/);
     expect(() => parseStartArgs([...base, "--election-timeout-ms", "-5"])).toThrow(/positive whole number/);
-    expect(() => parseStartArgs(["--id", "bad id", "--listen", "127.0.0.1:1", "--data-dir", "d"])).toThrow(/--id may contain/);
+    expect(() => parseStartArgs(["--id", "bad id", "--listen", "127.0.0.1:1", "--data-dir", "d"])).toThrow(/--id: member id "bad id" is not/);
+  });
+
+  it("refuses ids that break the member id rule, built-in object property names included, as --id and in --peer", () => {
+    for (const bad of ["__proto__", "constructor", "a\nb", ".", "x".repeat(65)]) {
+      expect(() => parseStartArgs(["--id", bad, "--listen", "127.0.0.1:1", "--data-dir", "d"])).toThrow(UsageError);
+      expect(() => parseStartArgs([...base, "--peer", `${bad}=http://127.0.0.1:7002`])).toThrow(UsageError);
+    }
+    expect(parseStartArgs(["--id", "n.1", "--listen", "127.0.0.1:1", "--data-dir", "d"]).id).toBe("n.1");
   });
 
   it("refuses a --url, --peer or --join URL longer than MAX_URL_BYTES (2048), the limit of every layer", () => {
@@ -69,5 +82,71 @@ describe("meshraft start arguments", () => {
     }
     // Counted in UTF-8 bytes, as the wire counts them: 1,000 two-byte characters are 2,000 bytes.
     expect(() => parseStartArgs([...base, "--url", `http://127.0.0.1:7002/${"é".repeat(1_020)}`])).toThrow(/is 2062 bytes/);
+  });
+});
+
+describe("secrets and tokens from files", () => {
+  const read = (path: string): string => readFileSync(path, "utf8");
+
+  it("--secret-file, --token-file and --admin-token-file read the value from a file (one final line break dropped), without a warning", () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshraft-secrets-"));
+    try {
+      writeFileSync(join(dir, "secret"), "s3cr3t value\n");
+      writeFileSync(join(dir, "token"), "tok\r\n");
+      writeFileSync(join(dir, "admin"), "adm");
+      const a = parseStartArgs(
+        [...base, "--secret-file", join(dir, "secret"), "--token-file", join(dir, "token"), "--admin-token-file", join(dir, "admin")],
+        {},
+        read,
+      );
+      expect(a).toMatchObject({ secret: "s3cr3t value", token: "tok", adminToken: "adm", warnings: [] });
+      writeFileSync(join(dir, "empty"), "\n");
+      expect(() => parseStartArgs([...base, "--secret-file", join(dir, "empty")], {}, read)).toThrow(/--secret-file .* is empty/);
+      expect(() => parseStartArgs([...base, "--token-file", join(dir, "missing")], {}, read)).toThrow(UsageError);
+      expect(() => parseStartArgs([...base, "--secret", "x", "--secret-file", join(dir, "secret")], {}, read)).toThrow(/do not go together/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("warns about every secret given on the command line (visible in ps), never about the environment", () => {
+    const a = parseStartArgs([...base, "--secret", "s", "--token", "t", "--admin-token", "a"]);
+    expect(a.warnings).toHaveLength(3);
+    expect(a.warnings[0]).toMatch(/--secret on the command line is visible to every local user \(ps\); use --secret-file FILE or MESHRAFT_SECRET/);
+    for (const w of a.warnings) expect(w).not.toMatch(/=s\b| s$/);
+    expect(parseStartArgs(base, { MESHRAFT_SECRET: "s", MESHRAFT_TOKEN: "t" }).warnings).toEqual([]);
+  });
+});
+
+describe("fuzz: CLI arguments", () => {
+  const flags = [
+    "--id", "--listen", "--data-dir", "--peer", "--url", "--cluster-id", "--secret", "--token", "--admin-token",
+    "--secret-file", "--token-file", "--admin-token-file", "--join", "--learner", "--insecure", "--election-timeout-ms",
+    "--heartbeat-interval-ms", "--log-level", "--snapshot-every", "--snapshot-bytes", "--snapshot-margin", "--bogus", "-h",
+  ];
+  const values = fc.oneof(
+    fc.string({ maxLength: 12 }),
+    fc.constantFrom("n1", "n2", "__proto__", "127.0.0.1:7001", "0.0.0.0:1", "7001", "n2=http://127.0.0.1:7002", "n2=", "=x",
+      "http://127.0.0.1:7002", "ftp://x", "-5", "0", "99999999999999999999", "debug", "d", "", "\n", "--id"),
+    fc.constantFrom(...flags).map((f) => `${f}=x`),
+  );
+  const argv = fc.array(fc.oneof(fc.constantFrom(...flags), values), { maxLength: 14 });
+
+  it("parseStartArgs returns StartArgs or throws UsageError, never anything else", () => {
+    let parsed = 0;
+    fc.assert(
+      fc.property(argv, fc.boolean(), (args, withBase) => {
+        try {
+          const a = parseStartArgs(withBase ? [...base, ...args] : args, {}, () => "file-secret");
+          expect(typeof a.id).toBe("string");
+          parsed++;
+        } catch (error) {
+          if (!(error instanceof UsageError)) throw error;
+          expect(error.message.length).toBeGreaterThan(0);
+        }
+      }),
+      fuzzParams(3000),
+    );
+    expect(parsed).toBeGreaterThan(0);
   });
 });

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, it, expect } from "vitest";
 import { decode as msgpackDecode, encode as msgpack } from "@msgpack/msgpack";
 import {
@@ -10,7 +11,7 @@ import {
 } from "../../src/transport/codec.ts";
 import type { Entry, Message, MessageType } from "../../src/core/types.ts";
 import { MAX_URL_BYTES } from "../../src/core/member-url.ts";
-import { SeededRandom } from "../../src/core/random.ts";
+import { fuzzParams } from "./fuzz-settings.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -515,7 +516,7 @@ describe("codec: encode validates what it sends", () => {
   });
 });
 
-describe("codec: fuzz", () => {
+describe("fuzz: codec", () => {
   /** Decoding anything either throws CodecError or yields a valid message that survives a round trip. */
   function check(frame: Uint8Array, what: string): "ok" | "rejected" {
     let decoded: Message;
@@ -532,64 +533,79 @@ describe("codec: fuzz", () => {
     return "ok";
   }
 
-  it("random byte strings", () => {
-    const random = new SeededRandom(0xc0dec);
-    for (let i = 0; i < 4000; i++) {
-      const frame = Uint8Array.from({ length: Math.floor(random.next() * 48) }, () => Math.floor(random.next() * 256));
-      // Mostly start with the right version byte, or nearly everything stops at the first check.
-      if (frame.length > 0 && random.next() < 0.9) frame[0] = WIRE_VERSION;
-      if (frame.length > 1 && random.next() < 0.5) frame[1] = 0x90 + Math.floor(random.next() * 10); // a fixarray
-      if (frame.length > 2 && random.next() < 0.5) frame[2] = 1 + Math.floor(random.next() * 13); // a type tag
-      check(frame, `random #${i} [${frame.join(",")}]`);
-    }
+  it("random byte strings, mostly with the version byte, an array header and a type tag up front", () => {
+    const head = fc.tuple(
+      fc.oneof({ weight: 9, arbitrary: fc.constant(WIRE_VERSION) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) }),
+      fc.oneof(fc.integer({ min: 0x90, max: 0x99 }), fc.integer({ min: 0, max: 255 })),
+      fc.oneof(fc.integer({ min: 1, max: 13 }), fc.integer({ min: 0, max: 255 })),
+    );
+    fc.assert(
+      fc.property(head, fc.uint8Array({ maxLength: 48 }), fc.integer({ min: 0, max: 3 }), ([a, b, c], rest, keep) => {
+        const frame = Uint8Array.from([a, b, c, ...rest].slice(0, keep === 3 ? undefined : keep));
+        check(frame, `[${frame.join(",")}]`);
+      }),
+      fuzzParams(2000),
+    );
   });
 
   it("single-byte mutations of valid frames", () => {
-    const random = new SeededRandom(42);
     let accepted = 0;
-    for (const message of SMALL_MESSAGES) {
-      const valid = encodeMessage(message);
-      for (let i = 0; i < 400; i++) {
-        const frame = valid.slice();
-        // Half of the mutations hit the first 64 bytes, where the structure is.
-        const at = Math.floor(random.next() * (random.next() < 0.5 ? Math.min(64, frame.length) : frame.length));
-        frame[at] = Math.floor(random.next() * 256);
-        if (check(frame, `${message.type} with byte ${at} = ${frame[at]}`) === "ok") accepted++;
-      }
-    }
+    const mutation = fc.record({
+      message: fc.constantFrom(...SMALL_MESSAGES),
+      // Half of the mutations hit the first 64 bytes, where the structure is.
+      near: fc.boolean(),
+      position: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+      byte: fc.integer({ min: 0, max: 255 }),
+    });
+    fc.assert(
+      fc.property(mutation, ({ message, near, position, byte }) => {
+        const frame = encodeMessage(message).slice();
+        const at = Math.floor(position * (near ? Math.min(64, frame.length) : frame.length));
+        frame[at] = byte;
+        if (check(frame, `${message.type} with byte ${at} = ${byte}`) === "ok") accepted++;
+      }),
+      fuzzParams(2000),
+    );
     expect(accepted).toBeGreaterThan(0); // mutations inside payloads stay valid: the check above saw real messages
   });
 
   it("random msgpack values shaped like messages", () => {
-    const random = new SeededRandom(7);
-    const pick = <T>(items: T[]): T => items[Math.floor(random.next() * items.length)];
-    const value = (depth: number): unknown => {
-      switch (Math.floor(random.next() * (depth > 2 ? 9 : 11))) {
-        case 0: return Math.floor(random.next() * 300);
-        case 1: return -Math.floor(random.next() * 3);
-        case 2: return pick([1.5, -0, 2 ** 53, 2 ** 64, NaN, Infinity, 4_000_000_000]);
-        case 3: return pick(["", "n1", "n2", "🦀", "x".repeat(300)]);
-        case 4: return random.next() < 0.5;
-        case 5: return null;
-        case 6: return Uint8Array.from({ length: Math.floor(random.next() * 5) }, () => Math.floor(random.next() * 256));
-        case 7: return pick([0, 1, 2, 3]);
-        case 8: return new Date(0);
-        case 9: return Array.from({ length: Math.floor(random.next() * 6) }, () => value(depth + 1));
-        default: return { k: value(depth + 1) };
-      }
-    };
+    const { value } = fc.letrec<{ value: unknown; leaf: unknown }>((tie) => ({
+      leaf: fc.oneof(
+        fc.integer({ min: 0, max: 300 }),
+        fc.integer({ min: -2, max: 0 }),
+        fc.constantFrom(1.5, -0, 2 ** 53, 2 ** 64, NaN, Infinity, 4_000_000_000),
+        fc.constantFrom("", "n1", "n2", "🦀", "x".repeat(300)),
+        fc.string({ maxLength: 8 }),
+        fc.boolean(),
+        fc.constant(null),
+        fc.uint8Array({ maxLength: 5 }),
+        fc.constantFrom(0, 1, 2, 3),
+        fc.constant(new Date(0)),
+      ),
+      value: fc.oneof(
+        { depthSize: "small", withCrossShrink: true },
+        tie("leaf"),
+        fc.array(tie("value"), { maxLength: 5 }),
+        fc.record({ k: tie("value") }),
+      ),
+    }));
     let accepted = 0;
-    for (let i = 0; i < 4000; i++) {
-      const message = SMALL_MESSAGES[i % SMALL_MESSAGES.length];
-      // Start from the valid wire array and replace a few elements (possibly nested) at random.
-      const wire = (msgpackDecode(encodeMessage(message).subarray(1)) as unknown[]).slice();
-      for (let n = Math.floor(random.next() * 3) + 1; n > 0; n--) {
-        const at = Math.floor(random.next() * (wire.length + 1));
-        const target = Array.isArray(wire[at]) && random.next() < 0.5 ? (wire[at] as unknown[]) : wire;
-        target[Math.floor(random.next() * (target.length + 1))] = value(0);
-      }
-      if (check(rawFrame(wire), `shaped #${i}`) === "ok") accepted++;
-    }
+    const edit = fc.record({ at: fc.nat(20), nested: fc.boolean(), index: fc.nat(20), value });
+    fc.assert(
+      fc.property(fc.constantFrom(...SMALL_MESSAGES), fc.array(edit, { minLength: 1, maxLength: 3 }), (message, edits) => {
+        // Start from the valid wire array and replace a few elements (possibly nested).
+        const wire = (msgpackDecode(encodeMessage(message).subarray(1)) as unknown[]).slice();
+        for (const e of edits) {
+          const at = e.at % (wire.length + 1);
+          const target = Array.isArray(wire[at]) && e.nested ? (wire[at] as unknown[]) : wire;
+          target[e.index % (target.length + 1)] = e.value;
+        }
+        if (check(rawFrame(wire), `shaped ${message.type}`) === "ok") accepted++;
+      }),
+      fuzzParams(2000),
+    );
     expect(accepted).toBeGreaterThan(0);
   });
 });
+

@@ -230,6 +230,20 @@ describe("POST /admin/members", () => {
     expect(leader.node.membership()).toEqual(conf);
   });
 
+  it("a member id such as __proto__ or constructor is 400 INVALID_CONF_CHANGE; nothing is proposed", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    const before = leader.node.status().lastIndex;
+    for (const id of ["__proto__", "constructor", "hasOwnProperty", "..", "n\n4"]) {
+      const res = await call(`${leader.url}/admin/members`, "POST", { id, url: "http://127.0.0.1:9", role: "learner" });
+      expect(res.status, id).toBe(400);
+      expect(await errorCode(res)).toBe("INVALID_CONF_CHANGE");
+    }
+    await sleep(50);
+    expect(leader.node.status().lastIndex).toBe(before);
+    expect(leader.node.membership().learners).toEqual([]);
+  });
+
   it("asking for a voter to become a learner is 400 INVALID_CONF_CHANGE; nothing is proposed", async () => {
     const c = await start();
     const leader = await c.leader();

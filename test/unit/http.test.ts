@@ -407,6 +407,17 @@ describe("bearer token", () => {
     expect((await fetch(`${url}/status`)).status).toBe(200);
   });
 
+  it("counts a 401 answer as 401 in meshraft_http_requests_total, not as 200", async () => {
+    const c = await start({ app: { apiToken: "s3cret" } });
+    const { url } = await c.leader();
+    for (let i = 0; i < 3; i++) expect((await put(`${url}/kv/k`, "v")).status).toBe(401);
+    const text = await (await fetch(`${url}/metrics`, { headers: { Authorization: "Bearer s3cret" } })).text();
+    const count = (status: string): number =>
+      Number(new RegExp(`^meshraft_http_requests_total\\{[^}]*route="/kv/:key"[^}]*status="${status}"[^}]*\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+    expect(count("401")).toBe(3);
+    expect(count("200")).toBe(0);
+  });
+
   it("with publicStatus: false, /status needs the token too", async () => {
     const c = await start({ app: { apiToken: "t", publicStatus: false } });
     const { url } = await c.leader();

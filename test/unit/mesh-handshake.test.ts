@@ -1,5 +1,6 @@
 /** The mesh's control frames, proofs and backoff, without sockets. */
 import { describe, expect, it } from "vitest";
+import { NODE_ID_RULE } from "../../src/core/node-id.ts";
 import { SeededRandom } from "../../src/core/random.ts";
 import { backoffDelay } from "../../src/transport/backoff.ts";
 import {
@@ -56,7 +57,7 @@ describe("control frames", () => {
     ["invalid UTF-8", new Uint8Array([FRAME_HELLO, 0xff, 0xfe]), "HELLO is not UTF-8 JSON"],
     ["a JSON array", raw(FRAME_HELLO, "[1]"), "HELLO is not a JSON object"],
     ["a short nonce", encodeControl(FRAME_HELLO, { ...hello, nonce: "ab" }), "HELLO.nonce must be 64 lowercase hex digits"],
-    ["an empty id", encodeControl(FRAME_HELLO, { ...hello, from: "" }), "HELLO.from must be a string of 1..256 characters"],
+    ["an empty id", encodeControl(FRAME_HELLO, { ...hello, from: "" }), `HELLO.from: member id "" is not ${NODE_ID_RULE}`],
     ["a numeric cluster", raw(FRAME_HELLO, JSON.stringify({ ...hello, cluster: 7 })), "HELLO.cluster must be a string of 1..256 characters"],
     ["auth as a string", raw(FRAME_HELLO, JSON.stringify({ ...hello, auth: "yes" })), "HELLO.auth must be a boolean"],
   ])("refuses a HELLO with %s as MALFORMED_FRAME", (_what, frame, message) => {
