@@ -95,17 +95,21 @@ const RETRY_MS = 2_000;
 
 /** Starts the member unless this instance was refused less than RETRY_MS ago. */
 function ensureMember(): Promise<void> {
-  if (member || starting || (refusal && Date.now() - refusal.at < RETRY_MS)) return starting ?? Promise.resolve();
+  if (member) return Promise.resolve();
+  if (starting || (refusal && Date.now() - refusal.at < RETRY_MS)) return starting ?? Promise.resolve();
   starting = (async () => {
     try {
       const m = await createDenoMember({ ...config, kv });
+      // Served while it starts: a joining member's start waits for a mesh link, and the members
+      // dial in through this very handler (its API answers 503 until the node runs).
+      member = m;
       // A failed start (a join the cluster refused, or not answered within two minutes) must
       // release the node id's lease, or the next attempt would find it taken by this instance.
       await m.start().catch(async (error) => {
+        member = null;
         await m.stop().catch(() => undefined);
         throw error;
       });
-      member = m;
       refusal = null;
       // Another instance took the node id over: stop, and answer 503 until it is free again.
       m.failed.then(async (error) => {
