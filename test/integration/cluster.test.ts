@@ -23,7 +23,8 @@ describe("a 3-process cluster on 127.0.0.1", () => {
   it("elects a leader; a follower redirects writes with 307 to the leader; reads are linearizable", async () => {
     cluster = await ProcessCluster.start();
     const leader = await cluster.waitForLeader();
-    const follower = cluster.ids.find((id) => id !== leader)!;
+    // A follower that has heard from the leader: one that has not yet answers 503 NO_LEADER.
+    const follower = await cluster.followerOf(leader);
 
     const res = await fetch(`${cluster.url(follower)}/kv/greeting?x=1`, { method: "PUT", body: "hello", redirect: "manual" });
     expect(res.status).toBe(307);

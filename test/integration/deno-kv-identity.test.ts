@@ -75,7 +75,11 @@ describe("two processes claiming one node id against one Deno KV database", () =
     const successor = await secondInstance(c, 4_000); // still running after 4 s: it started
     try {
       expect(successor.code, successor.out).toBeNull();
-      const client = new MeshraftClient({ urls: [`http://127.0.0.1:${successor.port}`] });
+      // Running is not yet serving: a loaded machine may take longer to open the port.
+      const url = `http://127.0.0.1:${successor.port}`;
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline && !(await fetch(`${url}/status`).then((r) => r.ok, () => false))) await sleep(100);
+      const client = new MeshraftClient({ urls: [url] });
       expect(await client.getText("x")).toBe("from the first");
       await client.put("x", "from the successor");
 

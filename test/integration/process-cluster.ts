@@ -249,6 +249,19 @@ export class ProcessCluster {
     throw new Error(`no leader within ${timeoutMs} ms among ${among.join(",")}\n${this.tail()}`);
   }
 
+  /** A member other than `leader` whose /status names `leader` as the leader. */
+  async followerOf(leader: string, timeoutMs = 20_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    const others = this.ids.filter((id) => id !== leader);
+    while (Date.now() < deadline) {
+      const statuses = await Promise.all(others.map((id) => this.status(id)));
+      const i = statuses.findIndex((s) => s?.leader === leader);
+      if (i >= 0) return others[i];
+      await sleep(100);
+    }
+    throw new Error(`no follower of ${leader} within ${timeoutMs} ms\n${this.tail()}`);
+  }
+
   /** Wait until `id` has applied everything `leader` has committed. */
   async waitForCatchUp(id: string, leader: string, timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
