@@ -44,6 +44,8 @@ export interface MemberOptions {
   apiToken?: string;
   /** Token of the `/admin/*` routes (default: the API token). Also sent when joining. */
   adminToken?: string;
+  /** Serve `/status` without the API token (default true; see AppOptions.publicStatus). */
+  publicStatus?: boolean;
   /**
    * Base URLs of members to join through (`--join`): a node that knows no configuration yet
    * asks them to add it, as a voter (caught up as a learner first) or, with `learner`, as a
@@ -134,6 +136,7 @@ export function createMember(o: MemberOptions): Member {
     announcedUrl: o.transport.announcedUrl ? (id) => o.transport.announcedUrl!(id) : undefined,
     apiToken: o.apiToken,
     adminToken: o.adminToken,
+    publicStatus: o.publicStatus,
     followerReads: o.followerReads,
     limits: o.limits,
     raftSocket: o.raftSocket,

@@ -5,7 +5,7 @@
 //   npm test -- <vitest args>   only vitest, with those arguments (filters, -t "name", ...);
 //                               the Deno suite is skipped. Run it alone with `npm run test:deno`.
 //
-// The last line printed is always `N passed, M failed` (test cases over both runners; the
+// The last line printed is always `N passed, M failed, K skipped` (test cases over both runners; the
 // `deno check` step counts as one); CI reads it. The exit code is non-zero if any step failed.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,10 +35,19 @@ const vitest = await run(vitestBin, [
 
 let passed = 0;
 let failed = 0;
+let skipped = 0;
+const skippedNames = [];
 if (existsSync(jsonReport)) {
   const report = JSON.parse(readFileSync(jsonReport, "utf8"));
   passed += report.numPassedTests;
   failed += report.numFailedTests;
+  // it.skipIf: a condition of this machine (root, no prlimit, no /dev/full) rules the test out.
+  for (const file of report.testResults) {
+    for (const a of file.assertionResults) {
+      if (a.status === "pending" || a.status === "skipped" || a.status === "todo") skippedNames.push(a.fullName);
+    }
+  }
+  skipped += skippedNames.length;
   // A file that failed to load or whose hooks threw has no failed test of its own: count it once.
   failed += report.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
 }
@@ -52,7 +61,12 @@ if (vitestArgs.length > 0) {
   const deno = await runDenoSuite();
   passed += deno.passed;
   failed += deno.failed;
+  skipped += deno.skipped ?? 0;
 }
 
-console.log(`${passed} passed, ${failed} failed`);
+if (skippedNames.length > 0) {
+  console.log("\nSkipped, because their condition does not hold on this machine (see each test's skipIf):");
+  for (const name of skippedNames) console.log(`  - ${name}`);
+}
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exitCode = failed > 0 ? 1 : 0;

@@ -112,6 +112,7 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
     raftSocket: raftSocketFor(mesh, { pingIntervalMs: args.pingIntervalMs, idleTimeoutMs: args.idleTimeoutMs }),
     apiToken: args.token,
     adminToken: args.adminToken,
+    publicStatus: !args.privateStatus,
     join: args.join && args.join.length > 0 ? args.join : undefined,
     learner: args.learner,
     followerReads: args.followerReads,

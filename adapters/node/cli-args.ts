@@ -24,6 +24,8 @@ export interface StartArgs {
   learner?: boolean;
   /** Allow listening on a non-loopback address without a cluster secret. */
   insecure: boolean;
+  /** `/status` needs the API token too (it is public by default; `/health` always is). */
+  privateStatus: boolean;
   electionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
   /** How linearizable reads are confirmed (default "read-index"). */
@@ -55,7 +57,7 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                       [--election-timeout-ms N] [--heartbeat-interval-ms N] [--log-level LEVEL]
                       [--snapshot-every N] [--snapshot-bytes N] [--snapshot-margin N]
                       [--link-timeout-ms N] [--max-key-bytes N] [--max-value-bytes N]
-                      [--read-mode read-index|lease]
+                      [--read-mode read-index|lease] [--private-status]
 
   --id                  this member's id (1-64 letters, digits, ., _ and -)
   --listen              address for the HTTP API and the peer socket (/raft)
@@ -79,6 +81,8 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                         read that value from FILE (one final line break dropped), so it does
                         not show in ps as a command-line value does
   --insecure            allow a non-loopback --listen without --secret
+  --private-status      /status needs --token too (it lists member ids and URLs); /health stays
+                        open, answering only whether the node runs
   --snapshot-every      snapshot the state and compact the log every N applied entries
                         (default 10000; 0: not by count)
   --snapshot-bytes      ... and whenever the entries applied since the last snapshot hold N
@@ -186,7 +190,7 @@ export function parseStartArgs(
       value = name.slice(eq + 1);
       name = name.slice(0, eq);
     }
-    if (name === "insecure" || name === "learner") {
+    if (name === "insecure" || name === "learner" || name === "private-status") {
       flags.add(name);
       continue;
     }
@@ -288,6 +292,7 @@ export function parseStartArgs(
     join,
     learner,
     insecure,
+    privateStatus: flags.has("private-status"),
     electionTimeoutMs: et ? positiveInt(et, "--election-timeout-ms") : undefined,
     heartbeatIntervalMs: hb ? positiveInt(hb, "--heartbeat-interval-ms") : undefined,
     snapshotEvery: count(one("snapshot-every"), "--snapshot-every"),

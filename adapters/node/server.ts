@@ -124,6 +124,7 @@ export async function startNode(
     raftSocket: { upgradeWebSocket, handlers: () => mesh.inboundHandlers() },
     apiToken: args.token,
     adminToken: args.adminToken,
+    publicStatus: !args.privateStatus,
     join: args.join && args.join.length > 0 ? args.join : undefined,
     learner: args.learner,
     electionTimeoutMs: args.electionTimeoutMs,

@@ -33,6 +33,7 @@ import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
 import { createHttpMetrics, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 import {
   base64ToBytes,
+  bytesToBase64,
   CLIENT_HEADER,
   isValidClientId,
   LEADER_HEADER,
@@ -97,8 +98,9 @@ export interface AppOptions {
   /** The URL a member announced for itself in the mesh handshake (Transport.announcedUrl); preferred. */
   announcedUrl?: (id: string) => string | null;
   /**
-   * When set, every route except `GET /raft` (peers authenticate in the mesh handshake) and,
-   * unless `publicStatus` is false, `GET /status`, requires `Authorization: Bearer <apiToken>`.
+   * When set, every route except `GET /raft` (peers authenticate in the mesh handshake),
+   * `GET /health` (it reveals nothing) and, unless `publicStatus` is false, `GET /status`,
+   * requires `Authorization: Bearer <apiToken>`.
    */
   apiToken?: string;
   /**
@@ -106,7 +108,11 @@ export interface AppOptions {
    * API token). Without it they take the API token, like every other route.
    */
   adminToken?: string;
-  /** Serve `GET /status` without the token (health checks, leader discovery). Default true. */
+  /**
+   * Serve `GET /status` without the token. Default true: clients find the leader through it and
+   * dashboards show it; it reveals member ids, roles and URLs, so set false where those are
+   * secret (`/health` stays open for load balancers).
+   */
   publicStatus?: boolean;
   /** Mounts the peer socket at `GET /raft`. */
   raftSocket?: RaftSocketOptions;
@@ -205,7 +211,7 @@ export function createApp(options: AppOptions): Hono {
     if (route !== "/raft") c.header(NODE_HEADER, node.id);
     try {
       const token = route === "/admin" ? (options.adminToken ?? options.apiToken) : options.apiToken;
-      if (token !== undefined && route !== "/raft" && !(route === "/status" && publicStatus)) {
+      if (token !== undefined && route !== "/raft" && route !== "/health" && !(route === "/status" && publicStatus)) {
         if (!authorized(c.req.header("Authorization"), token)) {
           if (route === "/admin") log?.warn(`admin: refused ${c.req.method} ${c.req.path} (401), ${caller(c)}`);
           // Answered here, not thrown: a throw reaches onError only after the `finally` below
@@ -366,6 +372,16 @@ export function createApp(options: AppOptions): Hono {
     return c.json(body, result.ok ? 200 : 409);
   }
 
+  /** What a CAS that did not match found: the value as text when it is UTF-8, else as base64. */
+  function currentValue(prev: Uint8Array | null): Pick<WriteBody, "current" | "currentBase64"> {
+    if (prev === null) return { current: null };
+    try {
+      return { current: strictUtf8.decode(prev) };
+    } catch {
+      return { currentBase64: bytesToBase64(prev) };
+    }
+  }
+
   /** The session answered without applying anything. */
   function refused(code: KvRefusal): never {
     if (code === "SESSION_EXPIRED") {
@@ -413,7 +429,8 @@ export function createApp(options: AppOptions): Hono {
     const { expect, value } = parseCas(raw, maxValueBytes);
     const r = await propose(c, "cas", { op: "cas", key, expect, value, ...session });
     if (r instanceof Response) return r;
-    return writeAnswer(c, r.result, r.index);
+    // A resend's answer comes from the session table, which keeps no values: no `current` then.
+    return writeAnswer(c, r.result, r.index, r.result.ok || r.result.duplicate ? {} : currentValue(r.result.prev));
   };
   app.post("/kv/:key{.+}/cas", casKv(false));
   app.post("/kv/cas", casKv(true));
@@ -452,6 +469,10 @@ export function createApp(options: AppOptions): Hono {
 
   // ---------------------------------------------------------------------------------------------
   // Operations
+
+  // For load balancers and supervisors: open even when a token is set, and it tells nothing but
+  // whether this member's node runs (200) or has stopped (503).
+  app.get("/health", (c) => (node.stopped ? c.json({ ok: false }, 503) : c.json({ ok: true }, 200)));
 
   app.get("/status", (c) => {
     const s = node.status();
@@ -554,7 +575,7 @@ function routeLabel(pattern: string | null): string {
   if (pattern === null) return "other";
   if (pattern === "/kv/:key{.+}" || pattern === "/kv") return "/kv/:key";
   if (pattern === "/kv/:key{.+}/cas" || pattern === "/kv/cas") return "/kv/:key/cas";
-  if (pattern === "/status" || pattern === "/metrics" || pattern === "/raft") return pattern;
+  if (pattern === "/status" || pattern === "/health" || pattern === "/metrics" || pattern === "/raft") return pattern;
   if (pattern.startsWith("/admin/")) return "/admin";
   return "other";
 }

@@ -78,6 +78,14 @@ export interface WriteBody {
   duplicate?: true;
   /** DELETE only: whether the key existed. */
   existed?: boolean;
+  /**
+   * A CAS that did not match (409), not a resend: the value the key held when it was compared,
+   * so a client can retry without reading first. `current` is that value as UTF-8 text, or null
+   * when the key was absent; a value that is not valid UTF-8 comes as `currentBase64` instead
+   * (and `current` is left out). The comparison itself is of bytes.
+   */
+  current?: string | null;
+  currentBase64?: string;
 }
 
 /**

@@ -74,10 +74,11 @@ export async function runDenoSuite() {
   const summary = [...plain.matchAll(/^(?:ok|FAILED) \| (\d+) passed.*? \| (\d+) failed/gm)].at(-1);
   let passed = summary ? Number(summary[1]) : 0;
   let failed = summary ? Number(summary[2]) : 0;
+  const ignored = Number(/\| (\d+) ignored/.exec(summary?.[0] ?? "")?.[1] ?? 0);
   if (test.code !== 0 && failed === 0) failed = 1; // it failed before running tests (type errors, bad config)
   if (check.code === 0) passed++;
   else failed++;
-  return { passed, failed };
+  return { passed, failed, skipped: ignored };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -51,6 +51,11 @@ describe("meshraft start arguments", () => {
     expect(() => parseStartArgs([...base, "--read-mode", "fast"])).toThrow(/--read-mode is read-index or lease, got "fast"/);
   });
 
+  it("--private-status makes /status need the token; it is public by default", () => {
+    expect(parseStartArgs(base).privateStatus).toBe(false);
+    expect(parseStartArgs([...base, "--private-status"]).privateStatus).toBe(true);
+  });
+
   it("says what is wrong with bad input", () => {
     expect(() => parseStartArgs(["--listen", "127.0.0.1:1", "--data-dir", "d"])).toThrow(/--id is required/);
     expect(() => parseStartArgs([...base.slice(0, 2), "--listen", "7001", "--data-dir", "d"])).toThrow(/--listen takes HOST:PORT/);

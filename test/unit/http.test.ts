@@ -267,6 +267,26 @@ describe("followers redirect to the leader", () => {
 });
 
 describe("compare-and-swap", () => {
+  it("a CAS that does not match answers with the value it found, so the client can retry without a read", async () => {
+    const c = await start();
+    const { url } = await c.leader();
+    // Absent: current is null.
+    const absent = await cas(`${url}/kv/k/cas`, { expect: "x", value: "y" });
+    expect(absent.status).toBe(409);
+    expect(await absent.json()).toEqual({ ok: false, index: expect.any(Number), current: null });
+    // Text: current is the text.
+    expect((await put(`${url}/kv/k`, "héllo")).status).toBe(200);
+    const text = await cas(`${url}/kv/k/cas`, { expect: "hello", value: "y" });
+    expect(await text.json()).toMatchObject({ ok: false, current: "héllo" });
+    // Bytes that are not UTF-8: currentBase64 only.
+    expect((await fetch(`${url}/kv/k`, { method: "PUT", body: new Uint8Array([0xff, 0x00]) })).status).toBe(200);
+    const binary = (await (await cas(`${url}/kv/k/cas`, { expect: "y", value: "z" })).json()) as Record<string, unknown>;
+    expect(binary).toMatchObject({ ok: false, currentBase64: "/wA=" });
+    expect("current" in binary).toBe(false);
+    // A match answers without it.
+    expect(await (await cas(`${url}/kv/k/cas`, { expectBase64: "/wA=", value: "z" })).json()).toEqual({ ok: true, index: expect.any(Number) });
+  });
+
   it("answers 200 {ok:true} when expect matches and 409 {ok:false} when it does not; null means absent / delete", async () => {
     const c = await start();
     const { url } = await c.leader();
@@ -422,6 +442,18 @@ describe("bearer token", () => {
     const c = await start({ app: { apiToken: "t", publicStatus: false } });
     const { url } = await c.leader();
     expect((await fetch(`${url}/status`)).status).toBe(401);
+  });
+
+  it("/health is open with a token set and says only whether the node runs", async () => {
+    const c = await start({ app: { apiToken: "t", publicStatus: false } });
+    const { url, node } = await c.leader();
+    const res = await fetch(`${url}/health`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true });
+    await node.stop();
+    const stopped = await fetch(`${url}/health`);
+    expect(stopped.status).toBe(503);
+    expect(await stopped.json()).toEqual({ ok: false });
   });
 
   it("a follower checks the token before it reveals the leader", async () => {
