@@ -27,6 +27,7 @@ import {
 } from "../kv/kv.ts";
 import type { RaftNode } from "../node.ts";
 import { mountAdminRoutes } from "./admin.ts";
+import { mountDashboardEvents, mountDashboardPage } from "./dashboard.ts";
 import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
 import { createHttpMetrics, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 import {
@@ -134,6 +135,8 @@ export function createApp(options: AppOptions): Hono {
   const publicStatus = options.publicStatus ?? true;
 
   const app = new Hono();
+  // Before the auth middleware: the dashboard page is public, and preflights carry no token.
+  mountDashboardPage(app, { node, selfUrl: options.selfUrl, urlOf });
 
   if (options.corsOrigins && options.corsOrigins.length > 0) {
     const origins = options.corsOrigins;
@@ -413,6 +416,8 @@ export function createApp(options: AppOptions): Hono {
       }
     },
   });
+
+  mountDashboardEvents(app, { node, selfUrl: options.selfUrl, urlOf });
 
   if (options.raftSocket) {
     const socket = options.raftSocket;
