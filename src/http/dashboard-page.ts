@@ -142,7 +142,8 @@ function picture() {
 function shownRole(id, member) {
   var e = statusById.get(id);
   if (!reachable(e)) return "unreachable";
-  if (e.status.role === "leader" || e.status.role === "candidate") return e.status.role;
+  if (e.status.role === "leader") return "leader";
+  if (e.status.role === "candidate" || e.status.role === "pre-candidate") return "candidate";
   return member.role === "learner" ? "learner" : "follower";
 }
 
@@ -324,7 +325,7 @@ th { background: #f0f0f0; }
 td:first-child, th:first-child { text-align: left; }
 tr[data-role="unreachable"] { color: #999; }
 tr[data-role="leader"] { font-weight: 700; }
-#events { font: 12px ui-monospace, monospace; max-height: 16em; overflow: auto; padding-left: 1.2em; }
+#events { font: 12px ui-monospace, monospace; max-height: 16em; overflow: auto; padding-left: 0; list-style: none; }
 form#tokens { margin: .5em 0; }
 form#tokens input { width: 12em; }
 #admin-result { font: 12px ui-monospace, monospace; min-height: 1.2em; }
@@ -336,6 +337,7 @@ export const DASHBOARD_HTML: string = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>meshraft dashboard</title>
+<link rel="icon" href="data:,">
 <style>${STYLE}</style>
 </head>
 <body>

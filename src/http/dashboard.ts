@@ -87,7 +87,9 @@ export function dashboardStatus(o: Pick<DashboardOptions, "node" | "selfUrl" | "
   if (s.role === "leader") {
     for (const m of members) {
       const pr = m.id === s.id ? undefined : node.progress(m.id);
-      if (pr) progress.push({ id: m.id, ...pr, lag: Math.max(0, s.lastIndex - pr.match) });
+      if (!pr) continue;
+      const lastContactMs = pr.lastContactMs === null ? null : Math.round(pr.lastContactMs);
+      progress.push({ id: m.id, ...pr, lastContactMs, lag: Math.max(0, s.lastIndex - pr.match) });
     }
   }
   return {
