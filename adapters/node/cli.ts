@@ -61,7 +61,7 @@ async function runDemo(argv: string[]): Promise<void> {
   const self = fileURLToPath(import.meta.url);
   mkdirSync(dataDir, { recursive: true });
 
-  console.log(`meshraft demo: a ${n}-node cluster on this machine (data in ${dataDir})\n`);
+  console.log(`dashboard: ${url(0)}/dashboard   (meshraft demo: a ${n}-node cluster on this machine, data in ${dataDir})\n`);
   const children: ChildProcess[] = [];
   ids.forEach((id, i) => {
     const args = ["start", "--id", id, "--listen", `127.0.0.1:${basePort + i}`, "--data-dir", join(dataDir, id)];
