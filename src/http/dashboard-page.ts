@@ -298,9 +298,71 @@ document.getElementById("tokens").onsubmit = function (ev) {
 document.getElementById("api-token").value = tokens.api;
 document.getElementById("admin-token").value = tokens.admin;
 
+// ---------------------------------------------------------------------------------------------
+// Charts of the last minutes, from the frames the page already gets (nothing extra on members):
+// the cluster's commits per second (highest commit index among reachable members, per sample)
+// and a mark at each leader change.
+
+var SAMPLE_MS = 500;
+var HISTORY_MS = 5 * 60 * 1000;
+/** {t, commit} */
+var samples = [];
+/** {t, leader} */
+var leaderChanges = [];
+var lastLeader = null;
+
+function sample() {
+  var now = Date.now();
+  var commit = -1;
+  statusById.forEach(function (e) { if (reachable(e)) commit = Math.max(commit, e.status.commitIndex); });
+  if (commit >= 0) samples.push({ t: now, commit: commit });
+  var shown = document.getElementById("leader").textContent;
+  if (shown !== "none" && shown !== lastLeader) {
+    if (lastLeader !== null) leaderChanges.push({ t: now, leader: shown });
+    lastLeader = shown;
+  }
+  while (samples.length > 0 && samples[0].t < now - HISTORY_MS) samples.shift();
+  while (leaderChanges.length > 0 && leaderChanges[0].t < now - HISTORY_MS) leaderChanges.shift();
+  drawChart(now);
+}
+
+function drawChart(now) {
+  var chart = document.getElementById("chart");
+  var W = 600, H = 120, left = 40, bottom = 18;
+  chart.textContent = "";
+  var rates = [];
+  for (var i = 1; i < samples.length; i++) {
+    var dt = (samples[i].t - samples[i - 1].t) / 1000;
+    if (dt > 0) rates.push({ t: samples[i].t, rate: Math.max(0, samples[i].commit - samples[i - 1].commit) / dt });
+  }
+  var max = 1;
+  rates.forEach(function (r) { max = Math.max(max, r.rate); });
+  var x = function (t) { return left + ((t - (now - HISTORY_MS)) / HISTORY_MS) * (W - left); };
+  var y = function (v) { return (H - bottom) - (v / max) * (H - bottom - 4); };
+  chart.appendChild(svg("line", { x1: left, y1: H - bottom, x2: W, y2: H - bottom, "class": "axis" }));
+  chart.appendChild(svg("text", { x: left - 4, y: 12, "class": "tick" }, Math.round(max)));
+  chart.appendChild(svg("text", { x: left - 4, y: H - bottom, "class": "tick" }, "0"));
+  chart.appendChild(svg("text", { x: left, y: H - 2, "class": "label" }, "-5 min"));
+  chart.appendChild(svg("text", { x: W - 2, y: H - 2, "class": "label end" }, "now"));
+  leaderChanges.forEach(function (c) {
+    var g = svg("g", { "data-leader-change": c.leader });
+    g.appendChild(svg("line", { x1: x(c.t), y1: 0, x2: x(c.t), y2: H - bottom, "class": "leader-change" }));
+    g.appendChild(svg("text", { x: x(c.t) + 3, y: 10, "class": "label" }, c.leader));
+    chart.appendChild(g);
+  });
+  if (rates.length > 0) {
+    var points = rates.map(function (r) { return x(r.t).toFixed(1) + "," + y(r.rate).toFixed(1); }).join(" ");
+    chart.appendChild(svg("polyline", { points: points, "class": "rate" }));
+  }
+  var peak = 0;
+  rates.forEach(function (r) { peak = Math.max(peak, r.rate); });
+  chart.setAttribute("data-peak-rate", String(peak));
+  chart.setAttribute("aria-label", "commits per second over the last 5 minutes; peak " + peak.toFixed(1) + "; " + leaderChanges.length + " leader changes");
+}
+
 connect(location.origin);
 // Staleness shows even when no frame arrives (a paused member sends nothing).
-setInterval(render, 500);
+setInterval(function () { render(); sample(); }, SAMPLE_MS);
 `;
 
 const STYLE = `
@@ -328,6 +390,13 @@ tr[data-role="leader"] { font-weight: 700; }
 #events { font: 12px ui-monospace, monospace; max-height: 16em; overflow: auto; padding-left: 0; list-style: none; }
 form#tokens { margin: .5em 0; }
 form#tokens input { width: 12em; }
+svg#chart { width: 600px; height: 120px; border: 1px solid #ddd; border-radius: 6px; background: #fafafa; }
+#chart .axis { stroke: #999; }
+#chart .rate { fill: none; stroke: #2a7ab0; stroke-width: 1.5; }
+#chart .leader-change { stroke: #c33; stroke-dasharray: 3 2; }
+#chart text { font-size: 10px; fill: #555; }
+#chart .tick { text-anchor: end; }
+#chart .end { text-anchor: end; }
 #admin-result { font: 12px ui-monospace, monospace; min-height: 1.2em; }
 `;
 
@@ -365,6 +434,8 @@ export const DASHBOARD_HTML: string = `<!doctype html>
     <div id="admin-result" role="status" aria-live="polite"></div>
   </div>
 </div>
+<h2>Commits per second, leader changes</h2>
+<svg id="chart" viewBox="0 0 600 120" role="img" aria-label="commits per second"></svg>
 <h2>Events</h2>
 <ol id="events" reversed></ol>
 <script>${SCRIPT}</script>

@@ -125,6 +125,8 @@ describe("the dashboard against three member processes", () => {
     await expect.poll(() => leaderShown(), { timeout: WAIT_MS }).toBe(next);
     expect(await inRing(page, old).getAttribute("aria-label")).toBe(`${old}: unreachable, voter`);
     await expect.poll(() => page.locator("#summary").textContent(), { timeout: WAIT_MS }).toMatch(/2 of 3 voters up; can lose 0 more voters/);
+    // The chart marks the change, with the new leader's id.
+    await expect.poll(() => page.locator(`#chart [data-leader-change="${next}"]`).count(), { timeout: WAIT_MS }).toBeGreaterThanOrEqual(1);
     await shot("4-leader-killed");
 
     cluster.spawn(old);
@@ -148,6 +150,17 @@ describe("the dashboard against three member processes", () => {
     const { index } = (await res.json()) as { index: number };
     expect(index).toBeGreaterThan(before);
     await expect.poll(() => commitShown(), { timeout: WAIT_MS }).toBeGreaterThanOrEqual(index);
+    // Commits per second, from the frames of the members still up: a burst of 20 writes shows as
+    // a peak no election or transfer before made (each of those commits one entry).
+    const peak = async (): Promise<number> => Number(await page.locator("#chart").getAttribute("data-peak-rate"));
+    expect(await peak()).toBeLessThan(5);
+    const burst = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        fetch(`${cluster.url(leader)}/kv/burst-${i}`, { method: "PUT", body: "x", headers: { Authorization: `Bearer ${API_TOKEN}` } }),
+      ),
+    );
+    expect(burst.map((r) => r.status)).toEqual(Array(20).fill(200));
+    await expect.poll(() => peak(), { timeout: WAIT_MS }).toBeGreaterThanOrEqual(5);
     await shot("6-serving-member-killed");
   });
 
