@@ -7,6 +7,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import { encodeKvCommand } from "../../src/kv/kv.ts";
 import { mountDashboardEvents, type DashboardEvent, type DashboardStatus } from "../../src/http/dashboard.ts";
 import { closeServer, startHttpCluster, waitFor, type HttpCluster } from "./http-harness.ts";
 
@@ -198,5 +199,34 @@ describe("the dashboard behind a token", () => {
       const stranger = await preflight(path, "http://evil.example", method);
       expect(stranger.headers.get("access-control-allow-origin")).toBeNull();
     }
+  });
+});
+
+describe("GET /metrics for dashboards and operators", () => {
+  const sample = async (url: string, name: string): Promise<number> => {
+    const body = await (await fetch(`${url}/metrics`)).text();
+    const line = body.split("\n").find((l) => l.startsWith(`${name} `));
+    if (!line) throw new Error(`no sample ${name} in:\n${body}`);
+    return Number(line.slice(name.length + 1));
+  };
+
+  it("has_leader, leader changes seen, snapshots taken and the snapshot index", async () => {
+    cluster = await startHttpCluster({ node: { snapshotEveryEntries: 5, snapshotMarginEntries: 0 } });
+    const leader = await cluster.leader();
+    const follower = await cluster.follower();
+    expect(await sample(follower.url, "meshraft_has_leader")).toBe(1);
+    const seen = await sample(follower.url, "meshraft_leader_changes_seen_total");
+    expect(seen).toBeGreaterThanOrEqual(1);
+    expect(await sample(leader.url, 'meshraft_snapshots_total{kind="taken"}')).toBe(0);
+    expect(await sample(leader.url, "meshraft_snapshot_index")).toBe(0);
+
+    for (let i = 0; i < 6; i++) await leader.node.propose(encodeKvCommand({ op: "put", key: `k${i}`, value: new Uint8Array([i]) }));
+    await waitFor(() => leader.node.lastSnapshotIndex > 0, "a snapshot on the leader");
+    expect(await sample(leader.url, 'meshraft_snapshots_total{kind="taken"}')).toBeGreaterThanOrEqual(1);
+    expect(await sample(leader.url, "meshraft_snapshot_index")).toBe(leader.node.lastSnapshotIndex);
+
+    await leader.node.transferLeadership(follower.id);
+    await waitFor(() => follower.node.isLeader, "the transfer");
+    expect(await sample(follower.url, "meshraft_leader_changes_seen_total")).toBe(seen + 1);
   });
 });
