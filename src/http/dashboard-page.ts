@@ -93,9 +93,20 @@ function run(conn) {
     })
     .then(function () {
       conn.up = false;
+      // Retry members still in the configuration (and the page's own origin); forget the rest.
+      if (conns.get(conn.url) === conn && !stillMember(conn.url)) {
+        conns.delete(conn.url);
+        statusById.forEach(function (e, id) { if (e.conn === conn) statusById.delete(id); });
+      }
       if (conns.get(conn.url) === conn) setTimeout(function () { if (conns.get(conn.url) === conn) run(conn); }, RETRY_MS);
       render();
     });
+}
+
+function stillMember(url) {
+  if (url === location.origin) return true;
+  var view = picture();
+  return !view || view.members.some(function (m) { return m.url && m.url.replace(/\/+$/, "") === url; });
 }
 
 function onFrame(conn, text) {
@@ -261,6 +272,7 @@ function admin(method, path, body) {
     return Promise.resolve();
   }
   out.textContent = method + " " + path + " ...";
+  out.removeAttribute("data-outcome");
   var headers = authHeaders(tokens.admin || tokens.api);
   if (body) headers["Content-Type"] = "application/json";
   return fetch(leader.url + path, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined })

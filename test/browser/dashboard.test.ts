@@ -164,6 +164,19 @@ describe("the dashboard against three member processes", () => {
     await shot("6-serving-member-killed");
   });
 
+  it("removes a member from the page with the admin token: the ring no longer draws it", async () => {
+    // The dead member that served the page: the other two still make both majorities.
+    page.once("dialog", (d) => void d.accept());
+    await page.locator(`#members button[data-action="remove"][data-target="${served}"]`).click();
+    const result = page.locator("#admin-result");
+    await expect.poll(() => result.getAttribute("data-outcome"), { timeout: WAIT_MS }).toBe("ok");
+    expect(await result.textContent()).toMatch(/^done: /);
+    await expect.poll(() => ring(page).count(), { timeout: WAIT_MS }).toBe(2);
+    expect(await inRing(page, served).count()).toBe(0);
+    await expect.poll(() => page.locator("#summary").textContent(), { timeout: WAIT_MS }).toMatch(/2 of 2 voters up; can lose 0 more voters/);
+    await shot("7-member-removed");
+  });
+
   it("logged no console error but the failed loads of killed members and the refused admin call", () => {
     const unexpected = problems.filter((p) => {
       if (p.kind !== "console") return true;

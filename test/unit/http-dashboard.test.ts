@@ -158,6 +158,23 @@ describe("GET /dashboard/events", () => {
   });
 });
 
+describe("a subscriber that stops reading", () => {
+  it("is cut once 64 frames wait for it, so the member never buffers without limit", async () => {
+    cluster = await startHttpCluster({ ids: ["n1"] });
+    const leader = await cluster.leader();
+    const app = new Hono();
+    const hub = mountDashboardEvents(app, { node: leader.node, selfUrl: leader.url, urlOf: () => null, intervalMs: 10 });
+    // In process, with nobody pulling the body: every write after the first waits.
+    const res = await app.request("/dashboard/events");
+    expect(res.status).toBe(200);
+    await waitFor(() => hub.subscriberCount === 1, "the subscriber");
+    // 64 frames at one per 10 ms: cut within a second or so (5 s only against hangs).
+    await waitFor(() => hub.subscriberCount === 0, "the stalled subscriber cut", 5_000);
+    expect(hub.active).toBe(false);
+    await res.body?.cancel().catch(() => {});
+  });
+});
+
 describe("the dashboard behind a token", () => {
   it("the stream needs the API token; the page does not", async () => {
     cluster = await startHttpCluster({ app: { apiToken: "api-secret", adminToken: "admin-secret" } });
