@@ -349,12 +349,14 @@ function drawChart(now) {
   }
   var max = 1;
   rates.forEach(function (r) { max = Math.max(max, r.rate); });
-  var x = function (t) { return left + ((t - (now - HISTORY_MS)) / HISTORY_MS) * (W - left); };
+  // The span grows with the history the page has, from one minute up to HISTORY_MS.
+  var span = Math.min(HISTORY_MS, Math.max(60000, samples.length > 0 ? now - samples[0].t : 0));
+  var x = function (t) { return left + ((t - (now - span)) / span) * (W - left); };
   var y = function (v) { return (H - bottom) - (v / max) * (H - bottom - 4); };
   chart.appendChild(svg("line", { x1: left, y1: H - bottom, x2: W, y2: H - bottom, "class": "axis" }));
   chart.appendChild(svg("text", { x: left - 4, y: 12, "class": "tick" }, Math.round(max)));
   chart.appendChild(svg("text", { x: left - 4, y: H - bottom, "class": "tick" }, "0"));
-  chart.appendChild(svg("text", { x: left, y: H - 2, "class": "label" }, "-5 min"));
+  chart.appendChild(svg("text", { x: left, y: H - 2, "class": "label" }, "-" + Math.round(span / 1000) + " s"));
   chart.appendChild(svg("text", { x: W - 2, y: H - 2, "class": "label end" }, "now"));
   leaderChanges.forEach(function (c) {
     var g = svg("g", { "data-leader-change": c.leader });
@@ -369,7 +371,7 @@ function drawChart(now) {
   var peak = 0;
   rates.forEach(function (r) { peak = Math.max(peak, r.rate); });
   chart.setAttribute("data-peak-rate", String(peak));
-  chart.setAttribute("aria-label", "commits per second over the last 5 minutes; peak " + peak.toFixed(1) + "; " + leaderChanges.length + " leader changes");
+  chart.setAttribute("aria-label", "commits per second over the last " + Math.round(span / 1000) + " s; peak " + peak.toFixed(1) + "; " + leaderChanges.length + " leader changes");
 }
 
 connect(location.origin);
