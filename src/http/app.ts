@@ -417,7 +417,7 @@ export function createApp(options: AppOptions): Hono {
     },
   });
 
-  mountDashboardEvents(app, { node, selfUrl: options.selfUrl, urlOf });
+  mountDashboardEvents(app, { node, selfUrl: options.selfUrl, urlOf, metrics });
 
   if (options.raftSocket) {
     const socket = options.raftSocket;

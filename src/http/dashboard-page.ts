@@ -336,6 +336,69 @@ function sample() {
   while (samples.length > 0 && samples[0].t < now - HISTORY_MS) samples.shift();
   while (leaderChanges.length > 0 && leaderChanges[0].t < now - HISTORY_MS) leaderChanges.shift();
   drawChart(now);
+  sampleLoad(now);
+}
+
+// Writes and reads per second and their latency quantiles over the last LOAD_WINDOW_MS, from the
+// totals in each member's status (load): counter deltas and histogram bucket deltas, summed over
+// the members (writes are served by the leader, reads by whoever answers them).
+var LOAD_WINDOW_MS = 5000;
+/** id -> [{t, load}] */
+var loadHistory = new Map();
+
+function sampleLoad(now) {
+  statusById.forEach(function (e, id) {
+    if (!reachable(e) || !e.status.load) return;
+    var h = loadHistory.get(id) || [];
+    h.push({ t: now, load: e.status.load });
+    while (h.length > 0 && h[0].t < now - LOAD_WINDOW_MS) h.shift();
+    loadHistory.set(id, h);
+  });
+  var acc = { writes: 0, reads: 0, seconds: 0, writeCounts: null, readCounts: null, writeLe: null, readLe: null };
+  loadHistory.forEach(function (h) {
+    if (h.length < 2) return;
+    var a = h[0].load, b = h[h.length - 1].load;
+    // A restarted member starts its totals again: skip its window.
+    if (b.writes < a.writes || b.reads < a.reads) return;
+    acc.writes += b.writes - a.writes;
+    acc.reads += b.reads - a.reads;
+    acc.seconds = Math.max(acc.seconds, (h[h.length - 1].t - h[0].t) / 1000);
+    acc.writeCounts = addDeltas(acc.writeCounts, a.writeSeconds.counts, b.writeSeconds.counts);
+    acc.readCounts = addDeltas(acc.readCounts, a.readSeconds.counts, b.readSeconds.counts);
+    acc.writeLe = b.writeSeconds.le;
+    acc.readLe = b.readSeconds.le;
+  });
+  showLoad("load-writes", "writes", acc.seconds > 0 ? acc.writes / acc.seconds : 0, acc.writeLe, acc.writeCounts);
+  showLoad("load-reads", "reads", acc.seconds > 0 ? acc.reads / acc.seconds : 0, acc.readLe, acc.readCounts);
+}
+
+function addDeltas(into, a, b) {
+  var out = into || a.map(function () { return 0; });
+  for (var i = 0; i < out.length; i++) out[i] += Math.max(0, (b[i] || 0) - (a[i] || 0));
+  return out;
+}
+
+/** The upper bound (ms) of the bucket holding quantile q, or null without observations. */
+function quantileMs(le, counts, q) {
+  if (!le || !counts) return null;
+  var total = counts.reduce(function (x, y) { return x + y; }, 0);
+  if (total === 0) return null;
+  var seen = 0;
+  for (var i = 0; i < counts.length; i++) {
+    seen += counts[i];
+    if (seen >= q * total) return i < le.length ? le[i] * 1000 : Infinity;
+  }
+  return Infinity;
+}
+
+function showLoad(elementId, what, rate, le, counts) {
+  var node = document.getElementById(elementId);
+  var p50 = quantileMs(le, counts, 0.5), p99 = quantileMs(le, counts, 0.99);
+  var fmt = function (ms) { return ms === null ? "-" : ms === Infinity ? "> 10 s" : "<= " + ms + " ms"; };
+  node.textContent = what + " " + rate.toFixed(1) + "/s, p50 " + fmt(p50) + ", p99 " + fmt(p99);
+  node.setAttribute("data-rate", rate.toFixed(3));
+  node.setAttribute("data-p50-ms", p50 === null ? "" : String(p50));
+  node.setAttribute("data-p99-ms", p99 === null ? "" : String(p99));
 }
 
 function drawChart(now) {
@@ -450,6 +513,7 @@ export const DASHBOARD_HTML: string = `<!doctype html>
 </div>
 <h2>Commits per second, leader changes</h2>
 <svg id="chart" viewBox="0 0 600 120" role="img" aria-label="commits per second"></svg>
+<div id="load">over the last 5 s: <span id="load-writes">writes -</span>; <span id="load-reads">reads -</span></div>
 <h2>Events</h2>
 <ol id="events" reversed></ol>
 <script>${SCRIPT}</script>

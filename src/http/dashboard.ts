@@ -18,6 +18,7 @@ import type { ProgressState } from "../core/progress.ts";
 import type { ConfState, Index, NodeId, Role, Term } from "../core/types.ts";
 import type { RaftNode } from "../node.ts";
 import { DASHBOARD_HTML } from "./dashboard-page.ts";
+import type { HttpMetrics } from "./metrics.ts";
 
 /** What the page draws of one member; `members` is the configuration this member works with. */
 export interface DashboardStatus {
@@ -40,6 +41,19 @@ export interface DashboardStatus {
   stopped: boolean;
   /** Wall-clock time of this status (ms since the epoch). */
   time: number;
+  /** Totals since start of what this member served; the page turns them into rates and quantiles. */
+  load?: DashboardLoad;
+}
+
+export interface DashboardLoad {
+  /** Writes that succeeded here (they are proposed on the leader). */
+  writes: number;
+  /** Reads served here, linearizable and stale. */
+  reads: number;
+  /** Write latency (propose to result), in seconds: bucket bounds and non-cumulative counts. */
+  writeSeconds: { le: readonly number[]; counts: number[] };
+  /** Linearizable read latency (ReadIndex confirmation and apply), same form. */
+  readSeconds: { le: readonly number[]; counts: number[] };
 }
 
 export interface DashboardProgress {
@@ -69,10 +83,12 @@ export interface DashboardOptions {
   /** How often a status frame is sent while someone watches, in ms. Default 400. */
   intervalMs?: number;
   clock?: Clock;
+  /** The app's metrics, for the load figures of each status. */
+  metrics?: HttpMetrics;
 }
 
 /** The member's status as the dashboard draws it. */
-export function dashboardStatus(o: Pick<DashboardOptions, "node" | "selfUrl" | "urlOf">): DashboardStatus {
+export function dashboardStatus(o: Pick<DashboardOptions, "node" | "selfUrl" | "urlOf" | "metrics">): DashboardStatus {
   const { node } = o;
   const s = node.status();
   const conf = node.membership();
@@ -108,6 +124,16 @@ export function dashboardStatus(o: Pick<DashboardOptions, "node" | "selfUrl" | "
     progress,
     stopped: node.stopped,
     time: Date.now(),
+    ...(o.metrics ? { load: loadOf(o.metrics) } : {}),
+  };
+}
+
+function loadOf(m: HttpMetrics): DashboardLoad {
+  return {
+    writes: m.proposals.total({ outcome: "ok" }),
+    reads: m.reads.total({ outcome: "ok" }),
+    writeSeconds: m.proposalSeconds.merged(),
+    readSeconds: m.readIndexSeconds.merged(),
   };
 }
 

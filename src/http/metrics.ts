@@ -59,6 +59,15 @@ export class Counter implements Family {
     return this.values.get(keyOf(labels))?.value ?? 0;
   }
 
+  /** The sum over every series whose labels include `match`. */
+  total(match: Labels = {}): number {
+    let sum = 0;
+    for (const { labels, value } of this.values.values()) {
+      if (Object.entries(match).every(([k, v]) => labels[k] === v)) sum += value;
+    }
+    return sum;
+  }
+
   render(out: string[]): void {
     header(out, this.name, this.help, "counter");
     for (const { labels, value } of this.values.values()) out.push(`${this.name}${labelText(labels)} ${formatNumber(value)}`);
@@ -97,6 +106,13 @@ export class Histogram implements Family {
 
   count(labels: Labels = {}): number {
     return this.series.get(keyOf(labels))?.count ?? 0;
+  }
+
+  /** Every series added up: bucket bounds, and non-cumulative counts per bucket (the last: +Inf). */
+  merged(): { le: readonly number[]; counts: number[] } {
+    const counts = new Array<number>(this.buckets.length + 1).fill(0);
+    for (const s of this.series.values()) for (let i = 0; i < counts.length; i++) counts[i] += s.counts[i];
+    return { le: this.buckets, counts };
   }
 
   render(out: string[]): void {

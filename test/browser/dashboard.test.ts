@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProcessCluster } from "../integration/process-cluster.ts";
+import { ProcessCluster, sleep } from "../integration/process-cluster.ts";
 import { launchChromium, openPage, type PageProblem } from "./chromium.ts";
 
 const API_TOKEN = "dashboard-api-token";
@@ -161,6 +161,29 @@ describe("the dashboard against three member processes", () => {
     );
     expect(burst.map((r) => r.status)).toEqual(Array(20).fill(200));
     await expect.poll(() => peak(), { timeout: WAIT_MS }).toBeGreaterThanOrEqual(5);
+    // Writes and reads per second and their latency, from the members' own counters and
+    // histograms over the page's last 5 s: a client keeps writing and reading meanwhile.
+    const writes = page.locator("#load-writes");
+    const reads = page.locator("#load-reads");
+    let loading = true;
+    const client = (async () => {
+      const auth = { Authorization: `Bearer ${API_TOKEN}` };
+      for (let i = 0; loading && i < 1000; i++) {
+        await fetch(`${cluster.url(leader)}/kv/load`, { method: "PUT", body: String(i), headers: auth });
+        expect((await fetch(`${cluster.url(leader)}/kv/load`, { headers: auth })).status).toBe(200);
+        await sleep(50);
+      }
+    })();
+    try {
+      await expect.poll(async () => Number(await writes.getAttribute("data-rate")), { timeout: WAIT_MS }).toBeGreaterThan(0);
+      await expect.poll(async () => Number(await reads.getAttribute("data-rate")), { timeout: WAIT_MS }).toBeGreaterThan(0);
+      expect(Number(await writes.getAttribute("data-p99-ms"))).toBeGreaterThan(0);
+      expect(Number(await reads.getAttribute("data-p50-ms"))).toBeGreaterThan(0);
+      expect(await writes.textContent()).toMatch(/^writes \d+\.\d\/s, p50 <= [\d.]+ ms, p99 <= [\d.]+ ms$/);
+    } finally {
+      loading = false;
+      await client;
+    }
     await shot("6-serving-member-killed");
   });
 

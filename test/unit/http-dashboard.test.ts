@@ -95,6 +95,23 @@ describe("GET /dashboard/events", () => {
     }
   });
 
+  it("carries the member's write and read totals and latency histograms (the page's rates and quantiles)", async () => {
+    cluster = await startHttpCluster();
+    const leader = await cluster.leader();
+    for (let i = 0; i < 3; i++) expect((await fetch(`${leader.url}/kv/k${i}`, { method: "PUT", body: "v" })).status).toBe(200);
+    expect((await fetch(`${leader.url}/kv/k0`)).status).toBe(200);
+    expect((await fetch(`${leader.url}/kv/k1?stale`)).status).toBe(200);
+    const [s] = statuses(await readFrames(`${leader.url}/dashboard/events`, (f) => statuses(f).length >= 1));
+    const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+    expect(s.load).toBeDefined();
+    expect(s.load!.writes).toBe(3);
+    expect(s.load!.reads).toBe(2);
+    expect(sum(s.load!.writeSeconds.counts)).toBe(3);
+    expect(s.load!.writeSeconds.counts).toHaveLength(s.load!.writeSeconds.le.length + 1);
+    // Only the linearizable read waits for a read index.
+    expect(sum(s.load!.readSeconds.counts)).toBe(1);
+  });
+
   it("a follower reports no progress, and the leader it follows", async () => {
     cluster = await startHttpCluster();
     const leader = await cluster.leader();
