@@ -160,12 +160,14 @@ interface Subscriber {
   /** Frames not yet handed to the stream because an earlier write is still pending. */
   queue: Uint8Array[];
   writing: boolean;
+  /** Cut for not reading: nothing more is written to it. */
+  cut: boolean;
   close: () => void;
 }
 
 /**
  * The subscribers of one member's stream. Exposed for tests (subscriber count, whether the timer
- * runs) through `mountDashboard`'s return value.
+ * runs) through `mountDashboardEvents`'s return value.
  */
 export class DashboardHub {
   private readonly subscribers = new Set<Subscriber>();
@@ -194,7 +196,7 @@ export class DashboardHub {
   async serve(stream: SSEStreamingApi): Promise<void> {
     let done!: () => void;
     const closed = new Promise<void>((resolve) => (done = resolve));
-    const sub: Subscriber = { stream, queue: [], writing: false, close: done };
+    const sub: Subscriber = { stream, queue: [], writing: false, cut: false, close: done };
     stream.onAbort(() => done());
     this.subscribers.add(sub);
     if (this.subscribers.size === 1) this.activate();
@@ -251,10 +253,13 @@ export class DashboardHub {
    * wait (its page reconnects), so a stalled tab cannot make the member buffer without limit.
    */
   private write(sub: Subscriber, frame: Uint8Array): void {
+    if (sub.cut) return;
     if (sub.writing) {
       if (sub.queue.length >= MAX_QUEUED_FRAMES) {
+        // abort(), not close(): close() would wait for the writes the reader never takes.
         sub.queue.length = 0;
-        void sub.stream.close();
+        sub.cut = true;
+        sub.stream.abort();
         sub.close();
         return;
       }
