@@ -2,6 +2,7 @@ import { realClock, type Clock } from "./clock.ts";
 import { allMembers } from "./core/quorum.ts";
 import { type ConfChangeItem, ConfChangeError, cloneConf, decodeConfEntry, isJoint } from "./core/membership.ts";
 import { Raft, type RaftConfig } from "./core/raft.ts";
+import type { ProgressState } from "./core/progress.ts";
 import { SeededRandom, type Random } from "./core/random.ts";
 import type { ConfState, Entry, Index, Message, NodeId, Ready, Role, Snapshot, Term } from "./core/types.ts";
 import {
@@ -246,6 +247,8 @@ export class RaftNode<Result = unknown> {
   private now = 0;
   /** The clock's time when the core was created: the origin of its lease clock. */
   private startedAt = 0;
+  /** When (clock ms, tick-granular) a message from each peer last arrived: progress()'s last contact. */
+  private readonly heardAt = new Map<NodeId, number>();
   /** Reads waiting for the leader to confirm a read index, by request id. */
   private readonly reads = new Map<number, PendingRead>();
   /** Confirmed reads waiting for the state machine to reach their index, in index order. */
@@ -540,9 +543,21 @@ export class RaftNode<Result = unknown> {
     return this.changeMembership([{ op: "remove", id }]);
   }
 
-  /** The leader's view of a member's replication (undefined on followers and for unknown ids). */
-  progress(id: NodeId): { match: Index; next: Index; state: string } | undefined {
-    return this.raft?.progress(id);
+  /**
+   * The leader's view of a member's replication (undefined on followers and for unknown ids):
+   * match and next index, probe/replicate/snapshot, AppendEntries in flight, and how long ago
+   * (ms) this node last heard from it (null: never since start).
+   */
+  progress(id: NodeId): { match: Index; next: Index; state: ProgressState; inflight: number; lastContactMs: number | null } | undefined {
+    const pr = this.raft?.progress(id);
+    if (!pr) return undefined;
+    const heard = this.heardAt.get(id);
+    return { ...pr, lastContactMs: heard === undefined ? null : Math.max(0, this.clock.now() - heard) };
+  }
+
+  /** Index of the last snapshot taken or installed here (0: none). */
+  get lastSnapshotIndex(): Index {
+    return this.snapshotIndex;
   }
 
   /** The configuration this node works with: the latest in its log (thesis §4.1). */
@@ -634,6 +649,8 @@ export class RaftNode<Result = unknown> {
   private receive(m: Message): void {
     if (this.state !== "running" || !this.raft) return;
     if (m.to !== this.id) return;
+    // Tick-granular (this.now moves every tick): cheap enough for every message.
+    this.heardAt.set(m.from, this.now);
     try {
       if (m.type === "ReadIndex") this.observeClock(this.raft); // as in read()
       this.raft.step(m);

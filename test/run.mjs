@@ -1,6 +1,7 @@
 // `npm test`: the one command that proves the project (.ci/run calls exactly it after `npm ci`).
 //
-//   npm test                    vitest (all of test/**/*.test.ts), then the Deno suite
+//   npm test                    Chromium check (installed by apt when missing, as root), vitest
+//                               (all of test/**/*.test.ts), then the Deno suite
 //                               (test/deno/run.mjs: `deno check` of src/ entry points + `deno test`)
 //   npm test -- <vitest args>   only vitest, with those arguments (filters, -t "name", ...);
 //                               the Deno suite is skipped. Run it alone with `npm run test:deno`.
@@ -10,6 +11,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ensureChromium } from "./browser/ensure-chromium.mjs";
 import { denoBin, root, run, runDenoSuite } from "./deno/run.mjs";
 
 const vitestArgs = process.argv.slice(2);
@@ -19,6 +21,16 @@ const missing = [vitestBin, denoBin].filter((bin) => !existsSync(bin));
 if (missing.length > 0) {
   for (const bin of missing) console.error(`missing ${bin}`);
   console.error("Dependencies are not installed: run `npm install` (or `npm ci`) in the repository root.");
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+}
+
+// The browser tests run Debian's Chromium (test/browser/chromium.ts): installed through apt when
+// missing and this runs as root, else a message that says how to install it.
+try {
+  await ensureChromium();
+} catch (e) {
+  console.error(e.message);
   console.log("0 passed, 1 failed");
   process.exit(1);
 }

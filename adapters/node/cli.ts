@@ -68,7 +68,7 @@ async function runDemo(argv: string[]): Promise<void> {
   const self = fileURLToPath(import.meta.url);
   mkdirSync(dataDir, { recursive: true });
 
-  console.log(`meshraft demo: a ${n}-node cluster on this machine (data in ${dataDir})\n`);
+  console.log(`dashboard: ${url(0)}/dashboard   (meshraft demo: a ${n}-node cluster on this machine, data in ${dataDir})\n`);
   const children: ChildProcess[] = [];
   const members = new DemoMembers(ids);
   ids.forEach((id, i) => {

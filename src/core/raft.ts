@@ -11,7 +11,7 @@ import {
   isMember,
   leaveJoint,
 } from "./membership.ts";
-import { Progress } from "./progress.ts";
+import { Progress, type ProgressState } from "./progress.ts";
 import { allMembers, allVoters, committedIndex, isVoter, voteResult } from "./quorum.ts";
 import type { Random } from "./random.ts";
 import type {
@@ -640,9 +640,9 @@ export class Raft {
   }
 
   /** The replication progress of a member as the leader sees it (for status and tests). */
-  progress(id: NodeId): { match: Index; next: Index; state: string } | undefined {
+  progress(id: NodeId): { match: Index; next: Index; state: ProgressState; inflight: number } | undefined {
     const pr = this.prs.get(id);
-    return pr ? { match: pr.match, next: pr.next, state: pr.state } : undefined;
+    return pr ? { match: pr.match, next: pr.next, state: pr.state, inflight: pr.inflights.count } : undefined;
   }
 
   /**

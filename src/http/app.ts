@@ -29,6 +29,7 @@ import {
 import { isMember } from "../core/membership.ts";
 import type { RaftNode } from "../node.ts";
 import { mountAdminRoutes } from "./admin.ts";
+import { mountDashboardEvents, mountDashboardPage } from "./dashboard.ts";
 import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
 import { createHttpMetrics, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 import {
@@ -162,6 +163,8 @@ export function createApp(options: AppOptions): Hono {
   const publicStatus = options.publicStatus ?? true;
 
   const app = new Hono();
+  // Before the auth middleware: the dashboard page is public, and preflights carry no token.
+  mountDashboardPage(app, { node, selfUrl: options.selfUrl, urlOf });
 
   if (options.corsOrigins && options.corsOrigins.length > 0) {
     const origins = options.corsOrigins;
@@ -518,6 +521,8 @@ export function createApp(options: AppOptions): Hono {
       }
     },
   });
+
+  mountDashboardEvents(app, { node, selfUrl: options.selfUrl, urlOf, metrics });
 
   if (options.raftSocket) {
     const socket = options.raftSocket;

@@ -59,6 +59,15 @@ export class Counter implements Family {
     return this.values.get(keyOf(labels))?.value ?? 0;
   }
 
+  /** The sum over every series whose labels include `match`. */
+  total(match: Labels = {}): number {
+    let sum = 0;
+    for (const { labels, value } of this.values.values()) {
+      if (Object.entries(match).every(([k, v]) => labels[k] === v)) sum += value;
+    }
+    return sum;
+  }
+
   render(out: string[]): void {
     header(out, this.name, this.help, "counter");
     for (const { labels, value } of this.values.values()) out.push(`${this.name}${labelText(labels)} ${formatNumber(value)}`);
@@ -97,6 +106,13 @@ export class Histogram implements Family {
 
   count(labels: Labels = {}): number {
     return this.series.get(keyOf(labels))?.count ?? 0;
+  }
+
+  /** Every series added up: bucket bounds, and non-cumulative counts per bucket (the last: +Inf). */
+  merged(): { le: readonly number[]; counts: number[] } {
+    const counts = new Array<number>(this.buckets.length + 1).fill(0);
+    for (const s of this.series.values()) for (let i = 0; i < counts.length; i++) counts[i] += s.counts[i];
+    return { le: this.buckets, counts };
   }
 
   render(out: string[]): void {
@@ -189,6 +205,23 @@ export function createHttpMetrics<R>(node: RaftNode<R>, kv: KvStateMachine): Htt
   gauge("meshraft_learners", "Non-voting members in the current configuration.", () => status().learners.length);
   gauge("meshraft_kv_keys", "Keys held by the KV state machine.", () => kv.size);
   gauge("meshraft_kv_sessions", "Exactly-once client sessions the KV state machine remembers.", () => kv.sessionCount);
+  // etcd's names, for operators who know its dashboards.
+  gauge("meshraft_has_leader", "1 while this node knows a leader (itself included), else 0.", () => (status().leaderId === null ? 0 : 1));
+  gauge("meshraft_snapshot_index", "Index of the last snapshot taken or installed here (0: none).", () => node.lastSnapshotIndex);
+  const leaderChanges = registry.add(new Counter("meshraft_leader_changes_seen_total", "Times this node saw a new leader (another node, or itself)."));
+  const snapshots = registry.add(new Counter("meshraft_snapshots_total", "Snapshots taken here, or restored (from the leader, or at start), by kind."));
+  leaderChanges.inc({}, 0);
+  snapshots.inc({ kind: "taken" }, 0);
+  snapshots.inc({ kind: "restored" }, 0);
+  // As etcd counts: a leader after a time without one counts again, even the same node.
+  let lastLeader: string | null = null;
+  node.on((e) => {
+    if (e.type === "role") {
+      if (e.leaderId !== null && e.leaderId !== lastLeader) leaderChanges.inc();
+      lastLeader = e.leaderId;
+    } else if (e.type === "snapshot-taken") snapshots.inc({ kind: "taken" });
+    else if (e.type === "snapshot-restored") snapshots.inc({ kind: "restored" });
+  });
   return {
     registry,
     requests: registry.add(new Counter("meshraft_http_requests_total", "HTTP requests answered, by method, route and status.")),

@@ -27,6 +27,12 @@ describe("README", () => {
       (base, data) => [process.execPath, "--import", "tsx", "adapters/node/cli.ts", "demo", "--base-port", String(base), "--data-dir", data],
       async ({ out, base, leader, followerUrl: fUrl }) => {
         expect(out()).toContain(`n1 http://127.0.0.1:${base}`);
+        // The dashboard's URL comes first, and it serves the page.
+        const dashboard = `http://127.0.0.1:${base}/dashboard`;
+        expect(out().split("\n")[0]).toMatch(new RegExp(`^dashboard: ${dashboard} `));
+        const page = await fetch(dashboard);
+        expect(page.status).toBe(200);
+        expect(await page.text()).toContain("/dashboard/events");
         expect(out()).toContain("curl -L -X PUT");
         // What `curl -L -X PUT --data-binary 'hello' <follower>/kv/greeting` does: follow the 307.
         const put = await fetch(`${fUrl}/kv/greeting`, { method: "PUT", body: "hello" });

@@ -1,0 +1,522 @@
+/**
+ * The dashboard page, shipped inside the package as one string so every runtime serves it without
+ * reading files (src/ does no IO) and the page needs no network beyond the members (no CDN).
+ *
+ * The page reads `GET /dashboard/events` of every member it learns of from the membership, not
+ * only of the member that served it, so it keeps working when that member dies. A member whose
+ * stream failed, or sent nothing for STALE_MS, is drawn unreachable.
+ *
+ * Each member's element carries `data-member="<id>"`, `data-role="<leader|follower|candidate|
+ * learner|unreachable>"` and an aria-label, for scripts and assistive technology.
+ *
+ * The script is plain browser JavaScript in a raw string: no template literals inside it (this
+ * file's own template delimits it), and it must not contain a closing script tag.
+ */
+const SCRIPT = String.raw`
+"use strict";
+var STALE_MS = 2000;
+var RETRY_MS = 1000;
+var SVG_NS = "http://www.w3.org/2000/svg";
+
+/** url -> {url, id, status, seen, up, controller} */
+var conns = new Map();
+/** id -> latest status from that member's own stream */
+var statusById = new Map();
+var events = [];
+var tokens = { api: sessionStorage.getItem("meshraft-token") || "", admin: sessionStorage.getItem("meshraft-admin-token") || "" };
+
+// #token=...&admin=... fills the token fields once, then leaves the address bar.
+(function readHash() {
+  if (!location.hash) return;
+  var p = new URLSearchParams(location.hash.slice(1));
+  if (p.has("token")) tokens.api = p.get("token");
+  if (p.has("admin")) tokens.admin = p.get("admin");
+  sessionStorage.setItem("meshraft-token", tokens.api);
+  sessionStorage.setItem("meshraft-admin-token", tokens.admin);
+  history.replaceState(null, "", location.pathname + location.search);
+})();
+
+function el(tag, attrs, text) {
+  var e = document.createElement(tag);
+  for (var k in attrs || {}) e.setAttribute(k, attrs[k]);
+  if (text !== undefined) e.textContent = String(text);
+  return e;
+}
+function svg(tag, attrs, text) {
+  var e = document.createElementNS(SVG_NS, tag);
+  for (var k in attrs || {}) e.setAttribute(k, attrs[k]);
+  if (text !== undefined) e.textContent = String(text);
+  return e;
+}
+function authHeaders(token) {
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
+function connect(url) {
+  url = url.replace(/\/+$/, "");
+  if (conns.has(url)) return;
+  var conn = { url: url, id: null, status: null, seen: 0, up: false, controller: null, problem: "" };
+  conns.set(url, conn);
+  run(conn);
+}
+
+/** Reads one member's event stream until it fails, then tries again after RETRY_MS. */
+function run(conn) {
+  var controller = new AbortController();
+  conn.controller = controller;
+  fetch(conn.url + "/dashboard/events", { headers: authHeaders(tokens.api), signal: controller.signal, cache: "no-store" })
+    .then(function (res) {
+      if (!res.ok || !res.body) {
+        conn.problem = "HTTP " + res.status + (res.status === 401 ? ": set the API token" : "");
+        throw new Error(conn.problem);
+      }
+      conn.problem = "";
+      var reader = res.body.getReader();
+      var decoder = new TextDecoder();
+      var buffer = "";
+      function pump() {
+        return reader.read().then(function (r) {
+          if (r.done) throw new Error("stream ended");
+          buffer += decoder.decode(r.value, { stream: true });
+          var at;
+          while ((at = buffer.indexOf("\n\n")) >= 0) {
+            onFrame(conn, buffer.slice(0, at));
+            buffer = buffer.slice(at + 2);
+          }
+          return pump();
+        });
+      }
+      return pump();
+    })
+    .catch(function (err) {
+      if (!conn.problem) conn.problem = "unreachable";
+    })
+    .then(function () {
+      conn.up = false;
+      // Retry members still in the configuration (and the page's own origin); forget the rest.
+      if (conns.get(conn.url) === conn && !stillMember(conn.url)) {
+        conns.delete(conn.url);
+        statusById.forEach(function (e, id) { if (e.conn === conn) statusById.delete(id); });
+      }
+      if (conns.get(conn.url) === conn) setTimeout(function () { if (conns.get(conn.url) === conn) run(conn); }, RETRY_MS);
+      render();
+    });
+}
+
+function stillMember(url) {
+  if (url === location.origin) return true;
+  var view = picture();
+  return !view || view.members.some(function (m) { return m.url && m.url.replace(/\/+$/, "") === url; });
+}
+
+function onFrame(conn, text) {
+  var event = "message";
+  var data = "";
+  text.split("\n").forEach(function (line) {
+    if (line.indexOf("event: ") === 0) event = line.slice(7);
+    else if (line.indexOf("data: ") === 0) data += line.slice(6);
+  });
+  if (!data) return;
+  var body = JSON.parse(data);
+  conn.seen = Date.now();
+  conn.up = true;
+  if (event === "status") {
+    conn.id = body.id;
+    conn.status = body;
+    statusById.set(body.id, { status: body, conn: conn });
+    body.members.forEach(function (m) { if (m.url) connect(m.url); });
+    render();
+  } else if (event === "event") {
+    events.unshift({ member: conn.id || conn.url, event: body });
+    if (events.length > 200) events.length = 200;
+    renderEvents();
+  }
+}
+
+function reachable(entry) {
+  return entry && entry.conn.up && Date.now() - entry.conn.seen < STALE_MS && !entry.status.stopped;
+}
+
+/** The configuration to draw: the one of the highest-term reachable leader, else of any member. */
+function picture() {
+  var best = null;
+  statusById.forEach(function (e) {
+    if (!reachable(e)) return;
+    var s = e.status;
+    var rank = (s.role === "leader" ? 1e15 : 0) + s.term;
+    if (!best || rank > best.rank) best = { rank: rank, status: s };
+  });
+  if (!best) statusById.forEach(function (e) { if (!best) best = { rank: 0, status: e.status }; });
+  return best ? best.status : null;
+}
+
+function shownRole(id, member) {
+  var e = statusById.get(id);
+  if (!reachable(e)) return "unreachable";
+  if (e.status.role === "leader") return "leader";
+  if (e.status.role === "candidate" || e.status.role === "pre-candidate") return "candidate";
+  return member.role === "learner" ? "learner" : "follower";
+}
+
+function termColour(term) {
+  return "hsl(" + ((term * 67) % 360) + ", 65%, 55%)";
+}
+
+function render() {
+  var view = picture();
+  var ring = document.getElementById("ring");
+  var table = document.getElementById("members");
+  var prog = document.getElementById("progress");
+  var summary = document.getElementById("summary");
+  ring.textContent = "";
+  table.textContent = "";
+  prog.textContent = "";
+  if (!view) {
+    var problems = [];
+    conns.forEach(function (c) { problems.push(c.url + ": " + (c.problem || "connecting")); });
+    summary.textContent = "No member reachable yet. " + problems.join("; ");
+    return;
+  }
+  var members = view.members.slice().sort(function (a, b) { return a.id < b.id ? -1 : a.id > b.id ? 1 : 0; });
+  var n = members.length;
+  var cx = 200, cy = 190, r = n > 1 ? 130 : 0;
+  var pos = new Map();
+  members.forEach(function (m, i) {
+    var a = -Math.PI / 2 + (2 * Math.PI * i) / n;
+    pos.set(m.id, { x: cx + r * Math.cos(a), y: cy + r * Math.sin(a) });
+  });
+  var leaders = [];
+  members.forEach(function (m) { if (shownRole(m.id, m) === "leader") leaders.push(m.id); });
+  // Replication links from each reachable leader to the members it replicates to.
+  leaders.forEach(function (lid) {
+    var ls = statusById.get(lid).status;
+    ls.progress.forEach(function (p) {
+      var a = pos.get(lid), b = pos.get(p.id);
+      if (!a || !b) return;
+      ring.appendChild(svg("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, "class": "link link-" + p.state }));
+    });
+  });
+  var voters = 0, votersUp = 0;
+  members.forEach(function (m) {
+    var role = shownRole(m.id, m);
+    var e = statusById.get(m.id);
+    var s = e ? e.status : null;
+    var p = pos.get(m.id);
+    if (m.role !== "learner") {
+      voters++;
+      if (role !== "unreachable") votersUp++;
+    }
+    var label = m.id + ": " + role + (s && role !== "unreachable" ? ", term " + s.term + ", commit " + s.commitIndex : "") + (m.role === "learner" ? ", learner" : m.role === "leaving" ? ", leaving" : ", voter");
+    var g = svg("g", { "data-member": m.id, "data-role": role, "aria-label": label, role: "img", "class": "member role-" + role + " conf-" + m.role, tabindex: "0" });
+    var fill = role === "unreachable" || !s ? "#bbb" : termColour(s.term);
+    g.appendChild(svg("circle", { cx: p.x, cy: p.y, r: 34, fill: fill }));
+    g.appendChild(svg("text", { x: p.x, y: p.y - 6, "class": "id" }, m.id));
+    g.appendChild(svg("text", { x: p.x, y: p.y + 10, "class": "role" }, role));
+    if (s && role !== "unreachable") g.appendChild(svg("text", { x: p.x, y: p.y + 24, "class": "term" }, "term " + s.term));
+    g.appendChild(svg("title", {}, label));
+    ring.appendChild(g);
+
+    var tr = el("tr", { "data-member": m.id, "data-role": role });
+    [m.id, role, m.role, s ? s.runtime : "", s ? s.term : "", s ? s.leader || "none" : "", s ? s.commitIndex : "", s ? s.appliedIndex : "", s ? s.lastIndex : "", s ? s.snapshotIndex : "", m.url || ""].forEach(function (v) {
+      tr.appendChild(el("td", {}, v));
+    });
+    var actions = el("td", {});
+    var transfer = el("button", { type: "button", "data-action": "transfer", "data-target": m.id }, "make leader");
+    transfer.disabled = role === "leader" || role === "unreachable" || m.role !== "voter";
+    transfer.onclick = function () { transferTo(m.id); };
+    var remove = el("button", { type: "button", "data-action": "remove", "data-target": m.id }, "remove");
+    remove.onclick = function () { removeMember(m.id); };
+    actions.appendChild(transfer);
+    actions.appendChild(remove);
+    tr.appendChild(actions);
+    table.appendChild(tr);
+  });
+  leaders.forEach(function (lid) {
+    statusById.get(lid).status.progress.forEach(function (p) {
+      var tr = el("tr", { "data-follower": p.id });
+      [lid, p.id, p.match, p.next, p.lag, p.state, p.inflight, p.lastContactMs === null ? "never" : p.lastContactMs + " ms"].forEach(function (v) {
+        tr.appendChild(el("td", {}, v));
+      });
+      prog.appendChild(tr);
+    });
+  });
+  var quorum = Math.floor(voters / 2) + 1;
+  var canLose = votersUp - quorum;
+  summary.textContent = (leaders.length === 1 ? "leader " + leaders[0] + " in term " + statusById.get(leaders[0]).status.term : leaders.length === 0 ? "no leader" : "leaders: " + leaders.join(", ")) +
+    "; " + votersUp + " of " + voters + " voters up; " + (canLose >= 0 ? "can lose " + canLose + " more voter" + (canLose === 1 ? "" : "s") : "no quorum") +
+    (view.joint ? "; joint configuration" : "");
+  document.getElementById("leader").textContent = leaders.length === 1 ? leaders[0] : "none";
+}
+
+function renderEvents() {
+  var list = document.getElementById("events");
+  list.textContent = "";
+  events.slice(0, 50).forEach(function (x) {
+    var e = x.event;
+    var what = e.type === "role" ? e.role + " in term " + e.term + (e.leader ? ", leader " + e.leader : "") :
+      e.type === "membership" ? "voters " + e.voters.join(",") + (e.learners.length ? "; learners " + e.learners.join(",") : "") + (e.leaving.length ? "; leaving " + e.leaving.join(",") : "") :
+      e.type === "snapshot-taken" ? "snapshot at " + e.index :
+      e.type === "snapshot-restored" ? "restored snapshot " + e.index :
+      e.message || e.type;
+    list.appendChild(el("li", {}, new Date(e.time).toISOString().slice(11, 23) + " " + x.member + " " + e.type + ": " + what));
+  });
+}
+
+/** Admin calls go straight to the leader (browsers drop Authorization on cross-origin redirects). */
+function admin(method, path, body) {
+  var out = document.getElementById("admin-result");
+  var view = picture();
+  var leader = view && view.role === "leader" ? view : null;
+  if (!leader) {
+    out.textContent = "no reachable leader to ask";
+    return Promise.resolve();
+  }
+  out.textContent = method + " " + path + " ...";
+  out.removeAttribute("data-outcome");
+  var headers = authHeaders(tokens.admin || tokens.api);
+  if (body) headers["Content-Type"] = "application/json";
+  return fetch(leader.url + path, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined })
+    .then(function (res) {
+      return res.text().then(function (text) {
+        var answer = text;
+        try {
+          var j = JSON.parse(text);
+          answer = j.error ? j.error.code + ": " + j.error.message : JSON.stringify(j);
+        } catch (e) { /* not JSON */ }
+        out.textContent = (res.ok ? "done: " : "refused (" + res.status + "): ") + answer;
+        out.setAttribute("data-outcome", res.ok ? "ok" : "refused");
+      });
+    })
+    .catch(function (err) {
+      out.textContent = "failed: " + err.message;
+      out.setAttribute("data-outcome", "failed");
+    });
+}
+function transferTo(id) { return admin("POST", "/admin/transfer-leader", { to: id }); }
+function removeMember(id) {
+  if (!confirm("Remove " + id + " from the cluster?")) return;
+  return admin("DELETE", "/admin/members/" + encodeURIComponent(id));
+}
+
+document.getElementById("tokens").onsubmit = function (ev) {
+  ev.preventDefault();
+  tokens.api = document.getElementById("api-token").value;
+  tokens.admin = document.getElementById("admin-token").value;
+  sessionStorage.setItem("meshraft-token", tokens.api);
+  sessionStorage.setItem("meshraft-admin-token", tokens.admin);
+  // Reconnect every stream with the new token.
+  conns.forEach(function (c) { if (c.controller) c.controller.abort(); });
+};
+document.getElementById("api-token").value = tokens.api;
+document.getElementById("admin-token").value = tokens.admin;
+
+// ---------------------------------------------------------------------------------------------
+// Charts of the last minutes, from the frames the page already gets (nothing extra on members):
+// the cluster's commits per second (highest commit index among reachable members, per sample)
+// and a mark at each leader change.
+
+var SAMPLE_MS = 500;
+var HISTORY_MS = 5 * 60 * 1000;
+/** {t, commit} */
+var samples = [];
+/** {t, leader} */
+var leaderChanges = [];
+var lastLeader = null;
+
+function sample() {
+  var now = Date.now();
+  var commit = -1;
+  statusById.forEach(function (e) { if (reachable(e)) commit = Math.max(commit, e.status.commitIndex); });
+  if (commit >= 0) samples.push({ t: now, commit: commit });
+  var shown = document.getElementById("leader").textContent;
+  if (shown !== "none" && shown !== lastLeader) {
+    if (lastLeader !== null) leaderChanges.push({ t: now, leader: shown });
+    lastLeader = shown;
+  }
+  while (samples.length > 0 && samples[0].t < now - HISTORY_MS) samples.shift();
+  while (leaderChanges.length > 0 && leaderChanges[0].t < now - HISTORY_MS) leaderChanges.shift();
+  drawChart(now);
+  sampleLoad(now);
+}
+
+// Writes and reads per second and their latency quantiles over the last LOAD_WINDOW_MS, from the
+// totals in each member's status (load): counter deltas and histogram bucket deltas, summed over
+// the members (writes are served by the leader, reads by whoever answers them).
+var LOAD_WINDOW_MS = 5000;
+/** id -> [{t, load}] */
+var loadHistory = new Map();
+
+function sampleLoad(now) {
+  statusById.forEach(function (e, id) {
+    if (!reachable(e) || !e.status.load) return;
+    var h = loadHistory.get(id) || [];
+    h.push({ t: now, load: e.status.load });
+    while (h.length > 0 && h[0].t < now - LOAD_WINDOW_MS) h.shift();
+    loadHistory.set(id, h);
+  });
+  var acc = { writes: 0, reads: 0, seconds: 0, writeCounts: null, readCounts: null, writeLe: null, readLe: null };
+  loadHistory.forEach(function (h) {
+    if (h.length < 2) return;
+    var a = h[0].load, b = h[h.length - 1].load;
+    // A restarted member starts its totals again: skip its window.
+    if (b.writes < a.writes || b.reads < a.reads) return;
+    acc.writes += b.writes - a.writes;
+    acc.reads += b.reads - a.reads;
+    acc.seconds = Math.max(acc.seconds, (h[h.length - 1].t - h[0].t) / 1000);
+    acc.writeCounts = addDeltas(acc.writeCounts, a.writeSeconds.counts, b.writeSeconds.counts);
+    acc.readCounts = addDeltas(acc.readCounts, a.readSeconds.counts, b.readSeconds.counts);
+    acc.writeLe = b.writeSeconds.le;
+    acc.readLe = b.readSeconds.le;
+  });
+  showLoad("load-writes", "writes", acc.seconds > 0 ? acc.writes / acc.seconds : 0, acc.writeLe, acc.writeCounts);
+  showLoad("load-reads", "reads", acc.seconds > 0 ? acc.reads / acc.seconds : 0, acc.readLe, acc.readCounts);
+}
+
+function addDeltas(into, a, b) {
+  var out = into || a.map(function () { return 0; });
+  for (var i = 0; i < out.length; i++) out[i] += Math.max(0, (b[i] || 0) - (a[i] || 0));
+  return out;
+}
+
+/** The upper bound (ms) of the bucket holding quantile q, or null without observations. */
+function quantileMs(le, counts, q) {
+  if (!le || !counts) return null;
+  var total = counts.reduce(function (x, y) { return x + y; }, 0);
+  if (total === 0) return null;
+  var seen = 0;
+  for (var i = 0; i < counts.length; i++) {
+    seen += counts[i];
+    if (seen >= q * total) return i < le.length ? le[i] * 1000 : Infinity;
+  }
+  return Infinity;
+}
+
+function showLoad(elementId, what, rate, le, counts) {
+  var node = document.getElementById(elementId);
+  var p50 = quantileMs(le, counts, 0.5), p99 = quantileMs(le, counts, 0.99);
+  var fmt = function (ms) { return ms === null ? "-" : ms === Infinity ? "> 10 s" : "<= " + ms + " ms"; };
+  node.textContent = what + " " + rate.toFixed(1) + "/s, p50 " + fmt(p50) + ", p99 " + fmt(p99);
+  node.setAttribute("data-rate", rate.toFixed(3));
+  node.setAttribute("data-p50-ms", p50 === null ? "" : String(p50));
+  node.setAttribute("data-p99-ms", p99 === null ? "" : String(p99));
+}
+
+function drawChart(now) {
+  var chart = document.getElementById("chart");
+  var W = 600, H = 120, left = 40, bottom = 18;
+  chart.textContent = "";
+  var rates = [];
+  for (var i = 1; i < samples.length; i++) {
+    var dt = (samples[i].t - samples[i - 1].t) / 1000;
+    if (dt > 0) rates.push({ t: samples[i].t, rate: Math.max(0, samples[i].commit - samples[i - 1].commit) / dt });
+  }
+  var max = 1;
+  rates.forEach(function (r) { max = Math.max(max, r.rate); });
+  // The span grows with the history the page has, from one minute up to HISTORY_MS.
+  var span = Math.min(HISTORY_MS, Math.max(60000, samples.length > 0 ? now - samples[0].t : 0));
+  var x = function (t) { return left + ((t - (now - span)) / span) * (W - left); };
+  var y = function (v) { return (H - bottom) - (v / max) * (H - bottom - 4); };
+  chart.appendChild(svg("line", { x1: left, y1: H - bottom, x2: W, y2: H - bottom, "class": "axis" }));
+  chart.appendChild(svg("text", { x: left - 4, y: 12, "class": "tick" }, Math.round(max)));
+  chart.appendChild(svg("text", { x: left - 4, y: H - bottom, "class": "tick" }, "0"));
+  chart.appendChild(svg("text", { x: left, y: H - 2, "class": "label" }, "-" + Math.round(span / 1000) + " s"));
+  chart.appendChild(svg("text", { x: W - 2, y: H - 2, "class": "label end" }, "now"));
+  leaderChanges.forEach(function (c) {
+    var g = svg("g", { "data-leader-change": c.leader });
+    g.appendChild(svg("line", { x1: x(c.t), y1: 0, x2: x(c.t), y2: H - bottom, "class": "leader-change" }));
+    g.appendChild(svg("text", { x: x(c.t) + 3, y: 10, "class": "label" }, c.leader));
+    chart.appendChild(g);
+  });
+  if (rates.length > 0) {
+    var points = rates.map(function (r) { return x(r.t).toFixed(1) + "," + y(r.rate).toFixed(1); }).join(" ");
+    chart.appendChild(svg("polyline", { points: points, "class": "rate" }));
+  }
+  var peak = 0;
+  rates.forEach(function (r) { peak = Math.max(peak, r.rate); });
+  chart.setAttribute("data-peak-rate", String(peak));
+  chart.setAttribute("aria-label", "commits per second over the last " + Math.round(span / 1000) + " s; peak " + peak.toFixed(1) + "; " + leaderChanges.length + " leader changes");
+}
+
+connect(location.origin);
+// Staleness shows even when no frame arrives (a paused member sends nothing).
+setInterval(function () { render(); sample(); }, SAMPLE_MS);
+`;
+
+const STYLE = `
+body { font: 14px system-ui, sans-serif; margin: 1em 2em; color: #222; }
+h1 { font-size: 1.3em; margin: 0 0 .3em; }
+#summary { margin: .3em 0 .8em; font-weight: 600; }
+.layout { display: flex; gap: 2em; flex-wrap: wrap; align-items: flex-start; }
+svg#ring { width: 400px; height: 380px; border: 1px solid #ddd; border-radius: 6px; background: #fafafa; }
+.member circle { stroke: #555; stroke-width: 2; }
+.member.role-leader circle { stroke: #000; stroke-width: 6; }
+.member.role-candidate circle { stroke-dasharray: 6 3; }
+.member.conf-learner circle { stroke-dasharray: 3 3; }
+.member.role-unreachable circle { stroke: #999; stroke-dasharray: 2 4; }
+.member text { text-anchor: middle; font-size: 12px; fill: #111; }
+.member text.id { font-weight: 700; font-size: 14px; }
+.link { stroke: #888; stroke-width: 2; }
+.link-probe { stroke-dasharray: 4 4; }
+.link-snapshot { stroke: #c60; }
+table { border-collapse: collapse; margin: .4em 0 1em; }
+th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
+th { background: #f0f0f0; }
+td:first-child, th:first-child { text-align: left; }
+tr[data-role="unreachable"] { color: #999; }
+tr[data-role="leader"] { font-weight: 700; }
+#events { font: 12px ui-monospace, monospace; max-height: 16em; overflow: auto; padding-left: 0; list-style: none; }
+form#tokens { margin: .5em 0; }
+form#tokens input { width: 12em; }
+svg#chart { width: 600px; height: 120px; border: 1px solid #ddd; border-radius: 6px; background: #fafafa; }
+#chart .axis { stroke: #999; }
+#chart .rate { fill: none; stroke: #2a7ab0; stroke-width: 1.5; }
+#chart .leader-change { stroke: #c33; stroke-dasharray: 3 2; }
+#chart text { font-size: 10px; fill: #555; }
+#chart .tick { text-anchor: end; }
+#chart .end { text-anchor: end; }
+#admin-result { font: 12px ui-monospace, monospace; min-height: 1.2em; }
+`;
+
+export const DASHBOARD_HTML: string = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>meshraft dashboard</title>
+<link rel="icon" href="data:,">
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>meshraft cluster</h1>
+<div id="summary" role="status" aria-live="polite">connecting ...</div>
+<div>leader: <span id="leader">none</span></div>
+<form id="tokens" autocomplete="off">
+  <label>API token <input id="api-token" type="password"></label>
+  <label>admin token <input id="admin-token" type="password"></label>
+  <button type="submit">use</button>
+</form>
+<div class="layout">
+  <svg id="ring" viewBox="0 0 400 380" role="group" aria-label="cluster members in a ring"></svg>
+  <div>
+    <h2>Members</h2>
+    <table>
+      <thead><tr><th>id</th><th>role</th><th>config</th><th>runtime</th><th>term</th><th>leader</th><th>commit</th><th>applied</th><th>last</th><th>snapshot</th><th>url</th><th>admin</th></tr></thead>
+      <tbody id="members"></tbody>
+    </table>
+    <h2>Replication (as the leader sees it)</h2>
+    <table>
+      <thead><tr><th>leader</th><th>follower</th><th>match</th><th>next</th><th>lag</th><th>state</th><th>inflight</th><th>last contact</th></tr></thead>
+      <tbody id="progress"></tbody>
+    </table>
+    <div id="admin-result" role="status" aria-live="polite"></div>
+  </div>
+</div>
+<h2>Commits per second, leader changes</h2>
+<svg id="chart" viewBox="0 0 600 120" role="img" aria-label="commits per second"></svg>
+<div id="load">over the last 5 s: <span id="load-writes">writes -</span>; <span id="load-reads">reads -</span></div>
+<h2>Events</h2>
+<ol id="events" reversed></ol>
+<script>${SCRIPT}</script>
+</body>
+</html>
+`;
