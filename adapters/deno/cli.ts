@@ -76,7 +76,7 @@ async function runStart(argv: string[]): Promise<void> {
     { MESHRAFT_SECRET: env("MESHRAFT_SECRET"), MESHRAFT_TOKEN: env("MESHRAFT_TOKEN"), MESHRAFT_ADMIN_TOKEN: env("MESHRAFT_ADMIN_TOKEN") },
     (path) => Deno.readTextFileSync(path),
   );
-  for (const warning of args.warnings) console.error(`${new Date().toISOString()} warn  ${args.id} ${warning}`);
+  for (const warning of args.warnings ?? []) console.error(`${new Date().toISOString()} warn  ${args.id} ${warning}`);
   const running = await startDenoNode(args);
   let stopping = false;
   const stop = (why: string, code: number): void => {

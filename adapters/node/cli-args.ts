@@ -25,7 +25,7 @@ export interface StartArgs {
   /** Allow listening on a non-loopback address without a cluster secret. */
   insecure: boolean;
   /** `/status` needs the API token too (it is public by default; `/health` always is). */
-  privateStatus: boolean;
+  privateStatus?: boolean;
   electionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
   /** How linearizable reads are confirmed (default "read-index"). */
@@ -41,7 +41,7 @@ export interface StartArgs {
   maxValueBytes?: number;
   logLevel: "debug" | "info" | "warn" | "error";
   /** Things to tell the operator at startup (a secret given on the command line). */
-  warnings: string[];
+  warnings?: string[];
 }
 
 /** Reads a whole text file (the CLI's runtime supplies it: node:fs, Deno.readTextFileSync). @throws on failure */

@@ -24,7 +24,7 @@ async function runStart(argv: string[]): Promise<void> {
     return;
   }
   const args = parseStartArgs(argv, process.env, (path) => readFileSync(path, "utf8"));
-  for (const warning of args.warnings) process.stderr.write(`${new Date().toISOString()} warn  ${args.id} ${warning}\n`);
+  for (const warning of args.warnings ?? []) process.stderr.write(`${new Date().toISOString()} warn  ${args.id} ${warning}\n`);
   const running = await startNode(args);
   let stopping = false;
   const stop = (why: string, code = 0): void => {

@@ -48,17 +48,20 @@ describe("two processes claiming one node id against one Deno KV database", () =
   }, 60_000);
 
   it("after SIGKILL the id stays taken until the lease runs out; then a new process takes it over with all the data", async () => {
-    cluster = await ProcessCluster.start({ members: { n1: { runtime: "deno", kvLeaseMs: 2_000 } } });
+    // A lease long enough that the second instance, however slowly a loaded machine starts it,
+    // asks while the killed holder's lease still runs.
+    cluster = await ProcessCluster.start({ members: { n1: { runtime: "deno", kvLeaseMs: 8_000 } } });
     const c = cluster;
     await c.waitForLeader();
     await new MeshraftClient({ urls: [c.url("n1")] }).put("k", "v");
     await c.kill("n1");
+    const killedAt = Date.now();
 
     const early = await secondInstance(c, 15_000);
     expect(early.code, early.out).toBe(1);
     expect(early.out).toMatch(/node id n1 is held by another instance/);
 
-    await sleep(2_250);
+    await sleep(Math.max(0, killedAt + 8_250 - Date.now()));
     c.spawn("n1");
     await c.waitForLeader();
     expect(await new MeshraftClient({ urls: [c.url("n1")] }).getText("k")).toBe("v");

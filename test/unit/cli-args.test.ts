@@ -117,8 +117,8 @@ describe("secrets and tokens from files", () => {
   it("warns about every secret given on the command line (visible in ps), never about the environment", () => {
     const a = parseStartArgs([...base, "--secret", "s", "--token", "t", "--admin-token", "a"]);
     expect(a.warnings).toHaveLength(3);
-    expect(a.warnings[0]).toMatch(/--secret on the command line is visible to every local user \(ps\); use --secret-file FILE or MESHRAFT_SECRET/);
-    for (const w of a.warnings) expect(w).not.toMatch(/=s\b| s$/);
+    expect(a.warnings![0]).toMatch(/--secret on the command line is visible to every local user \(ps\); use --secret-file FILE or MESHRAFT_SECRET/);
+    for (const w of a.warnings!) expect(w).not.toMatch(/=s\b| s$/);
     expect(parseStartArgs(base, { MESHRAFT_SECRET: "s", MESHRAFT_TOKEN: "t" }).warnings).toEqual([]);
   });
 });
