@@ -3,7 +3,7 @@ import { type ConfChangeItem, decodeConfEntry, isJoint, isMember } from "../core
 import type { ConfState, Message, NodeId } from "../core/types.ts";
 import { NotLeaderError, OutcomeUnknownError } from "../errors.ts";
 import { encodeKvCommand, type KvCommand, type KvResult } from "../kv/kv.ts";
-import { TestCluster, type TestClusterOptions } from "./cluster.ts";
+import { type ClusterMember, TestCluster, type TestClusterOptions } from "./cluster.ts";
 import { InvariantChecker, InvariantViolation } from "./invariants.ts";
 import { checkLinearizable, type KvOperation } from "./linearizability.ts";
 
@@ -394,18 +394,14 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   cluster.clock.setTimer(nemesisRng.int(100, 300), nemesis);
 
   // --- clients -------------------------------------------------------------------------------
-  const history: KvOperation[] = [];
-  const counts = { ok: 0, unknown: 0, failed: 0 };
+  const history = new SimHistory(() => cluster.clock.now());
   let inFlight = 0;
   const clientRng = new SeededRandom(rng.int(0, 2 ** 31));
   const sleep = (ms: number): Promise<void> => new Promise((r) => cluster.clock.setTimer(ms, r));
 
   const client = async (c: number): Promise<void> => {
     const cid = `c${c}`;
-    // The client's session: a new one (and seq 1) whenever the state machine refuses a write.
-    let session = cid;
-    let sessions = 0;
-    let seq = 0;
+    const session = new ClientSession(cid);
     let guess: NodeId = ids[c % ids.length];
     while (chaos) {
       await sleep(clientRng.int(0, 30));
@@ -418,51 +414,29 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       try {
         if (kind < 0.4) {
           // Linearizable read.
-          const kv = target.kv;
-          await target.node.read();
-          const v = kv.get(key);
-          history.push({ client: cid, input: { op: "get", key }, call, return: cluster.clock.now(), output: { value: v ? dec.decode(v) : null } });
-          counts.ok++;
+          await history.read(cid, key, call, target);
         } else {
-          seq++;
-          const value = `${session}.${seq}`;
+          const w = session.next();
+          const value = new TextEncoder().encode(w.value);
           let cmd: KvCommand;
           let input: KvOperation["input"];
           if (kind < 0.75) {
-            cmd = { op: "put", key, value: new TextEncoder().encode(value), client: session, seq };
-            input = { op: "put", key, value };
+            cmd = { op: "put", key, value, client: w.client, seq: w.seq };
+            input = { op: "put", key, value: w.value };
           } else if (kind < 0.85) {
-            cmd = { op: "delete", key, client: session, seq };
+            cmd = { op: "delete", key, client: w.client, seq: w.seq };
             input = { op: "delete", key };
           } else {
             // Compare-and-set against a recently written value (or absence).
             const kv = target.kv.get(key);
             const expect = clientRng.chance(0.7) && kv ? dec.decode(kv) : null;
-            cmd = { op: "cas", key, expect: expect === null ? null : new TextEncoder().encode(expect), value: new TextEncoder().encode(value), client: session, seq };
-            input = { op: "cas", key, expect, value };
+            cmd = { op: "cas", key, expect: expect === null ? null : new TextEncoder().encode(expect), value, client: w.client, seq: w.seq };
+            input = { op: "cas", key, expect, value: w.value };
           }
-          try {
-            const out = await target.node.propose(encodeKvCommand(cmd));
-            const r = out.result as KvResult;
-            if (r.refused) {
-              // Nothing was applied (a first write whose fate is unknown left no session, so the
-              // next seq finds none): not an operation of the history.
-              session = `${cid}.${++sessions}`;
-              seq = 0;
-              counts.failed++;
-              continue;
-            }
-            history.push({ client: cid, input, call, return: cluster.clock.now(), output: input.op === "cas" ? { ok: r.ok } : {} });
-            counts.ok++;
-          } catch (err) {
-            if (err instanceof OutcomeUnknownError) {
-              history.push({ client: cid, input, call, return: Number.POSITIVE_INFINITY, unknown: true });
-              counts.unknown++;
-            } else throw err;
-          }
+          await history.write(cid, session, input, call, () => target.node.propose(encodeKvCommand(cmd)));
         }
       } catch (err) {
-        counts.failed++;
+        history.counts.failed++;
         if (err instanceof NotLeaderError && err.leaderId) guess = err.leaderId;
         else guess = ids[clientRng.int(0, ids.length)];
       } finally {
@@ -476,7 +450,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   // lease) returns a value older than an acknowledged write, and the history is not
   // linearizable. Outside such windows they stay idle, so the histories stay small.
   const probe = async (cid: string, write: boolean): Promise<void> => {
-    let seq = 0;
+    const session = new ClientSession(cid);
     while (chaos) {
       await sleep(clientRng.int(1, 6));
       if (!chaos) break;
@@ -488,24 +462,14 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
       inFlight++;
       try {
         if (write) {
-          const value = `${cid}.${++seq}`;
-          try {
-            await member.node.propose(encodeKvCommand({ op: "put", key, value: new TextEncoder().encode(value), client: cid, seq }));
-            history.push({ client: cid, input: { op: "put", key, value }, call, return: cluster.clock.now(), output: {} });
-            counts.ok++;
-          } catch (err) {
-            if (!(err instanceof OutcomeUnknownError)) throw err;
-            history.push({ client: cid, input: { op: "put", key, value }, call, return: Number.POSITIVE_INFINITY, unknown: true });
-            counts.unknown++;
-          }
+          const w = session.next();
+          const cmd: KvCommand = { op: "put", key, value: new TextEncoder().encode(w.value), client: w.client, seq: w.seq };
+          await history.write(cid, session, { op: "put", key, value: w.value }, call, () => member.node.propose(encodeKvCommand(cmd)));
         } else {
-          await member.node.read();
-          const v = member.kv.get(key);
-          history.push({ client: cid, input: { op: "get", key }, call, return: cluster.clock.now(), output: { value: v ? dec.decode(v) : null } });
-          counts.ok++;
+          await history.read(cid, key, call, member);
         }
       } catch {
-        counts.failed++;
+        history.counts.failed++;
       } finally {
         inFlight--;
       }
@@ -565,7 +529,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
   void Promise.all(clients);
 
   if (!failure) {
-    const lin = checkLinearizable(history, { timeoutMs: 20_000 });
+    const lin = checkLinearizable(history.operations, { timeoutMs: 20_000 });
     if (lin.ok === false) failure = `linearizability: key ${lin.key}: ${lin.reason}`;
     else if (lin.ok === "unknown") trace.add(`linearizability check timed out on key ${lin.key}`);
   }
@@ -578,10 +542,80 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     traceTail: trace.tail.slice(-120),
     virtualMs: cluster.clock.now(),
     events,
-    operations: counts,
+    operations: history.counts,
     leaders,
     crashes,
   };
+}
+
+/**
+ * A simulated client's exactly-once session (KvSession): writes numbered from 1, and a new session
+ * (`${cid}.1`, `${cid}.2`, ..., seq from 1 again) whenever the state machine refuses a write. A
+ * refusal means the table does not hold the session as the client has it: SESSION_EXPIRED after a
+ * first write whose fate is unknown and that was never applied left no session, STALE_SEQUENCE
+ * after it was forgotten and restarted. Each write's value, `${session}.${seq}`, is unique in the run.
+ */
+export class ClientSession {
+  /** The session id the next write carries. */
+  client: string;
+  private seq = 0;
+  private renewals = 0;
+  constructor(private readonly cid: string) {
+    this.client = cid;
+  }
+  next(): { client: string; seq: number; value: string } {
+    this.seq++;
+    return { client: this.client, seq: this.seq, value: `${this.client}.${this.seq}` };
+  }
+  renew(): void {
+    this.client = `${this.cid}.${++this.renewals}`;
+    this.seq = 0;
+  }
+}
+
+/**
+ * The client history the linearizability checker reads, recorded the one way for every client
+ * (the random clients and the split-brain probers alike): an operation is in it only as the
+ * cluster answered it.
+ */
+export class SimHistory {
+  readonly operations: KvOperation[] = [];
+  /** `failed`: operations that were refused or failed before anything was proposed or read. */
+  readonly counts = { ok: 0, unknown: 0, failed: 0 };
+  constructor(private readonly now: () => number) {}
+
+  /** A linearizable read of `key` at `member`, recorded with the value its state machine then holds. */
+  async read(client: string, key: string, call: number, member: Pick<ClusterMember, "node" | "kv">): Promise<void> {
+    await member.node.read();
+    const v = member.kv.get(key);
+    this.operations.push({ client, input: { op: "get", key }, call, return: this.now(), output: { value: v ? dec.decode(v) : null } });
+    this.counts.ok++;
+  }
+
+  /**
+   * Proposes one write of `session` and records what the state machine made of it: done (a CAS
+   * with its verdict), outcome unknown (return +Infinity), or, when the session refused it, nothing:
+   * a refused write changed nothing, so it is no operation of the history, and the session is renewed
+   * for the next write. Errors other than OutcomeUnknownError propagate, unrecorded.
+   */
+  async write(client: string, session: ClientSession, input: KvOperation["input"], call: number, propose: () => Promise<{ result: unknown }>): Promise<void> {
+    let r: KvResult;
+    try {
+      r = (await propose()).result as KvResult;
+    } catch (err) {
+      if (!(err instanceof OutcomeUnknownError)) throw err;
+      this.operations.push({ client, input, call, return: Number.POSITIVE_INFINITY, unknown: true });
+      this.counts.unknown++;
+      return;
+    }
+    if (r.refused) {
+      session.renew();
+      this.counts.failed++;
+      return;
+    }
+    this.operations.push({ client, input, call, return: this.now(), output: input.op === "cas" ? { ok: r.ok } : {} });
+    this.counts.ok++;
+  }
 }
 
 function describeMessage(m: Message): string {
