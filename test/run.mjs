@@ -36,34 +36,45 @@ try {
 }
 
 const tmp = mkdtempSync(join(tmpdir(), "meshraft-test-"));
-const jsonReport = join(tmp, "vitest.json");
-const vitest = await run(vitestBin, [
-  "run",
-  "--reporter=default",
-  "--reporter=json",
-  `--outputFile.json=${jsonReport}`,
-  ...vitestArgs,
-]);
-
 let passed = 0;
 let failed = 0;
 let skipped = 0;
 const skippedNames = [];
-if (existsSync(jsonReport)) {
-  const report = JSON.parse(readFileSync(jsonReport, "utf8"));
-  passed += report.numPassedTests;
-  failed += report.numFailedTests;
-  // it.skipIf: a condition of this machine (root, no prlimit, no /dev/full) rules the test out.
-  for (const file of report.testResults) {
-    for (const a of file.assertionResults) {
-      if (a.status === "pending" || a.status === "skipped" || a.status === "todo") skippedNames.push(a.fullName);
+
+/** One vitest run with `args`; adds its counts to the totals. */
+async function vitestRun(name, args) {
+  const jsonReport = join(tmp, `${name}.json`);
+  const vitest = await run(vitestBin, ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${jsonReport}`, ...args]);
+  let failedHere = 0;
+  if (existsSync(jsonReport)) {
+    const report = JSON.parse(readFileSync(jsonReport, "utf8"));
+    passed += report.numPassedTests;
+    failedHere += report.numFailedTests;
+    // it.skipIf: a condition of this machine (root, no prlimit, no /dev/full) rules the test out.
+    for (const file of report.testResults) {
+      for (const a of file.assertionResults) {
+        if (a.status === "pending" || a.status === "skipped" || a.status === "todo") {
+          skippedNames.push(a.fullName);
+          skipped++;
+        }
+      }
     }
+    // A file that failed to load or whose hooks threw has no failed test of its own: count it once.
+    failedHere += report.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
   }
-  skipped += skippedNames.length;
-  // A file that failed to load or whose hooks threw has no failed test of its own: count it once.
-  failed += report.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
+  if (vitest.code !== 0 && failedHere === 0) failedHere = 1;
+  failed += failedHere;
 }
-if (vitest.code !== 0 && failed === 0) failed = 1;
+
+if (vitestArgs.length > 0) {
+  await vitestRun("vitest", vitestArgs);
+} else {
+  // The browser tests run on their own, after the rest: a page's timers and a Chromium on two
+  // cores shared with every other test file in parallel made their timing unlike a user's.
+  await vitestRun("vitest", ["--exclude", "test/browser/**"]);
+  console.log("\nBrowser tests (real Chromium), on their own");
+  await vitestRun("browser", ["test/browser"]);
+}
 rmSync(tmp, { recursive: true, force: true });
 
 if (vitestArgs.length > 0) {
