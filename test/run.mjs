@@ -1,7 +1,8 @@
 // `npm test`: the one command that proves the project (.ci/run calls exactly it after `npm ci`).
 //
 //   npm test                    Chromium check (installed by apt when missing, as root), vitest
-//                               (all of test/**/*.test.ts), then the Deno suite
+//                               (all of test/**/*.test.ts but test/browser), the browser tests on
+//                               their own, then the Deno suite
 //                               (test/deno/run.mjs: `deno check` of src/ entry points + `deno test`)
 //   npm test -- <vitest args>   only vitest, with those arguments (filters, -t "name", ...);
 //                               the Deno suite is skipped. Run it alone with `npm run test:deno`.
