@@ -1,5 +1,5 @@
 /**
- * The `meshraft` command on Deno, with the flags of the Node one (adapters/node/cli-args.ts
+ * The `meshraft` command on Deno, with the flags of the Node one (src/cli-args.ts
  * parses them) and Deno KV storage as an option:
  *
  *   deno run -A adapters/deno/cli.ts start --id n1 --listen 127.0.0.1:7001 --data-dir ./data/n1 \
@@ -11,7 +11,7 @@
  * --allow-sys=hostname, and --allow-env=MESHRAFT_SECRET,MESHRAFT_TOKEN to read those; the demo
  * also --allow-run to start the members.
  */
-import { announceDemo, DemoMembers, parseStartArgs, type ReadTextFile, START_USAGE, UsageError } from "../node/cli-args.ts";
+import { announceDemo, DemoMembers, parseStartArgs, type ReadTextFile, START_USAGE, UsageError } from "../../src/cli-args.ts";
 import { startDenoNode, type DenoStartArgs } from "./server.ts";
 
 const DENO_USAGE = `${START_USAGE}

@@ -8,4 +8,4 @@ export { DenoFileStorage, StorageLockedError, type FileStorageOptions } from "./
 export { DenoKvStorage, KvStorageCorruptionError, LeaseLostError, NodeIdentityLeasedError, type DenoKvStorageOptions } from "./kv-storage.ts";
 export { consoleLogger, createDenoMember, startDenoNode, type DenoMember, type DenoMemberArgs, type DenoStartArgs, type Logger, type RunningDenoNode } from "./server.ts";
 export { parseDenoStartArgs } from "./cli.ts";
-export { parseStartArgs, UsageError, type StartArgs } from "../node/cli-args.ts";
+export { parseStartArgs, UsageError, type StartArgs } from "../../src/cli-args.ts";

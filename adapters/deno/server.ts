@@ -4,7 +4,7 @@
  * `/raft` on the same port), the same hono app as on Node.
  */
 import type { Hono } from "hono";
-import type { StartArgs } from "../node/cli-args.ts";
+import type { StartArgs } from "../../src/cli-args.ts";
 import { createMember, lineLogger, type MemberLogger } from "../../src/member.ts";
 import type { KvResult, KvStateMachine } from "../../src/kv/kv.ts";
 import type { RaftNode } from "../../src/node.ts";

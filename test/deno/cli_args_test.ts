@@ -1,7 +1,7 @@
 /** The Deno CLI's `start` arguments: the Node CLI's flags (same parser), plus --kv and --kv-lease-ms. */
 import assert from "node:assert/strict";
 import { parseDenoStartArgs } from "../../adapters/deno/cli.ts";
-import { UsageError } from "../../adapters/node/cli-args.ts";
+import { UsageError } from "../../src/cli-args.ts";
 import { freshDir } from "./tmp.ts";
 
 const base = ["--id", "n1", "--listen", "127.0.0.1:7001"];

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseStartArgs, UsageError } from "../../adapters/node/cli-args.ts";
+import { parseStartArgs, UsageError } from "../../src/cli-args.ts";
 import { MAX_URL_BYTES } from "../../src/core/member-url.ts";
 import { fuzzParams } from "./fuzz-settings.ts";
 

@@ -9,7 +9,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseStartArgs } from "../../adapters/node/cli-args.ts";
+import { parseStartArgs } from "../../src/cli-args.ts";
 import { type RunningNode, startNode } from "../../adapters/node/server.ts";
 
 let node: RunningNode;
