@@ -82,8 +82,8 @@ describe("PendingRequests: proposals", () => {
 
   it("queued proposals are handed over in order and counted until they settle", () => {
     const reg = new PendingRequests<string>(TIMEOUTS);
-    const a = caller<never>(1000);
-    const b = caller<never>(1000);
+    const a = caller<unknown>(1000);
+    const b = caller<unknown>(1000);
     reg.queue(new Uint8Array([1]), a);
     reg.queue(new Uint8Array([2]), b);
     expect(reg.hasQueued).toBe(true);
@@ -99,7 +99,7 @@ describe("PendingRequests: proposals", () => {
 
   it("a forwarded batch the leader placed is tracked at consecutive indexes in the leader's term; placed at an index already applied here, OUTCOME_UNKNOWN", () => {
     const reg = new PendingRequests<string>(TIMEOUTS);
-    const [a, b, c] = [caller<never>(1000), caller<never>(1000), caller<never>(1000)];
+    const [a, b, c] = [caller<unknown>(1000), caller<unknown>(1000), caller<unknown>(1000)];
     reg.trackForwarded(9, [a, b, c].map((x) => ({ term: 0, ...x })));
     reg.placed([{ requestId: 9, index: 10, term: 4 }], 10);
     expect(a.code).toBe("OUTCOME_UNKNOWN");
@@ -117,7 +117,7 @@ describe("PendingRequests: proposals", () => {
     const below = proposal(reg, 8, 2);
     const at = proposal(reg, 10, 2);
     const above = proposal(reg, 11, 2);
-    const change = caller<never>(1000);
+    const change = caller<unknown>(1000);
     reg.trackConfChange(9, { term: 2, ...change });
     reg.snapshotRestored(10, conf(["n1", "n2", "n3"]));
     expect([below.code, at.code, above.code, change.code]).toEqual(["OUTCOME_UNKNOWN", "OUTCOME_UNKNOWN", "pending", "OUTCOME_UNKNOWN"]);
@@ -143,9 +143,9 @@ describe("PendingRequests: membership changes and transfers", () => {
 
   it("a change whose index was applied with another term is PROPOSAL_DROPPED; one whose index a later change reused is OUTCOME_UNKNOWN", () => {
     const reg = new PendingRequests<string>(TIMEOUTS);
-    const reused = caller<never>(1000);
+    const reused = caller<unknown>(1000);
     reg.trackConfChange(4, { term: 1, ...reused });
-    const dropped = caller<never>(1000);
+    const dropped = caller<unknown>(1000);
     reg.trackConfChange(4, { term: 2, ...dropped });
     expect(reused.code).toBe("OUTCOME_UNKNOWN");
     reg.confApplied(entry(4, 3, "config"), conf(["n1"]));
@@ -210,7 +210,7 @@ describe("PendingRequests: reads", () => {
     const reg = new PendingRequests<string>(TIMEOUTS);
     const read = caller<number>(500);
     reg.trackRead(1, read);
-    const fwd = caller<never>(1000);
+    const fwd = caller<unknown>(1000);
     reg.trackForwarded(2, [{ term: 0, ...fwd }]);
     const appended = proposal(reg, 5, 2);
     reg.refused(
@@ -237,9 +237,9 @@ describe("PendingRequests: expiry", () => {
     const reg = new PendingRequests<string>(TIMEOUTS);
     const p1 = proposal(reg, 1, 1, 100);
     const p2 = proposal(reg, 2, 1, 200);
-    const fwd = caller<never>(100);
+    const fwd = caller<unknown>(100);
     reg.trackForwarded(1, [{ term: 0, ...fwd }]);
-    const change = caller<never>(100);
+    const change = caller<unknown>(100);
     reg.trackConfChange(3, { term: 1, ...change });
     const transfer = caller<string>(100);
     reg.trackTransfer(transfer);
@@ -278,7 +278,7 @@ describe("PendingRequests: expiry", () => {
 
   it("a voter change waiting in joint consensus expires as OUTCOME_UNKNOWN: the leader leaves joint consensus by itself", () => {
     const reg = new PendingRequests<string>(TIMEOUTS);
-    const voter = caller<never>(100);
+    const voter = caller<unknown>(100);
     reg.trackConfChange(5, { term: 1, ...voter });
     reg.confApplied(entry(5, 1, "config"), conf(["n1", "n2"], ["n1"]));
     reg.expire(100);
@@ -310,13 +310,13 @@ describe("PendingRequests: fail-all when the node stops", () => {
   it("what may be in a log is OUTCOME_UNKNOWN with the reason's message; what never left this node fails with the reason itself", () => {
     const reg = new PendingRequests<string>(TIMEOUTS);
     const appended = proposal(reg, 5, 2);
-    const fwd = caller<never>(1000);
+    const fwd = caller<unknown>(1000);
     reg.trackForwarded(1, [{ term: 0, ...fwd }]);
-    const queued = caller<never>(1000);
+    const queued = caller<unknown>(1000);
     reg.queue(new Uint8Array(1), queued);
-    const change = caller<never>(1000);
+    const change = caller<unknown>(1000);
     reg.trackConfChange(6, { term: 2, ...change });
-    const joint = caller<never>(1000);
+    const joint = caller<unknown>(1000);
     reg.trackConfChange(4, { term: 2, ...joint });
     reg.confApplied(entry(4, 2, "config"), conf(["n1", "n2"], ["n1"]));
     const read = caller<number>(1000);
