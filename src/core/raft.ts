@@ -1431,7 +1431,8 @@ export class Raft {
       this.replyRead(from, requestId, index, false);
       return;
     }
-    // Every read that arrives before the next Ready shares one heartbeat round.
+    // It waits for a heartbeat round sent after now: the next Ready's if no round is in flight,
+    // else the one that follows when the round in flight is confirmed (reads coalesce).
     this.reads.add(requestId, from, index);
   }
 
