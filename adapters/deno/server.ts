@@ -10,7 +10,7 @@ import type { KvResult, KvStateMachine } from "../../src/kv/kv.ts";
 import type { RaftNode } from "../../src/node.ts";
 import type { Transport } from "../../src/transport/transport.ts";
 import type { Message } from "../../src/core/types.ts";
-import { DenoFileStorage } from "./file-storage.ts";
+import { FileStorage } from "./file-storage.ts";
 import { DenoKvStorage, type LeaseLostError } from "./kv-storage.ts";
 import { createDenoMesh, raftSocketFor } from "./mesh.ts";
 
@@ -90,7 +90,7 @@ export async function createDenoMember(args: DenoMemberArgs, log: Logger = conso
   if (kvDir) await Deno.mkdir(kvDir, { recursive: true });
   const storage = args.kv !== undefined
     ? await DenoKvStorage.open(args.kv, { nodeId: args.id, leaseTtlMs: args.kvLeaseMs, onLeaseLost })
-    : await DenoFileStorage.open(args.dataDir, { log: (line) => log("warn", line) });
+    : await FileStorage.open(args.dataDir, { log: (line) => log("warn", line) });
   const mesh = createDenoMesh({
     id: args.id,
     clusterId: args.clusterId,
