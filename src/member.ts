@@ -17,12 +17,15 @@ import type { Storage } from "./storage/storage.ts";
 import type { PeerAddress, Transport } from "./transport/transport.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
-export type MemberLogger = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+/** The one logger shape of a member, on every runtime: its node, mesh, HTTP API and storage log through it. */
+export type Logger = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+/** @deprecated The same type: `Logger`. */
+export type MemberLogger = Logger;
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 /** One line per event, `time level id message key=value ...`, handed to `write`. */
-export function lineLogger(id: string, minLevel: LogLevel, write: (line: string) => void): MemberLogger {
+export function lineLogger(id: string, minLevel: LogLevel, write: (line: string) => void): Logger {
   return (level, message, fields = {}) => {
     if (LEVELS[level] < LEVELS[minLevel]) return;
     const kv = Object.entries(fields)
@@ -31,6 +34,11 @@ export function lineLogger(id: string, minLevel: LogLevel, write: (line: string)
     // Messages and fields carry text from the wire: escaped, so each event stays one line.
     write(`${new Date().toISOString()} ${level.padEnd(5)} ${id} ${logText(message)}${kv ? ` ${kv}` : ""}`);
   };
+}
+
+/** The members' default logger on every runtime: `lineLogger` lines on stderr (`console.error`). */
+export function stderrLogger(id: string, minLevel: LogLevel): Logger {
+  return lineLogger(id, minLevel, (line) => console.error(line));
 }
 
 export interface MemberOptions {
@@ -68,7 +76,7 @@ export interface MemberOptions {
   linkTimeoutMs?: number;
   /** Limits of the client API (keys, values); defaults are the state machine's own. */
   limits?: HttpLimits;
-  log: MemberLogger;
+  log: Logger;
   /** The client's address as the runtime's server reports it, for the admin audit log. */
   remoteAddress?: (c: Context) => string | undefined;
 }
@@ -194,7 +202,7 @@ async function awaitFirstLink(transport: Transport, members: string[], timeoutMs
  * and otherwise stays in the configuration, and in every member's dial loop, until removed by
  * hand. Voters are left alone: removing one changes the quorum, which is the operator's call.
  */
-function removeUnlinkedLearners(node: RaftNode<KvResult>, transport: Transport, timeoutMs: number, log: MemberLogger): void {
+function removeUnlinkedLearners(node: RaftNode<KvResult>, transport: Transport, timeoutMs: number, log: Logger): void {
   const linked = transport.linked?.bind(transport);
   if (!linked) return;
   const unlinkedSince = new Map<string, number>();
@@ -232,7 +240,7 @@ export interface JoinOptions {
   seeds: string[];
   role: "voter" | "learner";
   adminToken?: string;
-  log: MemberLogger;
+  log: Logger;
   /** Give up after this long, in ms. Default 120000. */
   timeoutMs?: number;
   stopped?: () => boolean;
