@@ -12,7 +12,7 @@ import { MeshraftError } from "./errors.ts";
 import { createApp, type HttpLimits, type RaftSocketOptions } from "./http/app.ts";
 import type { AdminMembersBody } from "./http/protocol.ts";
 import { KvStateMachine, type KvResult } from "./kv/kv.ts";
-import { RaftNode } from "./node.ts";
+import { RaftNode, type RaftNodeOptions } from "./node.ts";
 import type { Storage } from "./storage/storage.ts";
 import type { PeerAddress, Transport } from "./transport/transport.ts";
 
@@ -41,6 +41,15 @@ export function stderrLogger(id: string, minLevel: LogLevel): Logger {
   return lineLogger(id, minLevel, (line) => console.error(line));
 }
 
+/**
+ * The Raft node settings a member passes through to its RaftNode as they are, under their
+ * RaftNodeOptions names (the CLI's `StartArgs.node`).
+ */
+export type NodeSettings = Pick<
+  RaftNodeOptions<KvResult>,
+  "electionTimeoutMs" | "heartbeatIntervalMs" | "readMode" | "snapshotEveryEntries" | "snapshotEveryBytes" | "snapshotMarginEntries"
+>;
+
 export interface MemberOptions {
   id: string;
   /** The URL others reach this member at. */
@@ -62,12 +71,8 @@ export interface MemberOptions {
   join?: string[];
   learner?: boolean;
   followerReads?: boolean;
-  electionTimeoutMs?: number;
-  heartbeatIntervalMs?: number;
-  readMode?: "read-index" | "lease";
-  snapshotEvery?: number;
-  snapshotBytes?: number;
-  snapshotMargin?: number;
+  /** The node's settings (RaftNodeOptions); unset ones take the node's defaults. */
+  node?: NodeSettings;
   /**
    * With a transport that reports its links (`Transport.linked`): a joining node that completes
    * no handshake with any member within this many ms fails its start(), and a leader removes a
@@ -104,18 +109,13 @@ export function createMember(o: MemberOptions): Member {
   let reportFailure: (error: Error) => void = () => {};
   const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
   const node = new RaftNode<KvResult>({
+    ...o.node,
     id: o.id,
     members: o.join ? [] : [{ id: o.id, url: o.url }, ...o.peers],
     join: o.join !== undefined,
     storage: o.storage,
     transport: o.transport,
     stateMachine: kv,
-    electionTimeoutMs: o.electionTimeoutMs,
-    heartbeatIntervalMs: o.heartbeatIntervalMs,
-    readMode: o.readMode,
-    snapshotEveryEntries: o.snapshotEvery,
-    snapshotEveryBytes: o.snapshotBytes,
-    snapshotMarginEntries: o.snapshotMargin,
     onError: (error) => {
       o.log("error", "node failed and stopped", { error: error instanceof Error ? error.message : String(error) });
       reportFailure(error instanceof Error ? error : new Error(String(error)));
