@@ -9,7 +9,7 @@
  *   same X-Meshraft-Client and X-Meshraft-Seq is safe (the KV state machine answers it from its
  *   session table instead of applying it twice).
  */
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -74,16 +74,20 @@ export interface HttpLogger {
 export type TokenKind = "admin" | "client" | "none";
 
 /**
- * The peer socket on `GET /raft`. `upgradeWebSocket` comes from the runtime (`@hono/node-server`,
- * `hono/deno`); `handlers` from the WebSocket mesh, called once per incoming connection.
+ * The peer socket on `GET /raft`: either a ready `upgrade` handler (what the runtime adapters hand
+ * over: their `upgradeWebSocket` around the mesh's handlers, with their own options), or the
+ * runtime's `upgradeWebSocket` (`@hono/node-server`, `hono/deno`) and the mesh's `handlers`,
+ * called once per incoming connection.
  */
-export interface RaftSocketOptions {
-  // `any`: each runtime's helper has its own socket and option types.
-  // deno-lint-ignore no-explicit-any
-  upgradeWebSocket: UpgradeWebSocket<any, any>;
-  // deno-lint-ignore no-explicit-any
-  handlers: (c: Context) => WSEvents<any> | Promise<WSEvents<any>>;
-}
+export type RaftSocketOptions =
+  | { upgrade: MiddlewareHandler }
+  | {
+      // `any`: each runtime's helper has its own socket and option types.
+      // deno-lint-ignore no-explicit-any
+      upgradeWebSocket: UpgradeWebSocket<any, any>;
+      // deno-lint-ignore no-explicit-any
+      handlers: (c: Context) => WSEvents<any> | Promise<WSEvents<any>>;
+    };
 
 export interface AppOptions {
   node: RaftNode<KvResult>;
@@ -526,7 +530,7 @@ export function createApp(options: AppOptions): Hono {
 
   if (options.raftSocket) {
     const socket = options.raftSocket;
-    app.get("/raft", socket.upgradeWebSocket((c) => socket.handlers(c)));
+    app.get("/raft", "upgrade" in socket ? socket.upgrade : socket.upgradeWebSocket((c) => socket.handlers(c)));
   }
 
   return app;
