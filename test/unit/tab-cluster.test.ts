@@ -7,7 +7,7 @@
  */
 import { IDBKeyRange, indexedDB } from "fake-indexeddb";
 import { afterEach, describe, expect, it } from "vitest";
-import { chooseHandOver, leaderFrom, TabCluster, type TabMemberStatus } from "../../adapters/browser/tab-cluster.ts";
+import { chooseHandOver, controlChannelName, leaderFrom, TabCluster, type TabMemberStatus } from "../../adapters/browser/tab-cluster.ts";
 import { kvQueries, tabsKvHandle, type TabsKvHandle } from "../../adapters/browser/tab-kv.ts";
 import { tabLockName } from "../../adapters/browser/tab-ids.ts";
 import { realClock } from "../../src/clock.ts";
@@ -177,5 +177,135 @@ describe("TabCluster in Node (fake-indexeddb, in-memory Web Locks)", () => {
     await expect(kv.put("k".repeat(1025), "v")).rejects.toMatchObject({ code: "KEY_TOO_LARGE" });
     await expect(kv.put("k", "v".repeat(1024 * 1024 + 1))).rejects.toMatchObject({ code: "VALUE_TOO_LARGE" });
     await expect(kv.put("k", 5 as unknown as string)).rejects.toMatchObject({ code: "BAD_REQUEST" });
+  });
+});
+
+/**
+ * A tab that says (on the control channel) it runs the leader `id`, and answers requests with
+ * `answer` (or never, with null): what a real tab does, reduced to what the relay rules need.
+ */
+function fakeLeaderTab(clusterId: string, id: string, answer: ((req: { rid: string; from: string; kind: string }) => unknown) | null): { requests: number; close(): void } {
+  const channel = new BroadcastChannel(controlChannelName(clusterId));
+  const seen = { requests: 0, close: () => {} };
+  const publish = (): void =>
+    channel.postMessage({ t: "status", tab: "fake", members: [{ ...status(id, "leader", 7, id), tab: "fake" }] });
+  publish();
+  const timer = setInterval(publish, 30);
+  channel.onmessage = (event: MessageEvent) => {
+    const m = event.data as { t: string; rid: string; from: string; to: string; kind: string };
+    if (m.t !== "req" || m.to !== id) return;
+    seen.requests++;
+    if (answer) channel.postMessage({ t: "res", rid: m.rid, to: m.from, answer: answer(m) });
+  };
+  seen.close = () => {
+    clearInterval(timer);
+    channel.close();
+  };
+  return seen;
+}
+
+describe("relay rules (a client tab and a leader's tab that misbehaves)", () => {
+  /** A client tab: every id is held elsewhere (by this test), so it runs no member. */
+  async function clientTab(clusterId: string, retryBudgetMs: number): Promise<{ tab: TabCluster<KvResult>; release: () => void }> {
+    const locks = new InMemoryLocks();
+    const releases: (() => void)[] = [];
+    for (const id of ["t1", "t2", "t3"]) void locks.request(tabLockName(clusterId, id), {}, () => new Promise<void>((r) => releases.push(r)));
+    const tab = new TabCluster<KvResult>({ clusterId, locks, env, stateMachine: () => new KvStateMachine(), pollMs: 50, statusMs: 50, attemptTimeoutMs: 200, retryBudgetMs });
+    started.push(tab);
+    await tab.start();
+    await until("the fake leader is heard", () => tab.status().leader !== null);
+    return { tab, release: () => releases.forEach((r) => r()) };
+  }
+
+  it("an unanswered write without a session fails OUTCOME_UNKNOWN after one attempt, never resent", async () => {
+    const clusterId = freshCluster();
+    const fake = fakeLeaderTab(clusterId, "t1", null);
+    try {
+      const { tab, release } = await clientTab(clusterId, 5_000);
+      await expect(tab.propose(new Uint8Array([1]))).rejects.toMatchObject({ code: "OUTCOME_UNKNOWN" });
+      expect(fake.requests).toBe(1);
+      release();
+    } finally {
+      fake.close();
+    }
+  });
+
+  it("an unanswered write with a session is resent until the budget runs out, then OUTCOME_UNKNOWN; a read says NO_LEADER", async () => {
+    const clusterId = freshCluster();
+    const fake = fakeLeaderTab(clusterId, "t1", null);
+    try {
+      const { tab, release } = await clientTab(clusterId, 1_500);
+      await expect(tab.propose(new Uint8Array([1]), { retrySafe: true })).rejects.toMatchObject({ code: "OUTCOME_UNKNOWN" });
+      expect(fake.requests).toBeGreaterThan(1);
+      await expect(tab.read("get", "k")).rejects.toMatchObject({ code: "NO_LEADER" });
+      release();
+    } finally {
+      fake.close();
+    }
+  });
+
+  it("answers with the HTTP API's codes: 503s are resent, a 4xx is the caller's answer, OUTCOME_UNKNOWN without a session is final", async () => {
+    const clusterId = freshCluster();
+    let n = 0;
+    const fake = fakeLeaderTab(clusterId, "t1", (req) => {
+      n++;
+      if (req.kind === "read") return { ok: false, code: "BAD_REQUEST", message: "no such query" };
+      if (n === 1) return { ok: false, code: "OVERLOADED", message: "busy" };
+      if (n === 2) return { ok: true, value: { index: 42, result: "done" } };
+      return { ok: false, code: "OUTCOME_UNKNOWN", message: "leader lost" };
+    });
+    try {
+      const { tab, release } = await clientTab(clusterId, 5_000);
+      await expect(tab.propose(new Uint8Array([1]))).resolves.toEqual({ index: 42, result: "done" });
+      expect(n).toBe(2);
+      await expect(tab.propose(new Uint8Array([2]))).rejects.toMatchObject({ code: "OUTCOME_UNKNOWN" });
+      expect(n).toBe(3);
+      await expect(tab.read("nope")).rejects.toMatchObject({ code: "BAD_REQUEST" });
+      release();
+    } finally {
+      fake.close();
+    }
+  });
+});
+
+describe("exactly-once across a lost answer", () => {
+  it("a KV write whose answer is lost is resent under its session and applied once", async () => {
+    const clusterId = freshCluster();
+    const leaderTab = await openTab(clusterId, new InMemoryLocks());
+    await until("a leader", () => leaderTab.tab.status().leader !== null);
+
+    // The client tab's control channel loses the first answer addressed to it.
+    let lost = 0;
+    class LosesFirstAnswer extends BroadcastChannel {}
+    Object.defineProperty(LosesFirstAnswer.prototype, "onmessage", {
+      set(this: BroadcastChannel, handler: ((e: MessageEvent) => void) | null) {
+        const wrapped = handler && ((e: MessageEvent) => (e.data?.t === "res" && lost++ === 0 ? undefined : handler.call(this, e)));
+        Object.getOwnPropertyDescriptor(BroadcastChannel.prototype, "onmessage")!.set!.call(this, wrapped);
+      },
+    });
+    const locks = new InMemoryLocks();
+    const releases: (() => void)[] = [];
+    for (const id of ["t1", "t2", "t3"]) void locks.request(tabLockName(clusterId, id), {}, () => new Promise<void>((r) => releases.push(r)));
+    const client = new TabCluster<KvResult>({
+      clusterId,
+      locks,
+      env,
+      BroadcastChannel: LosesFirstAnswer,
+      stateMachine: () => new KvStateMachine(),
+      statusMs: 50,
+      attemptTimeoutMs: 300,
+    });
+    started.push(client);
+    await client.start();
+    await until("the client hears the leader", () => client.status().leader !== null);
+    const kv = tabsKvHandle({ status: async () => client.status(), propose: (d, o) => client.propose(d, o), read: (n, a) => client.read(n, a) });
+
+    // Applied on the first attempt (its answer lost), answered from the session table on the
+    // resend: ok, as the first attempt was. Without the session the resend would find the key.
+    expect(await kv.cas("once", null, "first")).toEqual({ ok: true });
+    expect(lost).toBeGreaterThan(1);
+    expect(await kv.get("once")).toBe("first");
+    expect(await kv.cas("once", null, "second")).toEqual({ ok: false });
+    releases.forEach((r) => r());
   });
 });
