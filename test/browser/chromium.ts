@@ -41,10 +41,14 @@ export interface RecordedPage {
 export async function openPage(browser: Browser): Promise<RecordedPage> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
-  const problems: PageProblem[] = [];
+  return { page, problems: recordProblems(page) };
+}
+
+/** Records `page`'s console errors and uncaught exceptions into the array it returns. */
+export function recordProblems(page: Page, problems: PageProblem[] = []): PageProblem[] {
   page.on("console", (m: ConsoleMessage) => {
     if (m.type() === "error") problems.push({ kind: "console", text: m.text(), url: m.location().url });
   });
   page.on("pageerror", (e: Error) => problems.push({ kind: "pageerror", text: `${e.name}: ${e.message}`, url: "" }));
-  return { page, problems };
+  return problems;
 }
