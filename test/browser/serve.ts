@@ -1,15 +1,15 @@
 /**
- * Pages for the browser-runtime tests: their scripts bundled with esbuild (nothing from a CDN),
- * served with an HTML shell each from http://127.0.0.1 (a secure context: Web Locks and Storage
- * Buckets exist only there). Close the server with `close()`; the bundle directory goes with it.
+ * Pages for the browser-runtime tests: each script bundled by scripts/bundle-browser.ts (esbuild,
+ * nothing from a CDN), with an HTML shell, served by scripts/static-server.ts from
+ * http://127.0.0.1 (a secure context: Web Locks and Storage Buckets exist only there). Close with
+ * `close()`; the bundle directory goes with it.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, extname, join, normalize } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { bundleBrowser } from "../../scripts/bundle-browser.ts";
+import { serveStatic } from "../../scripts/static-server.ts";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 
@@ -18,49 +18,40 @@ export interface ServedPages {
   origin: string;
   /** The URL of the page whose script is `pages/<name>.ts`, with `query` in its search. */
   url(name: string, query?: Record<string, string>): string;
+  /** The directory served (bundles and shells). */
+  dir: string;
   close(): Promise<void>;
 }
 
-const TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".map": "application/json" };
+/** The HTML shell of a page that runs the module `script`. */
+export function shell(title: string, script: string): string {
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title><link rel="icon" href="data:,"></head><body><script type="module" src="${script}"></script></body></html>`;
+}
 
-/** Bundles test/browser/pages/<name>.ts for every name and serves each as /<name>.html. */
-export async function servePages(names: string[]): Promise<ServedPages> {
+/**
+ * Bundles test/browser/pages/<name>.ts for every name and serves each as /<name>.html; `extra`
+ * writes more files into the served directory before it is served.
+ */
+export async function servePages(names: string[], extra?: (dir: string) => Promise<void>): Promise<ServedPages> {
   const dir = mkdtempSync(join(tmpdir(), "meshraft-pages-"));
-  await build({
-    entryPoints: names.map((n) => join(here, "pages", `${n}.ts`)),
-    outdir: dir,
-    bundle: true,
-    format: "esm",
-    target: "es2022",
-    platform: "browser",
-    sourcemap: "inline",
-    logLevel: "error",
-  });
-  for (const n of names) {
-    writeFileSync(join(dir, `${n}.html`), `<!doctype html><html><head><meta charset="utf-8"><title>${n}</title><link rel="icon" href="data:,"></head><body><script type="module" src="/${n}.js"></script></body></html>`);
+  try {
+    for (const n of names) {
+      await bundleBrowser(join(here, "pages", `${n}.ts`), join(dir, `${n}.js`));
+      writeFileSync(join(dir, `${n}.html`), shell(n, `/${n}.js`));
+    }
+    await extra?.(dir);
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
   }
-  const server: Server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname)).replace(/^\/+/, "");
-    const type = TYPES[extname(path)];
-    if (type === undefined || path !== basename(path)) {
-      res.writeHead(404).end();
-      return;
-    }
-    try {
-      const body = readFileSync(join(dir, path));
-      res.writeHead(200, { "content-type": type, "cache-control": "no-store" }).end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = await serveStatic(dir);
+  const origin = server.url.replace(/\/$/, "");
   return {
     origin,
+    dir,
     url: (name, query = {}) => `${origin}/${name}.html${Object.keys(query).length > 0 ? `?${new URLSearchParams(query)}` : ""}`,
     close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await server.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
