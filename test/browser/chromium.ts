@@ -6,7 +6,7 @@
  * A page opened with `openPage` records what the tests assert on: console errors and uncaught
  * page errors, each with the URL it came from.
  */
-import { chromium, type Browser, type ConsoleMessage, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from "playwright-core";
 // @ts-expect-error: a plain .mjs module shared with test/run.mjs, without type declarations.
 import { chromiumPath, ensureChromium } from "./ensure-chromium.mjs";
 
@@ -23,6 +23,16 @@ export const CHROMIUM_ARGS: string[] = [
 export async function launchChromium(): Promise<Browser> {
   await ensureChromium({ log: () => {} });
   return chromium.launch({ executablePath: chromiumPath as string, args: CHROMIUM_ARGS, timeout: 60_000 });
+}
+
+/**
+ * Launches Chromium on the profile directory `userDataDir` (created if missing): what it stores
+ * there (IndexedDB, ...) is there again when it is launched once more on the same directory.
+ * Close it with `context.close()`.
+ */
+export async function launchChromiumProfile(userDataDir: string): Promise<BrowserContext> {
+  await ensureChromium({ log: () => {} });
+  return chromium.launchPersistentContext(userDataDir, { executablePath: chromiumPath as string, args: CHROMIUM_ARGS, timeout: 60_000 });
 }
 
 export interface PageProblem {
