@@ -56,6 +56,18 @@ export function tabGet(page: Page, key: string): Promise<Outcome<string | null>>
   );
 }
 
+/** A compare-and-swap through the page handle; never throws for a refused or failed call. */
+export function tabCas(page: Page, key: string, expect: string | null, value: string | null): Promise<Outcome<{ ok: boolean }>> {
+  return page.evaluate(
+    ([k, e, v]) =>
+      (globalThis as unknown as Handle).meshraftTabs.cas(k, e, v).then(
+        (value) => ({ ok: true as const, value }),
+        (err: { code?: string; message?: string }) => ({ ok: false as const, code: String(err?.code ?? "ERROR"), message: String(err?.message ?? err) }),
+      ),
+    [key, expect, value] as const,
+  );
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `probe` until it answers something other than undefined; throws after `timeoutMs` with `what` and the last value. */
