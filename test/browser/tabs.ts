@@ -28,6 +28,55 @@ export async function openTab(context: BrowserContext, served: ServedPages, clus
   return page;
 }
 
+/**
+ * Opens `count` pages of `cluster` whose Workers wait on a gate, then opens the gate: the pages'
+ * tab clusters start at the same instant (one BroadcastChannel message reaches them all).
+ */
+export async function openTabsAtOnce(context: BrowserContext, served: ServedPages, cluster: string, count: number, problems?: PageProblem[]): Promise<Page[]> {
+  const gate = `gate-${cluster}-${Math.random().toString(36).slice(2)}`;
+  const pages: Page[] = [];
+  for (let i = 0; i < count; i++) {
+    const page = await context.newPage();
+    if (problems) recordProblems(page, problems);
+    await page.goto(served.url("tabs", { cluster, gate }));
+    await page.waitForFunction(() => "meshraftGate" in globalThis, null, { timeout: 60_000 });
+    pages.push(page);
+  }
+  await pages[0].evaluate((name) => {
+    const channel = new BroadcastChannel(name);
+    channel.postMessage("go");
+    channel.close();
+  }, gate);
+  await Promise.all(pages.map((p) => p.waitForFunction(() => "meshraftTabs" in globalThis, null, { timeout: 60_000 })));
+  return pages;
+}
+
+/** When a page's Worker ran which id: intervals [from, to] in Date.now() time (pages/tabs-worker.ts). */
+export interface HeldInterval {
+  id: string;
+  from: number;
+  to: number;
+}
+
+export function heldIntervals(page: Page): Promise<HeldInterval[]> {
+  return page.evaluate(() => (globalThis as unknown as { meshraftTest: { held(): Promise<HeldInterval[]> } }).meshraftTest.held());
+}
+
+/** Pairs of intervals of one id, from different pages, that overlap: two tabs ran it at once. */
+export function overlappingRuns(perPage: HeldInterval[][]): string[] {
+  const found: string[] = [];
+  for (let a = 0; a < perPage.length; a++) {
+    for (let b = a + 1; b < perPage.length; b++) {
+      for (const x of perPage[a]) {
+        for (const y of perPage[b]) {
+          if (x.id === y.id && x.from <= y.to && y.from <= x.to) found.push(`${x.id}: page ${a} ran it ${x.from}..${x.to}, page ${b} ${y.from}..${y.to}`);
+        }
+      }
+    }
+  }
+  return found;
+}
+
 export function tabStatus(page: Page): Promise<TabClusterStatus> {
   return page.evaluate(() => (globalThis as unknown as Handle).meshraftTabs.status());
 }
