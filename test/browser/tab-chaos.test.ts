@@ -10,12 +10,15 @@
  * The schedule comes from a seed (printed; set MESHRAFT_CHAOS_SEED to replay the schedule, though
  * not the browser's timing).
  */
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkLinearizable, type KvOperation } from "../../src/testing/linearizability.ts";
-import { launchChromium, type PageProblem } from "./chromium.ts";
+import { launchChromiumProfile, type PageProblem } from "./chromium.ts";
 import { servePages, type ServedPages } from "./serve.ts";
-import { getEventually, openTab, TAB_PAGES, tabCas, tabGet, tabPut, waitForSpread } from "./tabs.ts";
+import { getEventually, openTab, TAB_PAGES, tabCas, tabGet, tabPut, tabStatus, waitForSpread } from "./tabs.ts";
 
 const FAULTS = 8;
 const SHARED_KEYS = ["a", "b", "c"];
@@ -35,19 +38,21 @@ function seeded(s: number): () => number {
 }
 
 let served: ServedPages;
-let browser: Browser;
+let profile: string;
 let context: BrowserContext;
 const problems: PageProblem[] = [];
 
 beforeAll(async () => {
   served = await servePages(TAB_PAGES);
-  browser = await launchChromium();
-  context = await browser.newContext();
+  // A profile on disk, as a user's: IndexedDB on disk with strict durability, not in memory.
+  profile = mkdtempSync(join(tmpdir(), "meshraft-chaos-profile-"));
+  context = await launchChromiumProfile(profile);
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
+  await context?.close();
   await served?.close();
+  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 describe("a tab cluster under crashes and closes", () => {
@@ -137,9 +142,17 @@ describe("a tab cluster under crashes and closes", () => {
     for (let f = 0; f < FAULTS; f++) {
       await new Promise((r) => setTimeout(r, 500 + random() * 2000));
       const pages = [...live];
-      const victim = pages[Math.floor(random() * pages.length)];
+      // Half the time the page that runs the leader (as it last said), else any page.
+      let victim = pages[Math.floor(random() * pages.length)];
       if (random() < 0.5) {
-        faults.push(`crash ${pages.indexOf(victim)}/${pages.length}`);
+        const statuses = await Promise.all(pages.map((p) => tabStatus(p).catch(() => null)));
+        const at = statuses.findIndex((st) => st !== null && st.leader !== null && st.ids.includes(st.leader));
+        if (at >= 0 && live.has(pages[at])) victim = pages[at];
+      }
+      const seen = await tabStatus(victim).catch(() => null);
+      const what = seen === null ? "?" : seen.ids.length === 0 ? "client" : seen.leader !== null && seen.ids.includes(seen.leader) ? "leader" : "follower";
+      if (random() < 0.5) {
+        faults.push(`crash ${what} (${pages.length} pages)`);
         const cdp = await context.newCDPSession(victim);
         // The answer never comes: the renderer is gone.
         void cdp.send("Page.crash").catch(() => undefined);
@@ -150,7 +163,7 @@ describe("a tab cluster under crashes and closes", () => {
         });
         await victim.close().catch(() => undefined);
       } else {
-        faults.push(`close ${pages.indexOf(victim)}/${pages.length}`);
+        faults.push(`close ${what} (${pages.length} pages)`);
         await victim.close();
       }
       // Keep 1 to MAX_PAGES pages: always at least one, often a new one.
