@@ -13,10 +13,12 @@
  *   to the handle's answer, which comes once the leader applied the write), from the page that
  *   runs the leader and from a page that runs a follower (its requests relayed to the leader's
  *   tab over BroadcastChannel);
- * - failover: the leader's page closes; time until a put from another page succeeds
+ * - failover: the leader's page closes; time from the close until a put from another page, begun
+ *   once the page is gone, succeeds
  *   (`--failovers` rounds, a fresh page opened after each);
  * - takeover: a follower's page closes; time until another page runs its id (Web Lock granted,
  *   member started from IndexedDB);
+ * - the floor: one 100-byte put per IndexedDB transaction, one at a time, strict and relaxed;
  * - IndexedDB bytes per entry: navigator.storage.estimate() of the origin before and after
  *   `--entries` puts of 100 random base64 characters to distinct keys, per member (three
  *   databases hold each entry).
@@ -145,6 +147,41 @@ function whenWrites(page: Page, key: string): Promise<number> {
   }, key);
 }
 
+/**
+ * The floor under the cluster's numbers: one small put per IndexedDB transaction, one at a time,
+ * for `seconds`, with the given durability, on a database of its own (deleted after).
+ */
+function rawTransactions(page: Page, durability: "strict" | "relaxed", seconds: number): Promise<{ rate: number; p50: number }> {
+  return page.evaluate(
+    async ({ durability, seconds }) => {
+      const name = `bench-raw-${durability}-${Date.now()}`;
+      const req = indexedDB.open(name, 1);
+      req.onupgradeneeded = () => req.result.createObjectStore("s");
+      const db = await new Promise<IDBDatabase>((ok, fail) => {
+        req.onsuccess = () => ok(req.result);
+        req.onerror = () => fail(req.error);
+      });
+      const latencies: number[] = [];
+      const end = performance.now() + seconds * 1000;
+      for (let i = 0; performance.now() < end; i++) {
+        const t = performance.now();
+        const tx = db.transaction("s", "readwrite", { durability });
+        tx.objectStore("s").put(new Uint8Array(100), i % 1000);
+        await new Promise((ok, fail) => {
+          tx.oncomplete = ok;
+          tx.onabort = () => fail(tx.error);
+        });
+        latencies.push(performance.now() - t);
+      }
+      db.close();
+      indexedDB.deleteDatabase(name);
+      latencies.sort((a, b) => a - b);
+      return { rate: latencies.length / seconds, p50: latencies[Math.floor(latencies.length / 2)] };
+    },
+    { durability, seconds },
+  );
+}
+
 async function usage(page: Page): Promise<number> {
   return page.evaluate(async () => {
     const e = (await navigator.storage.estimate()) as StorageEstimate & { usageDetails?: { indexedDB?: number } };
@@ -208,6 +245,13 @@ async function main(): Promise<void> {
       }
     }
 
+    // The floor: IndexedDB alone, one transaction at a time.
+    for (const durability of ["strict", "relaxed"] as const) {
+      const r = await rawTransactions(pages[0], durability, Math.max(1, Math.min(SECONDS, 3)));
+      rows.push([`raw IndexedDB: one 100-byte put per ${durability} transaction, 1 in flight`, `${r.rate.toFixed(0)} transactions/s`, `p50 ${r.p50.toFixed(1)} ms (no Raft: the floor under the rows above)`]);
+      console.error(`raw ${durability}: ${r.rate.toFixed(0)}/s p50 ${r.p50.toFixed(1)}`);
+    }
+
     // Takeover of a released id: a follower's page closes.
     const takeovers: number[] = [];
     const failovers: number[] = [];
@@ -230,12 +274,12 @@ async function main(): Promise<void> {
       const leader = statuses[0].leader!;
       const victim = statuses.findIndex((s) => s.ids.includes(leader));
       const rest = pages.filter((_, i) => i !== victim);
-      // Warm the writer's path, then start writing the instant before the close.
+      // From the close's start to a write that began once the page was gone (a write begun
+      // earlier could commit through the old leader while its page is still closing).
       await putEventually(rest[0], "pre-failover", "x");
       const t0 = Date.now();
-      const wrote = whenWrites(rest[0], `failover-${round}`);
       await pages[victim].close();
-      failovers.push((await wrote) - t0);
+      failovers.push((await whenWrites(rest[0], `failover-${round}`)) - t0);
       pages = rest;
       pages.push(await openTab(context, served, cluster));
     }
