@@ -5,7 +5,7 @@
  *
  *   npx tsx scripts/bundle-browser.ts <entry.ts> <outfile.js>
  */
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 
 export interface BundleOptions {
   /** Minify (default false: readable in devtools). */
@@ -14,6 +14,18 @@ export interface BundleOptions {
   sourcemap?: boolean;
   /** Compile-time constants, as esbuild's `define` (values are JavaScript expressions). */
   define?: Record<string, string>;
+  /** Import specifiers resolved to files instead (exactly these specifiers): `{ "meshraft/browser": "/abs/adapters/browser/index.ts" }`. */
+  alias?: Record<string, string>;
+}
+
+function aliasPlugin(alias: Record<string, string>): Plugin {
+  const names = Object.keys(alias).map((k) => k.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"));
+  return {
+    name: "meshraft-alias",
+    setup(b) {
+      b.onResolve({ filter: new RegExp(`^(?:${names.join("|")})$`) }, (args) => ({ path: alias[args.path] }));
+    },
+  };
 }
 
 /**
@@ -31,6 +43,7 @@ export async function bundleBrowser(entry: string, outfile: string, options: Bun
     minify: options.minify ?? false,
     sourcemap: options.sourcemap === false ? false : "inline",
     define: options.define,
+    plugins: options.alias ? [aliasPlugin(options.alias)] : [],
     metafile: true,
     logLevel: "silent",
   });

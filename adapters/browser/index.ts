@@ -35,3 +35,5 @@ export {
 } from "./tab-cluster.ts";
 export { connectTabCluster, serveTabCluster, TabRequestError, type MessageEndpoint, type TabClusterConnection } from "./tab-worker.ts";
 export { kvQueries, tabsKvHandle, TabsKvError, type TabsKvHandle } from "./tab-kv.ts";
+export { installTabsHandle, type TabsPageHandle } from "./tab-page.ts";
+export { kvTabOptionsFromUrl, startKvTabWorker } from "./kv-tab-worker.ts";

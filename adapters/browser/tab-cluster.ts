@@ -157,6 +157,8 @@ interface RunningMember<Result> {
 const RETRY_LATER = new Set(["NO_LEADER", "NODE_STOPPED", "OVERLOADED", "PROPOSAL_DROPPED", "READ_TIMEOUT"]);
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+/** A member's failure as its status shows it: the code first when meshraft named one. */
+const failureText = (e: unknown): string => (e instanceof MeshraftError ? `${e.code}: ${e.message}` : errorText(e));
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => realClock.setTimer(ms, resolve));
 
 function randomId(): string {
@@ -401,7 +403,7 @@ export class TabCluster<Result = unknown> {
         transport: new BroadcastChannelTransport({ clusterId: this.clusterId, nodeId: id, BroadcastChannel: o.BroadcastChannel }),
         stateMachine,
         onError: (error) => {
-          member.error = errorText(error);
+          member.error = failureText(error);
           (o.onMemberError ?? ((i, e) => console.error(`meshraft tabs: member ${i} stopped: ${errorText(e)}`)))(id, error);
           this.#publish();
           this.#changed();
@@ -415,7 +417,7 @@ export class TabCluster<Result = unknown> {
       await node.start();
     } catch (error) {
       // The id stays held: another tab would meet the same storage. The status says why.
-      member.error = errorText(error);
+      member.error = failureText(error);
       (o.onMemberError ?? ((i, e) => console.error(`meshraft tabs: member ${i} could not start: ${errorText(e)}`)))(id, error);
     }
     if (this.#state !== "running") await this.#stopMember(member);
