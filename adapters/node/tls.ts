@@ -13,138 +13,22 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { SecureContextOptions, TLSSocket } from "node:tls";
 import WebSocket from "ws";
-import { MeshraftError } from "../../src/errors.ts";
+import { describeTlsError, loadTlsFiles, type ParsedCertificate, type TlsExpiry, type TlsFiles, tlsExpiry, type TlsMaterial } from "../../src/tls.ts";
 
-/** Where a member's TLS material is (PEM files), as the CLI flags name them. */
-export interface TlsFiles {
-  /** --tls-cert: the member's certificate (chain), served to clients and peers. */
-  cert: string;
-  /** --tls-key: its private key. */
-  key: string;
-  /** --tls-ca: CA certificate(s) trusted for peers (instead of the system's list), and for mutual TLS. */
-  ca?: string;
-  /** --tls-client-cert / --tls-client-key: presented when dialing peers (mutual TLS). */
-  clientCert?: string;
-  clientKey?: string;
-  /** Refuse a `/raft` socket whose client certificate is not signed by `ca` (mutual TLS). */
-  requireClientCert?: boolean;
-}
+export { describeTlsError, EXPIRY_WARNING_DAYS, expiryWarning, TlsConfigError, type TlsExpiry, type TlsFiles, tlsExpiry, type TlsMaterial } from "../../src/tls.ts";
 
-/** A certificate closer to expiry than this is reported in /status and the logs. */
-export const EXPIRY_WARNING_DAYS = 30;
-
-/** The TLS files are missing, unreadable, not PEM, or do not belong together. */
-export class TlsConfigError extends MeshraftError {
-  readonly file: string;
-  constructor(file: string, reason: string) {
-    super("TLS_CONFIG", `TLS: ${file}: ${reason}`);
-    this.file = file;
-  }
-}
-
-/** The loaded files, checked. */
-export interface TlsMaterial {
-  cert: string;
-  key: string;
-  ca?: string;
-  clientCert?: string;
-  clientKey?: string;
-  /** The served certificate's end of validity. */
-  notAfter: Date;
-  /** Its subject, for log lines ("CN=n1"). */
-  subject: string;
-}
-
-export interface TlsExpiry {
-  notAfter: string;
-  daysLeft: number;
-  /** Fewer than EXPIRY_WARNING_DAYS days left (or expired). */
-  expiresSoon: boolean;
-}
-
-function read(file: string, what: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new TlsConfigError(file, `cannot read the ${what}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  if (!text.includes("-----BEGIN ")) throw new TlsConfigError(file, `the ${what} is not PEM`);
-  return text;
-}
-
-function certificate(file: string, pem: string, what: string): X509Certificate {
-  try {
-    return new X509Certificate(pem);
-  } catch (e) {
-    throw new TlsConfigError(file, `the ${what} is not a certificate: ${(e as Error).message}`);
-  }
-}
-
-function keyFor(certFile: string, cert: X509Certificate, keyFile: string, keyPem: string): void {
-  let key;
-  try {
-    key = createPrivateKey(keyPem);
-  } catch (e) {
-    throw new TlsConfigError(keyFile, `not a private key: ${(e as Error).message}`);
-  }
-  if (!cert.checkPrivateKey(key)) throw new TlsConfigError(keyFile, `this key does not belong to the certificate ${certFile}`);
-}
-
-/** Reads and checks the files (each certificate parses, each key matches its certificate). */
+/** The files read with node:fs and checked with node:crypto's X509Certificate (Deno does the same). */
 export function loadTls(files: TlsFiles): TlsMaterial {
-  const cert = read(files.cert, "certificate");
-  const key = read(files.key, "private key");
-  const x509 = certificate(files.cert, cert, "certificate");
-  keyFor(files.cert, x509, files.key, key);
-  const material: TlsMaterial = { cert, key, notAfter: new Date(x509.validTo), subject: x509.subject.replace(/\n/g, ", ") };
-  if (files.ca !== undefined) {
-    material.ca = read(files.ca, "CA certificate");
-    certificate(files.ca, material.ca, "CA certificate");
-  } else if (files.requireClientCert) {
-    throw new TlsConfigError(files.cert, "mutual TLS needs --tls-ca, the CA that signs the peers' client certificates");
-  }
-  if ((files.clientCert === undefined) !== (files.clientKey === undefined)) {
-    throw new TlsConfigError(files.clientCert ?? files.clientKey!, "--tls-client-cert and --tls-client-key go together");
-  }
-  if (files.clientCert !== undefined && files.clientKey !== undefined) {
-    material.clientCert = read(files.clientCert, "client certificate");
-    material.clientKey = read(files.clientKey, "client key");
-    keyFor(files.clientCert, certificate(files.clientCert, material.clientCert, "client certificate"), files.clientKey, material.clientKey);
-  }
-  return material;
+  return loadTlsFiles(files, (path) => readFileSync(path, "utf8"), parseCertificate);
 }
 
-/** Days until `notAfter` (negative once expired), and whether that is within the warning window. */
-export function tlsExpiry(notAfter: Date, now: number = Date.now()): TlsExpiry {
-  const daysLeft = Math.floor((notAfter.getTime() - now) / 86_400_000);
-  return { notAfter: notAfter.toISOString(), daysLeft, expiresSoon: daysLeft < EXPIRY_WARNING_DAYS };
-}
-
-const UNTRUSTED = "its certificate is not signed by a trusted CA (give the cluster's CA with --tls-ca)";
-
-const TLS_ERRORS: Record<string, string> = {
-  ERR_TLS_CERT_ALTNAME_INVALID: "its certificate does not match the URL's host name or address",
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: UNTRUSTED,
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: UNTRUSTED,
-  SELF_SIGNED_CERT_IN_CHAIN: UNTRUSTED,
-  DEPTH_ZERO_SELF_SIGNED_CERT: "its certificate is self-signed and not trusted (sign it with the cluster's CA, given with --tls-ca)",
-  CERT_HAS_EXPIRED: "its certificate has expired",
-  CERT_NOT_YET_VALID: "its certificate is not valid yet",
-  ERR_SSL_WRONG_VERSION_NUMBER: "it does not speak TLS (an http:// member dialed as https://?)",
-  ERR_SSL_PACKET_LENGTH_TOO_LONG: "it does not speak TLS (an http:// member dialed as https://?)",
-  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: "it requires a client certificate (give one with --tls-client-cert/--tls-client-key)",
-  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: "it refused this member's client certificate (not signed by its CA?)",
-  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: "it refused this member's client certificate: signed by a CA it does not trust",
-};
-
-/** A clear sentence for a TLS failure reaching `url`, or null when `error` is not one. */
-export function describeTlsError(error: unknown, url: string): string | null {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== "string") return null;
-  const why = TLS_ERRORS[code];
-  if (why === undefined) return null;
-  return `TLS: refused ${url}: ${why} (${code}: ${(error as Error).message})`;
+function parseCertificate(pem: string): ParsedCertificate {
+  const x509 = new X509Certificate(pem);
+  return {
+    notAfter: new Date(x509.validTo),
+    subject: x509.subject.replace(/\n/g, ", "),
+    matchesKey: (keyPem) => x509.checkPrivateKey(createPrivateKey(keyPem)),
+  };
 }
 
 /**
@@ -201,7 +85,7 @@ export class NodeTls {
     return next;
   }
 
-  expiry(now?: number): TlsExpiry {
+  expiry(now: number = Date.now()): TlsExpiry {
     return tlsExpiry(this.#material.notAfter, now);
   }
 
