@@ -163,6 +163,7 @@ const BY_TEXT: [RegExp, string][] = [
   [/NotValidForName|NotValidForNameContext/, MISMATCH],
   [/\bExpired|NotValidYet/, EXPIRED],
   [/InvalidContentType|CorruptMessage|wrong version number/i, NOT_TLS],
+  [/invalid HTTP version parsed/, "it speaks TLS: dial it as https://"],
   [/CertificateRequired/, "it requires a client certificate (give one with --tls-client-cert/--tls-client-key)"],
 ];
 
