@@ -4,14 +4,14 @@
  * peers, reload without a restart (SIGHUP), and the expiry warning.
  *
  * There is deliberately no "skip verification" switch: a cluster on self-signed certificates
- * trusts its private CA with `--tls-ca`. A peer whose certificate does not match its URL, or is
+ * trusts its private CA with `--tls-ca` (in addition to the system's CAs, as on Deno). A peer whose certificate does not match its URL, or is
  * signed by another CA, is refused, and the dial's log line says which and why (`describeTlsError`).
  */
 import type { ClientRequest, IncomingMessage } from "node:http";
 import { Agent, request as httpsRequest } from "node:https";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { SecureContextOptions, TLSSocket } from "node:tls";
+import { rootCertificates, type SecureContextOptions, type TLSSocket } from "node:tls";
 import WebSocket from "ws";
 import { describeTlsError, loadTlsFiles, type ParsedCertificate, type TlsExpiry, type TlsFiles, tlsExpiry, type TlsMaterial } from "../../src/tls.ts";
 
@@ -61,9 +61,11 @@ export class NodeTls {
   }
 
   /** TLS options of an outgoing connection to a peer (ws, https). */
-  clientOptions(): { ca?: string; cert?: string; key?: string } {
+  clientOptions(): { ca?: string[]; cert?: string; key?: string } {
     const m = this.#material;
-    return { ca: m.ca, cert: m.clientCert, key: m.clientKey };
+    // In addition to the system's CAs, as Deno's caCerts: a member dials both private-CA hosts
+    // and publicly certified ones (a Deno Deploy app).
+    return { ca: m.ca ? [...rootCertificates, m.ca] : undefined, cert: m.clientCert, key: m.clientKey };
   }
 
   /** The server gets the new certificate on every `reload()`. */
