@@ -146,6 +146,8 @@ export interface AppOptions {
    * socket, Deno the serve handler's info), so the runtime supplies it. Default: "unknown".
    */
   remoteAddress?: (c: Context) => string | undefined;
+  /** With TLS: the served certificate's expiry, for /status (`tls`). */
+  tlsStatus?: () => StatusBody["tls"];
 }
 
 const utf8 = new TextEncoder();
@@ -510,6 +512,8 @@ export function createApp(options: AppOptions): Hono {
       members: ids.map((id) => ({ id, url: urlOf(id), voter: s.voters.includes(id) })),
       stopped: node.stopped,
     };
+    const tls = options.tlsStatus?.();
+    if (tls) body.tls = tls;
     return c.json(body);
   });
 

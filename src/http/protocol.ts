@@ -145,6 +145,8 @@ export interface StatusBody {
   learners: string[];
   members: StatusMember[];
   stopped: boolean;
+  /** With TLS: when the served certificate expires; `expiresSoon` within 30 days (src/tls.ts). */
+  tls?: { notAfter: string; daysLeft: number; expiresSoon: boolean };
 }
 
 /** Longest client id in X-Meshraft-Client (the KV state machine's limit). */
