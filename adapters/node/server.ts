@@ -10,6 +10,7 @@ import type { RaftNode } from "../../src/node.ts";
 import { MeshraftError } from "../../src/errors.ts";
 import { createMember, lineLogger, type Member, type MemberLogger } from "../../src/member.ts";
 import { FileStorage } from "./file-storage.ts";
+import { nodeEventLoopDelay } from "./event-loop-delay.ts";
 import { createNodeMesh, createPeerSocketServer } from "./mesh.ts";
 import { portHolder } from "./port-holder.ts";
 import type { StartArgs } from "./cli-args.ts";
@@ -115,6 +116,7 @@ export async function startNode(
     acceptUnknownPeers: true,
     logger: (level, message, fields) => log(level, message, fields),
   });
+  const eventLoopDelay = nodeEventLoopDelay();
   member = createMember({
     id: args.id,
     url: args.url,
@@ -138,6 +140,7 @@ export async function startNode(
     log,
     // @hono/node-server hands the Node request over as `env.incoming`.
     remoteAddress: (c) => (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress,
+    eventLoopDelay,
   });
   const { node, kv } = member;
   const port = (server.address() as AddressInfo).port;
@@ -148,6 +151,7 @@ export async function startNode(
     (server as { closeAllConnections?: () => void }).closeAllConnections?.();
     await new Promise<void>((done) => server.close(() => done()));
     await node.stop();
+    eventLoopDelay.stop();
     throw err;
   }
   log("info", "started", { url: args.url, listen: `${args.listen.host}:${port}`, peers: args.peers.map((p) => p.id).join(",") || "none", data: args.dataDir });
@@ -167,6 +171,7 @@ export async function startNode(
           (server as { closeAllConnections?: () => void }).closeAllConnections?.();
         });
         await node.stop();
+        eventLoopDelay.stop();
         log("info", "stopped");
       })()),
   };
