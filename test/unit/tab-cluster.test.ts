@@ -9,6 +9,7 @@ import { IDBKeyRange, indexedDB } from "fake-indexeddb";
 import { afterEach, describe, expect, it } from "vitest";
 import { chooseHandOver, controlChannelName, leaderFrom, TabCluster, type TabMemberStatus } from "../../adapters/browser/tab-cluster.ts";
 import { kvQueries, tabsKvHandle, type TabsKvHandle } from "../../adapters/browser/tab-kv.ts";
+import { connectTabCluster, type MessageEndpoint, serveTabCluster } from "../../adapters/browser/tab-worker.ts";
 import { tabLockName } from "../../adapters/browser/tab-ids.ts";
 import { realClock } from "../../src/clock.ts";
 import { type KvResult, KvStateMachine } from "../../src/kv/kv.ts";
@@ -332,5 +333,41 @@ describe("exactly-once across a lost answer", () => {
     expect(await kv.get("once")).toBe("first");
     expect(await kv.cas("once", null, "second")).toEqual({ ok: false });
     releases.forEach((r) => r());
+  });
+});
+
+describe("page and Worker (serveTabCluster / connectTabCluster over a MessageChannel)", () => {
+  it("the page's KV handle works through the Worker protocol; stop() releases the ids; failures keep their code", async () => {
+    const clusterId = freshCluster();
+    const locks = new InMemoryLocks();
+    const tab = new TabCluster<KvResult>({
+      clusterId,
+      locks,
+      env,
+      stateMachine: () => new KvStateMachine(),
+      queries: kvQueries as Record<string, (sm: StateMachine<KvResult>, arg: unknown) => unknown>,
+      pollMs: 50,
+      statusMs: 50,
+    });
+    started.push(tab);
+    const { port1: workerSide, port2: pageSide } = new MessageChannel();
+    try {
+      await serveTabCluster(tab, workerSide as unknown as MessageEndpoint);
+      workerSide.start();
+      pageSide.start();
+      const connection = connectTabCluster<KvResult>(pageSide as unknown as Worker);
+      const kv = tabsKvHandle(connection);
+      await until("a leader", () => tab.status().leader !== null);
+      expect((await kv.status()).ids).toEqual(["t1", "t2", "t3"]);
+      expect(await kv.put("k", "v")).toMatchObject({ index: expect.any(Number) });
+      expect(await kv.get("k")).toBe("v");
+      await expect(connection.read("no-such-query")).rejects.toMatchObject({ code: "BAD_REQUEST" });
+      await connection.stop();
+      expect(locks.held.size).toBe(0);
+      await expect(kv.put("k", "w")).rejects.toMatchObject({ code: "NODE_STOPPED" });
+    } finally {
+      workerSide.close();
+      pageSide.close();
+    }
   });
 });
