@@ -33,7 +33,8 @@ afterEach(async () => {
   await Promise.all(started.splice(0).map((t) => t.stop()));
 });
 
-async function openTab(clusterId: string, locks: InMemoryLocks, extra: { retryBudgetMs?: number } = {}): Promise<{ tab: TabCluster<KvResult>; kv: TabsKvHandle }> {
+/** A tab on the built-in KV, not started yet. */
+function kvTab(clusterId: string, locks: InMemoryLocks, extra: { retryBudgetMs?: number } = {}): TabCluster<KvResult> {
   const tab = new TabCluster<KvResult>({
     clusterId,
     locks,
@@ -45,6 +46,11 @@ async function openTab(clusterId: string, locks: InMemoryLocks, extra: { retryBu
     ...extra,
   });
   started.push(tab);
+  return tab;
+}
+
+async function openTab(clusterId: string, locks: InMemoryLocks, extra: { retryBudgetMs?: number } = {}): Promise<{ tab: TabCluster<KvResult>; kv: TabsKvHandle }> {
+  const tab = kvTab(clusterId, locks, extra);
   await tab.start();
   const kv = tabsKvHandle({ status: async () => tab.status(), propose: (d, o) => tab.propose(d, o), read: (n, a) => tab.read(n, a) });
   return { tab, kv };
@@ -340,16 +346,7 @@ describe("page and Worker (serveTabCluster / connectTabCluster over a MessageCha
   it("the page's KV handle works through the Worker protocol; stop() releases the ids; failures keep their code", async () => {
     const clusterId = freshCluster();
     const locks = new InMemoryLocks();
-    const tab = new TabCluster<KvResult>({
-      clusterId,
-      locks,
-      env,
-      stateMachine: () => new KvStateMachine(),
-      queries: kvQueries as Record<string, (sm: StateMachine<KvResult>, arg: unknown) => unknown>,
-      pollMs: 50,
-      statusMs: 50,
-    });
-    started.push(tab);
+    const tab = kvTab(clusterId, locks);
     const { port1: workerSide, port2: pageSide } = new MessageChannel();
     try {
       await serveTabCluster(tab, workerSide as unknown as MessageEndpoint);
