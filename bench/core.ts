@@ -376,6 +376,12 @@ interface ScenarioResult {
    */
   cpu: { ownCores: number; otherCores: number };
   entriesPerSec: number;
+  /**
+   * CPU this process spent per committed entry, µs (all three nodes: they share the process). On
+   * a machine shared with other programs entries/s falls with the CPU left over; this does much
+   * less, and 1e6 / cpuUsPerEntry is the rate one free core would give (`entries/CPU-s`).
+   */
+  cpuUsPerEntry: number;
   /** Committed-and-applied proposals per second, over each 1 s interval of the measurement. */
   perSecond: number[];
   committed: number;
@@ -559,6 +565,7 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
     scenario: sc,
     cpu,
     entriesPerSec: Math.round(total / elapsed),
+    cpuUsPerEntry: round(((own.user + own.system) / Math.max(1, total)), 2),
     perSecond,
     committed: total,
     errors,
@@ -629,6 +636,8 @@ function printTable(results: ScenarioResult[]): void {
     "sm",
     "W",
     "entries/s",
+    "CPU µs/entry",
+    "entries/CPU-s",
     "min..max /s",
     "p50 ms",
     "p99 ms",
@@ -648,6 +657,8 @@ function printTable(results: ScenarioResult[]): void {
       r.scenario.sm,
       String(r.scenario.window),
       fmt(r.entriesPerSec),
+      String(r.cpuUsPerEntry),
+      fmt(Math.round(1e6 / r.cpuUsPerEntry)),
       `${fmt(Math.min(...ps))}..${fmt(Math.max(...ps))}`,
       String(r.latencyMs.p50),
       String(r.latencyMs.p99),
@@ -674,7 +685,8 @@ function printTable(results: ScenarioResult[]): void {
       : "NOT met";
   console.log(
     `\ntarget ${fmt(TARGET_PER_SEC)} entries/s: best ${fmt(best)} (${verdict}).` +
-      ` B/entry = heap + array buffers retained per log entry after GC.`,
+      ` B/entry = heap + array buffers retained per log entry after GC.` +
+      ` entries/CPU-s = 1e6 / CPU µs per entry: the rate with one core to itself (compare these on a busy machine).`,
   );
 }
 
