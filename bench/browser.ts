@@ -25,11 +25,8 @@
  *
  * Prints a markdown table. The machine's load shows in the numbers: run it on a quiet one.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { BrowserContext, Page } from "playwright-core";
-import { launchChromiumProfile } from "../test/browser/chromium.ts";
+import type { Page } from "playwright-core";
+import { ChromiumProfile } from "../test/browser/chromium.ts";
 import { servePages } from "../test/browser/serve.ts";
 import { openTab, putEventually, TAB_PAGES, tabStatus, type TabClusterStatus, waitForSpread } from "../test/browser/tabs.ts";
 
@@ -191,12 +188,12 @@ async function usage(page: Page): Promise<number> {
 
 async function main(): Promise<void> {
   const served = await servePages(TAB_PAGES);
-  const profile = mkdtempSync(join(tmpdir(), "meshraft-bench-profile-"));
-  let context: BrowserContext | null = null;
+  let profile: ChromiumProfile | null = null;
   const rows: string[][] = [];
   const cluster = `bench-${Date.now().toString(36)}`;
   try {
-    context = await launchChromiumProfile(profile);
+    profile = await ChromiumProfile.open();
+    const context = profile.context;
     let pages: Page[] = [];
     for (let i = 0; i < 3; i++) pages.push(await openTab(context, served, cluster));
     let statuses = await waitForSpread(pages, oneEach, 120_000);
@@ -291,9 +288,8 @@ async function main(): Promise<void> {
     console.log("|---|---|---|");
     for (const r of rows) console.log(`| ${r.join(" | ")} |`);
   } finally {
-    await context?.close();
+    await profile?.close();
     await served.close();
-    rmSync(profile, { recursive: true, force: true });
   }
 }
 

@@ -10,13 +10,10 @@
  * The schedule comes from a seed (printed; set MESHRAFT_CHAOS_SEED to replay the schedule, though
  * not the browser's timing).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkLinearizable, type KvOperation } from "../../src/testing/linearizability.ts";
-import { launchChromiumProfile, type PageProblem } from "./chromium.ts";
+import { ChromiumProfile, type PageProblem } from "./chromium.ts";
 import { servePages, type ServedPages } from "./serve.ts";
 import { getEventually, openTab, TAB_PAGES, tabCas, tabGet, tabPut, tabStatus, waitForSpread } from "./tabs.ts";
 
@@ -38,21 +35,20 @@ function seeded(s: number): () => number {
 }
 
 let served: ServedPages;
-let profile: string;
+let profile: ChromiumProfile;
 let context: BrowserContext;
 const problems: PageProblem[] = [];
 
 beforeAll(async () => {
   served = await servePages(TAB_PAGES);
   // A profile on disk, as a user's: IndexedDB on disk with strict durability, not in memory.
-  profile = mkdtempSync(join(tmpdir(), "meshraft-chaos-profile-"));
-  context = await launchChromiumProfile(profile);
+  profile = await ChromiumProfile.open();
+  context = profile.context;
 }, 120_000);
 
 afterAll(async () => {
-  await context?.close();
+  await profile?.close();
   await served?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 describe("a tab cluster under crashes and closes", () => {

@@ -5,19 +5,16 @@
  * cases run in order on one cluster; each starts from the state the previous one left, and every
  * acknowledged write must still read back at the end of each.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchChromiumProfile, type PageProblem } from "./chromium.ts";
+import { ChromiumProfile, type PageProblem } from "./chromium.ts";
 import { servePages, type ServedPages } from "./serve.ts";
 import { getEventually, openTab, putEventually, TAB_PAGES, tabStatus, waitForSpread } from "./tabs.ts";
 
 const cluster = `failover-${Date.now().toString(36)}`;
 const ALL_IDS = ["t1", "t2", "t3"];
 let served: ServedPages;
-let profile: string;
+let profile: ChromiumProfile;
 let context: BrowserContext;
 let pages: Page[] = [];
 const problems: PageProblem[] = [];
@@ -38,14 +35,13 @@ const oneEach = (statuses: { ids: string[] }[]): boolean => statuses.every((s) =
 
 beforeAll(async () => {
   served = await servePages(TAB_PAGES);
-  profile = mkdtempSync(join(tmpdir(), "meshraft-profile-"));
-  context = await launchChromiumProfile(profile);
+  profile = await ChromiumProfile.open();
+  context = profile.context;
 }, 120_000);
 
 afterAll(async () => {
-  await context?.close();
+  await profile?.close();
   await served?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 describe("a three-page tab cluster in Chromium", () => {
@@ -101,9 +97,8 @@ describe("a three-page tab cluster in Chromium", () => {
   }, 240_000);
 
   it("the browser closes and starts again on the same profile: the data is there", async () => {
-    await context.close();
     pages = [];
-    context = await launchChromiumProfile(profile);
+    context = await profile.restart();
     pages.push(await openTab(context, served, cluster, problems));
     const [only] = await waitForSpread(pages);
     expect(only.ids.sort()).toEqual(ALL_IDS);
