@@ -490,6 +490,9 @@ export class TabCluster<Result = unknown> {
     if (typeof message !== "object" || message === null) return;
     if (message.t === "status" && message.tab !== this.tab && Array.isArray(message.members)) {
       const now = realClock.now();
+      // A member its tab no longer lists (handed over, stopped) is offline until someone lists it.
+      const listed = new Set(message.members.map((s) => s.id));
+      for (const [id, heard] of this.#heard) if (heard.status.tab === message.tab && !listed.has(id)) heard.at = -Infinity;
       for (const s of message.members) if (this.ids.includes(s.id)) this.#heard.set(s.id, { status: s, at: now });
     } else if (message.t === "req" && this.#members.has(message.to)) {
       const { rid, from } = message;
@@ -531,6 +534,12 @@ export class TabCluster<Result = unknown> {
     }
   }
 
+  /** Counts `id` offline (keeping what it last said) until its tab publishes again. */
+  #suspect(id: string): void {
+    const heard = this.#heard.get(id);
+    if (heard) heard.at = -Infinity;
+  }
+
   /** One attempt on the leader's tab: its answer, or "timeout". */
   #send(to: string, req: { kind: "propose"; data: Uint8Array } | { kind: "read"; name: string; arg: unknown }): Promise<Answer | "timeout"> {
     const rid = `${this.tab}:${++this.#requests}`;
@@ -569,7 +578,7 @@ export class TabCluster<Result = unknown> {
       if (answer === "timeout") {
         if (write) uncertain = true;
         if (write && !retrySafe) throw unknown(`the tab running ${leader} did not answer within ${this.#attemptMs} ms`);
-        this.#heard.delete(leader); // until its tab is heard from again
+        this.#suspect(leader);
         last = { code: "NO_LEADER", message: `the tab running ${leader} did not answer` };
         continue;
       }
@@ -578,7 +587,7 @@ export class TabCluster<Result = unknown> {
       if (answer.code === "NOT_LEADER") {
         hint = answer.leader && answer.leader !== leader ? answer.leader : null;
         if (hint === null) {
-          this.#heard.delete(leader);
+          this.#suspect(leader);
           await sleep(backoff);
           backoff = Math.min(backoff * 2, 250);
         }

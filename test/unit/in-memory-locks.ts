@@ -54,6 +54,11 @@ export class InMemoryLocks implements TabLockManager {
     return Promise.resolve({ held: [...this.held].map((name) => ({ name })), pending });
   }
 
+  /** Requests queued on `name` (not counting its holder). */
+  waiting(name: string): number {
+    return this.queues.get(name)?.length ?? 0;
+  }
+
   #next(name: string): void {
     if (this.held.has(name)) return;
     this.queues.get(name)?.shift()?.grant();

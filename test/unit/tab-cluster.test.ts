@@ -268,6 +268,31 @@ describe("relay rules (a client tab and a leader's tab that misbehaves)", () => 
   });
 });
 
+describe("status from the control channel", () => {
+  it("a member its tab stops listing is offline at once, not after staleMs", async () => {
+    const clusterId = freshCluster();
+    const locks = new InMemoryLocks();
+    const releases: (() => void)[] = [];
+    for (const id of ["t1", "t2", "t3"]) void locks.request(tabLockName(clusterId, id), {}, () => new Promise<void>((r) => releases.push(r)));
+    const tab = new TabCluster<KvResult>({ clusterId, locks, env, stateMachine: () => new KvStateMachine(), statusMs: 50, staleMs: 600_000 });
+    started.push(tab);
+    await tab.start();
+    const other = new BroadcastChannel(controlChannelName(clusterId));
+    try {
+      other.postMessage({ t: "status", tab: "other", members: [{ ...status("t2", "leader", 3, "t2"), tab: "other" }] });
+      await until("t2 is the leader", () => tab.status().leader === "t2");
+      other.postMessage({ t: "status", tab: "other", members: [] });
+      await until("t2 is offline", () => tab.status().members[1].role === "offline", 5_000);
+      expect(tab.status().leader).toBeNull();
+      // What it said last is kept.
+      expect(tab.status().members[1].term).toBe(3);
+    } finally {
+      other.close();
+      releases.forEach((r) => r());
+    }
+  });
+});
+
 describe("exactly-once across a lost answer", () => {
   it("a KV write whose answer is lost is resent under its session and applied once", async () => {
     const clusterId = freshCluster();
