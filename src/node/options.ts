@@ -1,10 +1,11 @@
 import type { Clock } from "../clock.ts";
-import type { RaftConfig } from "../core/raft.ts";
+import { Raft, type RaftConfig } from "../core/raft.ts";
 import { SeededRandom, type Random } from "../core/random.ts";
 import type { NodeId } from "../core/types.ts";
 import type { StateMachine } from "../statemachine.ts";
 import type { Storage } from "../storage/storage.ts";
 import type { Transport } from "../transport/transport.ts";
+import { bootstrapMembers } from "./bootstrap.ts";
 
 export interface Member {
   id: NodeId;
@@ -139,6 +140,25 @@ export function coreConfig<R>(id: NodeId, o: RaftNodeOptions<R>, tickMs: number)
     random: o.random ?? cryptoSeededRandom(),
   };
   return { config, electionTimeoutMs };
+}
+
+/**
+ * Throw the RangeError a RaftNode would throw for these options, when it is constructed or when
+ * it starts, without constructing one or opening anything: the members (or `join`), every
+ * duration and limit, and the core's own rules (heartbeat shorter than the election timeout in
+ * ticks, a lease only with checkQuorum, the lease drift). Options it accepts start a node.
+ */
+export function validateRaftNodeOptions<R>(options: RaftNodeOptions<R>): void {
+  bootstrapMembers(options.id, options.members, !!options.join);
+  const { tickMs } = nodeSettings(options);
+  // A throwaway random: the core draws from it when constructed, and the caller's must stay untouched.
+  const { config } = coreConfig(options.id, { ...options, random: new SeededRandom(0) }, tickMs);
+  new Raft(config, {
+    hardState: { term: 0, votedFor: null, commit: 0 },
+    snapshot: null,
+    entries: [],
+    conf: { voters: [options.id], learners: [], votersOutgoing: [] },
+  });
 }
 
 export function positive(name: string, value: number): number {
