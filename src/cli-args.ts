@@ -4,7 +4,7 @@
 import { memberUrlProblem } from "./core/member-url.ts";
 import type { HttpLimits } from "./http/app.ts";
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from "./kv/kv.ts";
-import type { NodeSettings } from "./member.ts";
+import type { MemberNodeOptions } from "./member.ts";
 import { nodeIdProblem } from "./core/node-id.ts";
 
 export interface StartArgs {
@@ -33,7 +33,7 @@ export interface StartArgs {
    * `--heartbeat-interval-ms`, `--read-mode`, `--snapshot-every`, `--snapshot-bytes`,
    * `--snapshot-margin`); unset ones take the node's defaults.
    */
-  node?: NodeSettings;
+  node?: MemberNodeOptions;
   /** A learner with no authenticated link this long after joining is removed; a joiner exits. */
   linkTimeoutMs?: number;
   /** Client API limits (lower than the built-in ones only: MAX_KEY_BYTES, MAX_VALUE_BYTES). */
