@@ -32,6 +32,7 @@ import { mountAdminRoutes } from "./admin.ts";
 import { mountDashboardEvents, mountDashboardPage } from "./dashboard.ts";
 import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
 import { createHttpMetrics, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
+import { RateLimiter } from "./rate-limit.ts";
 import {
   base64ToBytes,
   bytesToBase64,
@@ -60,6 +61,12 @@ export interface HttpLimits {
    * 503 OVERLOADED with Retry-After at once. Default 1024.
    */
   maxConcurrentRequests?: number;
+  /**
+   * Requests per second per client address (`remoteAddress`; `/raft` not counted); a client over
+   * it is answered 429 RATE_LIMITED with Retry-After at once (./rate-limit.ts, burst twice the
+   * rate). Default: none.
+   */
+  requestsPerSecondPerClient?: number;
 }
 
 /** Where the app reports what an operator should see. `console` fits. */
@@ -143,6 +150,8 @@ export interface AppOptions {
    * socket, Deno the serve handler's info), so the runtime supplies it. Default: "unknown".
    */
   remoteAddress?: (c: Context) => string | undefined;
+  /** With TLS: the served certificate's expiry, for /status (`tls`). */
+  tlsStatus?: () => StatusBody["tls"];
 }
 
 const utf8 = new TextEncoder();
@@ -155,6 +164,8 @@ export function createApp(options: AppOptions): Hono {
   const maxBodyBytes = limit("maxBodyBytes", options.limits?.maxBodyBytes, 2 * Math.ceil(maxValueBytes / 3) * 4 + 65_536, Number.MAX_SAFE_INTEGER);
   const maxConcurrentRequests = limit("maxConcurrentRequests", options.limits?.maxConcurrentRequests, 1024, Number.MAX_SAFE_INTEGER);
   let inFlight = 0;
+  const perClient = options.limits?.requestsPerSecondPerClient;
+  const rateLimiter = perClient === undefined ? null : new RateLimiter({ ratePerSecond: perClient }, realClock);
   const writeTimeoutMs = options.writeTimeoutMs;
   if (writeTimeoutMs !== undefined && !(writeTimeoutMs > 0)) {
     throw new RangeError(`writeTimeoutMs must be a positive number of milliseconds, got ${writeTimeoutMs}`);
@@ -197,6 +208,12 @@ export function createApp(options: AppOptions): Hono {
   // Before anything else: a request over the limit costs no parsing, no Raft work.
   app.use("*", async (c, next) => {
     if (c.req.path.endsWith("/raft")) return next();
+    if (rateLimiter !== null) {
+      const client = options.remoteAddress?.(c) ?? "unknown";
+      if (!rateLimiter.take(client)) {
+        throw new ApiError(429, "RATE_LIMITED", `more than ${rateLimiter.ratePerSecond} requests per second from ${client}; retry later`, { "Retry-After": "1" });
+      }
+    }
     if (inFlight >= maxConcurrentRequests) {
       throw new ApiError(503, "OVERLOADED", `this node is answering ${inFlight} requests (maxConcurrentRequests); retry later`, { "Retry-After": "1" });
     }
@@ -499,6 +516,8 @@ export function createApp(options: AppOptions): Hono {
       members: ids.map((id) => ({ id, url: urlOf(id), voter: s.voters.includes(id) })),
       stopped: node.stopped,
     };
+    const tls = options.tlsStatus?.();
+    if (tls) body.tls = tls;
     return c.json(body);
   });
 
