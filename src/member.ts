@@ -46,7 +46,7 @@ export function stderrLogger(id: string, minLevel: LogLevel): Logger {
  * The Raft node settings a member passes through to its RaftNode as they are, under their
  * RaftNodeOptions names (the CLI's `StartArgs.node`).
  */
-export type NodeSettings = Pick<
+export type MemberNodeOptions = Pick<
   RaftNodeOptions<KvResult>,
   "electionTimeoutMs" | "heartbeatIntervalMs" | "readMode" | "snapshotEveryEntries" | "snapshotEveryBytes" | "snapshotMarginEntries"
 >;
@@ -73,7 +73,7 @@ export interface MemberOptions {
   learner?: boolean;
   followerReads?: boolean;
   /** The node's settings (RaftNodeOptions); unset ones take the node's defaults. */
-  node?: NodeSettings;
+  node?: MemberNodeOptions;
   /**
    * With a transport that reports its links (`Transport.linked`): a joining node that completes
    * no handshake with any member within this many ms fails its start(), and a leader removes a

@@ -104,7 +104,9 @@ function nodeRuntime(httpLimits: Partial<HttpServerLimits> = {}): ServingRuntime
 
 /**
  * Opens the file storage in `args.dataDir` (taking its lock) and builds the mesh, the Raft node
- * and the HTTP app, for an application that serves `app` itself. Nothing listens yet.
+ * and the HTTP app, for an application that serves `app` itself (with @hono/node-server's `serve`
+ * and `websocket: { server: createPeerSocketServer() }`, so that `/raft` upgrades). Nothing
+ * listens yet.
  */
 export function createMember(args: CreateMemberArgs, log: Logger = stderrLogger(args.id, args.logLevel)): Promise<AssembledMember> {
   return createRuntimeMember(nodeRuntime(), args, log);
