@@ -111,12 +111,12 @@ describe("fetch and WebSocket to peers", () => {
     const wss = new WebSocketServer({ server });
     wss.on("connection", (ws) => ws.send("hi"));
     const Ws = new NodeTls({ ...pki.issue("w2"), ca: pki.ca.cert }).webSocket();
-    const ok = new Ws(`wss://127.0.0.1:${port}/raft`);
+    const ok = new Ws(`wss://127.0.0.1:${port}/raft`) as unknown as WebSocket;
     expect(await new Promise((r) => ok.on("message", (d) => r(String(d))))).toBe("hi");
     ok.close();
 
     const Stranger = new NodeTls({ ...other.issue("w3"), ca: other.ca.cert }).webSocket();
-    const bad = new Stranger(`wss://127.0.0.1:${port}/raft`);
+    const bad = new Stranger(`wss://127.0.0.1:${port}/raft`) as unknown as WebSocket;
     const error = await new Promise<Error>((r) => bad.on("error", r));
     expect(error.message).toMatch(/^TLS: refused wss:\/\/127\.0\.0\.1:\d+\/raft: its certificate is not signed by a trusted CA/);
     // A plain-text dial to a TLS member fails (no upgrade), without hanging.
