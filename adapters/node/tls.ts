@@ -56,8 +56,13 @@ export class NodeTls {
     return this.#material;
   }
 
+  /** Whether this member serves TLS (it has --tls-cert and --tls-key), not only dials TLS peers. */
+  get serving(): boolean {
+    return this.#material.cert !== undefined;
+  }
+
   /** For https.createServer (and @hono/node-server's `serverOptions`). */
-  serverOptions(): { cert: string; key: string; ca?: string; requestCert: boolean; rejectUnauthorized: boolean } {
+  serverOptions(): { cert?: string; key?: string; ca?: string; requestCert: boolean; rejectUnauthorized: boolean } {
     const m = this.#material;
     // A client certificate is asked for but checked only on /raft (`peerCertificateProblem`), so
     // clients of the API need none.
@@ -91,8 +96,10 @@ export class NodeTls {
     return next;
   }
 
-  expiry(now: number = Date.now()): TlsExpiry {
-    return tlsExpiry(this.#material.notAfter, now);
+  /** The served certificate's expiry; null when this member serves no certificate. */
+  expiry(now: number = Date.now()): TlsExpiry | null {
+    const notAfter = this.#material.notAfter;
+    return notAfter === null ? null : tlsExpiry(notAfter, now);
   }
 
   /**
@@ -193,12 +200,12 @@ export function keepTlsServer(server: HttpsServer, tls: NodeTls, log: Logger): (
   tls.attach(server);
   const checkExpiry = (): void => {
     const e = tls.expiry();
-    if (e.expiresSoon) log("warn", expiryWarning(tls.material.subject, e), { notAfter: e.notAfter });
+    if (e?.expiresSoon) log("warn", expiryWarning(tls.material.subject, e), { notAfter: e.notAfter });
   };
   const reload = (): void => {
     try {
       const m = tls.reload();
-      log("info", `TLS: reloaded ${tls.files.cert} (${m.subject}, valid until ${m.notAfter.toISOString()})`);
+      log("info", `TLS: reloaded ${tls.files.cert} (${m.subject}, valid until ${m.notAfter?.toISOString()})`);
       checkExpiry();
     } catch (error) {
       log("error", `TLS: reload failed, still serving the previous certificate: ${error instanceof Error ? error.message : String(error)}`);

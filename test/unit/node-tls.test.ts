@@ -78,10 +78,12 @@ describe("loading", () => {
   });
 
   it("reports a certificate expiring within 30 days", () => {
-    const soon = new NodeTls({ ...pki.issue("soon", { days: 10 }) }).expiry();
+    const soon = new NodeTls({ ...pki.issue("soon", { days: 10 }) }).expiry()!;
     expect(soon.expiresSoon).toBe(true);
     expect(soon.daysLeft).toBe(9);
-    expect(new NodeTls({ ...pki.issue("later", { days: 90 }) }).expiry().expiresSoon).toBe(false);
+    expect(new NodeTls({ ...pki.issue("later", { days: 90 }) }).expiry()!.expiresSoon).toBe(false);
+    // A member that only dials TLS peers serves no certificate: nothing to expire.
+    expect(new NodeTls({ ca: pki.ca.cert }).expiry()).toBeNull();
     const notAfter = new Date("2027-01-01T00:00:00Z");
     expect(tlsExpiry(notAfter, Date.parse("2027-01-02T00:00:00Z"))).toEqual({ notAfter: notAfter.toISOString(), daysLeft: -1, expiresSoon: true });
   });
