@@ -9,6 +9,7 @@ import { isMember } from "./core/membership.ts";
 import { logText } from "./log-text.ts";
 import { realClock } from "./clock.ts";
 import { MeshraftError } from "./errors.ts";
+import type { EventLoopDelaySource } from "./event-loop-delay.ts";
 import { createApp, type HttpLimits, type RaftSocketOptions } from "./http/app.ts";
 import type { AdminMembersBody } from "./http/protocol.ts";
 import { KvStateMachine, type KvResult } from "./kv/kv.ts";
@@ -84,6 +85,8 @@ export interface MemberOptions {
   log: Logger;
   /** The client's address as the runtime's server reports it, for the admin audit log. */
   remoteAddress?: (c: Context) => string | undefined;
+  /** Event-loop delay for `/metrics` (see AppOptions.eventLoopDelay). */
+  eventLoopDelay?: EventLoopDelaySource;
 }
 
 export interface Member {
@@ -150,6 +153,7 @@ export function createMember(o: MemberOptions): Member {
     raftSocket: o.raftSocket,
     logger: { info: (m: string) => o.log("info", m), warn: (m: string) => o.log("warn", m), error: (m: string) => o.log("error", m) },
     remoteAddress: o.remoteAddress,
+    eventLoopDelay: o.eventLoopDelay,
   });
   const linkTimeoutMs = o.linkTimeoutMs ?? 30_000;
   const start = async (): Promise<void> => {

@@ -17,6 +17,7 @@ import {
   startRuntimeMember,
 } from "../../src/runtime/member.ts";
 import { FileStorage } from "./file-storage.ts";
+import { nodeEventLoopDelay } from "./event-loop-delay.ts";
 import { createNodeMesh, createPeerSocketServer } from "./mesh.ts";
 import { portHolder } from "./port-holder.ts";
 
@@ -76,6 +77,7 @@ function nodeRuntime(httpLimits: Partial<HttpServerLimits> = {}): ServingRuntime
     raftSocket: (mesh) => ({ upgrade: upgradeWebSocket(() => mesh.inboundHandlers()) }),
     // @hono/node-server hands the Node request over as `env.incoming`.
     remoteAddress: (c) => (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress,
+    eventLoopDelay: () => nodeEventLoopDelay(),
     serve: async (listen, fetch) => {
       const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
         const s = serve(

@@ -33,6 +33,7 @@ import { mountDashboardEvents, mountDashboardPage } from "./dashboard.ts";
 import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
 import { createHttpMetrics, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 import { RateLimiter } from "./rate-limit.ts";
+import { eventLoopDelayGauges, type EventLoopDelaySource } from "../event-loop-delay.ts";
 import {
   base64ToBytes,
   bytesToBase64,
@@ -152,6 +153,11 @@ export interface AppOptions {
   remoteAddress?: (c: Context) => string | undefined;
   /** With TLS: the served certificate's expiry, for /status (`tls`). */
   tlsStatus?: () => StatusBody["tls"];
+  /**
+   * The runtime's event-loop delay, shown in `/metrics` as `meshraft_event_loop_delay_seconds`
+   * (the Node adapter passes `perf_hooks.monitorEventLoopDelay`; see src/event-loop-delay.ts).
+   */
+  eventLoopDelay?: EventLoopDelaySource;
 }
 
 const utf8 = new TextEncoder();
@@ -174,6 +180,7 @@ export function createApp(options: AppOptions): Hono {
   // A member's own announced URL wins over a listed one, which may be mistyped (the mesh warns).
   const urlOf = (id: string): string | null => (id === node.id ? options.selfUrl : (options.announcedUrl?.(id) ?? peers.get(id) ?? node.urlOf(id)));
   const metrics = createHttpMetrics(node, kv);
+  if (options.eventLoopDelay) eventLoopDelayGauges(metrics.registry, options.eventLoopDelay);
   const log = options.logger;
   const publicStatus = options.publicStatus ?? true;
 

@@ -7,6 +7,7 @@
  */
 import type { Context, Hono } from "hono";
 import type { StartArgs } from "../cli-args.ts";
+import type { EventLoopDelaySource } from "../event-loop-delay.ts";
 import type { RaftSocketOptions } from "../http/app.ts";
 import type { KvResult, KvStateMachine } from "../kv/kv.ts";
 import { createMember as assembleMember, type Logger } from "../member.ts";
@@ -51,6 +52,8 @@ export interface MemberRuntime<A extends MemberArgs = MemberArgs> {
   raftSocket(mesh: WebSocketMesh, args: CreateMemberArgs<A>): RaftSocketOptions;
   /** The client's address as the runtime's server hands it to the app (`c.env`). */
   remoteAddress(c: Context): string | undefined;
+  /** Starts measuring the event-loop delay for `/metrics`, where the runtime can (Node). */
+  eventLoopDelay?(): EventLoopDelaySource;
 }
 
 /** A server a runtime started for a member. */
@@ -107,6 +110,7 @@ export async function createRuntimeMember<A extends MemberArgs>(runtime: MemberR
   let reportFailure: (error: Error) => void = () => {};
   const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
   const opened = await runtime.openStorage(args, log, (error) => reportFailure(error));
+  const eventLoopDelay = runtime.eventLoopDelay?.();
   const mesh = runtime.createMesh({
     id: args.id,
     clusterId: args.clusterId,
@@ -137,11 +141,17 @@ export async function createRuntimeMember<A extends MemberArgs>(runtime: MemberR
     limits: args.limits,
     log,
     remoteAddress: (c) => runtime.remoteAddress(c),
+    eventLoopDelay,
   });
   // The node's own failure (a storage error it cannot go on after) ends the member too.
   void member.failed.then(reportFailure);
   const { node, kv, app } = member;
-  return { node, kv, app, where: opened.where, failed, start: () => member.start(), stop: () => node.stop() };
+  return { node, kv, app, where: opened.where, failed, start: () => member.start(),
+    stop: async () => {
+      await node.stop();
+      eventLoopDelay?.stop();
+    },
+  };
 }
 
 /**

@@ -241,7 +241,7 @@ export class ProcessCluster {
   }
 
   /** Wait until some live node is leader and a majority of members agree on it. */
-  async waitForLeader(timeoutMs = 20_000, among: string[] = this.ids): Promise<string> {
+  async waitForLeader(timeoutMs = 40_000, among: string[] = this.ids): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const statuses = await Promise.all(among.map((id) => this.status(id)));
