@@ -214,6 +214,12 @@ export function keepTlsServer(server: HttpsServer, tls: NodeTls, log: Logger): (
   let lastClientError = 0;
   let suppressed = 0;
   const onClientError = (error: Error & { code?: string }, socket: { remoteAddress?: string }): void => {
+    // A client that went away mid-handshake (a timeout, a refused certificate on its side, which
+    // it logs itself) says nothing about this member's configuration.
+    if (error.code === "ECONNRESET" || error.code === "EPIPE" || error.code === "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN") {
+      log("debug", `TLS: handshake with a client failed: ${error.code}`, { remote: socket.remoteAddress ?? "unknown" });
+      return;
+    }
     const now = Date.now();
     if (now - lastClientError < 1000) {
       suppressed++;
@@ -222,7 +228,8 @@ export function keepTlsServer(server: HttpsServer, tls: NodeTls, log: Logger): (
     lastClientError = now;
     const more = suppressed > 0 ? ` (${suppressed} more since the last such line)` : "";
     suppressed = 0;
-    log("warn", `TLS: handshake with a client failed: ${error.code ?? error.message}${more}`, { remote: socket.remoteAddress ?? "unknown" });
+    const why = error.code === "ERR_SSL_HTTP_REQUEST" ? "a plain-text request (http://, ws://) reached this TLS port; clients and peers must use https://" : (error.code ?? error.message);
+    log("warn", `TLS: handshake with a client failed: ${why}${more}`, { remote: socket.remoteAddress ?? "unknown" });
   };
   server.on("tlsClientError", onClientError);
   process.on("SIGHUP", reload);
