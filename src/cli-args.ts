@@ -6,6 +6,7 @@ import type { HttpLimits } from "./http/app.ts";
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from "./kv/kv.ts";
 import type { MemberNodeOptions } from "./member.ts";
 import { nodeIdProblem } from "./core/node-id.ts";
+import type { TlsFiles } from "./tls.ts";
 
 export interface StartArgs {
   id: string;
@@ -36,8 +37,13 @@ export interface StartArgs {
   node?: MemberNodeOptions;
   /** A learner with no authenticated link this long after joining is removed; a joiner exits. */
   linkTimeoutMs?: number;
-  /** Client API limits (lower than the built-in ones only: MAX_KEY_BYTES, MAX_VALUE_BYTES). */
+  /** Client API limits (lower than the built-in ones only: MAX_KEY_BYTES, MAX_VALUE_BYTES), and `--rate-limit`. */
   limits?: HttpLimits;
+  /**
+   * TLS (`--tls-*`): with `cert` and `key` the API and `/raft` are served over https/wss; `ca` is
+   * trusted when dialing peers; the rest is mutual TLS. Files, read by the runtime at start.
+   */
+  tls?: Partial<TlsFiles>;
   logLevel: "debug" | "info" | "warn" | "error";
   /** Things to tell the operator at startup (a secret given on the command line). */
   warnings?: string[];
@@ -56,7 +62,9 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                       [--election-timeout-ms N] [--heartbeat-interval-ms N] [--log-level LEVEL]
                       [--snapshot-every N] [--snapshot-bytes N] [--snapshot-margin N]
                       [--link-timeout-ms N] [--max-key-bytes N] [--max-value-bytes N]
-                      [--read-mode read-index|lease] [--private-status]
+                      [--read-mode read-index|lease] [--private-status] [--rate-limit N]
+                      [--tls-cert FILE --tls-key FILE] [--tls-ca FILE]
+                      [--tls-client-cert FILE --tls-client-key FILE] [--tls-require-client-cert]
 
   --id                  this member's id (1-64 letters, digits, ., _ and -)
   --listen              address for the HTTP API and the peer socket (/raft)
@@ -92,6 +100,22 @@ export const START_USAGE: string = `usage: meshraft start --id ID --listen HOST:
                         removes a learner it has no link with after N ms (default 30000)
   --max-key-bytes       longest key the client API takes, in UTF-8 bytes (default and most 1024)
   --max-value-bytes     largest value the client API takes, in bytes (default and most 1048576)
+  --rate-limit N        requests per second per client address (burst 2N); more are answered
+                        429 RATE_LIMITED with Retry-After (default: no limit)
+
+  --tls-cert, --tls-key FILE
+                        serve the API and /raft over TLS (https://, wss://) with this PEM
+                        certificate (chain) and key; the default --url becomes https://.
+                        SIGHUP re-reads them (Node); /status and the log report expiry within
+                        30 days
+  --tls-ca FILE         trust this CA (PEM) when dialing peers and joining, in addition to the
+                        system's CAs: a cluster on a private CA. A peer certificate that does not
+                        match its URL or that no trusted CA signed is refused (no switch skips it)
+  --tls-client-cert, --tls-client-key FILE
+                        present this certificate when dialing peers (mutual TLS)
+  --tls-require-client-cert
+                        refuse /raft sockets without a client certificate signed by --tls-ca
+                        (Node; API clients need none)
 
   --read-mode           how GET /kv confirms it reads the latest value: read-index (default; a
                         heartbeat round per batch of reads) or lease (the leader answers at once
@@ -143,6 +167,26 @@ function byteLimit(value: string | undefined, flag: string, max: number): number
   return n;
 }
 
+function rate(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(Number.isFinite(n) && n > 0)) throw new UsageError(`--rate-limit takes a positive number of requests per second, got "${value}"`);
+  return n;
+}
+
+/** The `--tls-*` flags, checked for the combinations that work; undefined without any. */
+function tlsFiles(one: (name: string) => string | undefined, requireClientCert: boolean): Partial<TlsFiles> | undefined {
+  const [cert, key, ca, clientCert, clientKey] = ["tls-cert", "tls-key", "tls-ca", "tls-client-cert", "tls-client-key"].map(one);
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError("--tls-cert and --tls-key go together (the certificate and its private key)");
+  if ((clientCert === undefined) !== (clientKey === undefined)) throw new UsageError("--tls-client-cert and --tls-client-key go together");
+  if (requireClientCert && cert === undefined) throw new UsageError("--tls-require-client-cert needs --tls-cert and --tls-key (a member serving TLS)");
+  if (requireClientCert && ca === undefined) throw new UsageError("--tls-require-client-cert needs --tls-ca, the CA that signs the peers' client certificates");
+  const files: Partial<TlsFiles> = { cert, key, ca, clientCert, clientKey };
+  if (requireClientCert) files.requireClientCert = true;
+  for (const k of Object.keys(files) as (keyof TlsFiles)[]) if (files[k] === undefined) delete files[k];
+  return Object.keys(files).length > 0 ? files : undefined;
+}
+
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
@@ -178,6 +222,12 @@ export function parseStartArgs(
     "max-key-bytes",
     "max-value-bytes",
     "read-mode",
+    "rate-limit",
+    "tls-cert",
+    "tls-key",
+    "tls-ca",
+    "tls-client-cert",
+    "tls-client-key",
   ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -189,7 +239,7 @@ export function parseStartArgs(
       value = name.slice(eq + 1);
       name = name.slice(0, eq);
     }
-    if (name === "insecure" || name === "learner" || name === "private-status") {
+    if (name === "insecure" || name === "learner" || name === "private-status" || name === "tls-require-client-cert") {
       flags.add(name);
       continue;
     }
@@ -233,8 +283,11 @@ export function parseStartArgs(
   }
   const learner = flags.has("learner");
   if (learner && join.length === 0) throw new UsageError("--learner goes with --join URL (the cluster to join as a learner)");
+  const tls = tlsFiles(one, flags.has("tls-require-client-cert"));
+  const serving = tls?.cert !== undefined;
   const hostForUrl = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
-  const url = one("url") ? parseUrl(one("url")!, "--url") : `http://${hostForUrl}:${listen.port}`;
+  const url = one("url") ? parseUrl(one("url")!, "--url") : `${serving ? "https" : "http"}://${hostForUrl}:${listen.port}`;
+  if (serving && url.startsWith("http://")) throw new UsageError(`--url is http:// but this member serves TLS (--tls-cert): give its https:// URL`);
   const warnings: string[] = [];
   /**
    * `--NAME VALUE`, `--NAME-file PATH` (its content, without the final line break) or the
@@ -303,7 +356,9 @@ export function parseStartArgs(
     limits: {
       maxKeyBytes: byteLimit(one("max-key-bytes"), "--max-key-bytes", MAX_KEY_BYTES),
       maxValueBytes: byteLimit(one("max-value-bytes"), "--max-value-bytes", MAX_VALUE_BYTES),
+      requestsPerSecondPerClient: rate(one("rate-limit")),
     },
+    tls,
     linkTimeoutMs: one("link-timeout-ms") ? positiveInt(one("link-timeout-ms")!, "--link-timeout-ms") : undefined,
     logLevel,
     warnings,

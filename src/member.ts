@@ -10,7 +10,7 @@ import { logText } from "./log-text.ts";
 import { realClock } from "./clock.ts";
 import { MeshraftError } from "./errors.ts";
 import type { EventLoopDelaySource } from "./event-loop-delay.ts";
-import { createApp, type HttpLimits, type RaftSocketOptions } from "./http/app.ts";
+import { type AppOptions, createApp, type HttpLimits, type RaftSocketOptions } from "./http/app.ts";
 import type { AdminMembersBody } from "./http/protocol.ts";
 import { KvStateMachine, type KvResult } from "./kv/kv.ts";
 import { RaftNode, type RaftNodeOptions } from "./node.ts";
@@ -87,6 +87,10 @@ export interface MemberOptions {
   remoteAddress?: (c: Context) => string | undefined;
   /** Event-loop delay for `/metrics` (see AppOptions.eventLoopDelay). */
   eventLoopDelay?: EventLoopDelaySource;
+  /** With TLS: the served certificate's expiry, for /status (AppOptions.tlsStatus). */
+  tlsStatus?: AppOptions["tlsStatus"];
+  /** What joining calls the seeds with (with TLS: one that trusts the cluster's CA). Default the global fetch. */
+  fetch?: typeof fetch;
 }
 
 export interface Member {
@@ -154,6 +158,7 @@ export function createMember(o: MemberOptions): Member {
     logger: { info: (m: string) => o.log("info", m), warn: (m: string) => o.log("warn", m), error: (m: string) => o.log("error", m) },
     remoteAddress: o.remoteAddress,
     eventLoopDelay: o.eventLoopDelay,
+    tlsStatus: o.tlsStatus,
   });
   const linkTimeoutMs = o.linkTimeoutMs ?? 30_000;
   const start = async (): Promise<void> => {
@@ -161,7 +166,7 @@ export function createMember(o: MemberOptions): Member {
     removeUnlinkedLearners(node, o.transport, linkTimeoutMs, o.log);
     const c = node.membership();
     if (!o.join || c.voters.length + c.learners.length > 0) return;
-    const joined = await joinCluster({ id: o.id, url: o.url, seeds: o.join, role: o.learner ? "learner" : "voter", adminToken: o.adminToken ?? o.apiToken, log: o.log, stopped: () => node.stopped });
+    const joined = await joinCluster({ id: o.id, url: o.url, seeds: o.join, role: o.learner ? "learner" : "voter", adminToken: o.adminToken ?? o.apiToken, log: o.log, stopped: () => node.stopped, fetch: o.fetch });
     // Link to the members now; the configuration the node learns from the log takes over.
     const others = joined.members.filter((m) => m.id !== o.id && m.url);
     o.transport.setPeers?.(others.map((m) => ({ id: m.id, url: m.url! })));
@@ -248,6 +253,8 @@ export interface JoinOptions {
   /** Give up after this long, in ms. Default 120000. */
   timeoutMs?: number;
   stopped?: () => boolean;
+  /** Default the global fetch (with TLS: one that trusts the cluster's CA). */
+  fetch?: typeof fetch;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => realClock.setTimer(ms, resolve));
@@ -262,7 +269,7 @@ export async function joinCluster(o: JoinOptions): Promise<AdminMembersBody> {
   if (o.seeds.length === 0) throw new Error("joining needs at least one member URL");
   const timeoutMs = o.timeoutMs ?? 120_000;
   const deadline = realClock.now() + timeoutMs;
-  const client = new MeshraftClient({ urls: o.seeds, adminToken: o.adminToken, retryBudgetMs: Math.min(10_000, timeoutMs) });
+  const client = new MeshraftClient({ urls: o.seeds, adminToken: o.adminToken, retryBudgetMs: Math.min(10_000, timeoutMs), fetch: o.fetch });
   let lastProblem = "stopped";
   for (let attempt = 0; realClock.now() < deadline && !o.stopped?.(); attempt++) {
     try {

@@ -7,10 +7,11 @@ import { MeshraftError } from "./errors.ts";
 
 /** Where a member's TLS material is (PEM files), as the CLI flags name them. */
 export interface TlsFiles {
-  /** --tls-cert: the member's certificate (chain), served to clients and peers. */
-  cert: string;
+  /** --tls-cert: the member's certificate (chain), served to clients and peers. Without it (and
+   * --tls-key) the member serves plain HTTP and uses the rest only to dial TLS peers. */
+  cert?: string;
   /** --tls-key: its private key. */
-  key: string;
+  key?: string;
   /** --tls-ca: CA certificate(s) trusted for peers (instead of the system's list), and for mutual TLS. */
   ca?: string;
   /** --tls-client-cert / --tls-client-key: presented when dialing peers (mutual TLS). */
@@ -34,14 +35,15 @@ export class TlsConfigError extends MeshraftError {
 
 /** The loaded files, checked. */
 export interface TlsMaterial {
-  cert: string;
-  key: string;
+  /** The served certificate and key; absent on a member that only dials TLS peers. */
+  cert?: string;
+  key?: string;
   ca?: string;
   clientCert?: string;
   clientKey?: string;
-  /** The served certificate's end of validity. */
-  notAfter: Date;
-  /** Its subject, for log lines ("CN=n1"). */
+  /** The served certificate's end of validity (null without one). */
+  notAfter: Date | null;
+  /** Its subject, for log lines ("CN=n1"); "" without one. */
   subject: string;
 }
 
@@ -92,16 +94,25 @@ function keyFor(certFile: string, cert: ParsedCertificate, keyFile: string, keyP
  * its certificate, mutual TLS has a CA. @throws TlsConfigError naming the file
  */
 export function loadTlsFiles(files: TlsFiles, readText: Reader, parse: Parser): TlsMaterial {
-  const cert = read(readText, files.cert, "certificate");
-  const key = read(readText, files.key, "private key");
-  const x509 = certificate(parse, files.cert, cert, "certificate");
-  keyFor(files.cert, x509, files.key, key);
-  const material: TlsMaterial = { cert, key, notAfter: x509.notAfter, subject: x509.subject };
+  if ((files.cert === undefined) !== (files.key === undefined)) {
+    throw new TlsConfigError(files.cert ?? files.key!, "--tls-cert and --tls-key go together");
+  }
+  const material: TlsMaterial = { notAfter: null, subject: "" };
+  if (files.cert !== undefined && files.key !== undefined) {
+    material.cert = read(readText, files.cert, "certificate");
+    material.key = read(readText, files.key, "private key");
+    const x509 = certificate(parse, files.cert, material.cert, "certificate");
+    keyFor(files.cert, x509, files.key, material.key);
+    material.notAfter = x509.notAfter;
+    material.subject = x509.subject;
+  } else if (files.requireClientCert) {
+    throw new TlsConfigError(files.ca ?? "--tls-require-client-cert", "requiring client certificates needs --tls-cert and --tls-key (a member serving TLS)");
+  }
   if (files.ca !== undefined) {
     material.ca = read(readText, files.ca, "CA certificate");
     certificate(parse, files.ca, material.ca, "CA certificate");
   } else if (files.requireClientCert) {
-    throw new TlsConfigError(files.cert, "mutual TLS needs --tls-ca, the CA that signs the peers' client certificates");
+    throw new TlsConfigError(files.cert ?? "--tls-require-client-cert", "mutual TLS needs --tls-ca, the CA that signs the peers' client certificates");
   }
   if ((files.clientCert === undefined) !== (files.clientKey === undefined)) {
     throw new TlsConfigError(files.clientCert ?? files.clientKey!, "--tls-client-cert and --tls-client-key go together");

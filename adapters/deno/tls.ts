@@ -40,7 +40,7 @@ export class DenoTls {
 
   constructor(files: TlsFiles) {
     if (files.requireClientCert) {
-      throw new TlsConfigError(files.cert, "a Deno member cannot require client certificates (Deno.serve does not ask for them); require them on Node members, or in a proxy");
+      throw new TlsConfigError(files.cert ?? "--tls-require-client-cert", "a Deno member cannot require client certificates (Deno.serve does not ask for them); require them on Node members, or in a proxy");
     }
     this.files = files;
     this.#material = loadTlsFiles(files, (path) => readFileSync(path, "utf8"), parseCertificate);
@@ -51,9 +51,14 @@ export class DenoTls {
     return this.#material;
   }
 
-  /** `cert` and `key` for Deno.serve. */
-  serveOptions(): { cert: string; key: string } {
-    return { cert: this.#material.cert, key: this.#material.key };
+  /** Whether this member serves TLS (it has --tls-cert and --tls-key), not only dials TLS peers. */
+  get serving(): boolean {
+    return this.#material.cert !== undefined;
+  }
+
+  /** `cert` and `key` for Deno.serve (none: plain HTTP). */
+  serveOptions(): { cert?: string; key?: string } {
+    return this.serving ? { cert: this.#material.cert, key: this.#material.key } : {};
   }
 
   /** Re-reads the files (new dials use the new CA and client certificate). @throws TlsConfigError, keeping the old */
@@ -66,8 +71,10 @@ export class DenoTls {
     return next;
   }
 
-  expiry(now: number = Date.now()): TlsExpiry {
-    return tlsExpiry(this.#material.notAfter, now);
+  /** The served certificate's expiry; null when this member serves no certificate. */
+  expiry(now: number = Date.now()): TlsExpiry | null {
+    const notAfter = this.#material.notAfter;
+    return notAfter === null ? null : tlsExpiry(notAfter, now);
   }
 
   /** The WebSocket class the mesh dials peers with; a TLS refusal's error event says why in one sentence. */

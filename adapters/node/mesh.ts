@@ -13,6 +13,7 @@ import { serve, upgradeWebSocket } from "@hono/node-server";
 import { Hono } from "hono";
 import WebSocket, { WebSocketServer } from "ws";
 import { DEFAULT_CODEC_LIMITS } from "../../src/transport/codec.ts";
+import type { NodeTls } from "./tls.ts";
 import { MAX_CONTROL_FRAME_BYTES } from "../../src/transport/handshake.ts";
 import {
   type MeshInboundHandlers,
@@ -71,9 +72,11 @@ export const wsSocketControl: SocketControl = {
  * A WebSocketMesh with `ws` as its WebSocket. Its sockets accept only handshake-sized messages
  * until the peer proved itself, then up to `codecLimits.maxFrameBytes`.
  */
-export function createNodeMesh(options: NodeMeshOptions): WebSocketMesh {
+export function createNodeMesh(options: NodeMeshOptions, tls: NodeTls | null = null): WebSocketMesh {
   const maxPayload = options.codecLimits?.maxFrameBytes ?? DEFAULT_CODEC_LIMITS.maxFrameBytes;
-  return new WebSocketMesh({ ...options, WebSocket: nodeWebSocket(maxPayload), socketControl: wsSocketControl });
+  // With TLS: wss:// peers verified against --tls-ca (and the client certificate presented).
+  const WebSocket = tls ? tls.webSocket({ maxPayload, perMessageDeflate: false }) : nodeWebSocket(maxPayload);
+  return new WebSocketMesh({ ...options, WebSocket, socketControl: wsSocketControl });
 }
 
 /**

@@ -3,6 +3,7 @@
  * mesh, @hono/node-server on one port (the peer socket is `/raft` on the same port).
  */
 import type { IncomingMessage } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { serve, upgradeWebSocket } from "@hono/node-server";
 import { MeshraftError } from "../../src/errors.ts";
@@ -19,6 +20,7 @@ import {
 import { FileStorage } from "./file-storage.ts";
 import { nodeEventLoopDelay } from "./event-loop-delay.ts";
 import { createNodeMesh, createPeerSocketServer } from "./mesh.ts";
+import { keepTlsServer, NodeTls, requireClientCertificate } from "./tls.ts";
 import { portHolder } from "./port-holder.ts";
 
 export { stderrLogger, type AssembledMember, type Logger, type MemberArgs, type RunningMember };
@@ -64,34 +66,47 @@ function serverOptions(limits: HttpServerLimits) {
   };
 }
 
-/** Node's parts of a member; `httpLimits` bound what a slow or abusive client may hold. */
-function nodeRuntime(httpLimits: Partial<HttpServerLimits> = {}): ServingRuntime {
+/**
+ * Node's parts of a member; `httpLimits` bound what a slow or abusive client may hold. With `tls`
+ * (adapters/node/tls.ts) it serves https/wss, dials peers trusting the CA, and with mutual TLS
+ * checks /raft sockets' client certificates.
+ */
+function nodeRuntime(httpLimits: Partial<HttpServerLimits> = {}, tls: NodeTls | null = null, log: Logger = () => {}): ServingRuntime {
   const limits: HttpServerLimits = { ...DEFAULT_HTTP_SERVER_LIMITS, ...httpLimits };
   const wss = createPeerSocketServer();
+  let releaseTls = (): void => {};
   return {
     openStorage: async (args, log) => ({
       storage: await FileStorage.open(args.dataDir, { log: (line) => log("warn", line) }),
       where: args.dataDir,
     }),
-    createMesh: createNodeMesh,
-    raftSocket: (mesh) => ({ upgrade: upgradeWebSocket(() => mesh.inboundHandlers()) }),
+    createMesh: (options) => createNodeMesh(options, tls),
+    raftSocket: (mesh) => {
+      const upgrade = upgradeWebSocket(() => mesh.inboundHandlers());
+      return { upgrade: tls?.files.requireClientCert ? requireClientCertificate(upgrade, tls, log) : upgrade };
+    },
+    tlsStatus: tls ? () => tls.expiry() : undefined,
+    fetch: tls?.fetch,
     // @hono/node-server hands the Node request over as `env.incoming`.
     remoteAddress: (c) => (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket.remoteAddress,
     eventLoopDelay: () => nodeEventLoopDelay(),
     serve: async (listen, fetch) => {
       const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+        const https = tls?.serving ? { createServer: createHttpsServer, serverOptions: { ...serverOptions(limits), ...tls.serverOptions() } } : null;
         const s = serve(
-          { fetch, hostname: listen.host, port: listen.port, websocket: { server: wss }, serverOptions: serverOptions(limits) },
+          { fetch, hostname: listen.host, port: listen.port, websocket: { server: wss }, serverOptions: serverOptions(limits), ...https },
           () => resolve(s),
         );
         s.maxConnections = limits.maxConnections;
         s.once("error", (err: NodeJS.ErrnoException) => reject(err.code === "EADDRINUSE" ? new PortInUseError(listen.host, listen.port) : err));
       });
+      if (tls?.serving) releaseTls = keepTlsServer(server as HttpsServer, tls, log);
       return {
         port: (server.address() as AddressInfo).port,
         closeBeforeNode: true,
         close: () =>
           new Promise<void>((done) => {
+            releaseTls();
             for (const client of wss.clients) client.terminate();
             server.close(() => done());
             // Idle keep-alive connections would hold close() open; upgraded sockets were ended above.
@@ -109,7 +124,7 @@ function nodeRuntime(httpLimits: Partial<HttpServerLimits> = {}): ServingRuntime
  * listens yet.
  */
 export function createMember(args: CreateMemberArgs, log: Logger = stderrLogger(args.id, args.logLevel)): Promise<AssembledMember> {
-  return createRuntimeMember(nodeRuntime(), args, log);
+  return createRuntimeMember(nodeRuntime({}, memberTls(args), log), args, log);
 }
 
 /** A whole member on `args.listen` (one port for the API and the peer socket), started. */
@@ -118,5 +133,10 @@ export function startMember(
   log: Logger = stderrLogger(args.id, args.logLevel),
   httpLimits: Partial<HttpServerLimits> = {},
 ): Promise<RunningMember> {
-  return startRuntimeMember(nodeRuntime(httpLimits), args, log);
+  return startRuntimeMember(nodeRuntime(httpLimits, memberTls(args), log), args, log);
+}
+
+/** The member's TLS from `args.tls` (files read and checked now), or null without. */
+function memberTls(args: CreateMemberArgs): NodeTls | null {
+  return args.tls ? new NodeTls(args.tls) : null;
 }

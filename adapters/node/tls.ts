@@ -12,8 +12,12 @@ import { Agent, request as httpsRequest } from "node:https";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { rootCertificates, type SecureContextOptions, type TLSSocket } from "node:tls";
+import type { Server as HttpsServer } from "node:https";
+import type { MiddlewareHandler } from "hono";
 import WebSocket from "ws";
-import { describeTlsError, loadTlsFiles, type ParsedCertificate, type TlsExpiry, type TlsFiles, tlsExpiry, type TlsMaterial } from "../../src/tls.ts";
+import type { Logger } from "../../src/member.ts";
+import type { WebSocketConstructor } from "../../src/transport/mesh.ts";
+import { describeTlsError, expiryWarning, loadTlsFiles, type ParsedCertificate, type TlsExpiry, type TlsFiles, tlsExpiry, type TlsMaterial } from "../../src/tls.ts";
 
 export { describeTlsError, EXPIRY_WARNING_DAYS, expiryWarning, TlsConfigError, type TlsExpiry, type TlsFiles, tlsExpiry, type TlsMaterial } from "../../src/tls.ts";
 
@@ -52,8 +56,13 @@ export class NodeTls {
     return this.#material;
   }
 
+  /** Whether this member serves TLS (it has --tls-cert and --tls-key), not only dials TLS peers. */
+  get serving(): boolean {
+    return this.#material.cert !== undefined;
+  }
+
   /** For https.createServer (and @hono/node-server's `serverOptions`). */
-  serverOptions(): { cert: string; key: string; ca?: string; requestCert: boolean; rejectUnauthorized: boolean } {
+  serverOptions(): { cert?: string; key?: string; ca?: string; requestCert: boolean; rejectUnauthorized: boolean } {
     const m = this.#material;
     // A client certificate is asked for but checked only on /raft (`peerCertificateProblem`), so
     // clients of the API need none.
@@ -87,8 +96,10 @@ export class NodeTls {
     return next;
   }
 
-  expiry(now: number = Date.now()): TlsExpiry {
-    return tlsExpiry(this.#material.notAfter, now);
+  /** The served certificate's expiry; null when this member serves no certificate. */
+  expiry(now: number = Date.now()): TlsExpiry | null {
+    const notAfter = this.#material.notAfter;
+    return notAfter === null ? null : tlsExpiry(notAfter, now);
   }
 
   /**
@@ -109,7 +120,7 @@ export class NodeTls {
    * The `ws` WebSocket class the mesh dials peers with: this member's CA and client certificate,
    * and TLS failures rewritten into one clear sentence (`describeTlsError`) for the dial's log line.
    */
-  webSocket(base: Record<string, unknown> = {}): new (url: string) => WebSocket {
+  webSocket(base: Record<string, unknown> = {}): WebSocketConstructor {
     const tls = this;
     return class extends WebSocket {
       constructor(url: string) {
@@ -120,7 +131,7 @@ export class NodeTls {
           if (clear !== null) error.message = clear;
         });
       }
-    };
+    } as unknown as WebSocketConstructor;
   }
 
   /**
@@ -173,5 +184,78 @@ export function tlsFetch(agent: () => Agent): typeof fetch {
       });
       r.end(body);
     });
+  };
+}
+
+/** How often a member re-checks its certificate's expiry (and warns again while it is close). */
+const EXPIRY_CHECK_MS = 12 * 3_600_000;
+
+/**
+ * A member's https server, kept current: SIGHUP reloads the files (a failure keeps the old
+ * certificate and says why), the expiry is checked now and every 12 hours (a warning from 30 days
+ * before), and failed TLS handshakes of clients (a plain-text request, an untrusted client
+ * certificate) are logged at most once a second. Returns what undoes it, for the server's close.
+ */
+export function keepTlsServer(server: HttpsServer, tls: NodeTls, log: Logger): () => void {
+  tls.attach(server);
+  const checkExpiry = (): void => {
+    const e = tls.expiry();
+    if (e?.expiresSoon) log("warn", expiryWarning(tls.material.subject, e), { notAfter: e.notAfter });
+  };
+  const reload = (): void => {
+    try {
+      const m = tls.reload();
+      log("info", `TLS: reloaded ${tls.files.cert} (${m.subject}, valid until ${m.notAfter?.toISOString()})`);
+      checkExpiry();
+    } catch (error) {
+      log("error", `TLS: reload failed, still serving the previous certificate: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  let lastClientError = 0;
+  let suppressed = 0;
+  const onClientError = (error: Error & { code?: string }, socket: { remoteAddress?: string }): void => {
+    // A client that went away mid-handshake (a timeout, a refused certificate on its side, which
+    // it logs itself) says nothing about this member's configuration.
+    if (error.code === "ECONNRESET" || error.code === "EPIPE" || error.code === "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN") {
+      log("debug", `TLS: handshake with a client failed: ${error.code}`, { remote: socket.remoteAddress ?? "unknown" });
+      return;
+    }
+    const now = Date.now();
+    if (now - lastClientError < 1000) {
+      suppressed++;
+      return;
+    }
+    lastClientError = now;
+    const more = suppressed > 0 ? ` (${suppressed} more since the last such line)` : "";
+    suppressed = 0;
+    const why = error.code === "ERR_SSL_HTTP_REQUEST" ? "a plain-text request (http://, ws://) reached this TLS port; clients and peers must use https://" : (error.code ?? error.message);
+    log("warn", `TLS: handshake with a client failed: ${why}${more}`, { remote: socket.remoteAddress ?? "unknown" });
+  };
+  server.on("tlsClientError", onClientError);
+  process.on("SIGHUP", reload);
+  checkExpiry();
+  const timer = setInterval(checkExpiry, EXPIRY_CHECK_MS);
+  timer.unref();
+  return () => {
+    process.off("SIGHUP", reload);
+    server.off("tlsClientError", onClientError);
+    clearInterval(timer);
+  };
+}
+
+/**
+ * The `/raft` upgrade behind a client certificate check (mutual TLS, `requireClientCert`): a
+ * socket without a certificate the CA signed is answered 403 and logged, never upgraded.
+ */
+export function requireClientCertificate(upgrade: MiddlewareHandler, tls: NodeTls, log: Logger): MiddlewareHandler {
+  return async (c, next) => {
+    const incoming = (c.env as { incoming?: { socket?: unknown } } | undefined)?.incoming;
+    const problem = tls.peerCertificateProblem(incoming?.socket ?? null);
+    if (problem !== null) {
+      const remote = (incoming?.socket as { remoteAddress?: string } | undefined)?.remoteAddress ?? "unknown";
+      log("warn", `TLS: refused a /raft socket: ${problem}`, { remote });
+      return c.text("a client certificate signed by the cluster's CA is required", 403);
+    }
+    return upgrade(c, next);
   };
 }

@@ -13,6 +13,7 @@ import type { KvResult, KvStateMachine } from "../kv/kv.ts";
 import { createMember as assembleMember, type Logger } from "../member.ts";
 import type { RaftNode } from "../node.ts";
 import type { Storage } from "../storage/storage.ts";
+import type { TlsExpiry } from "../tls.ts";
 import type { WebSocketMesh, WebSocketMeshOptions } from "../transport/mesh.ts";
 import type { Transport } from "../transport/transport.ts";
 
@@ -54,6 +55,10 @@ export interface MemberRuntime<A extends MemberArgs = MemberArgs> {
   remoteAddress(c: Context): string | undefined;
   /** Starts measuring the event-loop delay for `/metrics`, where the runtime can (Node). */
   eventLoopDelay?(): EventLoopDelaySource;
+  /** With TLS (`args.tls`): the served certificate's expiry for /status. */
+  tlsStatus?: () => TlsExpiry | null;
+  /** With TLS: fetch trusting the cluster's CA, for joining. */
+  fetch?: typeof fetch;
 }
 
 /** A server a runtime started for a member. */
@@ -142,6 +147,8 @@ export async function createRuntimeMember<A extends MemberArgs>(runtime: MemberR
     log,
     remoteAddress: (c) => runtime.remoteAddress(c),
     eventLoopDelay,
+    tlsStatus: runtime.tlsStatus ? () => runtime.tlsStatus!() ?? undefined : undefined,
+    fetch: runtime.fetch,
   });
   // The node's own failure (a storage error it cannot go on after) ends the member too.
   void member.failed.then(reportFailure);

@@ -369,7 +369,11 @@ export class Connection {
         this.#host.log("info", `link with ${peer} closed (${this.closeReason})`, fields);
       } else {
         const what = this.dialer ? `dial to ${peer} failed` : `inbound socket from ${peer} closed during the handshake`;
-        this.#host.log("debug", `${what} (${this.closeReason})`, fields);
+        // A TLS refusal (a certificate that does not match, an untrusted CA; the socket's error
+        // text, see adapters' tls.ts) is a configuration mistake, not an unreachable peer: warned
+        // about (the mesh logs the same one again at debug until a link opens).
+        const tls = this.dialer && /^TLS: /.test(detail ?? "");
+        this.#host.log(tls ? "warn" : "debug", `${what} (${this.closeReason})`, tls ? { ...fields, tls: true } : fields);
       }
     }
     this.#host.closed(this);

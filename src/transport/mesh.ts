@@ -279,6 +279,8 @@ export class WebSocketMesh implements Transport {
    * refused this node); the same refusal at every redial is logged at debug until a link opens.
    */
   readonly #removedLogged = new Set<NodeId>();
+  /** The TLS refusal last logged at warn per peer; the same one again is logged at debug until a link opens. */
+  readonly #tlsLogged = new Map<NodeId, string>();
   readonly #acceptUnknownPeers: boolean;
   readonly #maxUnauthenticatedSockets: number;
   /** Every connection not yet closed, identified or not. */
@@ -679,6 +681,7 @@ export class WebSocketMesh implements Transport {
     this.#log("info", `link with ${link.id} open (${link.dialer ? "dialed" : "accepted"})`, { peer: link.id, opened: link.opened });
     this.#checkUrls(link, conn);
     this.#removedLogged.delete(id);
+    this.#tlsLogged.delete(id);
     this.#notify();
   }
 
@@ -688,6 +691,12 @@ export class WebSocketMesh implements Transport {
     if (level === "warn" && fields.code === CloseCode.REMOVED && typeof peer === "string") {
       if (this.#removedLogged.has(peer)) level = "debug";
       else this.#removedLogged.add(peer);
+    }
+    if (level === "warn" && fields.tls === true && typeof peer === "string") {
+      // The reason without the close code, which may differ between attempts.
+      const reason = message.replace(/\(\d+: /, "(");
+      if (this.#tlsLogged.get(peer) === reason) level = "debug";
+      else this.#tlsLogged.set(peer, reason);
     }
     this.#log(level, message, fields);
   }

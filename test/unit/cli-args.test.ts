@@ -128,6 +128,7 @@ describe("fuzz: CLI arguments", () => {
     "--id", "--listen", "--data-dir", "--peer", "--url", "--cluster-id", "--secret", "--token", "--admin-token",
     "--secret-file", "--token-file", "--admin-token-file", "--join", "--learner", "--insecure", "--election-timeout-ms",
     "--heartbeat-interval-ms", "--log-level", "--snapshot-every", "--snapshot-bytes", "--snapshot-margin", "--bogus", "-h",
+    "--rate-limit", "--tls-cert", "--tls-key", "--tls-ca", "--tls-client-cert", "--tls-client-key", "--tls-require-client-cert",
   ];
   const values = fc.oneof(
     fc.string({ maxLength: 12 }),

@@ -78,10 +78,12 @@ describe("loading", () => {
   });
 
   it("reports a certificate expiring within 30 days", () => {
-    const soon = new NodeTls({ ...pki.issue("soon", { days: 10 }) }).expiry();
+    const soon = new NodeTls({ ...pki.issue("soon", { days: 10 }) }).expiry()!;
     expect(soon.expiresSoon).toBe(true);
     expect(soon.daysLeft).toBe(9);
-    expect(new NodeTls({ ...pki.issue("later", { days: 90 }) }).expiry().expiresSoon).toBe(false);
+    expect(new NodeTls({ ...pki.issue("later", { days: 90 }) }).expiry()!.expiresSoon).toBe(false);
+    // A member that only dials TLS peers serves no certificate: nothing to expire.
+    expect(new NodeTls({ ca: pki.ca.cert }).expiry()).toBeNull();
     const notAfter = new Date("2027-01-01T00:00:00Z");
     expect(tlsExpiry(notAfter, Date.parse("2027-01-02T00:00:00Z"))).toEqual({ notAfter: notAfter.toISOString(), daysLeft: -1, expiresSoon: true });
   });
@@ -111,12 +113,12 @@ describe("fetch and WebSocket to peers", () => {
     const wss = new WebSocketServer({ server });
     wss.on("connection", (ws) => ws.send("hi"));
     const Ws = new NodeTls({ ...pki.issue("w2"), ca: pki.ca.cert }).webSocket();
-    const ok = new Ws(`wss://127.0.0.1:${port}/raft`);
+    const ok = new Ws(`wss://127.0.0.1:${port}/raft`) as unknown as WebSocket;
     expect(await new Promise((r) => ok.on("message", (d) => r(String(d))))).toBe("hi");
     ok.close();
 
     const Stranger = new NodeTls({ ...other.issue("w3"), ca: other.ca.cert }).webSocket();
-    const bad = new Stranger(`wss://127.0.0.1:${port}/raft`);
+    const bad = new Stranger(`wss://127.0.0.1:${port}/raft`) as unknown as WebSocket;
     const error = await new Promise<Error>((r) => bad.on("error", r));
     expect(error.message).toMatch(/^TLS: refused wss:\/\/127\.0\.0\.1:\d+\/raft: its certificate is not signed by a trusted CA/);
     // A plain-text dial to a TLS member fails (no upgrade), without hanging.
