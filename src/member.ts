@@ -134,6 +134,7 @@ export function createMember(o: MemberOptions): Member {
     kv,
     selfUrl: o.url,
     announcedUrl: o.transport.announcedUrl ? (id) => o.transport.announcedUrl!(id) : undefined,
+    linkStats: o.transport.linkStats ? () => o.transport.linkStats!() : undefined,
     apiToken: o.apiToken,
     adminToken: o.adminToken,
     publicStatus: o.publicStatus,

@@ -10,13 +10,16 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { announceDemo, DemoMembers, parseStartArgs, START_USAGE, UsageError } from "./cli-args.ts";
+import { attachDemoMember } from "./demo-member.ts";
+import { startDemoSupervisor } from "./demo-supervisor.ts";
 import { startNode } from "./server.ts";
 
 const USAGE = `meshraft: Raft consensus for Node, Deno and browsers
 
   meshraft start ...    run one member (meshraft start --help)
   meshraft demo         run a local 3-node cluster (data under ./.meshraft), Ctrl-C to stop
-      [--base-port 7001] [--data-dir .meshraft] [--nodes 3]`;
+      [--base-port 7001] [--data-dir .meshraft] [--nodes 3] [--admin-token T]
+      (with --admin-token, the members' admin routes and the demo's controls want it)`;
 
 async function runStart(argv: string[]): Promise<void> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -26,6 +29,7 @@ async function runStart(argv: string[]): Promise<void> {
   const args = parseStartArgs(argv, process.env, (path) => readFileSync(path, "utf8"));
   for (const warning of args.warnings ?? []) process.stderr.write(`${new Date().toISOString()} warn  ${args.id} ${warning}\n`);
   const running = await startNode(args);
+  attachDemoMember(running.mesh);
   let stopping = false;
   const stop = (why: string, code = 0): void => {
     if (stopping) return;
@@ -71,13 +75,27 @@ async function runDemo(argv: string[]): Promise<void> {
   console.log(`dashboard: ${url(0)}/dashboard   (meshraft demo: a ${n}-node cluster on this machine, data in ${dataDir})\n`);
   const children: ChildProcess[] = [];
   const members = new DemoMembers(ids);
-  ids.forEach((id, i) => {
+  // The controls the dashboard offers under the demo (kill, pause, cut, load): before the members,
+  // which announce their URL.
+  const adminToken = argv.includes("--admin-token") ? flag(argv, "admin-token", "") : undefined;
+  const demo = await startDemoSupervisor({
+    ids,
+    urlOf: (id) => url(ids.indexOf(id)),
+    child: (id) => children[ids.indexOf(id)],
+    respawn: (id) => spawnMember(id, ids.indexOf(id)),
+    adminToken: adminToken ?? process.env.MESHRAFT_ADMIN_TOKEN,
+  });
+  const spawnMember = (id: string, i: number): void => {
     const args = ["start", "--id", id, "--listen", `127.0.0.1:${basePort + i}`, "--data-dir", join(dataDir, id)];
+    if (adminToken !== undefined) args.push("--admin-token", adminToken);
     ids.forEach((peer, j) => {
       if (j !== i) args.push("--peer", `${peer}=${url(j)}`);
     });
     // Run the children the way this process runs (tsx from source, or plain node from dist).
-    const child = spawn(process.execPath, [...process.execArgv, self, ...args], { stdio: ["ignore", "inherit", "pipe"] });
+    const child = spawn(process.execPath, [...process.execArgv, self, ...args], {
+      stdio: ["ignore", "inherit", "pipe", "ipc"],
+      env: { ...process.env, MESHRAFT_DEMO_CONTROL: demo.url },
+    });
     child.stderr!.setEncoding("utf8");
     let partial = "";
     child.stderr!.on("data", (chunk: string) => {
@@ -91,14 +109,16 @@ async function runDemo(argv: string[]): Promise<void> {
       partial = "";
       if (!shuttingDown) console.error(members.exited(id, signal ?? `code ${code}`));
     });
-    children.push(child);
-  });
+    children[i] = child;
+  };
+  ids.forEach(spawnMember);
 
   let shuttingDown = false;
   const shutdown = async (exitCode = 0): Promise<void> => {
     if (shuttingDown) return;
     shuttingDown = true;
     console.log("\nstopping the cluster ...");
+    await demo.close();
     await Promise.all(
       children.map(
         (c) =>

@@ -9,6 +9,7 @@ import type { KvResult, KvStateMachine } from "../../src/kv/kv.ts";
 import type { RaftNode } from "../../src/node.ts";
 import { MeshraftError } from "../../src/errors.ts";
 import { createMember, lineLogger, type Member, type MemberLogger } from "../../src/member.ts";
+import type { WebSocketMesh } from "../../src/transport/mesh.ts";
 import { FileStorage } from "./file-storage.ts";
 import { createNodeMesh, createPeerSocketServer } from "./mesh.ts";
 import { portHolder } from "./port-holder.ts";
@@ -67,6 +68,8 @@ export interface RunningNode {
   kv: KvStateMachine;
   url: string;
   port: number;
+  /** The member's WebSocket mesh (the local demo's controls cut its links). */
+  mesh: WebSocketMesh;
   /** Resolves with the reason if the node failed and stopped by itself (see Member.failed). */
   failed: Promise<Error>;
   /** Stop serving, finish the write in flight, close the mesh and the storage. */
@@ -157,6 +160,7 @@ export async function startNode(
     kv,
     url: args.url,
     port,
+    mesh,
     failed: member.failed,
     stop: () =>
       (stopping ??= (async () => {

@@ -187,6 +187,7 @@ function render() {
   });
   var leaders = [];
   members.forEach(function (m) { if (shownRole(m.id, m) === "leader") leaders.push(m.id); });
+  drawMeshLinks(ring, members, pos);
   // Replication links from each reachable leader to the members it replicates to.
   leaders.forEach(function (lid) {
     var ls = statusById.get(lid).status;
@@ -207,12 +208,15 @@ function render() {
       if (role !== "unreachable") votersUp++;
     }
     var label = m.id + ": " + role + (s && role !== "unreachable" ? ", term " + s.term + ", commit " + s.commitIndex : "") + (m.role === "learner" ? ", learner" : m.role === "leaving" ? ", leaving" : ", voter");
-    var g = svg("g", { "data-member": m.id, "data-role": role, "aria-label": label, role: "img", "class": "member role-" + role + " conf-" + m.role, tabindex: "0" });
+    var proc = demoProcess(m.id);
+    var g = svg("g", { "data-member": m.id, "data-role": role, "aria-label": label + (proc && proc !== "running" ? " (process " + proc + ")" : ""), role: "img", "class": "member role-" + role + " conf-" + m.role, tabindex: "0" });
+    if (proc) g.setAttribute("data-process", proc);
     var fill = role === "unreachable" || !s ? "#bbb" : termColour(s.term);
     g.appendChild(svg("circle", { cx: p.x, cy: p.y, r: 34, fill: fill }));
     g.appendChild(svg("text", { x: p.x, y: p.y - 6, "class": "id" }, m.id));
     g.appendChild(svg("text", { x: p.x, y: p.y + 10, "class": "role" }, role));
     if (s && role !== "unreachable") g.appendChild(svg("text", { x: p.x, y: p.y + 24, "class": "term" }, "term " + s.term));
+    else if (proc && proc !== "running") g.appendChild(svg("text", { x: p.x, y: p.y + 24, "class": "term" }, proc));
     g.appendChild(svg("title", {}, label));
     ring.appendChild(g);
 
@@ -247,6 +251,194 @@ function render() {
     (view.joint ? "; joint configuration" : "");
   document.getElementById("leader").textContent = leaders.length === 1 ? leaders[0] : "none";
 }
+
+/**
+ * The mesh link of each pair of members, as the members themselves report it (status.links): open
+ * if either side has it open, down if both ends are up and neither has it (a cut, or a failing
+ * network). Its label is the bytes per second both ends sent over the last samples.
+ */
+function drawMeshLinks(ring, members, pos) {
+  var cuts = demoState ? demoState.cuts.map(function (c) { return c.join(" "); }) : [];
+  for (var i = 0; i < members.length; i++) {
+    for (var j = i + 1; j < members.length; j++) {
+      var a = members[i].id, b = members[j].id;
+      var pa = pos.get(a), pb = pos.get(b);
+      var ea = statusById.get(a), eb = statusById.get(b);
+      var la = reachable(ea) ? linkOf(ea.status, b) : null;
+      var lb = reachable(eb) ? linkOf(eb.status, a) : null;
+      if (!la && !lb) continue;
+      var open = (la && la.state === "open") || (lb && lb.state === "open");
+      var state = open ? "open" : "down";
+      var cut = cuts.indexOf(a < b ? a + " " + b : b + " " + a) >= 0;
+      var rate = linkRate(a, b);
+      var label = "link " + a + "-" + b + ": " + state + (cut ? " (cut)" : "") + (open ? ", " + formatBytes(rate) + "/s" : "");
+      var g = svg("g", { "data-link": a + " " + b, "data-state": state, "data-cut": cut ? "true" : "false", "aria-label": label, role: "img", "class": "mesh mesh-" + state + (cut ? " mesh-cut" : "") });
+      g.appendChild(svg("line", { x1: pa.x, y1: pa.y, x2: pb.x, y2: pb.y }));
+      var mx = (pa.x + pb.x) / 2, my = (pa.y + pb.y) / 2;
+      g.appendChild(svg("text", { x: mx, y: my - 4 }, cut ? "cut" : open ? formatBytes(rate) + "/s" : "down"));
+      if (open && rate > 0) {
+        // A few dots travel the link, faster with more traffic: sampled flow, not every message.
+        var dur = Math.max(0.4, Math.min(4, 20000 / rate)).toFixed(2) + "s";
+        var dot = svg("circle", { r: 3, "class": "flow" });
+        dot.appendChild(svg("animateMotion", { dur: dur, repeatCount: "indefinite", path: "M" + pa.x + "," + pa.y + " L" + pb.x + "," + pb.y }));
+        g.appendChild(dot);
+      }
+      g.appendChild(svg("title", {}, label));
+      ring.appendChild(g);
+    }
+  }
+}
+
+function linkOf(status, peer) {
+  if (!status.links) return null;
+  for (var i = 0; i < status.links.length; i++) if (status.links[i].peer === peer) return status.links[i];
+  return null;
+}
+
+/** "a b" -> [{t, bytes}] where bytes is what both ends sent to each other (totals). */
+var linkHistory = new Map();
+function sampleLinks(now) {
+  var seen = new Set();
+  statusById.forEach(function (e, id) {
+    if (!reachable(e) || !e.status.links) return;
+    e.status.links.forEach(function (l) {
+      var key = id < l.peer ? id + " " + l.peer : l.peer + " " + id;
+      if (seen.has(key)) return;
+      seen.add(key);
+      var other = statusById.get(l.peer);
+      var back = other && reachable(other) ? linkOf(other.status, id) : null;
+      var h = linkHistory.get(key) || [];
+      h.push({ t: now, bytes: l.bytesOut + (back ? back.bytesOut : 0), both: !!back });
+      while (h.length > 0 && h[0].t < now - LOAD_WINDOW_MS) h.shift();
+      linkHistory.set(key, h);
+    });
+  });
+}
+function linkRate(a, b) {
+  var h = linkHistory.get(a < b ? a + " " + b : b + " " + a);
+  if (!h || h.length < 2) return 0;
+  var x = h[0], y = h[h.length - 1];
+  // Totals from a different set of ends (one end went away, or restarted) are not comparable.
+  if (x.both !== y.both || y.bytes < x.bytes || y.t === x.t) return 0;
+  return (y.bytes - x.bytes) / ((y.t - x.t) / 1000);
+}
+function formatBytes(n) {
+  return n >= 1e6 ? (n / 1e6).toFixed(1) + " MB" : n >= 1e3 ? (n / 1e3).toFixed(1) + " kB" : Math.round(n) + " B";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The local demo's controls (meshraft demo): its supervisor's URL comes in the members' status.
+
+var demoState = null;
+var demoUrl = null;
+var demoPolling = false;
+
+function demoRequest(method, path, body) {
+  var headers = authHeaders(tokens.admin || tokens.api);
+  if (body) headers["Content-Type"] = "application/json";
+  return fetch(demoUrl + path, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined, cache: "no-store" });
+}
+
+function pollDemo() {
+  var url = null;
+  statusById.forEach(function (e) { if (e.status.demo) url = e.status.demo.replace(/\/+$/, ""); });
+  if (url) demoUrl = url;
+  if (!demoUrl || demoPolling) return;
+  demoPolling = true;
+  demoRequest("GET", "/demo")
+    .then(function (res) {
+      if (!res.ok) {
+        document.getElementById("demo-problem").textContent = res.status === 401 ? "the demo controls want the admin token" : "demo controls: HTTP " + res.status;
+        return null;
+      }
+      return res.json();
+    })
+    .then(function (state) {
+      if (state) {
+        demoState = state;
+        document.getElementById("demo-problem").textContent = "";
+      }
+      renderDemo();
+    })
+    .catch(function () {
+      document.getElementById("demo-problem").textContent = "the demo supervisor does not answer";
+    })
+    .then(function () { demoPolling = false; });
+}
+
+function demoAction(path, body) {
+  var out = document.getElementById("demo-result");
+  out.textContent = path + " " + JSON.stringify(body) + " ...";
+  out.removeAttribute("data-outcome");
+  return demoRequest("POST", path, body)
+    .then(function (res) {
+      return res.json().then(function (j) {
+        if (res.ok) demoState = j;
+        out.textContent = res.ok ? "done: " + path.slice(6) + " " + Object.values(body).join(" ") : "refused (" + res.status + "): " + (j.error ? j.error.code + ": " + j.error.message : "");
+        out.setAttribute("data-outcome", res.ok ? "ok" : "refused");
+        renderDemo();
+        render();
+      });
+    })
+    .catch(function (err) {
+      out.textContent = "failed: " + err.message;
+      out.setAttribute("data-outcome", "failed");
+    });
+}
+
+/** The demo supervisor's word on member 'id''s process (running, paused, killed), or null. */
+function demoProcess(id) {
+  if (!demoState) return null;
+  for (var i = 0; i < demoState.members.length; i++) if (demoState.members[i].id === id) return demoState.members[i].state;
+  return null;
+}
+
+function renderDemo() {
+  var panel = document.getElementById("demo");
+  panel.hidden = !demoUrl;
+  if (!demoState) return;
+  var rows = document.getElementById("demo-members");
+  rows.textContent = "";
+  demoState.members.forEach(function (m) {
+    var tr = el("tr", { "data-member": m.id, "data-state": m.state });
+    tr.appendChild(el("td", {}, m.id));
+    tr.appendChild(el("td", {}, m.state));
+    var td = el("td", {});
+    [["kill", m.state !== "killed"], ["restart", true], ["pause", m.state === "running"], ["resume", m.state === "paused"]].forEach(function (x) {
+      var b = el("button", { type: "button", "data-demo": x[0], "data-target": m.id }, x[0]);
+      b.disabled = !x[1];
+      b.onclick = function () { demoAction("/demo/" + x[0], { id: m.id }); };
+      td.appendChild(b);
+    });
+    tr.appendChild(td);
+    rows.appendChild(tr);
+  });
+  var links = document.getElementById("demo-links");
+  links.textContent = "";
+  var ids = demoState.members.map(function (m) { return m.id; });
+  var cuts = demoState.cuts.map(function (c) { return c.join(" "); });
+  for (var i = 0; i < ids.length; i++) {
+    for (var j = i + 1; j < ids.length; j++) {
+      (function (a, b) {
+        var cut = cuts.indexOf(a + " " + b) >= 0;
+        var btn = el("button", { type: "button", "data-demo": cut ? "heal" : "cut", "data-link": a + " " + b }, (cut ? "heal " : "cut ") + a + "-" + b);
+        btn.onclick = function () { demoAction(cut ? "/demo/heal" : "/demo/cut", { a: a, b: b }); };
+        links.appendChild(btn);
+      })(ids[i], ids[j]);
+    }
+  }
+  var l = demoState.load;
+  var load = document.getElementById("demo-load-state");
+  load.textContent = (l.rate > 0 ? "writing " + l.rate + "/s" : "stopped") + "; ok " + l.ok + ", failed " + l.failed + ", unknown " + l.unknown;
+  load.setAttribute("data-rate", String(l.rate));
+  load.setAttribute("data-ok", String(l.ok));
+}
+
+document.getElementById("demo-load").onsubmit = function (ev) {
+  ev.preventDefault();
+  demoAction("/demo/load", { rate: Number(document.getElementById("demo-rate").value) });
+};
+document.getElementById("demo-load-stop").onclick = function () { demoAction("/demo/load", { rate: 0 }); };
 
 function renderEvents() {
   var list = document.getElementById("events");
@@ -337,6 +529,8 @@ function sample() {
   while (leaderChanges.length > 0 && leaderChanges[0].t < now - HISTORY_MS) leaderChanges.shift();
   drawChart(now);
   sampleLoad(now);
+  sampleLinks(now);
+  pollDemo();
 }
 
 // Writes and reads per second and their latency quantiles over the last LOAD_WINDOW_MS, from the
@@ -474,6 +668,14 @@ svg#chart { width: 600px; height: 120px; border: 1px solid #ddd; border-radius: 
 #chart text { font-size: 10px; fill: #555; }
 #chart .tick { text-anchor: end; }
 #chart .end { text-anchor: end; }
+.mesh line { stroke: #bbb; stroke-width: 1; }
+.mesh-down line { stroke: #c33; stroke-width: 2; stroke-dasharray: 6 4; }
+.mesh text { font-size: 10px; fill: #666; text-anchor: middle; }
+.mesh-down text { fill: #c33; font-weight: 700; }
+.mesh .flow { fill: #2a7ab0; }
+#demo { border: 1px solid #e0c080; background: #fffaf0; border-radius: 6px; padding: .3em 1em .8em; margin: 1em 0; }
+#demo button { margin-right: .3em; }
+#demo-result, #demo-problem { font: 12px ui-monospace, monospace; min-height: 1.2em; }
 #admin-result { font: 12px ui-monospace, monospace; min-height: 1.2em; }
 `;
 
@@ -511,6 +713,17 @@ export const DASHBOARD_HTML: string = `<!doctype html>
     <div id="admin-result" role="status" aria-live="polite"></div>
   </div>
 </div>
+<section id="demo" hidden aria-label="demo controls">
+  <h2>Demo controls</h2>
+  <p>This cluster runs under <code>meshraft demo</code>: break it and watch it recover.</p>
+  <table><thead><tr><th>member</th><th>process</th><th>do</th></tr></thead><tbody id="demo-members"></tbody></table>
+  <div>links: <span id="demo-links"></span></div>
+  <form id="demo-load">load: <label>writes/s <input id="demo-rate" type="number" min="0" max="500" value="50" style="width:5em"></label>
+    <button type="submit" data-demo="load">start</button> <button type="button" id="demo-load-stop" data-demo="load-stop">stop</button>
+    <span id="demo-load-state" role="status"></span></form>
+  <div id="demo-result" role="status" aria-live="polite"></div>
+  <div id="demo-problem"></div>
+</section>
 <h2>Commits per second, leader changes</h2>
 <svg id="chart" viewBox="0 0 600 120" role="img" aria-label="commits per second"></svg>
 <div id="load">over the last 5 s: <span id="load-writes">writes -</span>; <span id="load-reads">reads -</span></div>

@@ -1,5 +1,6 @@
 import type { KvStateMachine } from "../kv/kv.ts";
 import type { NodeStatus, RaftNode } from "../node.ts";
+import type { PeerLinkCounters } from "../transport/transport.ts";
 
 /**
  * Just enough of a Prometheus client for `GET /metrics`: labelled counters, labelled histograms
@@ -130,16 +131,17 @@ export class Histogram implements Family {
   }
 }
 
-/** A gauge whose samples are read when scraped. */
+/** A gauge (or a counter kept elsewhere, `type` "counter") whose samples are read when scraped. */
 export class Gauge implements Family {
   constructor(
     readonly name: string,
     private readonly help: string,
     private readonly read: () => [Labels, number][],
+    private readonly type: "gauge" | "counter" = "gauge",
   ) {}
 
   render(out: string[]): void {
-    header(out, this.name, this.help, "gauge");
+    header(out, this.name, this.help, this.type);
     for (const [labels, value] of this.read()) out.push(`${this.name}${labelText(labels)} ${formatNumber(value)}`);
   }
 }
@@ -184,7 +186,7 @@ export interface HttpMetrics {
 const ROLES = ["follower", "pre-candidate", "candidate", "leader"] as const;
 
 /** The families, with gauges that read `node` and `kv` at scrape time. */
-export function createHttpMetrics<R>(node: RaftNode<R>, kv: KvStateMachine): HttpMetrics {
+export function createHttpMetrics<R>(node: RaftNode<R>, kv: KvStateMachine, linkStats?: () => Record<string, PeerLinkCounters>): HttpMetrics {
   const registry = new Registry();
   const status = (): NodeStatus => node.status();
   const gauge = (name: string, help: string, read: () => number): void => {
@@ -222,6 +224,7 @@ export function createHttpMetrics<R>(node: RaftNode<R>, kv: KvStateMachine): Htt
     } else if (e.type === "snapshot-taken") snapshots.inc({ kind: "taken" });
     else if (e.type === "snapshot-restored") snapshots.inc({ kind: "restored" });
   });
+  if (linkStats) addPeerFamilies(registry, linkStats);
   return {
     registry,
     requests: registry.add(new Counter("meshraft_http_requests_total", "HTTP requests answered, by method, route and status.")),
@@ -236,4 +239,29 @@ export function createHttpMetrics<R>(node: RaftNode<R>, kv: KvStateMachine): Htt
       new Histogram("meshraft_read_index_duration_seconds", "Time a linearizable read waited for ReadIndex confirmation and apply."),
     ),
   };
+}
+
+/** Per-peer mesh series, etcd's `peer_sent_bytes_total` and kin, read from the transport at scrape. */
+function addPeerFamilies(registry: Registry, linkStats: () => Record<string, PeerLinkCounters>): void {
+  const perPeer = (name: string, help: string, read: (l: PeerLinkCounters) => number, type: "gauge" | "counter" = "counter"): void => {
+    registry.add(new Gauge(name, help, () => Object.entries(linkStats()).map(([peer, l]) => [{ peer }, read(l)]), type));
+  };
+  perPeer("meshraft_peer_link_up", "1 while this node's mesh link to the peer is open, else 0.", (l) => (l.state === "open" ? 1 : 0), "gauge");
+  perPeer("meshraft_peer_sent_messages_total", "Raft messages sent to the peer.", (l) => l.messagesOut);
+  perPeer("meshraft_peer_received_messages_total", "Raft messages received from the peer.", (l) => l.messagesIn);
+  perPeer("meshraft_peer_sent_bytes_total", "Bytes of frames sent to the peer (handshake and pings included).", (l) => l.bytesOut);
+  perPeer("meshraft_peer_received_bytes_total", "Bytes of frames received from the peer.", (l) => l.bytesIn);
+  registry.add(
+    new Gauge(
+      "meshraft_peer_dropped_messages_total",
+      "Messages to the peer dropped by the mesh, by reason (disconnected, backpressure, unencodable).",
+      () =>
+        Object.entries(linkStats()).flatMap(([peer, l]): [Labels, number][] => [
+          [{ peer, reason: "disconnected" }, l.droppedDisconnected],
+          [{ peer, reason: "backpressure" }, l.droppedBackpressure],
+          [{ peer, reason: "unencodable" }, l.droppedUnencodable],
+        ]),
+      "counter",
+    ),
+  );
 }
