@@ -351,9 +351,9 @@ export class DemoMembers {
  * i's base URL. Returns false, having said why, when the demo failed (a member exited, or no
  * leader); the caller stops the other members and exits non-zero.
  */
-export async function announceDemo(members: DemoMembers, url: (i: number) => string, stopped: () => boolean): Promise<boolean> {
+export async function announceDemo(members: DemoMembers, url: (i: number) => string, stopped: () => boolean, waitMs = 15_000): Promise<boolean> {
   const ids = members.ids;
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + waitMs;
   let leader: string | null = null;
   while (!leader && Date.now() < deadline && !stopped() && members.failure === null) {
     await new Promise((r) => setTimeout(r, 200));
@@ -374,7 +374,7 @@ export async function announceDemo(members: DemoMembers, url: (i: number) => str
     return false;
   }
   if (!leader) {
-    console.error(`demo failed: ${members.allStarted() ? "no leader" : "not every member started"} after 15 s; see the log lines above`);
+    console.error(`demo failed: ${members.allStarted() ? "no leader" : "not every member started"} after ${waitMs / 1000} s; see the log lines above`);
     return false;
   }
   const follower = ids.find((id) => id !== leader) ?? leader;

@@ -18,7 +18,7 @@ const USAGE = `meshraft: Raft consensus for Node, Deno and browsers
 
   meshraft start ...    run one member (meshraft start --help)
   meshraft demo         run a local 3-node cluster (data under ./.meshraft), Ctrl-C to stop
-      [--base-port 7001] [--data-dir .meshraft] [--nodes 3] [--admin-token T]
+      [--base-port 7001] [--data-dir .meshraft] [--nodes 3] [--admin-token T] [--ready-timeout-ms 15000]
       (with --admin-token, the members' admin routes and the demo's controls want it)`;
 
 async function runStart(argv: string[]): Promise<void> {
@@ -139,7 +139,8 @@ async function runDemo(argv: string[]): Promise<void> {
   process.on("SIGINT", () => void shutdown());
   process.on("SIGTERM", () => void shutdown());
 
-  if (!(await announceDemo(members, url, () => shuttingDown))) await shutdown(1);
+  const waitMs = Number(flag(argv, "ready-timeout-ms", "15000"));
+  if (!(await announceDemo(members, url, () => shuttingDown, waitMs))) await shutdown(1);
 }
 
 async function main(): Promise<void> {
