@@ -187,7 +187,6 @@ function render() {
   });
   var leaders = [];
   members.forEach(function (m) { if (shownRole(m.id, m) === "leader") leaders.push(m.id); });
-  drawMeshLinks(ring, members, pos);
   // Replication links from each reachable leader to the members it replicates to.
   leaders.forEach(function (lid) {
     var ls = statusById.get(lid).status;
@@ -197,6 +196,8 @@ function render() {
       ring.appendChild(svg("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, "class": "link link-" + p.state }));
     });
   });
+  // Over the replication lines: a cut link must show even where the leader still tracks the follower.
+  drawMeshLinks(ring, members, pos);
   var voters = 0, votersUp = 0;
   members.forEach(function (m) {
     var role = shownRole(m.id, m);
