@@ -303,6 +303,8 @@ function linkOf(status, peer) {
 
 /** "a b" -> [{t, bytes}] where bytes is what both ends sent to each other (totals). */
 var linkHistory = new Map();
+/** A simulated run happens in virtual milliseconds: its link rates are over a shorter window. */
+var LINK_WINDOW_MS = REPLAY && REPLAY.source === "simulator" ? 250 : 5000;
 function sampleLinks(now) {
   var seen = new Set();
   statusById.forEach(function (e, id) {
@@ -315,7 +317,7 @@ function sampleLinks(now) {
       var back = other && reachable(other) ? linkOf(other.status, id) : null;
       var h = linkHistory.get(key) || [];
       h.push({ t: now, bytes: l.bytesOut + (back ? back.bytesOut : 0), both: !!back });
-      while (h.length > 0 && h[0].t < now - LOAD_WINDOW_MS) h.shift();
+      while (h.length > 0 && h[0].t < now - LINK_WINDOW_MS) h.shift();
       linkHistory.set(key, h);
     });
   });
@@ -323,9 +325,13 @@ function sampleLinks(now) {
 function linkRate(a, b) {
   var h = linkHistory.get(a < b ? a + " " + b : b + " " + a);
   if (!h || h.length < 2) return 0;
-  var x = h[0], y = h[h.length - 1];
-  // Totals from a different set of ends (one end went away, or restarted) are not comparable.
-  if (x.both !== y.both || y.bytes < x.bytes || y.t === x.t) return 0;
+  var y = h[h.length - 1];
+  // Back to the first sample comparable with the last: totals from another set of ends (one end
+  // went away) or from before a restart (they fell) are not.
+  var k = h.length - 1;
+  while (k > 0 && h[k - 1].both === y.both && h[k - 1].bytes <= h[k].bytes) k--;
+  var x = h[k];
+  if (y.t === x.t) return 0;
   return (y.bytes - x.bytes) / ((y.t - x.t) / 1000);
 }
 function linkUnitBytes() {
@@ -352,6 +358,7 @@ function demoRequest(method, path, body) {
 }
 
 function pollDemo() {
+  if (REPLAY) return; // a recording of a demo: its controls are not for a replay
   var url = null;
   statusById.forEach(function (e) { if (e.status.demo) url = e.status.demo.replace(/\/+$/, ""); });
   if (url) demoUrl = url;
