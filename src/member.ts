@@ -14,6 +14,7 @@ import type { AdminMembersBody } from "./http/protocol.ts";
 import { KvStateMachine, type KvResult } from "./kv/kv.ts";
 import { RaftNode } from "./node.ts";
 import type { Storage } from "./storage/storage.ts";
+import { NodeInstruments } from "./http/metrics-instruments.ts";
 import type { PeerAddress, Transport } from "./transport/transport.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -95,13 +96,15 @@ export function createMember(o: MemberOptions): Member {
   const kv = new KvStateMachine();
   let reportFailure: (error: Error) => void = () => {};
   const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
+  // Save, apply and snapshot timings for /metrics, measured around the parts the node is handed.
+  const instruments = new NodeInstruments();
   const node = new RaftNode<KvResult>({
     id: o.id,
     members: o.join ? [] : [{ id: o.id, url: o.url }, ...o.peers],
     join: o.join !== undefined,
-    storage: o.storage,
-    transport: o.transport,
-    stateMachine: kv,
+    storage: instruments.storage(o.storage),
+    transport: instruments.transport(o.transport),
+    stateMachine: instruments.stateMachine(kv),
     electionTimeoutMs: o.electionTimeoutMs,
     heartbeatIntervalMs: o.heartbeatIntervalMs,
     readMode: o.readMode,
@@ -135,6 +138,7 @@ export function createMember(o: MemberOptions): Member {
     selfUrl: o.url,
     announcedUrl: o.transport.announcedUrl ? (id) => o.transport.announcedUrl!(id) : undefined,
     linkStats: o.transport.linkStats ? () => o.transport.linkStats!() : undefined,
+    instruments,
     apiToken: o.apiToken,
     adminToken: o.adminToken,
     publicStatus: o.publicStatus,

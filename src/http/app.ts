@@ -33,6 +33,7 @@ import { mountAdminRoutes } from "./admin.ts";
 import { mountDashboardEvents, mountDashboardPage } from "./dashboard.ts";
 import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
 import { createHttpMetrics, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
+import type { NodeInstruments } from "./metrics-instruments.ts";
 import {
   base64ToBytes,
   bytesToBase64,
@@ -101,6 +102,8 @@ export interface AppOptions {
   announcedUrl?: (id: string) => string | null;
   /** Each peer's link (Transport.linkStats), for /metrics and the dashboard. */
   linkStats?: () => Record<string, PeerLinkCounters>;
+  /** Timings measured around the node's storage, state machine and transport, for /metrics. */
+  instruments?: NodeInstruments;
   /**
    * When set, every route except `GET /raft` (peers authenticate in the mesh handshake),
    * `GET /health` (it reveals nothing) and, unless `publicStatus` is false, `GET /status`,
@@ -161,7 +164,7 @@ export function createApp(options: AppOptions): Hono {
   const peers = new Map<string, string>(options.peers instanceof Map ? options.peers : Object.entries(options.peers ?? {}));
   // A member's own announced URL wins over a listed one, which may be mistyped (the mesh warns).
   const urlOf = (id: string): string | null => (id === node.id ? options.selfUrl : (options.announcedUrl?.(id) ?? peers.get(id) ?? node.urlOf(id)));
-  const metrics = createHttpMetrics(node, kv, options.linkStats);
+  const metrics = createHttpMetrics(node, kv, options.linkStats, options.instruments);
   const log = options.logger;
   const publicStatus = options.publicStatus ?? true;
 

@@ -1,6 +1,7 @@
 import type { KvStateMachine } from "../kv/kv.ts";
 import type { NodeStatus, RaftNode } from "../node.ts";
 import type { PeerLinkCounters } from "../transport/transport.ts";
+import type { NodeInstruments } from "./metrics-instruments.ts";
 
 /**
  * Just enough of a Prometheus client for `GET /metrics`: labelled counters, labelled histograms
@@ -186,7 +187,12 @@ export interface HttpMetrics {
 const ROLES = ["follower", "pre-candidate", "candidate", "leader"] as const;
 
 /** The families, with gauges that read `node` and `kv` at scrape time. */
-export function createHttpMetrics<R>(node: RaftNode<R>, kv: KvStateMachine, linkStats?: () => Record<string, PeerLinkCounters>): HttpMetrics {
+export function createHttpMetrics<R>(
+  node: RaftNode<R>,
+  kv: KvStateMachine,
+  linkStats?: () => Record<string, PeerLinkCounters>,
+  instruments?: NodeInstruments,
+): HttpMetrics {
   const registry = new Registry();
   const status = (): NodeStatus => node.status();
   const gauge = (name: string, help: string, read: () => number): void => {
@@ -225,12 +231,32 @@ export function createHttpMetrics<R>(node: RaftNode<R>, kv: KvStateMachine, link
     else if (e.type === "snapshot-restored") snapshots.inc({ kind: "restored" });
   });
   if (linkStats) addPeerFamilies(registry, linkStats);
+  if (instruments) {
+    registry.add(instruments.fsyncSeconds);
+    registry.add(instruments.applySeconds);
+    registry.add(instruments.snapshotsSent);
+    registry.add(instruments.snapshotsReceived);
+    registry.add(instruments.loopDelaySeconds);
+    instruments.probeEventLoop(() => node.stopped);
+  }
+  const proposals = registry.add(new Counter("meshraft_proposals_total", "Writes proposed through the HTTP API, by op and outcome."));
+  // etcd's proposal series: committed and applied count entries (this node's indexes), pending
+  // the entries the leader appended but has not committed, failed the HTTP writes that did not succeed.
+  registry.add(new Gauge("meshraft_proposals_committed_total", "Entries committed (this node's commit index).", () => [[{}, status().commitIndex]], "counter"));
+  registry.add(new Gauge("meshraft_proposals_applied_total", "Entries applied (this node's applied index).", () => [[{}, status().appliedIndex]], "counter"));
+  gauge("meshraft_proposals_pending", "On the leader, entries appended but not yet committed; 0 elsewhere.", () => {
+    const s = status();
+    return s.role === "leader" ? Math.max(0, s.lastIndex - s.commitIndex) : 0;
+  });
+  registry.add(
+    new Gauge("meshraft_proposals_failed_total", "Writes through the HTTP API that did not succeed (any outcome but ok).", () => [[{}, proposals.total() - proposals.total({ outcome: "ok" })]], "counter"),
+  );
   return {
     registry,
     requests: registry.add(new Counter("meshraft_http_requests_total", "HTTP requests answered, by method, route and status.")),
     requestSeconds: registry.add(new Histogram("meshraft_http_request_duration_seconds", "Time to answer an HTTP request, by route.")),
     errors: registry.add(new Counter("meshraft_http_errors_total", "Error answers, by error code.")),
-    proposals: registry.add(new Counter("meshraft_proposals_total", "Writes proposed through the HTTP API, by op and outcome.")),
+    proposals,
     proposalSeconds: registry.add(
       new Histogram("meshraft_proposal_duration_seconds", "Time from proposing a write to its result, for successful writes, by op."),
     ),
