@@ -11,8 +11,10 @@
  */
 import http from "node:http";
 
-export type System = "meshraft" | "etcd";
-export type ClientKind = "http" | "fetch";
+/** `floor`: a trivial node:http server that answers like a meshraft leader (bench/cluster-procs.ts). */
+export type System = "meshraft" | "etcd" | "floor";
+/** `autocannon` drives the measured points; lookups, prefill and failover use node:http then. */
+export type ClientKind = "http" | "fetch" | "autocannon";
 
 export interface Answer {
   status: number;
@@ -115,6 +117,7 @@ async function fetchClient(connections: number): Promise<HttpClient> {
 }
 
 export function createClient(kind: ClientKind, connections: number): Promise<HttpClient> {
+  // autocannon is no request/response library: it runs whole points (bench/cluster-load.ts).
   return kind === "fetch" ? fetchClient(connections) : Promise.resolve(nodeHttpClient(connections));
 }
 
@@ -132,13 +135,13 @@ export class BenchTimeout extends Error {
 const b64 = (s: string | Buffer): string => Buffer.from(s).toString("base64");
 
 export function putReq(system: System, key: string, value: Buffer): Req {
-  if (system === "meshraft") return { method: "PUT", path: `/kv/${key}`, body: value };
+  if (system !== "etcd") return { method: "PUT", path: `/kv/${key}`, body: value };
   const body = Buffer.from(`{"key":"${b64(key)}","value":"${b64(value)}"}`);
   return { method: "POST", path: "/v3/kv/put", body, contentType: "application/json" };
 }
 
 export function getReq(system: System, key: string): Req {
-  if (system === "meshraft") return { method: "GET", path: `/kv/${key}`, body: null };
+  if (system !== "etcd") return { method: "GET", path: `/kv/${key}`, body: null };
   return { method: "POST", path: "/v3/kv/range", body: Buffer.from(`{"key":"${b64(key)}"}`), contentType: "application/json" };
 }
 
@@ -193,7 +196,7 @@ export interface MemberView {
 
 export async function memberView(client: HttpClient, system: System, url: string, timeoutMs = 1000): Promise<MemberView | null> {
   try {
-    if (system === "meshraft") {
+    if (system !== "etcd") {
       const a = await client.request(url, { method: "GET", path: "/status", body: null }, timeoutMs);
       if (a.status !== 200) return null;
       const s = JSON.parse(a.body.toString()) as MeshraftStatus;

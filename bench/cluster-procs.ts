@@ -284,6 +284,44 @@ export class MeshraftCluster extends BenchCluster {
   }
 }
 
+/**
+ * The floor: one plain `node` process with a trivial node:http server that reads each request's
+ * body and answers 200 (a 100-byte value for a GET, "ok" otherwise), and claims to lead on
+ * `GET /status`. The same client against it in the same run gives the most this machine and
+ * client can serve, and the server CPU that bare HTTP costs per request.
+ */
+export class FloorServer extends BenchCluster {
+  readonly system = "floor" as const;
+
+  private constructor(root: string, port: number) {
+    super(root);
+    this.members.push({ id: "floor", url: `http://127.0.0.1:${port}`, dataDir: root, args: [String(port)], proc: null, log: [] });
+  }
+
+  static async create(): Promise<FloorServer> {
+    return new FloorServer(tempDir("floor-bench-"), (await freePorts(1))[0]);
+  }
+
+  protected command(m: Member): { file: string; args: string[] } {
+    return { file: process.execPath, args: ["-e", FLOOR_SERVER, m.args[0]] };
+  }
+}
+
+const FLOOR_SERVER = `
+const http = require("node:http");
+const port = Number(process.argv[1]);
+const status = JSON.stringify({ id: "floor", url: "http://127.0.0.1:" + port, role: "leader", term: 1, leader: "floor", leaderUrl: null, commitIndex: 0, appliedIndex: 0 });
+const value = Buffer.alloc(100, 97);
+http.createServer((req, res) => {
+  req.on("data", () => {});
+  req.on("end", () => {
+    if (req.url === "/status") { res.writeHead(200, { "content-type": "application/json" }); res.end(status); }
+    else if (req.method === "GET") { res.writeHead(200, { "content-type": "application/octet-stream" }); res.end(value); }
+    else { res.writeHead(200, { "content-type": "text/plain" }); res.end("ok"); }
+  });
+}).listen(port, "127.0.0.1");
+`;
+
 /** etcd's defaults: 100 ms heartbeat, 1000 ms election timeout, fsync on. */
 export class EtcdCluster extends BenchCluster {
   readonly system = "etcd" as const;

@@ -46,6 +46,8 @@ export interface PointResult extends LoadResult {
    * 0.1 means the point competed with other programs and is not comparable with a quiet run.
    */
   otherCores: number;
+  /** Sum of memberCores over ops/s, in µs of CPU per operation (the whole cluster's cost of one). */
+  clusterCpuUsPerOp: number | null;
 }
 
 export interface Trial {
@@ -161,4 +163,31 @@ export function reportTable(mesh: SystemResult | null, etcd: SystemResult | null
   rows.push(["  PSS MB (shared pages split)", list(mesh?.rss.afterLoad, (x) => x.pssMB), "", "", list(etcd?.rss.afterLoad, (x) => x.pssMB), "", "", "", "", "", ""]);
   rows.push(["RSS MB per member idle", rssList(mesh?.rss.idle), "", "", etcd ? rssList(etcd.rss.idle) : "", "", "", ratio(maxRss(mesh?.rss.idle), etcd ? maxRss(etcd.rss.idle) : null), "", "", ""]);
   return table(rows, header);
+}
+
+/** µs of CPU the members spent per operation: the sum of their cores over the rate. */
+export function cpuUsPerOp(memberCores: Record<string, number>, opsPerSec: number): number | null {
+  const cores = Object.values(memberCores).reduce((a, b) => a + b, 0);
+  return opsPerSec > 0 && Number.isFinite(cores) ? Math.round((cores * 1e6) / opsPerSec) : null;
+}
+
+/**
+ * Every system against the floor of the same run: rate and cluster CPU per operation as ratios,
+ * since on a shared machine the absolute numbers move from run to run and the ratios much less.
+ */
+export function floorTable(floor: SystemResult, mesh: SystemResult | null, etcd: SystemResult | null): string {
+  const header = ["point", "floor ops/s", "µs/op"];
+  const systems = [mesh, etcd].filter((s): s is SystemResult => s !== null);
+  for (const s of systems) header.push(`${s.system} ops/s`, "µs/op", "rate/floor", "cpu/floor");
+  if (mesh && etcd) header.push("cpu m/e");
+  const rows: string[][] = [];
+  for (const f of floor.points) {
+    const key = `${f.name} c=${f.concurrency}`;
+    const row = [key, fmt(f.opsPerSec), fmt(f.clusterCpuUsPerOp)];
+    const found = systems.map((s) => s.points.find((p) => `${p.name} c=${p.concurrency}` === key));
+    for (const p of found) row.push(fmt(p?.opsPerSec), fmt(p?.clusterCpuUsPerOp), ratio(p?.opsPerSec, f.opsPerSec), ratio(p?.clusterCpuUsPerOp, f.clusterCpuUsPerOp));
+    if (mesh && etcd) row.push(ratio(found[0]?.clusterCpuUsPerOp, found[1]?.clusterCpuUsPerOp));
+    rows.push(row);
+  }
+  return `Against the floor (same client, trivial node:http server, same run); µs/op = CPU of all members per operation:\n${table(rows, header)}`;
 }

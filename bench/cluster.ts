@@ -35,6 +35,7 @@ import {
   cpuSeconds,
   EtcdCluster,
   ensureEtcd,
+  FloorServer,
   killEverything,
   MeshraftCluster,
   readRss,
@@ -46,7 +47,7 @@ import {
   type Rss,
   type Runner,
 } from "./cluster-procs.ts";
-import { ETCD_REFERENCE, fmt, reportTable, TARGETS, type FailoverResult, type PointResult, type SystemResult, type Trial } from "./cluster-report.ts";
+import { cpuUsPerOp, ETCD_REFERENCE, floorTable, fmt, reportTable, TARGETS, type FailoverResult, type PointResult, type SystemResult, type Trial } from "./cluster-report.ts";
 import { renderChart } from "./cluster-svg.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -69,6 +70,8 @@ interface Options {
   failoverTrials: number;
   failoverTimeoutMs: number;
   client: ClientKind;
+  /** Run the floor: the same points against a trivial node:http server, for the ratios. */
+  floor: boolean;
   runner: Runner;
   vs: "etcd" | null;
   /** Run only etcd (with --vs etcd): to check the etcd side alone. */
@@ -89,7 +92,9 @@ const USAGE = `usage: npm run bench -- [options]      (tsx bench/cluster.ts)
   --get-concurrency N    linearizable get concurrency (default 64; 0 skips)
   --failover-trials N    SIGKILL-the-leader trials (default 20; 0 skips)
   --failover-timeout N   ms without a successful write before a trial counts as failed (default 10000)
-  --client http|fetch    node:http keep-alive Agent (default) or fetch with an undici Agent
+  --client KIND          autocannon (default: the measured points; lookups, prefill and failover
+                         use node:http), http (node:http keep-alive Agent) or fetch (undici Agent)
+  --no-floor             skip the floor (the same client against a trivial node:http server)
   --runner js|tsx        members run the compiled CLI with plain node (default: what the npm
                          bin runs), or adapters/node/cli.ts through tsx (about 30 MB more RSS)
   --vs etcd              also run a 3-member etcd (installs Debian's etcd-server if missing)
@@ -107,7 +112,8 @@ function parseArgs(argv: string[]): Options {
     getConcurrency: 64,
     failoverTrials: 20,
     failoverTimeoutMs: 10_000,
-    client: "http",
+    client: "autocannon",
+    floor: true,
     runner: "js",
     vs: null,
     skipMeshraft: false,
@@ -152,10 +158,13 @@ function parseArgs(argv: string[]): Options {
         break;
       case "--client": {
         const v = value();
-        if (v !== "http" && v !== "fetch") throw new Error(`--client is http or fetch, got ${v}`);
+        if (v !== "http" && v !== "fetch" && v !== "autocannon") throw new Error(`--client is autocannon, http or fetch, got ${v}`);
         o.client = v;
         break;
       }
+      case "--no-floor":
+        o.floor = false;
+        break;
       case "--runner": {
         const v = value();
         if (v !== "js" && v !== "tsx") throw new Error(`--runner is js or tsx, got ${v}`);
@@ -300,7 +309,7 @@ class FailoverClient {
   readonly ready: Promise<FailoverReply>;
 
   constructor(client: ClientKind) {
-    this.child = track(spawn(process.execPath, ["--import", "tsx", LOAD, "--failover", "--client", client], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit", "ipc"] }));
+    this.child = track(spawn(process.execPath, ["--import", "tsx", LOAD, "--failover", "--client", client === "autocannon" ? "http" : client], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit", "ipc"] }));
     this.child.on("message", (m: FailoverReply) => {
       const w = this.waiting;
       this.waiting = null;
@@ -375,7 +384,9 @@ interface Programs {
 
 async function runSystem(system: System, o: Options, programs: Programs): Promise<SystemResult> {
   const cluster: BenchCluster =
-    system === "meshraft"
+    system === "floor"
+      ? await FloorServer.create()
+      : system === "meshraft"
       ? await MeshraftCluster.create(programs.meshraftCli, [
           ...o.nodeFlags,
           ...(o.profile ? ["--cpu-prof", `--cpu-prof-dir=${join(RESULTS_DIR, "prof-cluster")}`] : []),
@@ -386,7 +397,9 @@ async function runSystem(system: System, o: Options, programs: Programs): Promis
     const version =
       cluster instanceof EtcdCluster
         ? cluster.version()
-        : `meshraft (node ${process.version}${o.nodeFlags.length ? ` ${o.nodeFlags.join(" ")}` : ""}, ${o.runner === "js" ? "compiled cli.js" : "tsx adapters/node/cli.ts"}, --read-mode ${o.readMode})`;
+        : system === "floor"
+          ? `floor: a trivial node:http server (node ${process.version})`
+          : `meshraft (node ${process.version}${o.nodeFlags.length ? ` ${o.nodeFlags.join(" ")}` : ""}, ${o.runner === "js" ? "compiled cli.js" : "tsx adapters/node/cli.ts"}, --read-mode ${o.readMode})`;
     console.log(`\n== ${system}: ${version}; 3 members at ${cluster.urls().join(", ")}; data in ${cluster.root}`);
     const t0 = nowMs();
     cluster.start();
@@ -414,13 +427,13 @@ async function runSystem(system: System, o: Options, programs: Programs): Promis
           `${errs ? `, ${errs} errors ${JSON.stringify(result.errors)}` : ""} (cpu: members ${Object.values(memberCores).join("+")}, client ${result.clientCores}, total ${cores.toFixed(2)} of ${os.cpus().length}` +
           `${otherCores > 0.15 ? `; WARNING: other programs used ${otherCores} cores` : ""})`,
       );
-      points.push({ ...result, name, leader, memberCores, otherCores });
+      points.push({ ...result, name, leader, memberCores, otherCores, clusterCpuUsPerOp: cpuUsPerOp(memberCores, result.opsPerSec) });
     }
     const afterLoad = rssOf(cluster);
 
     let failover: FailoverResult | null = null;
     let afterFailover: Record<string, Rss | null> | null = null;
-    if (o.failoverTrials > 0) {
+    if (o.failoverTrials > 0 && system !== "floor") {
       console.log(`  failover: ${o.failoverTrials} trials of SIGKILL to the leader`);
       failover = await runFailover(cluster, status, o);
       afterFailover = rssOf(cluster);
@@ -495,18 +508,21 @@ async function main(): Promise<void> {
   const fs = machine.fdatasync4KiB as { medianMs: number; p99Ms: number };
   console.log(
     `meshraft cluster bench: 3 members on 127.0.0.1, file storage with fdatasync, ${VALUE_BYTES}-byte values over ${fmt(KEYS)} keys\n` +
-      `client: separate process, ${o.client === "http" ? "node:http Agent keep-alive" : "fetch + undici Agent keep-alive"}, requests straight to the leader\n` +
+      `client: separate process, ${o.client === "autocannon" ? "autocannon" : o.client === "http" ? "node:http Agent keep-alive" : "fetch + undici Agent keep-alive"}, requests straight to the leader` +
+      `${o.floor ? "; the floor: the same client against a trivial node:http server" : ""}\n` +
       `${o.warmup} s warm-up + ${o.seconds} s per point; ${o.failoverTrials} failover trials${o.vs ? "; vs etcd" : ""}\n` +
       `node ${process.version}, ${machine.cpus} x ${machine.cpuModel}, load ${(machine.loadavg as number[]).join(" ")}; ` +
       `fdatasync of a 4 KiB append in ${machine.tmpdir}: median ${fs.medianMs} ms, p99 ${fs.p99Ms} ms`,
   );
   if (busy > 0.2) console.log(`WARNING: ${busy.toFixed(2)} cores were busy before the start: other programs are running; numbers will be low and noisy`);
 
+  const floor = o.floor ? await runSystem("floor", o, programs) : null;
   const mesh = o.skipMeshraft ? null : await runSystem("meshraft", o, programs);
   const etcd = o.vs === "etcd" ? await runSystem("etcd", o, programs) : null;
 
   console.log(`\n${reportTable(mesh, etcd)}`);
-  const busiest = Math.max(0, ...[mesh, etcd].flatMap((r) => r?.points.map((p) => p.otherCores) ?? []));
+  if (floor) console.log(`\n${floorTable(floor, mesh, etcd)}`);
+  const busiest = Math.max(0, ...[floor, mesh, etcd].flatMap((r) => r?.points.map((p) => p.otherCores) ?? []));
   if (busiest > 0.15) {
     console.log(`\nWARNING: other programs used up to ${busiest} cores during a point: this run competed for the CPU; compare only quiet runs.`);
   }
@@ -532,14 +548,19 @@ async function main(): Promise<void> {
       valueBytes: VALUE_BYTES,
       seconds: o.seconds,
       warmupSeconds: o.warmup,
-      client: o.client === "http" ? "node:http Agent({ keepAlive: true, maxSockets: concurrency }), separate process" : "fetch with an undici Agent({ connections: concurrency }), separate process",
+      client:
+        o.client === "autocannon"
+          ? "autocannon (concurrency keep-alive connections, one request in flight each), separate process"
+          : o.client === "http"
+            ? "node:http Agent({ keepAlive: true, maxSockets: concurrency }), separate process"
+            : "fetch with an undici Agent({ connections: concurrency }), separate process",
       meshraft: `${o.runner === "js" ? "node <compiled>/adapters/node/cli.js" : "node --import tsx adapters/node/cli.ts"} start (defaults: tick 25 ms, election 300 ms, heartbeat 50 ms), FileStorage (fdatasync per batch)`,
       etcd: etcd ? `${etcd.version}, defaults (heartbeat 100 ms, election 1000 ms), fsync on, v3 JSON gateway` : null,
       failover: `SIGKILL the leader; from then a write every 5 ms to the survivors in turn (1 s timeout each, 307 followed only to a survivor); time to the first 200; failed after ${o.failoverTimeoutMs} ms`,
     },
     targets: TARGETS,
     etcdReference: ETCD_REFERENCE,
-    results: { meshraft: mesh, etcd },
+    results: { floor, meshraft: mesh, etcd },
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
   const json = `${JSON.stringify(report, null, 2)}\n`;

@@ -12,6 +12,7 @@
  * per record), per CPU second, after one unmeasured pass for the JIT.
  */
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -20,7 +21,7 @@ import type { Entry } from "../src/core/types.ts";
 interface Tree {
   name: string;
   storage: typeof import("../adapters/node/file-storage.ts");
-  format: typeof import("../adapters/node/file-storage-format.ts");
+  format: typeof import("../src/storage/file/format.ts");
 }
 
 const arg = (name: string, fallback: string): string => {
@@ -30,7 +31,9 @@ const arg = (name: string, fallback: string): string => {
 
 async function load(name: string, root: string): Promise<Tree> {
   const url = (p: string): string => pathToFileURL(join(root, p)).href;
-  return { name, storage: await import(url("adapters/node/file-storage.ts")), format: await import(url("adapters/node/file-storage-format.ts")) };
+  // The format module moved to src/storage/file/ (a --before tree may predate the move).
+  const format = existsSync(join(root, "src/storage/file/format.ts")) ? "src/storage/file/format.ts" : "adapters/node/file-storage-format.ts";
+  return { name, storage: await import(url("adapters/node/file-storage.ts")), format: await import(url(format)) };
 }
 
 const SCENARIOS = [

@@ -2,7 +2,9 @@
  * Argument parsing for the `meshraft` CLI: small, strict, with messages that say what to type.
  */
 import { memberUrlProblem } from "./core/member-url.ts";
+import type { HttpLimits } from "./http/app.ts";
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from "./kv/kv.ts";
+import type { NodeSettings } from "./member.ts";
 import { nodeIdProblem } from "./core/node-id.ts";
 
 export interface StartArgs {
@@ -26,19 +28,16 @@ export interface StartArgs {
   insecure: boolean;
   /** `/status` needs the API token too (it is public by default; `/health` always is). */
   privateStatus?: boolean;
-  electionTimeoutMs?: number;
-  heartbeatIntervalMs?: number;
-  /** How linearizable reads are confirmed (default "read-index"). */
-  readMode?: "read-index" | "lease";
-  /** Snapshot after this many applied entries, or bytes of them (0: not by that); entries kept below a snapshot. */
-  snapshotEvery?: number;
-  snapshotBytes?: number;
-  snapshotMargin?: number;
+  /**
+   * The Raft node's settings, under RaftNodeOptions' names (`--election-timeout-ms`,
+   * `--heartbeat-interval-ms`, `--read-mode`, `--snapshot-every`, `--snapshot-bytes`,
+   * `--snapshot-margin`); unset ones take the node's defaults.
+   */
+  node?: NodeSettings;
   /** A learner with no authenticated link this long after joining is removed; a joiner exits. */
   linkTimeoutMs?: number;
   /** Client API limits (lower than the built-in ones only: MAX_KEY_BYTES, MAX_VALUE_BYTES). */
-  maxKeyBytes?: number;
-  maxValueBytes?: number;
+  limits?: HttpLimits;
   logLevel: "debug" | "info" | "warn" | "error";
   /** Things to tell the operator at startup (a secret given on the command line). */
   warnings?: string[];
@@ -293,15 +292,19 @@ export function parseStartArgs(
     learner,
     insecure,
     privateStatus: flags.has("private-status"),
-    electionTimeoutMs: et ? positiveInt(et, "--election-timeout-ms") : undefined,
-    heartbeatIntervalMs: hb ? positiveInt(hb, "--heartbeat-interval-ms") : undefined,
-    snapshotEvery: count(one("snapshot-every"), "--snapshot-every"),
-    snapshotBytes: count(one("snapshot-bytes"), "--snapshot-bytes", "bytes"),
-    snapshotMargin: count(one("snapshot-margin"), "--snapshot-margin"),
-    maxKeyBytes: byteLimit(one("max-key-bytes"), "--max-key-bytes", MAX_KEY_BYTES),
-    maxValueBytes: byteLimit(one("max-value-bytes"), "--max-value-bytes", MAX_VALUE_BYTES),
+    node: {
+      electionTimeoutMs: et ? positiveInt(et, "--election-timeout-ms") : undefined,
+      heartbeatIntervalMs: hb ? positiveInt(hb, "--heartbeat-interval-ms") : undefined,
+      readMode,
+      snapshotEveryEntries: count(one("snapshot-every"), "--snapshot-every"),
+      snapshotEveryBytes: count(one("snapshot-bytes"), "--snapshot-bytes", "bytes"),
+      snapshotMarginEntries: count(one("snapshot-margin"), "--snapshot-margin"),
+    },
+    limits: {
+      maxKeyBytes: byteLimit(one("max-key-bytes"), "--max-key-bytes", MAX_KEY_BYTES),
+      maxValueBytes: byteLimit(one("max-value-bytes"), "--max-value-bytes", MAX_VALUE_BYTES),
+    },
     linkTimeoutMs: one("link-timeout-ms") ? positiveInt(one("link-timeout-ms")!, "--link-timeout-ms") : undefined,
-    readMode,
     logLevel,
     warnings,
   };

@@ -9,21 +9,25 @@ import { isMember } from "./core/membership.ts";
 import { logText } from "./log-text.ts";
 import { realClock } from "./clock.ts";
 import { MeshraftError } from "./errors.ts";
+import type { EventLoopDelaySource } from "./event-loop-delay.ts";
 import { createApp, type HttpLimits, type RaftSocketOptions } from "./http/app.ts";
 import type { AdminMembersBody } from "./http/protocol.ts";
 import { KvStateMachine, type KvResult } from "./kv/kv.ts";
-import { RaftNode } from "./node.ts";
+import { RaftNode, type RaftNodeOptions } from "./node.ts";
 import type { Storage } from "./storage/storage.ts";
 import { NodeInstruments } from "./http/metrics-instruments.ts";
 import type { PeerAddress, Transport } from "./transport/transport.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
-export type MemberLogger = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+/** The one logger shape of a member, on every runtime: its node, mesh, HTTP API and storage log through it. */
+export type Logger = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+/** @deprecated The same type: `Logger`. */
+export type MemberLogger = Logger;
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 /** One line per event, `time level id message key=value ...`, handed to `write`. */
-export function lineLogger(id: string, minLevel: LogLevel, write: (line: string) => void): MemberLogger {
+export function lineLogger(id: string, minLevel: LogLevel, write: (line: string) => void): Logger {
   return (level, message, fields = {}) => {
     if (LEVELS[level] < LEVELS[minLevel]) return;
     const kv = Object.entries(fields)
@@ -33,6 +37,20 @@ export function lineLogger(id: string, minLevel: LogLevel, write: (line: string)
     write(`${new Date().toISOString()} ${level.padEnd(5)} ${id} ${logText(message)}${kv ? ` ${kv}` : ""}`);
   };
 }
+
+/** The members' default logger on every runtime: `lineLogger` lines on stderr (`console.error`). */
+export function stderrLogger(id: string, minLevel: LogLevel): Logger {
+  return lineLogger(id, minLevel, (line) => console.error(line));
+}
+
+/**
+ * The Raft node settings a member passes through to its RaftNode as they are, under their
+ * RaftNodeOptions names (the CLI's `StartArgs.node`).
+ */
+export type NodeSettings = Pick<
+  RaftNodeOptions<KvResult>,
+  "electionTimeoutMs" | "heartbeatIntervalMs" | "readMode" | "snapshotEveryEntries" | "snapshotEveryBytes" | "snapshotMarginEntries"
+>;
 
 export interface MemberOptions {
   id: string;
@@ -55,12 +73,8 @@ export interface MemberOptions {
   join?: string[];
   learner?: boolean;
   followerReads?: boolean;
-  electionTimeoutMs?: number;
-  heartbeatIntervalMs?: number;
-  readMode?: "read-index" | "lease";
-  snapshotEvery?: number;
-  snapshotBytes?: number;
-  snapshotMargin?: number;
+  /** The node's settings (RaftNodeOptions); unset ones take the node's defaults. */
+  node?: NodeSettings;
   /**
    * With a transport that reports its links (`Transport.linked`): a joining node that completes
    * no handshake with any member within this many ms fails its start(), and a leader removes a
@@ -69,9 +83,11 @@ export interface MemberOptions {
   linkTimeoutMs?: number;
   /** Limits of the client API (keys, values); defaults are the state machine's own. */
   limits?: HttpLimits;
-  log: MemberLogger;
+  log: Logger;
   /** The client's address as the runtime's server reports it, for the admin audit log. */
   remoteAddress?: (c: Context) => string | undefined;
+  /** Event-loop delay for `/metrics` (see AppOptions.eventLoopDelay). */
+  eventLoopDelay?: EventLoopDelaySource;
 }
 
 export interface Member {
@@ -99,18 +115,13 @@ export function createMember(o: MemberOptions): Member {
   // Save, apply and snapshot timings for /metrics, measured around the parts the node is handed.
   const instruments = new NodeInstruments();
   const node = new RaftNode<KvResult>({
+    ...o.node,
     id: o.id,
     members: o.join ? [] : [{ id: o.id, url: o.url }, ...o.peers],
     join: o.join !== undefined,
     storage: instruments.storage(o.storage),
     transport: instruments.transport(o.transport),
     stateMachine: instruments.stateMachine(kv),
-    electionTimeoutMs: o.electionTimeoutMs,
-    heartbeatIntervalMs: o.heartbeatIntervalMs,
-    readMode: o.readMode,
-    snapshotEveryEntries: o.snapshotEvery,
-    snapshotEveryBytes: o.snapshotBytes,
-    snapshotMarginEntries: o.snapshotMargin,
     onError: (error) => {
       o.log("error", "node failed and stopped", { error: error instanceof Error ? error.message : String(error) });
       reportFailure(error instanceof Error ? error : new Error(String(error)));
@@ -147,6 +158,7 @@ export function createMember(o: MemberOptions): Member {
     raftSocket: o.raftSocket,
     logger: { info: (m: string) => o.log("info", m), warn: (m: string) => o.log("warn", m), error: (m: string) => o.log("error", m) },
     remoteAddress: o.remoteAddress,
+    eventLoopDelay: o.eventLoopDelay,
   });
   const linkTimeoutMs = o.linkTimeoutMs ?? 30_000;
   const start = async (): Promise<void> => {
@@ -199,7 +211,7 @@ async function awaitFirstLink(transport: Transport, members: string[], timeoutMs
  * and otherwise stays in the configuration, and in every member's dial loop, until removed by
  * hand. Voters are left alone: removing one changes the quorum, which is the operator's call.
  */
-function removeUnlinkedLearners(node: RaftNode<KvResult>, transport: Transport, timeoutMs: number, log: MemberLogger): void {
+function removeUnlinkedLearners(node: RaftNode<KvResult>, transport: Transport, timeoutMs: number, log: Logger): void {
   const linked = transport.linked?.bind(transport);
   if (!linked) return;
   const unlinkedSince = new Map<string, number>();
@@ -237,7 +249,7 @@ export interface JoinOptions {
   seeds: string[];
   role: "voter" | "learner";
   adminToken?: string;
-  log: MemberLogger;
+  log: Logger;
   /** Give up after this long, in ms. Default 120000. */
   timeoutMs?: number;
   stopped?: () => boolean;

@@ -13,6 +13,7 @@ interface ImportMeta {
 
 declare namespace Deno {
   const pid: number;
+  const build: { readonly os: string };
   const args: string[];
   function exit(code?: number): never;
   function execPath(): string;
@@ -39,20 +40,49 @@ declare namespace Deno {
     querySync(descriptor: PermissionDescriptor): PermissionStatus;
   };
 
+  type Signal = "SIGTERM" | "SIGKILL" | "SIGINT";
+  /** Deno 2.9 also takes signal 0 (existence check) at run time, though its types do not say so. */
+  function kill(pid: number, signo?: Signal): void;
+
+  namespace errors {
+    class NotFound extends Error {}
+  }
+
   // --- files ---------------------------------------------------------------------------------
   interface OpenOptions {
     read?: boolean;
     write?: boolean;
     create?: boolean;
+    truncate?: boolean;
+    createNew?: boolean;
+  }
+  enum SeekMode {
+    Start = 0,
+    Current = 1,
+    End = 2,
+  }
+  interface FileInfo {
+    size: number;
   }
   interface FsFile {
+    read(p: Uint8Array): Promise<number | null>;
     write(p: Uint8Array): Promise<number>;
+    seek(offset: number | bigint, whence: SeekMode): Promise<number>;
+    syncData(): Promise<void>;
+    sync(): Promise<void>;
+    stat(): Promise<FileInfo>;
     truncate(len?: number): Promise<void>;
     tryLock(exclusive?: boolean): Promise<boolean>;
     close(): void;
   }
+  interface DirEntry {
+    name: string;
+  }
   function open(path: string, options?: OpenOptions): Promise<FsFile>;
   function mkdir(path: string, options?: { recursive?: boolean }): Promise<void>;
+  function readFile(path: string): Promise<Uint8Array<ArrayBuffer>>;
+  function readDir(path: string): AsyncIterable<DirEntry>;
+  function rename(oldpath: string, newpath: string): Promise<void>;
   function readTextFile(path: string): Promise<string>;
   function readTextFileSync(path: string): string;
   function remove(path: string, options?: { recursive?: boolean }): Promise<void>;
@@ -73,7 +103,7 @@ declare namespace Deno {
     readonly pid: number;
     readonly stderr: ReadableStream<Uint8Array<ArrayBuffer>>;
     readonly status: Promise<CommandStatus>;
-    kill(signo?: "SIGTERM" | "SIGKILL" | "SIGINT"): void;
+    kill(signo?: Signal): void;
   }
   class Command {
     constructor(command: string | URL, options?: CommandOptions);

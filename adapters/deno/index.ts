@@ -4,8 +4,8 @@
  * storage with a node identity lease.
  */
 export { createDenoMesh, denoIdleTimeoutSeconds, raftSocketFor, type DenoMeshOptions } from "./mesh.ts";
-export { DenoFileStorage, StorageLockedError, type FileStorageOptions } from "./file-storage.ts";
+export { FileStorage, StorageCorruptionError, StorageIoError, StorageLockedError, type FileStorageOptions } from "./file-storage.ts";
 export { DenoKvStorage, KvStorageCorruptionError, LeaseLostError, NodeIdentityLeasedError, type DenoKvStorageOptions } from "./kv-storage.ts";
-export { consoleLogger, createDenoMember, startDenoNode, type DenoMember, type DenoMemberArgs, type DenoStartArgs, type Logger, type RunningDenoNode } from "./server.ts";
+export { createMember, startMember, stderrLogger, type AssembledMember, type DenoMemberArgs, type DenoStartArgs, type Logger, type RunningMember } from "./server.ts";
 export { parseDenoStartArgs } from "./cli.ts";
 export { parseStartArgs, UsageError, type StartArgs } from "../../src/cli-args.ts";

@@ -12,15 +12,11 @@
  * own idle timeout, so Deno's check can only act on a link the mesh has already given up on.
  */
 import { upgradeWebSocket } from "hono/deno";
-import type { UpgradeWebSocket } from "hono/ws";
-import type { RaftSocketOptions } from "../../src/http/app.ts";
-import { WebSocketMesh, type WebSocketMeshOptions } from "../../src/transport/mesh.ts";
+import type { MiddlewareHandler } from "hono";
+import { meshTimings, WebSocketMesh, type WebSocketMeshOptions } from "../../src/transport/mesh.ts";
 
 export type DenoMeshOptions = Omit<WebSocketMeshOptions, "WebSocket">;
 
-/** The mesh's defaults (src/transport/mesh.ts), to size Deno's server-side idle timeout. */
-const MESH_DEFAULT_PING_MS = 5_000;
-const MESH_DEFAULT_IDLE_MS = 15_000;
 /** Deno.upgradeWebSocket's own default, in seconds. */
 const DENO_DEFAULT_IDLE_S = 30;
 
@@ -34,26 +30,15 @@ export function createDenoMesh(options: DenoMeshOptions): WebSocketMesh {
  * (30), raised to twice the mesh's idle timeout when that is longer.
  */
 export function denoIdleTimeoutSeconds(options: Pick<DenoMeshOptions, "pingIntervalMs" | "idleTimeoutMs">): number {
-  const pingMs = options.pingIntervalMs ?? MESH_DEFAULT_PING_MS;
-  const idleMs = options.idleTimeoutMs ?? Math.max(MESH_DEFAULT_IDLE_MS, 3 * pingMs);
-  return Math.max(DENO_DEFAULT_IDLE_S, Math.ceil((2 * idleMs) / 1000));
+  return Math.max(DENO_DEFAULT_IDLE_S, Math.ceil((2 * meshTimings(options).idleTimeoutMs) / 1000));
 }
 
 /**
- * The `raftSocket` option of `createApp` on Deno: `/raft` upgraded by `hono/deno` into `mesh`,
- * with Deno's idle timeout set as explained above (`idleTimeoutSeconds` overrides it).
+ * The `raftSocket` option of `createApp` on Deno: a ready `/raft` handler, upgraded by `hono/deno`
+ * into `mesh`, with Deno's idle timeout set from the mesh's timings as explained above
+ * (`idleTimeoutSeconds` overrides it).
  */
-export function raftSocketFor(
-  mesh: WebSocketMesh,
-  options: Pick<DenoMeshOptions, "pingIntervalMs" | "idleTimeoutMs"> & { idleTimeoutSeconds?: number } = {},
-): RaftSocketOptions {
-  const idleTimeout = options.idleTimeoutSeconds ?? denoIdleTimeoutSeconds(options);
-  // hono's helper has two call forms: (createEvents, options) and (c, events, options).
-  // deno-lint-ignore no-explicit-any
-  const withIdleTimeout = ((a: any, b?: any, c?: any) =>
-    typeof a === "function" ? upgradeWebSocket(a, { idleTimeout, ...b }) : upgradeWebSocket(a, b, { idleTimeout, ...c })) as UpgradeWebSocket<
-    WebSocket,
-    Deno.UpgradeWebSocketOptions
-  >;
-  return { upgradeWebSocket: withIdleTimeout, handlers: () => mesh.inboundHandlers() };
+export function raftSocketFor(mesh: WebSocketMesh, options: { idleTimeoutSeconds?: number } = {}): { upgrade: MiddlewareHandler } {
+  const idleTimeout = options.idleTimeoutSeconds ?? denoIdleTimeoutSeconds(mesh.timings);
+  return { upgrade: upgradeWebSocket(() => mesh.inboundHandlers(), { idleTimeout }) };
 }

@@ -4,5 +4,5 @@
  */
 export { FileStorage, StorageCorruptionError, StorageIoError, StorageLockedError, type FileStorageOptions } from "./file-storage.ts";
 export { createNodeMesh, nodeWebSocket, createPeerSocketServer, serveMesh, type NodeMeshOptions, type MeshServer } from "./mesh.ts";
-export { startNode, stderrLogger, type RunningNode, type Logger } from "./server.ts";
+export { createMember, startMember, stderrLogger, type AssembledMember, type Logger, type MemberArgs, type RunningMember } from "./server.ts";
 export { parseStartArgs, UsageError, type StartArgs } from "./cli-args.ts";

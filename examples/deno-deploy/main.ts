@@ -37,8 +37,8 @@
  *     npx deno run --allow-net --allow-env --allow-read=. --allow-write=. examples/deno-deploy/main.ts
  */
 import {
-  createDenoMember,
-  type DenoMember,
+  createMember,
+  type AssembledMember,
   NodeIdentityLeasedError,
   parseStartArgs,
   UsageError,
@@ -88,7 +88,7 @@ function configFromEnv() {
 const config = configFromEnv();
 const kv = await Deno.openKv(env("MESHRAFT_KV_PATH"));
 
-let member: DenoMember | null = null;
+let member: AssembledMember | null = null;
 let starting: Promise<void> | null = null;
 let refusal: { error: Error; at: number } | null = null;
 const RETRY_MS = 2_000;
@@ -99,7 +99,7 @@ function ensureMember(): Promise<void> {
   if (starting || (refusal && Date.now() - refusal.at < RETRY_MS)) return starting ?? Promise.resolve();
   starting = (async () => {
     try {
-      const m = await createDenoMember({ ...config, kv });
+      const m = await createMember({ ...config, kv });
       // Served while it starts: a joining member's start waits for a mesh link, and the members
       // dial in through this very handler (its API answers 503 until the node runs).
       member = m;

@@ -5,7 +5,8 @@
  * crypto.getRandomValues, so the same code runs in Node, Deno and browsers.
  *
  * What is retried (within `retryBudgetMs` and `maxAttempts`, with backoff and jitter):
- * - 503 (no leader, dropped proposal, read timeout, node stopped): nothing happened;
+ * - 503 (no leader, dropped proposal, read timeout, node stopped) and 429 (this client's rate
+ *   over the member's limit): nothing happened;
  * - connection failures and per-attempt timeouts, and 504 OUTCOME_UNKNOWN: a write's fate may be
  *   unknown, but every write carries a session (client id + seq) that the retry reuses, so the
  *   state machine answers a resend of an applied write with its original result;
@@ -332,6 +333,10 @@ export class MeshraftClient {
           base = next.base;
           target = next.target;
           continue;
+        }
+        if (res.status === 429) {
+          lastError = httpError(res);
+          break;
         }
         if (res.status === 503) {
           lastError = httpError(res);

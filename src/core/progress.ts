@@ -1,4 +1,4 @@
-import type { Index } from "./types.ts";
+import type { Index, Snapshot } from "./types.ts";
 
 /**
  * What a leader knows about one follower's log, and how it paces replication to it.
@@ -82,7 +82,7 @@ export class Progress {
   /** In snapshot state: the index of the snapshot being sent. */
   pendingSnapshot: Index = 0;
   /** In snapshot state: the snapshot being sent (kept even if a newer one is taken meanwhile). */
-  snapshotInFlight: unknown = null;
+  snapshotInFlight: Snapshot | null = null;
   /** In snapshot state: the byte offset the follower asked for last. */
   snapshotOffset = 0;
   /** In snapshot state: leader ticks since the last chunk was sent. */
@@ -125,7 +125,7 @@ export class Progress {
     this.inflights.reset();
   }
 
-  becomeSnapshot(snapshotIndex: Index, snapshot: unknown): void {
+  becomeSnapshot(snapshotIndex: Index, snapshot: Snapshot): void {
     this.state = "snapshot";
     this.pendingSnapshot = snapshotIndex;
     this.snapshotInFlight = snapshot;

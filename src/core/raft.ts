@@ -14,6 +14,8 @@ import {
 import { Progress, type ProgressState } from "./progress.ts";
 import { allMembers, allVoters, committedIndex, isVoter, voteResult } from "./quorum.ts";
 import type { Random } from "./random.ts";
+import { ReadIndexQueue } from "./read-index.ts";
+import { SnapshotReceiver } from "./snapshot-receiver.ts";
 import type {
   AppendEntries,
   AppendEntriesResponse,
@@ -36,7 +38,6 @@ import type {
   InstallSnapshot,
   InstallSnapshotResponse,
   Snapshot,
-  SnapshotMeta,
   SoftState,
   Term,
 } from "./types.ts";
@@ -130,15 +131,6 @@ export type ReadResult =
   | { status: "pending"; requestId: number }
   | { status: "rejected"; leaderId: NodeId | null };
 
-/** A ReadIndex request waiting for its heartbeat round to be confirmed by a quorum. */
-interface PendingRead {
-  requestId: number;
-  /** Who asked: this node, or a follower that forwarded a client's read. */
-  from: NodeId;
-  index: Index;
-  round: number;
-}
-
 const EMPTY: Uint8Array = new Uint8Array(0);
 /** How many answers to ForwardProposals a node keeps to recognise duplicates (see forwardAnswers). */
 const FORWARD_ANSWERS_KEPT = 4096;
@@ -185,12 +177,12 @@ export class Raft {
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
 
-  /** Leader only: replication state of every other member. */
-  private prs = new Map<NodeId, Progress>();
+  /** Leader only: replication state of every other member (nextIndex, matchIndex; etcd's "prs"). */
+  private progressById = new Map<NodeId, Progress>();
   /** Candidates only: votes received in the current (pre-)election. */
   private readonly votes = new Map<NodeId, boolean>();
-  /** Leader only: the member leadership is being handed to. */
-  private leadTransferee: NodeId | null = null;
+  /** Leader only: the member leadership is being handed to (etcd's "leadTransferee"). */
+  private transferTarget: NodeId | null = null;
 
   /**
    * Leader only: followers owed an AppendEntries, coalesced until the next Ready so that all
@@ -201,19 +193,15 @@ export class Raft {
   /** Every member is owed an append "even if empty" (a broadcast since the last flush). */
   private allPendingForce = false;
 
-  /** ReadIndex state (leader): the last round broadcast and reads waiting on rounds. */
-  private readRound = 0;
-  private readRoundRequested = false;
-  private pendingReads: PendingRead[] = [];
-  /** Reads received before this leader committed an entry of its term (§8: it cannot know the commit index yet). */
-  private readsAwaitingCommit: { requestId: number; from: NodeId }[] = [];
+  /** ReadIndex (leader): the heartbeat rounds sent and the reads waiting on them (read-index.ts). */
+  private readonly reads = new ReadIndexQueue();
 
   /** The latest snapshot this node has (taken locally or installed), for lagging followers. */
   private snapshot: Snapshot | null = null;
   /** A snapshot received from the leader that the driver must persist and restore (next Ready). */
   private pendingSnapshot: Snapshot | null = null;
   /** Follower: an InstallSnapshot transfer in progress (resumable while the same leader sends it). */
-  private incoming: { from: NodeId; meta: SnapshotMeta; chunks: Uint8Array[]; received: number } | null = null;
+  private readonly snapshotReceiver = new SnapshotReceiver();
   private readonly snapshotChunkBytes: number;
 
   /**
@@ -333,7 +321,7 @@ export class Raft {
 
   /** Start an election now (as if the election timer fired). */
   campaign(): void {
-    this.hup(false);
+    this.startElection(false);
   }
 
   /** Append entries if leader; forward them or reject them otherwise. */
@@ -342,7 +330,7 @@ export class Raft {
       if (item.type === "config") throw new Error("membership changes go through proposeConfChange");
     }
     if (this.role === "leader") {
-      if (this.leadTransferee !== null) {
+      if (this.transferTarget !== null) {
         return { status: "rejected", leaderId: this.id, reason: "transferring" };
       }
       const index = this.appendLocal(items);
@@ -389,9 +377,9 @@ export class Raft {
     // Without a target: the voter of the incoming configuration whose log is most complete.
     to ??= this.mostUpToDateVoter() ?? undefined;
     if (to === undefined || to === this.id || !this.conf.voters.includes(to)) return;
-    const pr = this.prs.get(to);
+    const pr = this.progressById.get(to);
     if (!pr) return;
-    this.leadTransferee = to;
+    this.transferTarget = to;
     this.electionElapsed = 0;
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
     else this.needAppend(to, true);
@@ -404,7 +392,7 @@ export class Raft {
    */
   proposeConfChange(changes: ConfChangeItem[]): ConfChangeResult {
     if (this.role !== "leader") return { status: "rejected", leaderId: this.leaderId, reason: "not-leader" };
-    if (this.leadTransferee !== null) return { status: "rejected", leaderId: this.id, reason: "transferring" };
+    if (this.transferTarget !== null) return { status: "rejected", leaderId: this.id, reason: "transferring" };
     const busy = this.confChangeAllowed();
     if (busy !== null) throw new ConfChangeError("in-progress", busy);
     const conf = applyChanges(this.conf, changes);
@@ -480,7 +468,7 @@ export class Raft {
       case "RequestVote":
         return this.handleRequestVote(m);
       case "TimeoutNow":
-        if (this.role !== "leader") this.hup(true);
+        if (this.role !== "leader") this.startElection(true);
         return;
     }
 
@@ -505,7 +493,7 @@ export class Raft {
       this.msgs.length > 0 ||
       this.pendingSnapshot !== null ||
       this.pendingAppends.size > 0 ||
-      this.readRoundRequested ||
+      this.reads.roundRequested ||
       this.log.hasUnstable() ||
       this.log.hasToApply() ||
       this.readStates.length > 0 ||
@@ -519,7 +507,7 @@ export class Raft {
   ready(): Ready {
     if (this.readyInFlight) throw new Error("ready() called again before advance()");
     this.flushPendingAppends();
-    if (this.readRoundRequested) this.broadcastHeartbeat();
+    if (this.reads.roundRequested) this.broadcastHeartbeat();
     let messages = this.msgs;
     let earlyMessages: Message[] = [];
     if (this.role === "leader" && !this.termOrVoteChanged()) {
@@ -620,7 +608,7 @@ export class Raft {
   compactionFloor(): Index {
     let floor = Number.POSITIVE_INFINITY;
     if (this.role !== "leader") return floor;
-    for (const pr of this.prs.values()) {
+    for (const pr of this.progressById.values()) {
       if (pr.state === "snapshot" && pr.recentActive) floor = Math.min(floor, pr.pendingSnapshot);
     }
     return floor;
@@ -641,7 +629,7 @@ export class Raft {
 
   /** The replication progress of a member as the leader sees it (for status and tests). */
   progress(id: NodeId): { match: Index; next: Index; state: ProgressState; inflight: number } | undefined {
-    const pr = this.prs.get(id);
+    const pr = this.progressById.get(id);
     return pr ? { match: pr.match, next: pr.next, state: pr.state, inflight: pr.inflights.count } : undefined;
   }
 
@@ -652,7 +640,7 @@ export class Raft {
    * operator's. Undefined when this node tracks no progress for `id` (not leader, not a member).
    */
   catchUp(id: NodeId): { caughtUp: boolean; match: Index; lastIndex: Index; state: string; maxLagEntries: number } | undefined {
-    const pr = this.prs.get(id);
+    const pr = this.progressById.get(id);
     if (!pr) return undefined;
     const lastIndex = this.log.lastIndex();
     const caughtUp = pr.state === "replicate" && pr.match + this.promoteLagEntries >= lastIndex;
@@ -673,13 +661,13 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
     this.votes.clear();
-    this.leadTransferee = null;
+    this.transferTarget = null;
     this.timeoutNowSent = false;
     this.lease?.clear();
     this.pendingAppends.clear();
     this.allPendingForce = false;
     this.failPendingReads();
-    this.prs = new Map();
+    this.progressById = new Map();
   }
 
   private becomeFollower(term: Term, leaderId: NodeId | null): void {
@@ -713,7 +701,7 @@ export class Raft {
     this.pendingConfIndex = this.log.lastIndex();
     this.confSettled = false;
     for (const id of allMembers(this.conf)) {
-      if (id !== this.id) this.prs.set(id, new Progress(next, this.maxInflightMsgs, this.maxInflightBytes));
+      if (id !== this.id) this.progressById.set(id, new Progress(next, this.maxInflightMsgs, this.maxInflightBytes));
     }
     // A no-op of the new term: entries of earlier terms commit only once an entry of the
     // current term does (§5.4.2), so without it they could wait for the next client write.
@@ -758,14 +746,14 @@ export class Raft {
     // since it heard a leader grow, so its lease ends and it answers the voters' requests.
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
-      this.hup(false);
+      this.startElection(false);
     }
   }
 
   private tickLeader(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
-    for (const pr of this.prs.values()) if (pr.state === "snapshot") pr.snapshotIdleTicks++;
+    for (const pr of this.progressById.values()) if (pr.state === "snapshot") pr.snapshotIdleTicks++;
     if (this.electionElapsed >= this.electionTicks) {
       this.electionElapsed = 0;
       if (this.checkQuorum) {
@@ -775,7 +763,7 @@ export class Raft {
         }
       }
       // A transfer that has not completed within an election timeout is abandoned.
-      this.leadTransferee = null;
+      this.transferTarget = null;
     }
     if (this.heartbeatElapsed >= this.heartbeatTicks) {
       this.heartbeatElapsed = 0;
@@ -788,14 +776,19 @@ export class Raft {
   private quorumActive(): boolean {
     const active = committedIndex(this.conf, (id) => {
       if (id === this.id) return 1;
-      const pr = this.prs.get(id);
+      const pr = this.progressById.get(id);
       return pr?.recentActive ? 1 : 0;
     });
-    for (const pr of this.prs.values()) pr.recentActive = false;
+    for (const pr of this.progressById.values()) pr.recentActive = false;
     return active >= 1;
   }
 
-  private hup(transfer: boolean): void {
+  /**
+   * Start an election now (etcd calls this "hup"): from the election timer, a `campaign()` call
+   * or, with `transfer`, a TimeoutNow. With pre-vote (and no transfer) it starts with a
+   * pre-election that changes no term.
+   */
+  private startElection(transfer: boolean): void {
     if (this.role === "leader" || !this.promotable()) return;
     if (this.preVote && !transfer) this.runElection("pre-vote", false);
     else this.runElection("vote", transfer);
@@ -961,7 +954,7 @@ export class Raft {
   }
 
   private stepLeader(m: Message): void {
-    const pr = this.prs.get(m.from);
+    const pr = this.progressById.get(m.from);
     if (!pr) return;
     switch (m.type) {
       case "AppendEntriesResponse":
@@ -1006,7 +999,7 @@ export class Raft {
     else if (wasPaused || pr.match < this.log.lastIndex()) this.needAppend(m.from, wasPaused);
     // A removed member that now holds the committed entry that removed it can be let go.
     if (this.lastConfIndex <= this.log.committed && !isMember(this.conf, m.from)) this.pruneProgress();
-    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+    if (m.from === this.transferTarget && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
   }
 
   /**
@@ -1019,7 +1012,7 @@ export class Raft {
     const key = `${m.from}\0${m.term}\0${m.requestId}`;
     let answer = this.forwardAnswers.get(key);
     if (!answer) {
-      const accepted = this.role === "leader" && this.leadTransferee === null && m.term === this.term;
+      const accepted = this.role === "leader" && this.transferTarget === null && m.term === this.term;
       const index = accepted ? this.appendLocal(m.entries.filter((e) => e.type !== "config")) : 0;
       answer = { index, entryTerm: accepted ? this.term : 0, rejected: !accepted };
       // A refusal for another term is not kept: this node is never leader of an older one.
@@ -1065,7 +1058,7 @@ export class Raft {
 
   private broadcastAppend(): void {
     if (this.allPendingForce) return;
-    for (const id of this.prs.keys()) this.pendingAppends.set(id, true);
+    for (const id of this.progressById.keys()) this.pendingAppends.set(id, true);
     this.allPendingForce = true;
   }
 
@@ -1074,10 +1067,9 @@ export class Raft {
    * (ReadIndex), and in lease mode the tick it was sent starts the lease it grants.
    */
   private broadcastHeartbeat(): void {
-    this.readRound++;
-    this.readRoundRequested = false;
-    this.lease?.roundSent(this.readRound, this.ticks);
-    for (const [id, pr] of this.prs) this.sendHeartbeat(id, pr);
+    const round = this.reads.roundSent();
+    this.lease?.roundSent(round, this.ticks);
+    for (const [id, pr] of this.progressById) this.sendHeartbeat(id, pr);
   }
 
   private sendHeartbeat(to: NodeId, pr: Progress): void {
@@ -1087,7 +1079,7 @@ export class Raft {
       to,
       term: this.term,
       leaderCommit: Math.min(pr.match, this.log.committed),
-      readRound: this.readRound,
+      readRound: this.reads.round,
     });
   }
 
@@ -1095,7 +1087,7 @@ export class Raft {
     if (this.pendingAppends.size === 0) return;
     if (this.role === "leader") {
       for (const [id, sendIfEmpty] of this.pendingAppends) {
-        const pr = this.prs.get(id);
+        const pr = this.progressById.get(id);
         if (!pr) continue;
         // Pipelining: in replicate state keep sending until the window is full or all is sent.
         let sent = this.sendAppend(id, pr, sendIfEmpty);
@@ -1159,7 +1151,7 @@ export class Raft {
    */
   private maybeCommit(): boolean {
     const stable = this.log.stable;
-    const idx = committedIndex(this.conf, (id) => (id === this.id ? stable : (this.prs.get(id)?.match ?? 0)));
+    const idx = committedIndex(this.conf, (id) => (id === this.id ? stable : (this.progressById.get(id)?.match ?? 0)));
     if (idx <= this.log.committed || this.log.term(idx) !== this.term) return false;
     const firstOfTerm = this.log.committed === 0 || this.log.term(this.log.committed) !== this.term;
     this.log.commitTo(idx);
@@ -1178,7 +1170,7 @@ export class Raft {
   // -------------------------------------------------------------------------------------------
 
   private sendSnapshotChunk(to: NodeId, pr: Progress): void {
-    const snap = pr.snapshotInFlight as Snapshot | null;
+    const snap = pr.snapshotInFlight;
     if (!snap) return;
     const offset = Math.min(pr.snapshotOffset, snap.data.byteLength);
     const end = Math.min(snap.data.byteLength, offset + this.snapshotChunkBytes);
@@ -1241,38 +1233,16 @@ export class Raft {
       });
     if (meta.index <= this.log.committed) {
       // We already have everything it covers.
-      this.incoming = null;
+      this.snapshotReceiver.reset();
       reply(0, true, this.log.committed);
       return;
     }
-    let inc = this.incoming;
-    if (!inc || inc.from !== m.from || inc.meta.index !== meta.index || inc.meta.term !== meta.term) {
-      if (m.offset !== 0) {
-        reply(0, false, 0); // start over from the beginning
-        return;
-      }
-      inc = this.incoming = { from: m.from, meta, chunks: [], received: 0 };
-    }
-    if (m.offset !== inc.received) {
-      reply(inc.received, false, 0); // resume where we are
+    const outcome = this.snapshotReceiver.receive(m);
+    if (outcome.kind === "ask") {
+      reply(outcome.nextOffset, false, 0);
       return;
     }
-    if (m.data.byteLength > 0) {
-      inc.chunks.push(m.data);
-      inc.received += m.data.byteLength;
-    }
-    if (!m.done) {
-      reply(inc.received, false, 0);
-      return;
-    }
-    this.incoming = null;
-    const data = new Uint8Array(inc.received);
-    let at = 0;
-    for (const chunk of inc.chunks) {
-      data.set(chunk, at);
-      at += chunk.byteLength;
-    }
-    const snap: Snapshot = { meta: { index: meta.index, term: meta.term, conf: cloneConf(meta.conf) }, data };
+    const snap = outcome.snapshot;
     this.log.restoreSnapshot(meta.index, meta.term);
     // Entries kept after the snapshot may hold a newer configuration than the snapshot's.
     this.baseConf = cloneConf(meta.conf);
@@ -1281,7 +1251,7 @@ export class Raft {
     this.pendingSnapshot = snap;
     // Only the snapshot's index is known to match the leader; entries we kept after it are
     // confirmed by the probe that follows.
-    reply(inc.received, true, meta.index);
+    reply(snap.data.byteLength, true, meta.index);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1368,12 +1338,12 @@ export class Raft {
     if (this.role !== "leader") return;
     const lastIndex = this.log.lastIndex();
     for (const id of allMembers(next)) {
-      if (id !== this.id && !this.prs.has(id)) {
-        this.prs.set(id, new Progress(lastIndex + 1, this.maxInflightMsgs, this.maxInflightBytes));
+      if (id !== this.id && !this.progressById.has(id)) {
+        this.progressById.set(id, new Progress(lastIndex + 1, this.maxInflightMsgs, this.maxInflightBytes));
         this.needAppend(id, true);
       }
     }
-    if (this.leadTransferee !== null && !next.voters.includes(this.leadTransferee)) this.leadTransferee = null;
+    if (this.transferTarget !== null && !next.voters.includes(this.transferTarget)) this.transferTarget = null;
     if (this.lastConfIndex <= this.log.committed) this.pruneProgress();
   }
 
@@ -1385,10 +1355,10 @@ export class Raft {
    */
   private pruneProgress(): void {
     const members = new Set(allMembers(this.conf));
-    for (const [id, pr] of this.prs) {
+    for (const [id, pr] of this.progressById) {
       if (members.has(id) || pr.match < this.lastConfIndex) continue;
       this.sendHeartbeat(id, pr);
-      this.prs.delete(id);
+      this.progressById.delete(id);
       this.pendingAppends.delete(id);
     }
   }
@@ -1407,7 +1377,7 @@ export class Raft {
     }
     this.confSettled = true;
     if (isVoter(this.conf, this.id)) return;
-    for (const [id, pr] of this.prs) this.sendHeartbeat(id, pr);
+    for (const [id, pr] of this.progressById) this.sendHeartbeat(id, pr);
     const best = this.mostUpToDateVoter();
     if (best !== null) this.sendTimeoutNow(best);
     this.becomeFollower(this.term, null);
@@ -1416,7 +1386,7 @@ export class Raft {
   /** Promote the first learner marked for it whose log has caught up with ours. */
   private maybePromote(): void {
     const promote = this.conf.promote;
-    if (!promote || promote.length === 0 || this.leadTransferee !== null || this.confChangeAllowed() !== null) return;
+    if (!promote || promote.length === 0 || this.transferTarget !== null || this.confChangeAllowed() !== null) return;
     for (const id of promote) {
       if (!this.catchUp(id)?.caughtUp) continue;
       const changes: ConfChangeItem[] = [{ op: "add-voter", id }];
@@ -1430,7 +1400,7 @@ export class Raft {
     let best: NodeId | null = null;
     let bestMatch = -1;
     for (const id of this.conf.voters) {
-      const pr = this.prs.get(id);
+      const pr = this.progressById.get(id);
       if (id === this.id || !pr) continue;
       if (pr.match > bestMatch) {
         best = id;
@@ -1451,7 +1421,7 @@ export class Raft {
   private leaderRead(requestId: number, from: NodeId, mayUseLease = true): void {
     if (this.log.term(this.log.committed) !== this.term) {
       // Until an entry of this term commits, the leader's commit index may lag the true one.
-      this.readsAwaitingCommit.push({ requestId, from });
+      this.reads.awaitCommit(requestId, from);
       return;
     }
     const index = this.log.committed;
@@ -1461,15 +1431,13 @@ export class Raft {
       this.replyRead(from, requestId, index, false);
       return;
     }
-    // Every read that arrives before the next Ready shares one heartbeat round.
-    this.pendingReads.push({ requestId, from, index, round: this.readRound + 1 });
-    this.readRoundRequested = true;
+    // It waits for a heartbeat round sent after now: the next Ready's if no round is in flight,
+    // else the one that follows when the round in flight is confirmed (reads coalesce).
+    this.reads.add(requestId, from, index);
   }
 
   private releaseReadsAwaitingCommit(): void {
-    const waiting = this.readsAwaitingCommit;
-    this.readsAwaitingCommit = [];
-    for (const r of waiting) this.leaderRead(r.requestId, r.from, false);
+    for (const r of this.reads.takeAwaitingCommit()) this.leaderRead(r.requestId, r.from, false);
   }
 
   /**
@@ -1479,25 +1447,18 @@ export class Raft {
    * (the caller checks that).
    */
   private leaseValid(): boolean {
-    if (this.lease === null || this.leadTransferee !== null || this.timeoutNowSent) return false;
+    if (this.lease === null || this.transferTarget !== null || this.timeoutNowSent) return false;
     return this.lease.holds(this.quorumReadRound(), this.ticks);
   }
 
   /** The newest heartbeat round a quorum (of each half of a joint configuration) acknowledged. */
   private quorumReadRound(): number {
-    return committedIndex(this.conf, (id) => (id === this.id ? this.readRound : (this.prs.get(id)?.readAck ?? 0)));
+    return committedIndex(this.conf, (id) => (id === this.id ? this.reads.round : (this.progressById.get(id)?.readAck ?? 0)));
   }
 
   /** Serve every read whose round a quorum has confirmed: we were still leader when they came. */
   private releaseConfirmedReads(): void {
-    const confirmed = this.quorumReadRound();
-    let n = 0;
-    while (n < this.pendingReads.length && this.pendingReads[n].round <= confirmed) {
-      const r = this.pendingReads[n];
-      this.replyRead(r.from, r.requestId, r.index, false);
-      n++;
-    }
-    if (n > 0) this.pendingReads.splice(0, n);
+    for (const r of this.reads.confirm(this.quorumReadRound())) this.replyRead(r.from, r.requestId, r.index, false);
   }
 
   private replyRead(to: NodeId, requestId: number, index: Index, rejected: boolean): void {
@@ -1519,10 +1480,7 @@ export class Raft {
   }
 
   private failPendingReads(): void {
-    const all = [...this.pendingReads, ...this.readsAwaitingCommit];
-    this.pendingReads = [];
-    this.readsAwaitingCommit = [];
-    for (const r of all) this.replyRead(r.from, r.requestId, 0, true);
+    for (const r of this.reads.takeAll()) this.replyRead(r.from, r.requestId, 0, true);
   }
 
   private send(m: Message): void {

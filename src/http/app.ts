@@ -9,7 +9,7 @@
  *   same X-Meshraft-Client and X-Meshraft-Seq is safe (the KV state machine answers it from its
  *   session table instead of applying it twice).
  */
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -34,6 +34,8 @@ import { mountDashboardEvents, mountDashboardPage } from "./dashboard.ts";
 import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
 import { createHttpMetrics, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 import type { NodeInstruments } from "./metrics-instruments.ts";
+import { RateLimiter } from "./rate-limit.ts";
+import { eventLoopDelayGauges, type EventLoopDelaySource } from "../event-loop-delay.ts";
 import {
   base64ToBytes,
   bytesToBase64,
@@ -62,6 +64,12 @@ export interface HttpLimits {
    * 503 OVERLOADED with Retry-After at once. Default 1024.
    */
   maxConcurrentRequests?: number;
+  /**
+   * Requests per second per client address (`remoteAddress`; `/raft` not counted); a client over
+   * it is answered 429 RATE_LIMITED with Retry-After at once (./rate-limit.ts, burst twice the
+   * rate). Default: none.
+   */
+  requestsPerSecondPerClient?: number;
 }
 
 /** Where the app reports what an operator should see. `console` fits. */
@@ -76,16 +84,20 @@ export interface HttpLogger {
 export type TokenKind = "admin" | "client" | "none";
 
 /**
- * The peer socket on `GET /raft`. `upgradeWebSocket` comes from the runtime (`@hono/node-server`,
- * `hono/deno`); `handlers` from the WebSocket mesh, called once per incoming connection.
+ * The peer socket on `GET /raft`: either a ready `upgrade` handler (what the runtime adapters hand
+ * over: their `upgradeWebSocket` around the mesh's handlers, with their own options), or the
+ * runtime's `upgradeWebSocket` (`@hono/node-server`, `hono/deno`) and the mesh's `handlers`,
+ * called once per incoming connection.
  */
-export interface RaftSocketOptions {
-  // `any`: each runtime's helper has its own socket and option types.
-  // deno-lint-ignore no-explicit-any
-  upgradeWebSocket: UpgradeWebSocket<any, any>;
-  // deno-lint-ignore no-explicit-any
-  handlers: (c: Context) => WSEvents<any> | Promise<WSEvents<any>>;
-}
+export type RaftSocketOptions =
+  | { upgrade: MiddlewareHandler }
+  | {
+      // `any`: each runtime's helper has its own socket and option types.
+      // deno-lint-ignore no-explicit-any
+      upgradeWebSocket: UpgradeWebSocket<any, any>;
+      // deno-lint-ignore no-explicit-any
+      handlers: (c: Context) => WSEvents<any> | Promise<WSEvents<any>>;
+    };
 
 export interface AppOptions {
   node: RaftNode<KvResult>;
@@ -145,6 +157,13 @@ export interface AppOptions {
    * socket, Deno the serve handler's info), so the runtime supplies it. Default: "unknown".
    */
   remoteAddress?: (c: Context) => string | undefined;
+  /** With TLS: the served certificate's expiry, for /status (`tls`). */
+  tlsStatus?: () => StatusBody["tls"];
+  /**
+   * The runtime's event-loop delay, shown in `/metrics` as `meshraft_event_loop_delay_seconds`
+   * (the Node adapter passes `perf_hooks.monitorEventLoopDelay`; see src/event-loop-delay.ts).
+   */
+  eventLoopDelay?: EventLoopDelaySource;
 }
 
 const utf8 = new TextEncoder();
@@ -157,6 +176,8 @@ export function createApp(options: AppOptions): Hono {
   const maxBodyBytes = limit("maxBodyBytes", options.limits?.maxBodyBytes, 2 * Math.ceil(maxValueBytes / 3) * 4 + 65_536, Number.MAX_SAFE_INTEGER);
   const maxConcurrentRequests = limit("maxConcurrentRequests", options.limits?.maxConcurrentRequests, 1024, Number.MAX_SAFE_INTEGER);
   let inFlight = 0;
+  const perClient = options.limits?.requestsPerSecondPerClient;
+  const rateLimiter = perClient === undefined ? null : new RateLimiter({ ratePerSecond: perClient }, realClock);
   const writeTimeoutMs = options.writeTimeoutMs;
   if (writeTimeoutMs !== undefined && !(writeTimeoutMs > 0)) {
     throw new RangeError(`writeTimeoutMs must be a positive number of milliseconds, got ${writeTimeoutMs}`);
@@ -165,6 +186,7 @@ export function createApp(options: AppOptions): Hono {
   // A member's own announced URL wins over a listed one, which may be mistyped (the mesh warns).
   const urlOf = (id: string): string | null => (id === node.id ? options.selfUrl : (options.announcedUrl?.(id) ?? peers.get(id) ?? node.urlOf(id)));
   const metrics = createHttpMetrics(node, kv, options.linkStats, options.instruments);
+  if (options.eventLoopDelay) eventLoopDelayGauges(metrics.registry, options.eventLoopDelay);
   const log = options.logger;
   const publicStatus = options.publicStatus ?? true;
 
@@ -199,6 +221,12 @@ export function createApp(options: AppOptions): Hono {
   // Before anything else: a request over the limit costs no parsing, no Raft work.
   app.use("*", async (c, next) => {
     if (c.req.path.endsWith("/raft")) return next();
+    if (rateLimiter !== null) {
+      const client = options.remoteAddress?.(c) ?? "unknown";
+      if (!rateLimiter.take(client)) {
+        throw new ApiError(429, "RATE_LIMITED", `more than ${rateLimiter.ratePerSecond} requests per second from ${client}; retry later`, { "Retry-After": "1" });
+      }
+    }
     if (inFlight >= maxConcurrentRequests) {
       throw new ApiError(503, "OVERLOADED", `this node is answering ${inFlight} requests (maxConcurrentRequests); retry later`, { "Retry-After": "1" });
     }
@@ -501,6 +529,8 @@ export function createApp(options: AppOptions): Hono {
       members: ids.map((id) => ({ id, url: urlOf(id), voter: s.voters.includes(id) })),
       stopped: node.stopped,
     };
+    const tls = options.tlsStatus?.();
+    if (tls) body.tls = tls;
     return c.json(body);
   });
 
@@ -532,7 +562,7 @@ export function createApp(options: AppOptions): Hono {
 
   if (options.raftSocket) {
     const socket = options.raftSocket;
-    app.get("/raft", socket.upgradeWebSocket((c) => socket.handlers(c)));
+    app.get("/raft", "upgrade" in socket ? socket.upgrade : socket.upgradeWebSocket((c) => socket.handlers(c)));
   }
 
   return app;

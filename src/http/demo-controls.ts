@@ -1,9 +1,11 @@
 /**
  * The local demo's controls (issue 14): what `meshraft demo` lets a newcomer do to its own
  * cluster from the dashboard, so an election, a partition and a recovery happen in the first
- * minute. The supervisor that runs the member processes serves these routes on its own port
- * (runtime specifics, spawning and signals, stay in the adapter: adapters/node/demo-supervisor.ts);
- * the members tell the page where they are (`DashboardStatus.demo`, from `setDemoControlUrl`).
+ * minute. The demo supervisor (src/runtime/cli.ts) serves these routes on a port of its own
+ * through its runtime (adapters/node/demo-supervisor.ts) and drives its children through the
+ * runtime's ChildMember (signals, and a message that makes a member's mesh refuse a peer,
+ * adapters/node/demo-member.ts); the members tell the page where the controls are
+ * (`DashboardStatus.demo`, from `setDemoControlUrl`).
  *
  *   GET  /demo                     DemoState
  *   POST /demo/kill     {id}       SIGKILL the member's process
@@ -21,6 +23,7 @@ import { Hono, type Context } from "hono";
 import { cors } from "hono/cors";
 import { MeshraftClient } from "../client/client.ts";
 import { realClock, type Clock } from "../clock.ts";
+import type { ChildMember } from "../runtime/cli.ts";
 import { authorized } from "./app.ts";
 
 export type DemoMemberState = "running" | "paused" | "killed";
@@ -34,7 +37,7 @@ export interface DemoProcesses {
   restart(id: string): void;
   pause(id: string): void;
   resume(id: string): void;
-  /** Tell member `id` to refuse (or admit again) `peer` in its mesh. */
+  /** Tell member `id` to refuse (or admit again) `peer` in its mesh (a member started later reads its cuts from the environment). */
   refuse(id: string, peer: string, refused: boolean): void;
 }
 
@@ -75,13 +78,9 @@ export class DemoControls {
     };
   }
 
-  /** A restarted member forgets its cuts: tell it again. */
-  restart(id: string): void {
-    this.processes.restart(id);
-    for (const [a, b] of this.state().cuts) {
-      if (a === id) this.processes.refuse(a, b, true);
-      if (b === id) this.processes.refuse(b, a, true);
-    }
+  /** The peers member `id` must refuse: a restarted member learns them at start (MESHRAFT_DEMO_REFUSE). */
+  cutPeersOf(id: string): string[] {
+    return this.state().cuts.flatMap(([a, b]) => (a === id ? [b] : b === id ? [a] : []));
   }
 
   cut(a: string, b: string, cut: boolean): void {
@@ -195,7 +194,7 @@ export function createDemoControlApp(o: ControlsAppOptions): Hono {
     });
   };
   action("/demo/kill", (b, c) => controls.processes.kill(member(c, b.id)));
-  action("/demo/restart", (b, c) => controls.restart(member(c, b.id)));
+  action("/demo/restart", (b, c) => controls.processes.restart(member(c, b.id)));
   action("/demo/pause", (b, c) => controls.processes.pause(member(c, b.id)));
   action("/demo/resume", (b, c) => controls.processes.resume(member(c, b.id)));
   const pair = (b: Record<string, unknown>, c: Context): [string, string] => {
@@ -221,3 +220,118 @@ export function createDemoControlApp(o: ControlsAppOptions): Hono {
 }
 
 class DemoRequestError extends Error {}
+
+/** A demo's DemoProcesses over the runtime's child processes (ChildMember). */
+export class ChildDemoProcesses implements DemoProcesses {
+  private readonly paused = new Set<string>();
+  /** Killed on request, or exited: drawn killed at once, before its process has gone. */
+  private readonly gone = new Set<ChildMember>();
+
+  constructor(
+    readonly ids: readonly string[],
+    private readonly o: {
+      urlOf: (id: string) => string;
+      /** The member's current process. */
+      child: (id: string) => ChildMember | undefined;
+      /** Starts the member again, on the same data directory. */
+      respawn: (id: string) => void;
+    },
+  ) {}
+
+  /** The supervisor started `child` for a member: watch for its exit. */
+  started(child: ChildMember): void {
+    void child.exited.then(() => this.gone.add(child));
+  }
+
+  urlOf(id: string): string {
+    return this.o.urlOf(id);
+  }
+
+  private running(id: string): ChildMember | null {
+    const c = this.o.child(id);
+    return c && !this.gone.has(c) ? c : null;
+  }
+
+  state(id: string): DemoMemberState {
+    if (!this.running(id)) return "killed";
+    return this.paused.has(id) ? "paused" : "running";
+  }
+
+  kill(id: string): void {
+    const c = this.running(id);
+    if (!c) return;
+    c.kill("SIGKILL");
+    this.gone.add(c);
+    this.paused.delete(id);
+  }
+
+  restart(id: string): void {
+    const c = this.o.child(id);
+    this.kill(id);
+    // Once the old process has gone: its port and data directory are free again.
+    if (c) void c.exited.then(() => this.o.child(id) === c && this.o.respawn(id));
+    else this.o.respawn(id);
+  }
+
+  pause(id: string): void {
+    const c = this.running(id);
+    if (!c?.pause || this.paused.has(id)) return;
+    c.pause();
+    this.paused.add(id);
+  }
+
+  resume(id: string): void {
+    const c = this.running(id);
+    this.paused.delete(id);
+    c?.resume?.();
+  }
+
+  refuse(id: string, peer: string, refused: boolean): void {
+    // A paused member reads it when resumed; a killed one learns it again at restart (DemoControls).
+    this.running(id)?.send?.({ type: "refuse", peer, refused });
+  }
+
+  /** Before the supervisor stops its children: a stopped process would not see SIGTERM. */
+  resumeAll(): void {
+    for (const id of [...this.paused]) this.resume(id);
+  }
+}
+
+/** Serves a hono app on a free port of 127.0.0.1 (the runtime's server). */
+export type ServeDemoControls = (app: Hono) => Promise<{ url: string; close(): Promise<void> }>;
+
+export interface DemoSupervisor {
+  /** Where the controls are served; the members announce it to the page. */
+  url: string;
+  processes: ChildDemoProcesses;
+  /** The environment member `id` starts with: where the controls are, which peers it has cut. */
+  envFor(id: string): Record<string, string>;
+  /** Stops the load, resumes paused members (so they can stop), closes the server. */
+  close(): Promise<void>;
+}
+
+/** The controls of the demo whose members are `ids`, served through `serve`. */
+export async function startDemoSupervisor(o: {
+  ids: string[];
+  urlOf: (id: string) => string;
+  child: (id: string) => ChildMember | undefined;
+  respawn: (id: string) => void;
+  /** The admin token the members take; the controls want it too. */
+  adminToken?: string;
+  serve: ServeDemoControls;
+}): Promise<DemoSupervisor> {
+  const processes = new ChildDemoProcesses(o.ids, o);
+  const controls = new DemoControls(processes);
+  const origins = o.ids.map((id) => new URL(o.urlOf(id)).origin);
+  const server = await o.serve(createDemoControlApp({ controls, adminToken: o.adminToken, origins }));
+  return {
+    url: server.url,
+    processes,
+    envFor: (id) => ({ MESHRAFT_DEMO_CONTROL: server.url, MESHRAFT_DEMO_REFUSE: controls.cutPeersOf(id).join(",") }),
+    close: async () => {
+      controls.stop();
+      processes.resumeAll();
+      await server.close();
+    },
+  };
+}

@@ -6,4 +6,4 @@ export { createApp, type AppOptions, type HttpLimits, type HttpLogger, type Raft
 export { ApiError } from "./errors.ts";
 export { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 export * from "./protocol.ts";
-export { createMember, lineLogger, type Member, type MemberOptions, type MemberLogger, type LogLevel } from "../member.ts";
+export { createMember, lineLogger, stderrLogger, type Member, type MemberOptions, type Logger, type MemberLogger, type LogLevel } from "../member.ts";

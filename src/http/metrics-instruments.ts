@@ -1,7 +1,8 @@
 /**
  * What `/metrics` measures around a node rather than in the HTTP app (issue 14, etcd's names as
  * the model): how long each storage save takes (the fsync), how long the state machine takes to
- * apply an entry, snapshots sent to and received from peers, and the event loop's delay. The
+ * apply an entry, and snapshots sent to and received from peers (the event loop's delay is
+ * src/event-loop-delay.ts's). The
  * member wraps the parts it hands its RaftNode (`storage`, `stateMachine`, `transport`); the app
  * registers the families (createHttpMetrics).
  */
@@ -12,23 +13,11 @@ import type { Storage } from "../storage/storage.ts";
 import type { Transport } from "../transport/transport.ts";
 import { Counter, Histogram } from "./metrics.ts";
 
-/** Event-loop delay buckets, in seconds: 1 ms to 5 s. */
-const LOOP_DELAY_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
-/** How often the event-loop probe runs, in ms. */
-const LOOP_PROBE_MS = 500;
-
 export class NodeInstruments {
   readonly fsyncSeconds: Histogram = new Histogram("meshraft_storage_save_duration_seconds", "Time to save one batch durably (write and fsync), like etcd's wal_fsync_duration_seconds.");
   readonly applySeconds: Histogram = new Histogram("meshraft_apply_duration_seconds", "Time the state machine took to apply one committed entry.");
   readonly snapshotsSent: Counter = new Counter("meshraft_snapshots_sent_total", "Snapshots sent to a follower (their last chunk), by peer.");
   readonly snapshotsReceived: Counter = new Counter("meshraft_snapshots_received_total", "Snapshots received from the leader (their last chunk).");
-  readonly loopDelaySeconds: Histogram = new Histogram(
-    "meshraft_event_loop_delay_seconds",
-    `How late a ${LOOP_PROBE_MS} ms timer fires: the time this process's event loop was busy elsewhere.`,
-    LOOP_DELAY_BUCKETS,
-  );
-
-  private cancelProbe: (() => void) | null = null;
 
   constructor(private readonly clock: Clock = realClock) {
     this.snapshotsReceived.inc({}, 0);
@@ -81,39 +70,12 @@ export class NodeInstruments {
         if (lastChunk(m)) sent.inc({ peer: m.to });
         inner.send(m);
       },
-      // The node closes its transport when it stops: no timer of ours may outlive it.
-      close: () => {
-        this.stopProbe();
-        return inner.close();
-      },
+      close: () => inner.close(),
     };
     if (inner.setPeers) wrapped.setPeers = (peers) => inner.setPeers!(peers);
     if (inner.announcedUrl) wrapped.announcedUrl = (id) => inner.announcedUrl!(id);
     if (inner.linked) wrapped.linked = (id) => inner.linked!(id);
     if (inner.linkStats) wrapped.linkStats = () => inner.linkStats!();
     return wrapped;
-  }
-
-  /**
-   * Observes the event loop's delay until the node stops (it closes its transport, or `stopped()`
-   * says so): a timer due every LOOP_PROBE_MS records how late it fired.
-   */
-  probeEventLoop(stopped: () => boolean): void {
-    if (this.cancelProbe) return;
-    let due = this.clock.now() + LOOP_PROBE_MS;
-    const tick = (): void => {
-      this.cancelProbe = null;
-      if (stopped()) return;
-      const now = this.clock.now();
-      this.loopDelaySeconds.observe(Math.max(0, now - due) / 1000);
-      due = now + LOOP_PROBE_MS;
-      this.cancelProbe = this.clock.setTimer(LOOP_PROBE_MS, tick);
-    };
-    this.cancelProbe = this.clock.setTimer(LOOP_PROBE_MS, tick);
-  }
-
-  stopProbe(): void {
-    this.cancelProbe?.();
-    this.cancelProbe = null;
   }
 }

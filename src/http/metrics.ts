@@ -236,8 +236,6 @@ export function createHttpMetrics<R>(
     registry.add(instruments.applySeconds);
     registry.add(instruments.snapshotsSent);
     registry.add(instruments.snapshotsReceived);
-    registry.add(instruments.loopDelaySeconds);
-    instruments.probeEventLoop(() => node.stopped);
   }
   const proposals = registry.add(new Counter("meshraft_proposals_total", "Writes proposed through the HTTP API, by op and outcome."));
   // etcd's proposal series: committed and applied count entries (this node's indexes), pending

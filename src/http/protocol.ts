@@ -30,6 +30,8 @@ export const SEQ_HEADER = "X-Meshraft-Seq";
  *   `Retry-After`); 409 LEARNER_BEHIND (a learner asked to become a voter has not caught up; the
  *   message says how far behind it is; `Retry-After`); 503 TRANSFER_FAILED (leadership did not move).
  * - 413 VALUE_TOO_LARGE, BODY_TOO_LARGE.
+ * - 429 RATE_LIMITED: this client address sent more than `limits.requestsPerSecondPerClient`;
+ *   nothing happened, resend after `Retry-After`.
  * - 503 NO_LEADER, PROPOSAL_DROPPED, READ_TIMEOUT, NODE_STOPPED: nothing happened, resend freely
  *   (a `Retry-After` header comes with them).
  * - 504 OUTCOME_UNKNOWN: the write was proposed and may still commit; only a resend with the same
@@ -61,6 +63,7 @@ export type ErrorCode =
   | "PROPOSAL_DROPPED"
   | "READ_TIMEOUT"
   | "OVERLOADED"
+  | "RATE_LIMITED"
   | "NODE_STOPPED"
   | "OUTCOME_UNKNOWN"
   | "INTERNAL";
@@ -142,6 +145,8 @@ export interface StatusBody {
   learners: string[];
   members: StatusMember[];
   stopped: boolean;
+  /** With TLS: when the served certificate expires; `expiresSoon` within 30 days (src/tls.ts). */
+  tls?: { notAfter: string; daysLeft: number; expiresSoon: boolean };
 }
 
 /** Longest client id in X-Meshraft-Client (the KV state machine's limit). */

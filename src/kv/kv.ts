@@ -6,10 +6,11 @@
  * `maxSessionBytes`, which must be the same on every node), so replicas that apply the same log hold the same state,
  * byte for byte in `snapshot()`.
  */
-import { Decoder, Encoder } from "@msgpack/msgpack";
+import { Decoder } from "@msgpack/msgpack";
 import type { Entry } from "../core/types.ts";
 import { MeshraftError } from "../errors.ts";
 import type { StateMachine } from "../statemachine.ts";
+import { decodeCommonCommand, encodeValidCommand } from "./command-codec.ts";
 import { decodeKvSnapshot, encodeKvSnapshot, isBinaryFormat, type KvSnapshotContent } from "./snapshot-format.ts";
 
 /** Longest key, in UTF-8 bytes. */
@@ -103,8 +104,7 @@ export class KvSnapshotError extends MeshraftError {
   }
 }
 
-// One Encoder and Decoder each: they are reusable and not re-entered (everything here is sync).
-const encoder = new Encoder();
+// One Decoder each: they are reusable and not re-entered (everything here is sync).
 // Strings come back raw and are decoded below with a fatal decoder, so that invalid UTF-8 is
 // rejected the same way on every runtime (msgpack's own decoding picks between a JS decoder and
 // TextDecoder by length, and the two disagree on invalid input). A side effect: for the binary
@@ -122,26 +122,23 @@ const FIELDS: Record<KvCommand["op"], readonly string[]> = {
 
 /** Encodes a command for `propose`. Throws KvCommandError if it would not decode. */
 export function encodeKvCommand(cmd: KvCommand): Uint8Array {
-  const c = parseCommand(cmd, textFromString, (v) => v);
-  // Build the object field by field: msgpack would encode `undefined` as nil.
-  const out: Record<string, unknown> = { op: c.op, key: c.key };
-  if (c.op === "put") out.value = c.value;
-  if (c.op === "cas") {
-    out.expect = c.expect;
-    out.value = c.value;
-  }
-  if (c.client !== undefined) {
-    out.client = c.client;
-    out.seq = c.seq;
-  }
-  return encoder.encode(out);
+  // The bytes @msgpack/msgpack writes for { op, key, value | expect+value, client?, seq? }.
+  return encodeValidCommand(parseCommand(cmd, textFromString, (v) => v));
 }
+
+const LIMITS = { maxKeyBytes: MAX_KEY_BYTES, maxValueBytes: MAX_VALUE_BYTES, maxClientIdBytes: MAX_CLIENT_ID_BYTES };
 
 /**
  * Decodes and validates a command. The result owns its binaries (msgpack returns views into the
  * input, which the caller may reuse). Throws KvCommandError on anything malformed.
  */
 export function decodeKvCommand(bytes: Uint8Array): KvCommand {
+  // The shapes encodeKvCommand writes, in one pass; anything else takes the general path below.
+  return decodeCommonCommand(bytes, LIMITS) ?? decodeKvCommandGeneral(bytes);
+}
+
+/** The general decoder alone, without the one-pass path: for tests that hold the two equal. */
+export function decodeKvCommandGeneral(bytes: Uint8Array): KvCommand {
   let raw: unknown;
   try {
     raw = commandDecoder.decode(bytes);

@@ -209,6 +209,26 @@ const DEFAULTS = {
   backoff: { initialMs: 50, maxMs: 2_000 },
 };
 
+/** How often a link is pinged and how long it may stay silent before it is closed, in ms. */
+export interface MeshTimings {
+  pingIntervalMs: number;
+  idleTimeoutMs: number;
+}
+
+/**
+ * The liveness timings a mesh built with `options` runs with: the defaults (a 5 s ping, an idle
+ * timeout of 15 s or three pings, whichever is longer) filled in and checked. Runtimes size their
+ * own socket timeouts from it (adapters/deno/mesh.ts).
+ */
+export function meshTimings(options: { pingIntervalMs?: number; idleTimeoutMs?: number }): MeshTimings {
+  const pingIntervalMs = positive("pingIntervalMs", options.pingIntervalMs ?? DEFAULTS.pingIntervalMs);
+  const idleTimeoutMs = positive("idleTimeoutMs", options.idleTimeoutMs ?? Math.max(DEFAULTS.idleTimeoutMs, 3 * pingIntervalMs));
+  if (idleTimeoutMs < 2 * pingIntervalMs) {
+    throw new RangeError(`WebSocketMesh: idleTimeoutMs (${idleTimeoutMs}) must be at least twice pingIntervalMs (${pingIntervalMs})`);
+  }
+  return { pingIntervalMs, idleTimeoutMs };
+}
+
 /**
  * A peer that refused this node as removed from its configuration is redialed after this many
  * times the longest backoff (20 s by default) instead of the backoff: it lists this node again
@@ -241,6 +261,8 @@ export function peerSocketUrl(url: string): string {
 export class WebSocketMesh implements Transport {
   readonly id: NodeId;
   readonly clusterId: string;
+  /** The ping interval and idle timeout this mesh runs with (see `meshTimings`). */
+  readonly timings: MeshTimings;
 
   readonly #WebSocket: WebSocketConstructor;
   readonly #clock: Clock;
@@ -296,11 +318,8 @@ export class WebSocketMesh implements Transport {
     this.#random = options.random ?? mathRandom;
     this.#log = options.logger ?? consoleLogger;
     this.#highWaterMarkBytes = positive("highWaterMarkBytes", options.highWaterMarkBytes ?? DEFAULTS.highWaterMarkBytes);
-    const pingIntervalMs = positive("pingIntervalMs", options.pingIntervalMs ?? DEFAULTS.pingIntervalMs);
-    const idleTimeoutMs = positive("idleTimeoutMs", options.idleTimeoutMs ?? Math.max(DEFAULTS.idleTimeoutMs, 3 * pingIntervalMs));
-    if (idleTimeoutMs < 2 * pingIntervalMs) {
-      throw new RangeError(`WebSocketMesh: idleTimeoutMs (${idleTimeoutMs}) must be at least twice pingIntervalMs (${pingIntervalMs})`);
-    }
+    this.timings = meshTimings(options);
+    const { pingIntervalMs, idleTimeoutMs } = this.timings;
     this.#backoff = {
       initialMs: positive("backoff.initialMs", options.backoff?.initialMs ?? DEFAULTS.backoff.initialMs),
       maxMs: positive("backoff.maxMs", options.backoff?.maxMs ?? DEFAULTS.backoff.maxMs),

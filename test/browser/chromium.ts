@@ -6,7 +6,7 @@
  * A page opened with `openPage` records what the tests assert on: console errors and uncaught
  * page errors, each with the URL it came from.
  */
-import { chromium, type Browser, type ConsoleMessage, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from "playwright-core";
 // @ts-expect-error: a plain .mjs module shared with test/run.mjs, without type declarations.
 import { chromiumPath, ensureChromium } from "./ensure-chromium.mjs";
 
@@ -25,6 +25,16 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: chromiumPath as string, args: CHROMIUM_ARGS, timeout: 60_000 });
 }
 
+/**
+ * Launches Chromium on the profile directory `userDataDir` (created if missing): what it stores
+ * there (IndexedDB, ...) is there again when it is launched once more on the same directory.
+ * Close it with `context.close()`.
+ */
+export async function launchChromiumProfile(userDataDir: string): Promise<BrowserContext> {
+  await ensureChromium({ log: () => {} });
+  return chromium.launchPersistentContext(userDataDir, { executablePath: chromiumPath as string, args: CHROMIUM_ARGS, timeout: 60_000 });
+}
+
 export interface PageProblem {
   kind: "console" | "pageerror";
   text: string;
@@ -41,10 +51,14 @@ export interface RecordedPage {
 export async function openPage(browser: Browser): Promise<RecordedPage> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
-  const problems: PageProblem[] = [];
+  return { page, problems: recordProblems(page) };
+}
+
+/** Records `page`'s console errors and uncaught exceptions into the array it returns. */
+export function recordProblems(page: Page, problems: PageProblem[] = []): PageProblem[] {
   page.on("console", (m: ConsoleMessage) => {
     if (m.type() === "error") problems.push({ kind: "console", text: m.text(), url: m.location().url });
   });
   page.on("pageerror", (e: Error) => problems.push({ kind: "pageerror", text: `${e.name}: ${e.message}`, url: "" }));
-  return { page, problems };
+  return problems;
 }

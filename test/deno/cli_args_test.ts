@@ -11,7 +11,7 @@ Deno.test("Deno CLI: the Node CLI's flags parse the same, with files under --dat
   assert.equal(args.dataDir, "d");
   assert.equal(args.kv, undefined);
   assert.deepEqual(args.peers, [{ id: "n2", url: "http://127.0.0.1:7002" }]);
-  assert.equal(args.electionTimeoutMs, 500);
+  assert.equal(args.node?.electionTimeoutMs, 500);
   assert.throws(() => parseDenoStartArgs([...base, "--data-dir", "d", "--bogus", "1"], {}), UsageError);
 });
 

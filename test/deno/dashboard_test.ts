@@ -3,7 +3,7 @@
  * (hono's streamSSE) and serves the page; closing the stream ends the subscription.
  */
 import assert from "node:assert/strict";
-import { startDenoNode } from "../../adapters/deno/index.ts";
+import { startMember } from "../../adapters/deno/index.ts";
 import type { DashboardStatus } from "../../src/http/dashboard.ts";
 import { harness } from "./harness.ts";
 import { freshDir } from "./tmp.ts";
@@ -14,7 +14,7 @@ harness.describe("the dashboard on Deno", () => {
     const port = (listener.addr as Deno.NetAddr).port;
     listener.close();
     const url = `http://127.0.0.1:${port}`;
-    const member = await startDenoNode(
+    const member = await startMember(
       {
         id: "d1",
         listen: { host: "127.0.0.1", port },

@@ -1,11 +1,11 @@
 /**
- * Whole members on Deno, in one process: `startDenoNode` serves the hono app with Deno.serve and
+ * Whole members on Deno, in one process: `startMember` serves the hono app with Deno.serve and
  * the peer socket through hono/deno, on 127.0.0.1; two members keep files, one Deno KV. And the
  * peer socket's idle timeout: a link with no Raft traffic stays open on the mesh's pings alone.
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { createDenoMesh, denoIdleTimeoutSeconds, raftSocketFor, startDenoNode, type RunningDenoNode } from "../../adapters/deno/index.ts";
+import { createDenoMesh, denoIdleTimeoutSeconds, raftSocketFor, startMember, type RunningMember } from "../../adapters/deno/index.ts";
 import { MeshraftClient } from "../../src/client/index.ts";
 import { harness } from "./harness.ts";
 import { freshDir } from "./tmp.ts";
@@ -34,11 +34,11 @@ harness.describe("meshraft members on Deno", () => {
     const url = (i: number) => `http://127.0.0.1:${ports[i]}`;
     const dir = await freshDir("members");
     const kv = await Deno.openKv(":memory:");
-    const members: RunningDenoNode[] = [];
+    const members: RunningMember[] = [];
     try {
       for (const [i, id] of ids.entries()) {
         members.push(
-          await startDenoNode(
+          await startMember(
             {
               id,
               listen: { host: "127.0.0.1", port: ports[i] },
@@ -88,7 +88,7 @@ harness.describe("meshraft members on Deno", () => {
     // b accepts (a dials: its id sorts first); Deno would ping after 0.5 s of silence and close after 1 s.
     const socket = raftSocketFor(b, { idleTimeoutSeconds: 1 });
     const app = new Hono();
-    app.get("/raft", socket.upgradeWebSocket((c) => socket.handlers(c)));
+    app.get("/raft", socket.upgrade);
     const server = Deno.serve({ hostname: "127.0.0.1", port: pb, onListen: () => {} }, app.fetch);
     try {
       a.start(() => {});

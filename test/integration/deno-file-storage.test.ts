@@ -2,7 +2,7 @@
  * FileStorage under a real Deno, killed with SIGKILL at random moments: the writer of
  * test/fixtures/storage-writer.ts runs under `deno run` (its `node:fs` calls through Deno's Node
  * compatibility layer), and after each kill the directory is recovered by Deno
- * (test/deno/storage_check.ts, through DenoFileStorage) and by Node (FileStorage), which must
+ * (test/deno/storage_check.ts, through adapters/deno FileStorage) and by Node (FileStorage), which must
  * both find exactly the acknowledged steps, or those plus the one in flight. Every few rounds a
  * torn write is added at the end of the newest segment, which Deno's recovery must cut off.
  *

@@ -20,9 +20,10 @@ const denoCli = join(root, "adapters/deno/cli.ts");
 
 export type Runtime = "node" | "deno";
 
-/** `deno run` with what a member needs and nothing more. */
-export function denoRunArgs(dataRoot: string): string[] {
-  return ["run", "--cached-only", "--no-prompt", "--allow-net=127.0.0.1", `--allow-read=${dataRoot}`, `--allow-write=${dataRoot}`, "--allow-sys=hostname"];
+/** `deno run` with what a member needs and nothing more (`readPaths`: more it may read, such as TLS files). */
+export function denoRunArgs(dataRoot: string, readPaths: string[] = []): string[] {
+  const read = [dataRoot, ...readPaths].join(",");
+  return ["run", "--cached-only", "--no-prompt", "--allow-net=127.0.0.1", `--allow-read=${read}`, `--allow-write=${dataRoot}`, "--allow-sys=hostname"];
 }
 
 /** Ports the OS says are free right now (bind to 0, read, release). */
@@ -101,6 +102,12 @@ export interface ProcessClusterOptions {
   initial?: number;
   /** Members of the initial cluster that `start` does not spawn (start them with `spawn(id)`). */
   later?: string[];
+  /** "https" for members serving TLS (their `--tls-*` flags in `extraArgs`). Default "http". */
+  scheme?: "http" | "https";
+  /** What `status` calls members with (for https: one trusting their CA). Default the global fetch. */
+  fetch?: typeof fetch;
+  /** Files Deno members may read besides their data (TLS certificates and keys). */
+  readPaths?: string[];
 }
 
 export class ProcessCluster {
@@ -135,7 +142,7 @@ export class ProcessCluster {
   }
 
   url(id: string): string {
-    return `http://127.0.0.1:${this.ports.get(id)}`;
+    return `${this.opts.scheme ?? "http"}://127.0.0.1:${this.ports.get(id)}`;
   }
 
   urls(): string[] {
@@ -175,7 +182,7 @@ export class ProcessCluster {
   /** The command line of a member process (one process per member, so its PID is the member's). */
   command(id: string, args: string[] = this.startArgs(id)): [string, string[]] {
     return this.runtime(id) === "deno"
-      ? [denoBin, [...denoRunArgs(this.dataRoot), denoCli, ...args]]
+      ? [denoBin, [...denoRunArgs(this.dataRoot, this.opts.readPaths), denoCli, ...args]]
       : [process.execPath, ["--import", "tsx", nodeCli, ...args]];
   }
 
@@ -226,7 +233,7 @@ export class ProcessCluster {
 
   async status(id: string): Promise<StatusBody | null> {
     try {
-      const res = await fetch(`${this.url(id)}/status`, { signal: AbortSignal.timeout(1000) });
+      const res = await (this.opts.fetch ?? fetch)(`${this.url(id)}/status`, { signal: AbortSignal.timeout(1000) });
       return (await res.json()) as StatusBody;
     } catch {
       return null;
@@ -234,7 +241,7 @@ export class ProcessCluster {
   }
 
   /** Wait until some live node is leader and a majority of members agree on it. */
-  async waitForLeader(timeoutMs = 20_000, among: string[] = this.ids): Promise<string> {
+  async waitForLeader(timeoutMs = 40_000, among: string[] = this.ids): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const statuses = await Promise.all(among.map((id) => this.status(id)));

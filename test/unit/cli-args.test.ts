@@ -39,15 +39,15 @@ describe("meshraft start arguments", () => {
   });
 
   it("takes snapshot thresholds in entries and in bytes", () => {
-    expect(parseStartArgs([...base, "--snapshot-every", "500", "--snapshot-bytes", "1048576"])).toMatchObject({ snapshotEvery: 500, snapshotBytes: 1048576 });
-    expect(parseStartArgs(base).snapshotBytes).toBeUndefined();
+    expect(parseStartArgs([...base, "--snapshot-every", "500", "--snapshot-bytes", "1048576"])).toMatchObject({ node: { snapshotEveryEntries: 500, snapshotEveryBytes: 1048576 } });
+    expect(parseStartArgs(base).node?.snapshotEveryBytes).toBeUndefined();
     expect(() => parseStartArgs([...base, "--snapshot-bytes", "1MiB"])).toThrow(/--snapshot-bytes takes a whole number of bytes/);
   });
 
   it("--read-mode chooses how reads are confirmed: read-index (the default) or lease", () => {
-    expect(parseStartArgs(base).readMode).toBeUndefined();
-    expect(parseStartArgs([...base, "--read-mode", "lease"]).readMode).toBe("lease");
-    expect(parseStartArgs([...base, "--read-mode=read-index"]).readMode).toBe("read-index");
+    expect(parseStartArgs(base).node?.readMode).toBeUndefined();
+    expect(parseStartArgs([...base, "--read-mode", "lease"]).node?.readMode).toBe("lease");
+    expect(parseStartArgs([...base, "--read-mode=read-index"]).node?.readMode).toBe("read-index");
     expect(() => parseStartArgs([...base, "--read-mode", "fast"])).toThrow(/--read-mode is read-index or lease, got "fast"/);
   });
 

@@ -20,7 +20,7 @@ import { isDeepStrictEqual } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import type { StoredState } from "../../src/storage/storage.ts";
 import { FileStorage, StorageCorruptionError } from "../../adapters/node/file-storage.ts";
-import { decodeBatch, REC_BATCH, scanRecords } from "../../adapters/node/file-storage-format.ts";
+import { decodeBatch, REC_BATCH, scanRecords } from "../../src/storage/file/format.ts";
 import type { Step } from "../fixtures/storage-writer.ts";
 import { applyStep, modelOf, runWriter as spawnWriter, stepsOf, type WriterRun } from "../fixtures/storage-writer-runs.ts";
 import { SeededRandom } from "../../src/core/random.ts";

@@ -15,7 +15,7 @@ import {
   StorageIoError,
   StorageLockedError,
 } from "../../adapters/node/file-storage.ts";
-import { encodeSegmentHeader, scanRecords, segmentName } from "../../adapters/node/file-storage-format.ts";
+import { encodeSegmentHeader, scanRecords, segmentName } from "../../src/storage/file/format.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
 import { PAGE, pageCount, pageEnd, tornCopy } from "../fixtures/torn-write.ts";
 

@@ -1,6 +1,6 @@
 /**
  * The series /metrics gains from NodeInstruments (src/http/metrics-instruments.ts): storage save
- * and apply durations, etcd's proposal series, event-loop delay, per-peer link series; a real
+ * and apply durations, etcd's proposal series, per-peer link series; a real
  * RaftNode over memory storage and the memory network, its metrics rendered as a scrape would.
  */
 import { afterEach, describe, expect, it } from "vitest";
@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 describe("NodeInstruments on a one-member node", () => {
-  it("measures saves, applies and the event loop, and renders etcd's proposal series", async () => {
+  it("measures saves and applies, and renders etcd's proposal series", async () => {
     const instruments = new NodeInstruments();
     const kv = new KvStateMachine();
     const network = new MemoryNetwork({ clock: realClock, random: new SeededRandom(7) });
@@ -49,7 +49,6 @@ describe("NodeInstruments on a one-member node", () => {
     for (let i = 0; i < 200 && !node.isLeader; i++) await sleep(20);
     expect(node.isLeader).toBe(true);
     for (let i = 0; i < 5; i++) await node.propose(encodeKvCommand({ op: "put", key: `k${i}`, value: new TextEncoder().encode("v") }));
-    await sleep(1_200); // two event-loop probes at least
 
     const text = metrics.registry.render();
     const s = node.status();
@@ -60,18 +59,13 @@ describe("NodeInstruments on a one-member node", () => {
     expect(sample(text, "meshraft_proposals_pending")).toBe(0);
     expect(sample(text, "meshraft_proposals_failed_total")).toBe(0);
     expect(sample(text, "meshraft_snapshots_received_total")).toBe(0);
-    expect(sample(text, "meshraft_event_loop_delay_seconds_count")).toBeGreaterThanOrEqual(2);
     expect(text).toContain("# TYPE meshraft_proposals_committed_total counter");
     expect(sample(text, 'meshraft_peer_link_up{peer="n2"}')).toBe(1);
     expect(sample(text, 'meshraft_peer_sent_bytes_total{peer="n2"}')).toBe(40);
     expect(sample(text, 'meshraft_peer_dropped_messages_total{peer="n2",reason="backpressure"}')).toBe(2);
 
-    // A failed write counts as failed; the probe stops with the node.
+    // A write that did not succeed counts as failed.
     metrics.proposals.inc({ op: "put", outcome: "not_leader" });
     expect(sample(metrics.registry.render(), "meshraft_proposals_failed_total")).toBe(1);
-    await node.stop();
-    const probes = sample(metrics.registry.render(), "meshraft_event_loop_delay_seconds_count")!;
-    await sleep(1_200);
-    expect(sample(metrics.registry.render(), "meshraft_event_loop_delay_seconds_count")).toBe(probes);
   });
 });

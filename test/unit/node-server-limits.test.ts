@@ -10,14 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseStartArgs } from "../../src/cli-args.ts";
-import { type RunningNode, startNode } from "../../adapters/node/server.ts";
+import { type RunningMember, startMember } from "../../adapters/node/server.ts";
 
-let node: RunningNode;
+let node: RunningMember;
 let dir: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "meshraft-limits-"));
   const args = parseStartArgs(["--id", "n1", "--listen", "127.0.0.1:0", "--data-dir", dir]);
-  node = await startNode(args, () => {}, { headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 300, maxConnections: 8 });
+  node = await startMember(args, () => {}, { headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 300, maxConnections: 8 });
 });
 afterAll(async () => {
   await node?.stop();

@@ -5,7 +5,9 @@
  *   touches `Deno`, calls `require(`, or uses the DOM-only globals `document`, `window`,
  *   `localStorage`: those belong in adapters/;
  * - nothing under src/core/ reads time, schedules work, draws randomness or does IO, and it
- *   imports nothing outside src/core/: the core is a pure state machine.
+ *   imports nothing outside src/core/: the core is a pure state machine;
+ * - an adapter imports src/, never another adapter (adapters/deno/ nothing from adapters/node/):
+ *   what two runtimes share lives in src/, and each adapter supplies only what differs.
  *
  * Comments are stripped before matching, so a doc comment may name what the code must not use.
  * Identifier rules also ignore the contents of strings, templates and regex literals; import rules
@@ -170,6 +172,7 @@ function stripSource(source: string): { code: string; bare: string } {
  */
 function checkSource(file: string, source: string): Violation[] {
   const inCore = file.startsWith("src/core/");
+  const adapter = /^adapters\/([^/]+)\//.exec(file)?.[1];
   const { code, bare } = stripSource(source);
   const lineAt = (offset: number): number => {
     let line = 1;
@@ -179,7 +182,7 @@ function checkSource(file: string, source: string): Violation[] {
   const found: Violation[] = [];
 
   for (const { rule, pattern, coreOnly } of USE_RULES) {
-    if (coreOnly && !inCore) continue;
+    if (adapter !== undefined || (coreOnly && !inCore)) continue;
     for (const m of bare.matchAll(pattern)) found.push({ file, line: lineAt(m.index), rule });
   }
 
@@ -188,6 +191,14 @@ function checkSource(file: string, source: string): Violation[] {
       const specifier = m[2];
       const line = lineAt(m.index + m[0].lastIndexOf(specifier));
       const name = specifier.replace(/^(?:npm|jsr):/, "");
+      if (adapter !== undefined) {
+        const target = specifier.startsWith(".") ? posix.normalize(posix.join(posix.dirname(file), specifier)) : "";
+        const other = /^adapters\/([^/]+)\//.exec(target)?.[1];
+        if (other !== undefined && other !== adapter) {
+          found.push({ file, line, rule: `adapters/${adapter} imports another adapter: "${specifier}" (shared code belongs in src/)` });
+        }
+        continue;
+      }
       for (const { rule, pattern: forbidden } of FORBIDDEN_IMPORTS) {
         if (forbidden.test(name)) found.push({ file, line, rule: `${rule}: "${specifier}"` });
       }
@@ -222,6 +233,21 @@ describe("src/ is runtime-agnostic and src/core/ is pure", () => {
   });
 
   it("no file under src/ breaks a rule", () => {
+    const violations = files.flatMap((f) => checkSource(relative(root, f).split("\\").join("/"), readFileSync(f, "utf8")));
+    expect(violations.map(format)).toEqual([]);
+  });
+});
+
+describe("adapters import src/, never each other", () => {
+  const files = sourceFiles(join(root, "adapters"));
+
+  it("finds the adapters' files (the scan itself works)", () => {
+    const names = files.map((f) => relative(root, f).split("\\").join("/"));
+    expect(names).toContain("adapters/node/index.ts");
+    expect(names).toContain("adapters/deno/index.ts");
+  });
+
+  it("no adapter imports another adapter", () => {
     const violations = files.flatMap((f) => checkSource(relative(root, f).split("\\").join("/"), readFileSync(f, "utf8")));
     expect(violations.map(format)).toEqual([]);
   });
@@ -298,6 +324,23 @@ describe("the rule checker catches violations (so the test above can fail)", () 
     expect(hits.join("\n")).toMatch(/outside src\/core: "\.\.\/clock\.ts"/);
     // The same source outside the core breaks none of the core rules.
     expect(rulesHit("src/node.ts", source)).toEqual([]);
+  });
+
+  it("reports an adapter importing another adapter, and nothing else in adapters/", () => {
+    const source = [
+      `import { FileStorage } from "../node/file-storage.ts";`,
+      `export { parseStartArgs } from "../node/cli-args.ts";`,
+      `import { readFile } from "node:fs/promises";`,
+      `import { FileStorage as Core } from "../../src/storage/file/file-storage.ts";`,
+      `import { createDenoMesh } from "./mesh.ts";`,
+      `const m = await import("../browser/index.ts");`,
+      `const pid = Deno.pid;`,
+    ].join("\n");
+    expect(rulesHit("adapters/deno/x.ts", source)).toEqual([
+      'adapters/deno/x.ts:1: adapters/deno imports another adapter: "../node/file-storage.ts" (shared code belongs in src/)',
+      'adapters/deno/x.ts:2: adapters/deno imports another adapter: "../node/cli-args.ts" (shared code belongs in src/)',
+      'adapters/deno/x.ts:6: adapters/deno imports another adapter: "../browser/index.ts" (shared code belongs in src/)',
+    ]);
   });
 
   it("ignores comments, strings, templates and regex literals, but not code inside ${}", () => {

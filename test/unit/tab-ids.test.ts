@@ -5,60 +5,8 @@
  * locks released by the browser).
  */
 import { describe, expect, it } from "vitest";
-import { acquireTabId, type HeldTabId, type LockManagerLike, tabLockName } from "../../adapters/browser/tab-ids.ts";
-
-interface Waiter {
-  grant: () => void;
-  signal?: AbortSignal;
-}
-
-/** Exclusive locks only, as https://w3c.github.io/web-locks/ specifies them. */
-class InMemoryLocks implements LockManagerLike {
-  readonly held = new Set<string>();
-  readonly queues = new Map<string, Waiter[]>();
-
-  request<T>(name: string, options: { ifAvailable?: boolean; signal?: AbortSignal }, callback: (lock: unknown) => Promise<T> | T): Promise<T> {
-    const { signal } = options;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const queue = this.queues.get(name) ?? [];
-    this.queues.set(name, queue);
-    if (options.ifAvailable && (this.held.has(name) || queue.length > 0)) return Promise.resolve().then(() => callback(null));
-    return new Promise<T>((resolve, reject) => {
-      const waiter: Waiter = {
-        signal,
-        grant: () => {
-          signal?.removeEventListener("abort", onAbort);
-          this.held.add(name);
-          Promise.resolve()
-            .then(() => callback({ name, mode: "exclusive" }))
-            .finally(() => {
-              this.held.delete(name);
-              this.#next(name);
-            })
-            .then(resolve, reject);
-        },
-      };
-      const onAbort = (): void => {
-        const i = queue.indexOf(waiter);
-        if (i < 0) return; // already granted: too late to withdraw
-        queue.splice(i, 1);
-        reject(signal!.reason);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      queue.push(waiter);
-      if (!this.held.has(name) && queue.length === 1) this.#next(name);
-    });
-  }
-
-  #next(name: string): void {
-    const waiter = this.queues.get(name)?.shift();
-    waiter?.grant();
-  }
-
-  waiting(name: string): number {
-    return this.queues.get(name)?.length ?? 0;
-  }
-}
+import { acquireTabId, type HeldTabId, tabLockName } from "../../adapters/browser/tab-ids.ts";
+import { InMemoryLocks } from "./in-memory-locks.ts";
 
 const ids = ["t1", "t2", "t3"];
 const cluster = "c1";

@@ -1,10 +1,10 @@
-import { MeshraftError } from "../../src/errors.ts";
+import { MeshraftError } from "../../errors.ts";
 
 /**
  * The data directory holds something FileStorage did not write, or lost something it did: a bad
  * checksum in a record that may have been acknowledged, a missing segment or snapshot, a gap in
  * the indexes. Only a torn write at the very end of the log is cut off (it was never
- * acknowledged; ./file-storage-format.ts states how it is told from damage), with a warning;
+ * acknowledged; ./format.ts states how it is told from damage), with a warning;
  * anything else could be acknowledged data, so the node refuses to start rather than forget it.
  */
 export class StorageCorruptionError extends MeshraftError {

@@ -2,7 +2,7 @@
  * Opening a FileStorage directory: work out the durable state, checking everything before
  * changing anything, then repair only what a crash can leave behind —
  *
- * - a torn write at the end of the newest segment (./file-storage-format.ts states the rule that
+ * - a torn write at the end of the newest segment (./format.ts states the rule that
  *   tells one from damage): truncated, and the truncation synced. It was never acknowledged:
  *   `save` resolves only after fdatasync;
  * - a segment's last record whose header was lost but whose payload checks out against its
@@ -17,11 +17,9 @@
  * another follows, a missing segment or snapshot, a gap in indexes — is a StorageCorruptionError
  * naming the file and offset, and nothing is changed.
  */
-import type { FileHandle } from "node:fs/promises";
-import { open, readdir } from "node:fs/promises";
-import { join } from "node:path";
-import type { Entry, HardState, Index } from "../../src/core/types.ts";
-import { StorageCorruptionError, StorageIoError } from "./file-storage-errors.ts";
+import type { Entry, HardState, Index } from "../../core/types.ts";
+import { StorageCorruptionError, StorageIoError } from "./errors.ts";
+import type { FileHandle, FileSystem } from "./fs.ts";
 import {
   readBytes,
   checkSnapshotFile,
@@ -31,7 +29,7 @@ import {
   truncateDurably,
   unlinkOrFail,
   writeDurably,
-} from "./file-storage-files.ts";
+} from "./files.ts";
 import {
   type Checkpoint,
   CHECKPOINT_NAME,
@@ -49,8 +47,8 @@ import {
   segmentSeq,
   type SnapshotRef,
   snapshotSeq,
-} from "./file-storage-format.ts";
-import { LogReplay } from "./file-storage-replay.ts";
+} from "./format.ts";
+import { LogReplay } from "./replay.ts";
 
 export interface Segment {
   seq: number;
@@ -86,9 +84,9 @@ const endsWithRoll = (scan: RecordScan): boolean =>
  * newest may end in a torn write and any may end in a record whose header is to be written back
  * (returned in the scans, not fixed); otherwise every byte must check out.
  */
-export async function replaySegments(segments: Segment[], repairing: boolean): Promise<{ replay: LogReplay; scans: RecordScan[] }> {
+export async function replaySegments(fs: FileSystem, segments: Segment[], repairing: boolean): Promise<{ replay: LogReplay; scans: RecordScan[] }> {
   const scans: RecordScan[] = [];
-  for (const seg of segments) scans.push(scanRecords(await readBytes(seg.path)));
+  for (const seg of segments) scans.push(scanRecords(await readBytes(fs, seg.path)));
   const replay = new LogReplay();
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i];
@@ -116,32 +114,32 @@ export async function replaySegments(segments: Segment[], repairing: boolean): P
   return { replay, scans };
 }
 
-export async function recoverDirectory(dir: string, log: (line: string) => void): Promise<RecoveredState> {
+export async function recoverDirectory(fs: FileSystem, dir: string, log: (line: string) => void): Promise<RecoveredState> {
   let names: string[];
   try {
-    names = await readdir(dir);
+    names = await fs.readdir(dir);
   } catch (e) {
     throw new StorageIoError("list", dir, e);
   }
-  const checkpoint = names.includes(CHECKPOINT_NAME) ? await readCheckpoint(join(dir, CHECKPOINT_NAME)) : null;
+  const checkpoint = names.includes(CHECKPOINT_NAME) ? await readCheckpoint(fs, fs.join(dir, CHECKPOINT_NAME)) : null;
   const firstSeq = checkpoint?.firstSeq ?? 1;
   const segmentFiles = names
     .map((name) => ({ name, seq: segmentSeq(name) }))
     .filter((s): s is { name: string; seq: number } => s.seq !== null)
     .sort((a, b) => a.seq - b.seq);
   const snapshotSeqs = names.map(snapshotSeq).filter((s): s is number => s !== null);
-  const leftovers = segmentFiles.filter((s) => s.seq < firstSeq).map((s) => join(dir, s.name));
+  const leftovers = segmentFiles.filter((s) => s.seq < firstSeq).map((s) => fs.join(dir, s.name));
   const live = segmentFiles.filter((s) => s.seq >= firstSeq);
 
   if (live.length === 0) {
     if (checkpoint || snapshotSeqs.length > 0 || leftovers.length > 0) {
       throw new StorageCorruptionError(dir, 0, `the directory has ${checkpoint ? "a checkpoint" : "snapshots or old segments"} but no log segment from seq ${firstSeq} on`);
     }
-    return fresh(dir, names);
+    return fresh(fs, dir, names);
   }
   for (let i = 0; i < live.length; i++) {
     if (live[i].seq === firstSeq + i) continue;
-    const path = join(dir, live[i].name);
+    const path = fs.join(dir, live[i].name);
     if (i > 0 && live[i].seq === live[i - 1].seq) throw new StorageCorruptionError(path, 0, `two segments have seq ${live[i].seq}`);
     throw new StorageCorruptionError(
       path,
@@ -151,63 +149,63 @@ export async function recoverDirectory(dir: string, log: (line: string) => void)
         : `segment seq ${firstSeq + i} is missing (between ${live[i - 1].name} and ${live[i].name})`,
     );
   }
-  const segments: Segment[] = live.map((s) => ({ seq: s.seq, path: join(dir, s.name), size: 0, maxIndex: 0, empty: true, format: CURRENT_FORMAT }));
+  const segments: Segment[] = live.map((s) => ({ seq: s.seq, path: fs.join(dir, s.name), size: 0, maxIndex: 0, empty: true, format: CURRENT_FORMAT }));
   const repairs: (() => Promise<void>)[] = [];
 
   if (segments.length >= 2) {
     const newest = segments[segments.length - 1];
-    const newestScan = scanRecords(await readBytes(newest.path));
-    const previousScan = scanRecords(await readBytes(segments[segments.length - 2].path));
+    const newestScan = scanRecords(await readBytes(fs, newest.path));
+    const previousScan = scanRecords(await readBytes(fs, segments[segments.length - 2].path));
     const unused = newestScan.records.length <= 1 && newestScan.records.every((r) => r.type === REC_SEGMENT_HEADER);
     if (unused && (!newestScan.defect || newestScan.defect.torn) && !endsWithRoll(previousScan)) {
       segments.pop();
       repairs.push(async () => {
         log(`meshraft file storage ${dir}: removing ${newest.path}, an empty segment from a roll that a crash interrupted`);
-        await unlinkOrFail(newest.path);
+        await unlinkOrFail(fs, newest.path);
       });
     }
   } else if (firstSeq === 1 && !checkpoint && snapshotSeqs.length === 0) {
     // The very first segment, torn while being created: still a fresh directory.
-    const scan = scanRecords(await readBytes(segments[0].path));
+    const scan = scanRecords(await readBytes(fs, segments[0].path));
     if (scan.records.length === 0 && (!scan.defect || scan.defect.torn)) {
-      await unlinkOrFail(segments[0].path);
-      return fresh(dir, names);
+      await unlinkOrFail(fs, segments[0].path);
+      return fresh(fs, dir, names);
     }
   }
 
-  const { replay, scans } = await replaySegments(segments, true);
+  const { replay, scans } = await replaySegments(fs, segments, true);
   const newest = segments[segments.length - 1];
   segments.forEach((seg, i) => {
     const rebuilt = scans[i].rebuilt;
     if (!rebuilt) return;
     repairs.push(async () => {
       log(`meshraft file storage ${dir}: rewriting the header of the last record of ${seg.path} (offset ${rebuilt.offset}: ${rebuilt.reason})`);
-      await writeDurably(seg.path, rebuilt.header, rebuilt.offset);
+      await writeDurably(fs, seg.path, rebuilt.header, rebuilt.offset);
     });
   });
   const torn = scans[scans.length - 1].defect;
   if (torn) {
     repairs.push(async () => {
       log(`meshraft file storage ${dir}: truncating a write torn by a crash at the end of ${newest.path} (offset ${torn.offset}: ${torn.reason})`);
-      await truncateDurably(newest.path, torn.offset);
+      await truncateDurably(fs, newest.path, torn.offset);
     });
   }
   const snapshot = replay.snapshot;
-  if (snapshot) await checkSnapshotFile(dir, snapshot);
+  if (snapshot) await checkSnapshotFile(fs, dir, snapshot);
 
   // Everything checks out: repair, then clean up.
   for (const repair of repairs) await repair();
   if (leftovers.length > 0) {
     const which = leftovers.length === 1 ? leftovers[0] : `${leftovers.length} segments (${leftovers[0]} to ${leftovers[leftovers.length - 1]})`;
     log(`meshraft file storage ${dir}: removing ${which}, left over from a compaction that a crash interrupted`);
-    for (const path of leftovers) await unlinkOrFail(path);
+    for (const path of leftovers) await unlinkOrFail(fs, path);
   }
-  if (repairs.length > 0 || leftovers.length > 0) await syncDirectory(dir);
-  await removeUnreferenced(dir, names, snapshot);
+  if (repairs.length > 0 || leftovers.length > 0) await syncDirectory(fs, dir);
+  await removeUnreferenced(fs, dir, names, snapshot);
 
   let active: FileHandle;
   try {
-    active = await open(newest.path, "r+");
+    active = await fs.open(newest.path, "r+");
   } catch (e) {
     throw new StorageIoError("open log segment", newest.path, e);
   }
@@ -223,18 +221,18 @@ export async function recoverDirectory(dir: string, log: (line: string) => void)
 }
 
 /** Temp files, and snapshot files other than the current one (older, or never committed). */
-async function removeUnreferenced(dir: string, names: string[], snapshot: SnapshotRef | null): Promise<void> {
+async function removeUnreferenced(fs: FileSystem, dir: string, names: string[], snapshot: SnapshotRef | null): Promise<void> {
   for (const name of names) {
     const seq = snapshotSeq(name);
-    if (name.endsWith(".tmp") || (seq !== null && seq !== snapshot?.seq)) await removeQuietly(join(dir, name));
+    if (name.endsWith(".tmp") || (seq !== null && seq !== snapshot?.seq)) await removeQuietly(fs, fs.join(dir, name));
   }
 }
 
-async function fresh(dir: string, names: string[]): Promise<RecoveredState> {
-  await removeUnreferenced(dir, names, null);
-  const path = join(dir, segmentName(1, 1));
+async function fresh(fs: FileSystem, dir: string, names: string[]): Promise<RecoveredState> {
+  await removeUnreferenced(fs, dir, names, null);
+  const path = fs.join(dir, segmentName(1, 1));
   const header = encodeSegmentHeader({ seq: 1, firstLive: 1, lastIndex: 0, hardState: ZERO, snapshot: null });
-  const active = await createFileDurably(dir, path, header);
+  const active = await createFileDurably(fs, dir, path, header);
   return {
     hardState: ZERO,
     snapshot: null,
@@ -246,8 +244,8 @@ async function fresh(dir: string, names: string[]): Promise<RecoveredState> {
   };
 }
 
-async function readCheckpoint(path: string): Promise<Checkpoint> {
-  const { records, defect, rebuilt } = scanRecords(await readBytes(path));
+async function readCheckpoint(fs: FileSystem, path: string): Promise<Checkpoint> {
+  const { records, defect, rebuilt } = scanRecords(await readBytes(fs, path));
   if (defect) throw new StorageCorruptionError(path, defect.offset, defect.reason);
   // Written whole and renamed into place: never torn, so a damaged header is damage.
   if (rebuilt) throw new StorageCorruptionError(path, rebuilt.offset, rebuilt.reason);

@@ -12,8 +12,8 @@
  * the segments wrote one into a later segment) or a batch overwrites them. An unknown entry left
  * at the end means a segment went missing that still held live entries: corruption.
  */
-import type { Entry, HardState, Index } from "../../src/core/types.ts";
-import { StorageCorruptionError } from "./file-storage-errors.ts";
+import type { Entry, HardState, Index } from "../../core/types.ts";
+import { StorageCorruptionError } from "./errors.ts";
 import {
   type BatchRecord,
   decodeBatch,
@@ -27,7 +27,7 @@ import {
   REC_SEGMENT_HEADER,
   type SegmentHeader,
   type SnapshotRef,
-} from "./file-storage-format.ts";
+} from "./format.ts";
 
 export class LogReplay {
   /** The known live log: contiguous, in index order. */

@@ -77,9 +77,9 @@
  *   compact         f64 upTo            roll        f64 next seq
  *   checkpoint      f64 first seq, f64 compacted through
  */
-import type { Entry, HardState, Index, SnapshotMeta, Term } from "../../src/core/types.ts";
-import { cloneConf } from "../../src/core/membership.ts";
-import { crc32 } from "./file-storage-crc32.ts";
+import type { Entry, HardState, Index, SnapshotMeta, Term } from "../../core/types.ts";
+import { cloneConf } from "../../core/membership.ts";
+import { crc32 } from "./crc32.ts";
 
 /** 1: no trailer (read only); 2: the current format, with a trailer. */
 export type RecordFormat = 1 | 2;
@@ -162,7 +162,7 @@ export function snapshotSeq(name: string): number | null {
 // ---------------------------------------------------------------------------------------------
 
 /** Entry types by their stored code. */
-import { ENTRY_TYPES } from "../../src/storage/batch.ts";
+import { ENTRY_TYPES } from "../batch.ts";
 export { ENTRY_TYPES };
 const NULL_STRING = 0xffffffff;
 const utf8 = new TextEncoder();

@@ -1,16 +1,11 @@
 /**
- * The file operations FileStorage is built from, each durable where it says so. Only
- * `node:fs/promises` calls that Deno's Node compatibility layer also provides: open (flags "r",
- * "r+", "w", "wx"), FileHandle.read/write at a position, datasync, sync, truncate, stat, close;
- * readFile, readdir, rename, unlink, mkdir.
+ * The file operations FileStorage is built from, each durable where it says so, on the calls of
+ * a FileSystem (./fs.ts) that each runtime supplies.
  */
-import type { FileHandle } from "node:fs/promises";
-import { open, readFile, rename, unlink } from "node:fs/promises";
-import { join } from "node:path";
-import process from "node:process";
-import type { Snapshot } from "../../src/core/types.ts";
-import { crc32 } from "./file-storage-crc32.ts";
-import { errnoOf, StorageCorruptionError, StorageIoError } from "./file-storage-errors.ts";
+import type { Snapshot } from "../../core/types.ts";
+import { crc32 } from "./crc32.ts";
+import { errnoOf, StorageCorruptionError, StorageIoError } from "./errors.ts";
+import type { FileHandle, FileSystem } from "./fs.ts";
 import {
   decodeSnapshotHead,
   encodeSnapshotHead,
@@ -19,36 +14,34 @@ import {
   type SnapshotHead,
   snapshotName,
   type SnapshotRef,
-} from "./file-storage-format.ts";
+} from "./format.ts";
 
 const SNAPSHOT_CHUNK_BYTES = 8 * 1024 * 1024;
 
 export async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   let done = 0;
   while (done < bytes.length) {
-    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    const bytesWritten = await fh.write(bytes.subarray(done), position + done);
     if (bytesWritten <= 0) throw new Error("the write made no progress");
     done += bytesWritten;
   }
 }
 
-/** A file's bytes as a plain Uint8Array (a Node Buffer's `slice` would share memory). */
-export async function readBytes(path: string): Promise<Uint8Array> {
+/** A file's bytes. */
+export async function readBytes(fs: FileSystem, path: string): Promise<Uint8Array> {
   try {
-    const b = await readFile(path);
-    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    return await fs.readFile(path);
   } catch (e) {
     throw new StorageIoError("read", path, e);
   }
 }
 
 /** Makes creations, renames and removals in `dir` durable. */
-export async function syncDirectory(dir: string): Promise<void> {
-  // Windows cannot open a directory; NTFS journals its metadata anyway.
-  if (process.platform === "win32") return;
+export async function syncDirectory(fs: FileSystem, dir: string): Promise<void> {
+  if (!fs.syncsDirectories) return;
   let fh: FileHandle | undefined;
   try {
-    fh = await open(dir, "r");
+    fh = await fs.open(dir, "r");
     await fh.sync();
   } catch (e) {
     throw new StorageIoError("fsync directory", dir, e);
@@ -58,8 +51,8 @@ export async function syncDirectory(dir: string): Promise<void> {
 }
 
 /** Replaces `dir/name` atomically and durably: temp file, fsync, rename, directory fsync. */
-export async function writeFileDurably(dir: string, name: string, bytes: Uint8Array): Promise<void> {
-  await replaceDurably(dir, name, "write", false, (fh) => writeAll(fh, bytes, 0));
+export async function writeFileDurably(fs: FileSystem, dir: string, name: string, bytes: Uint8Array): Promise<void> {
+  await replaceDurably(fs, dir, name, "write", false, (fh) => writeAll(fh, bytes, 0));
 }
 
 /**
@@ -67,46 +60,46 @@ export async function writeFileDurably(dir: string, name: string, bytes: Uint8Ar
  * directory. On failure the temp file is removed and a StorageIoError names `op` and the final
  * path (or, with `reportTmp`, the temp file's).
  */
-async function replaceDurably(dir: string, name: string, op: string, reportTmp: boolean, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
-  const final = join(dir, name);
+async function replaceDurably(fs: FileSystem, dir: string, name: string, op: string, reportTmp: boolean, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
+  const final = fs.join(dir, name);
   const tmp = `${final}.tmp`;
   let fh: FileHandle | undefined;
   try {
-    fh = await open(tmp, "w");
+    fh = await fs.open(tmp, "w");
     await fill(fh);
     await fh.sync();
     await fh.close();
     fh = undefined;
-    await rename(tmp, final);
+    await fs.rename(tmp, final);
   } catch (e) {
     await fh?.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
+    await fs.unlink(tmp).catch(() => undefined);
     throw new StorageIoError(op, reportTmp ? tmp : final, e);
   }
-  await syncDirectory(dir);
+  await syncDirectory(fs, dir);
 }
 
 /** Creates `path` (which must not exist) holding `bytes`, durably, directory entry included. */
-export async function createFileDurably(dir: string, path: string, bytes: Uint8Array): Promise<FileHandle> {
+export async function createFileDurably(fs: FileSystem, dir: string, path: string, bytes: Uint8Array): Promise<FileHandle> {
   let fh: FileHandle | undefined;
   try {
-    fh = await open(path, "wx");
+    fh = await fs.open(path, "wx");
     await writeAll(fh, bytes, 0);
     await fh.sync();
-    await syncDirectory(dir);
+    await syncDirectory(fs, dir);
     return fh;
   } catch (e) {
     await fh?.close().catch(() => undefined);
-    if (fh) await unlink(path).catch(() => undefined);
+    if (fh) await fs.unlink(path).catch(() => undefined);
     throw e instanceof StorageIoError ? e : new StorageIoError("create", path, e);
   }
 }
 
 /** Opens the existing file `path`, lets `change` modify it, and fsyncs it. */
-async function changeDurably(path: string, op: string, change: (fh: FileHandle) => Promise<void>): Promise<void> {
+async function changeDurably(fs: FileSystem, path: string, op: string, change: (fh: FileHandle) => Promise<void>): Promise<void> {
   let fh: FileHandle | undefined;
   try {
-    fh = await open(path, "r+");
+    fh = await fs.open(path, "r+");
     await change(fh);
     await fh.sync();
   } catch (e) {
@@ -116,26 +109,26 @@ async function changeDurably(path: string, op: string, change: (fh: FileHandle) 
   }
 }
 
-export function truncateDurably(path: string, size: number): Promise<void> {
-  return changeDurably(path, "truncate", (fh) => fh.truncate(size));
+export function truncateDurably(fs: FileSystem, path: string, size: number): Promise<void> {
+  return changeDurably(fs, path, "truncate", (fh) => fh.truncate(size));
 }
 
 /** Overwrites `bytes` at `position` in the existing file `path`. */
-export function writeDurably(path: string, bytes: Uint8Array, position: number): Promise<void> {
-  return changeDurably(path, "write", (fh) => writeAll(fh, bytes, position));
+export function writeDurably(fs: FileSystem, path: string, bytes: Uint8Array, position: number): Promise<void> {
+  return changeDurably(fs, path, "write", (fh) => writeAll(fh, bytes, position));
 }
 
-export async function unlinkOrFail(path: string): Promise<void> {
+export async function unlinkOrFail(fs: FileSystem, path: string): Promise<void> {
   try {
-    await unlink(path);
+    await fs.unlink(path);
   } catch (e) {
     if (errnoOf(e) !== "ENOENT") throw new StorageIoError("remove", path, e);
   }
 }
 
 /** Removes a file nobody needs any more; failing is harmless (the next open retries). */
-export async function removeQuietly(path: string): Promise<void> {
-  await unlink(path).catch(() => undefined);
+export async function removeQuietly(fs: FileSystem, path: string): Promise<void> {
+  await fs.unlink(path).catch(() => undefined);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -147,8 +140,8 @@ export async function removeQuietly(path: string): Promise<void> {
  * a large snapshot in memory, no long block of the event loop), then the header with the
  * checksum; fsync, rename into place, fsync the directory.
  */
-export async function writeSnapshotFile(dir: string, seq: number, json: Uint8Array, data: Uint8Array): Promise<void> {
-  await replaceDurably(dir, snapshotName(seq), "write snapshot", true, async (fh) => {
+export async function writeSnapshotFile(fs: FileSystem, dir: string, seq: number, json: Uint8Array, data: Uint8Array): Promise<void> {
+  await replaceDurably(fs, dir, snapshotName(seq), "write snapshot", true, async (fh) => {
     const dataOffset = SNAPSHOT_HEADER_BYTES + json.length;
     let crc = crc32(json);
     for (let off = 0; off < data.length; off += SNAPSHOT_CHUNK_BYTES) {
@@ -161,9 +154,9 @@ export async function writeSnapshotFile(dir: string, seq: number, json: Uint8Arr
 }
 
 /** Reads and fully checks the snapshot the log refers to. The data is not copied again. */
-export async function readSnapshotFile(dir: string, ref: SnapshotRef): Promise<Snapshot> {
-  const path = join(dir, snapshotName(ref.seq));
-  const bytes = await readBytes(path);
+export async function readSnapshotFile(fs: FileSystem, dir: string, ref: SnapshotRef): Promise<Snapshot> {
+  const path = fs.join(dir, snapshotName(ref.seq));
+  const bytes = await readBytes(fs, path);
   const head = checkedHead(path, bytes, ref, bytes.length);
   const data = bytes.subarray(head.dataOffset);
   if (crc32(data, crc32(bytes.subarray(SNAPSHOT_HEADER_BYTES, head.dataOffset))) !== head.crc) {
@@ -173,17 +166,17 @@ export async function readSnapshotFile(dir: string, ref: SnapshotRef): Promise<S
 }
 
 /** Checks the header, meta and size of the snapshot the log refers to, without reading the data. */
-export async function checkSnapshotFile(dir: string, ref: SnapshotRef): Promise<void> {
-  const path = join(dir, snapshotName(ref.seq));
+export async function checkSnapshotFile(fs: FileSystem, dir: string, ref: SnapshotRef): Promise<void> {
+  const path = fs.join(dir, snapshotName(ref.seq));
   let fh: FileHandle | undefined;
   try {
-    fh = await open(path, "r");
-    const size = (await fh.stat()).size;
+    fh = await fs.open(path, "r");
+    const size = await fh.size();
     const fixed = new Uint8Array(SNAPSHOT_HEADER_BYTES);
-    await fh.read(fixed, 0, fixed.length, 0);
+    await fh.read(fixed, 0);
     const metaLength = new DataView(fixed.buffer).getUint32(4, true);
     const head = new Uint8Array(Math.min(size, SNAPSHOT_HEADER_BYTES + metaLength));
-    await fh.read(head, 0, head.length, 0);
+    await fh.read(head, 0);
     checkedHead(path, head, ref, size);
   } catch (e) {
     if (e instanceof StorageCorruptionError) throw e;

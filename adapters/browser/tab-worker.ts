@@ -1,0 +1,104 @@
+/**
+ * A TabCluster served to its page from a dedicated Worker, and the page's end of it.
+ *
+ * Members run in the Worker: browsers throttle a hidden tab's main-thread timers (Chrome: once a
+ * second, later once a minute), which would make a hidden leader miss its heartbeats; a dedicated
+ * Worker's timers are not throttled that way, and a Worker has IndexedDB, BroadcastChannel and Web
+ * Locks. The page talks to its Worker with postMessage:
+ *
+ *   page -> worker   { rid, op: "status" | "propose" | "read", ... }
+ *   worker -> page   { rid, ok: true, value } | { rid, ok: false, code, message }
+ *
+ * The Worker file is the application's (it picks the state machine and queries):
+ *
+ *   // worker.ts
+ *   serveTabCluster(new TabCluster({ clusterId: "notes", stateMachine: () => new MyMachine(), queries }));
+ *
+ *   // page.ts
+ *   const tabs = connectTabCluster(new Worker("./worker.js", { type: "module" }));
+ *   await tabs.propose(bytes, { retrySafe: true });
+ */
+import { MeshraftError } from "../../src/errors.ts";
+import type { TabCluster, TabClusterStatus, TabProposeResult } from "./tab-cluster.ts";
+
+type PageRequest =
+  | { rid: number; op: "status" }
+  | { rid: number; op: "propose"; data: Uint8Array; retrySafe: boolean }
+  | { rid: number; op: "read"; name: string; arg: unknown };
+
+type WorkerAnswer = { rid: number; ok: true; value: unknown } | { rid: number; ok: false; code: string; message: string };
+
+/** The part of a Worker's global scope (or a MessagePort) used here. */
+export interface MessageEndpoint {
+  postMessage(message: unknown): void;
+  addEventListener(type: "message", listener: (event: MessageEvent) => void): void;
+}
+
+/**
+ * Starts `cluster` and answers its page's requests. Resolves once the cluster started (it then
+ * runs the free ids, or waits for one as a client).
+ */
+export async function serveTabCluster<Result>(cluster: TabCluster<Result>, scope: MessageEndpoint = globalThis as unknown as MessageEndpoint): Promise<void> {
+  scope.addEventListener("message", (event: MessageEvent) => {
+    const req = event.data as PageRequest;
+    if (typeof req !== "object" || req === null || typeof req.rid !== "number") return;
+    const work: Promise<unknown> =
+      req.op === "status"
+        ? Promise.resolve(cluster.status())
+        : req.op === "propose"
+          ? cluster.propose(req.data, { retrySafe: req.retrySafe })
+          : req.op === "read"
+            ? cluster.read(req.name, req.arg)
+            : Promise.reject(new MeshraftError("BAD_REQUEST", `unknown operation ${JSON.stringify((req as { op: unknown }).op)}`));
+    work.then(
+      (value) => scope.postMessage({ rid: req.rid, ok: true, value } satisfies WorkerAnswer),
+      (error: unknown) => {
+        const code = error instanceof MeshraftError ? error.code : "INTERNAL";
+        scope.postMessage({ rid: req.rid, ok: false, code, message: error instanceof Error ? error.message : String(error) } satisfies WorkerAnswer);
+      },
+    );
+  });
+  await cluster.start();
+}
+
+/** The page's handle on its Worker's TabCluster. */
+export interface TabClusterConnection<Result = unknown> {
+  status(): Promise<TabClusterStatus>;
+  /** As TabCluster.propose. */
+  propose(data: Uint8Array, options?: { retrySafe?: boolean }): Promise<TabProposeResult<Result>>;
+  /** As TabCluster.read. */
+  read(name: string, arg?: unknown): Promise<unknown>;
+}
+
+/** A failure from the Worker: `code` is the HTTP API's code. */
+export class TabRequestError extends MeshraftError {}
+
+/** Talks to a Worker that runs `serveTabCluster`. */
+export function connectTabCluster<Result = unknown>(worker: Pick<Worker, "postMessage" | "addEventListener">): TabClusterConnection<Result> {
+  let next = 0;
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  worker.addEventListener("message", (event: MessageEvent) => {
+    const a = event.data as WorkerAnswer;
+    const p = typeof a === "object" && a !== null ? pending.get(a.rid) : undefined;
+    if (!p) return;
+    pending.delete(a.rid);
+    if (a.ok) p.resolve(a.value);
+    else p.reject(new TabRequestError(a.code, a.message));
+  });
+  worker.addEventListener("error", (event: Event) => {
+    const message = (event as ErrorEvent).message ?? "the worker failed";
+    for (const p of pending.values()) p.reject(new TabRequestError("INTERNAL", message));
+    pending.clear();
+  });
+  const ask = (req: Record<string, unknown>): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      const rid = ++next;
+      pending.set(rid, { resolve, reject });
+      worker.postMessage({ rid, ...req });
+    });
+  return {
+    status: () => ask({ op: "status" }) as Promise<TabClusterStatus>,
+    propose: (data, options = {}) => ask({ op: "propose", data, retrySafe: options.retrySafe ?? false }) as Promise<TabProposeResult<Result>>,
+    read: (name, arg) => ask({ op: "read", name, arg }),
+  };
+}
