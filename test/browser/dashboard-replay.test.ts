@@ -6,7 +6,7 @@
  * Screenshots go to a temporary directory whose path the test prints.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -27,6 +27,8 @@ const network: string[] = [];
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "meshraft-replay-"));
   console.log(`replay pages and screenshots: ${dir}`);
+  // The README's command, writing into the test's directory.
+  expect(readFileSync(join(root, "README.md"), "utf8")).toContain(`npm run sim -- --seed ${SEED} --quiet --html run.html`);
   execFileSync("npm", ["run", "sim", "--", "--seed", String(SEED), "--quiet", "--html", join(dir, "run.html")], { cwd: root, stdio: "pipe", timeout: 300_000 });
   browser = await launchChromium();
 }, 360_000);
