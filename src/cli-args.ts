@@ -409,10 +409,9 @@ export class DemoMembers {
  * i's base URL. Returns false, having said why, when the demo failed (a member exited, or no
  * leader); the caller stops the other members and exits non-zero.
  */
-export async function announceDemo(members: DemoMembers, url: (i: number) => string, stopped: () => boolean): Promise<boolean> {
+export async function announceDemo(members: DemoMembers, url: (i: number) => string, stopped: () => boolean, waitMs = 25_000): Promise<boolean> {
+  // Generous default: on a loaded machine three members started from source (tsx) took up to 20 s.
   const ids = members.ids;
-  // Generous: on a loaded machine three members started from source (tsx) took up to 20 s.
-  const waitMs = 25_000;
   const deadline = Date.now() + waitMs;
   let leader: string | null = null;
   while (!leader && Date.now() < deadline && !stopped() && members.failure === null) {
