@@ -21,10 +21,8 @@ export interface TabsPageHandle extends TabsKvHandle {
   status(): Promise<TabClusterStatus & { persistent: boolean }>;
 }
 
-declare global {
-  var meshraftTabs: TabsPageHandle | undefined;
-}
-
+// No `declare global` here: a published module may not augment the global scope (JSR refuses
+// it). Code that reads the handle types it itself (test/browser/meshraft-tabs.d.ts does).
 /**
  * Connects to `worker` (a module Worker running serveTabCluster with the KV state machine and
  * kvQueries), asks for persistent storage, and installs the handle as `globalThis.meshraftTabs`.
@@ -36,6 +34,6 @@ export function installTabsHandle(worker: Worker): TabsPageHandle {
     ...kv,
     status: async () => ({ ...(await kv.status()), persistent: await persistent }),
   };
-  globalThis.meshraftTabs = handle;
+  (globalThis as { meshraftTabs?: TabsPageHandle }).meshraftTabs = handle;
   return handle;
 }
