@@ -12,6 +12,8 @@
  * The script is plain browser JavaScript in a raw string: no template literals inside it (this
  * file's own template delimits it), and it must not contain a closing script tag.
  */
+import { UPLOT_CSS, UPLOT_JS } from "./vendor/uplot.ts";
+
 const SCRIPT = String.raw`
 "use strict";
 var STALE_MS = 2000;
@@ -546,8 +548,8 @@ function sample() {
   }
   while (samples.length > 0 && samples[0].t < now - HISTORY_MS) samples.shift();
   while (leaderChanges.length > 0 && leaderChanges[0].t < now - HISTORY_MS) leaderChanges.shift();
+  addChartRow(now, sampleLoad(now));
   drawChart(now);
-  sampleLoad(now);
   sampleLinks(now);
   pollDemo();
 }
@@ -581,8 +583,11 @@ function sampleLoad(now) {
     acc.writeLe = b.writeSeconds.le;
     acc.readLe = b.readSeconds.le;
   });
-  showLoad("load-writes", "writes", acc.seconds > 0 ? acc.writes / acc.seconds : 0, acc.writeLe, acc.writeCounts);
-  showLoad("load-reads", "reads", acc.seconds > 0 ? acc.reads / acc.seconds : 0, acc.readLe, acc.readCounts);
+  var writeRate = acc.seconds > 0 ? acc.writes / acc.seconds : 0;
+  var readRate = acc.seconds > 0 ? acc.reads / acc.seconds : 0;
+  showLoad("load-writes", "writes", writeRate, acc.writeLe, acc.writeCounts);
+  showLoad("load-reads", "reads", readRate, acc.readLe, acc.readCounts);
+  return { writeRate: writeRate, readRate: readRate, writeP99: quantileMs(acc.writeLe, acc.writeCounts, 0.99), readP99: quantileMs(acc.readLe, acc.readCounts, 0.99) };
 }
 
 function addDeltas(into, a, b) {
@@ -614,41 +619,76 @@ function showLoad(elementId, what, rate, le, counts) {
   node.setAttribute("data-p99-ms", p99 === null ? "" : String(p99));
 }
 
+/**
+ * The charts of the last minutes, drawn with uPlot (shipped inside the page: src/http/vendor):
+ * commits, writes and reads per second with a mark at each leader change, and write and read
+ * latency p99. One row per sample; the marks are elements over the plot (data-leader-change).
+ */
+var chartRows = [];
+var plots = null;
+
+function addChartRow(now, load) {
+  var rate = 0;
+  if (samples.length >= 2) {
+    var a = samples[samples.length - 2], b = samples[samples.length - 1];
+    if (b.t > a.t && b.t === now) rate = Math.max(0, b.commit - a.commit) / ((b.t - a.t) / 1000);
+  }
+  chartRows.push({ t: now, commits: rate, writes: load.writeRate, reads: load.readRate, writeP99: finite(load.writeP99), readP99: finite(load.readP99) });
+  while (chartRows.length > 0 && chartRows[0].t < now - HISTORY_MS) chartRows.shift();
+}
+function finite(ms) { return ms === null || ms === Infinity ? null : ms; }
+
+function makePlots() {
+  var time = !REPLAY || REPLAY.source !== "simulator";
+  var axisX = { stroke: "#555", size: 30 };
+  var common = { width: 600, height: 150, legend: { show: true }, cursor: { drag: { x: false, y: false } }, scales: { x: { time: time } } };
+  var rates = new uPlot(Object.assign({}, common, {
+    title: "per second",
+    series: [{ label: time ? "time" : "virtual s" },
+      { label: "commits", stroke: "#2a7ab0", width: 1.5 },
+      { label: "writes", stroke: "#3a9a4a", width: 1.5 },
+      { label: "reads", stroke: "#a05ab0", width: 1.5 }],
+    axes: [axisX, { stroke: "#555", size: 50 }],
+    hooks: { draw: [drawMarks] },
+  }), [[], [], [], []], document.getElementById("chart"));
+  var latency = new uPlot(Object.assign({}, common, {
+    title: "latency p99 (ms, bucket bound)",
+    series: [{ label: time ? "time" : "virtual s" },
+      { label: "write p99", stroke: "#3a9a4a", width: 1.5 },
+      { label: "read p99", stroke: "#a05ab0", width: 1.5 }],
+    axes: [axisX, { stroke: "#555", size: 50 }],
+  }), [[], [], []], document.getElementById("latency-chart"));
+  var marks = el("div", { "class": "marks" });
+  rates.over.appendChild(marks);
+  return { rates: rates, latency: latency, marks: marks };
+}
+
 function drawChart(now) {
   var chart = document.getElementById("chart");
-  var W = 600, H = 120, left = 40, bottom = 18;
-  chart.textContent = "";
-  var rates = [];
-  for (var i = 1; i < samples.length; i++) {
-    var dt = (samples[i].t - samples[i - 1].t) / 1000;
-    if (dt > 0) rates.push({ t: samples[i].t, rate: Math.max(0, samples[i].commit - samples[i - 1].commit) / dt });
-  }
-  var max = 1;
-  rates.forEach(function (r) { max = Math.max(max, r.rate); });
-  // The span grows with the history the page has, from one minute up to HISTORY_MS.
-  var minSpan = REPLAY ? Math.min(60000, REPLAY.end - REPLAY.start) : 60000;
-  var span = Math.min(HISTORY_MS, Math.max(minSpan, samples.length > 0 ? now - samples[0].t : 0));
-  var x = function (t) { return left + ((t - (now - span)) / span) * (W - left); };
-  var y = function (v) { return (H - bottom) - (v / max) * (H - bottom - 4); };
-  chart.appendChild(svg("line", { x1: left, y1: H - bottom, x2: W, y2: H - bottom, "class": "axis" }));
-  chart.appendChild(svg("text", { x: left - 4, y: 12, "class": "tick" }, Math.round(max)));
-  chart.appendChild(svg("text", { x: left - 4, y: H - bottom, "class": "tick" }, "0"));
-  chart.appendChild(svg("text", { x: left, y: H - 2, "class": "label" }, "-" + Math.round(span / 1000) + " s"));
-  chart.appendChild(svg("text", { x: W - 2, y: H - 2, "class": "label end" }, "now"));
-  leaderChanges.forEach(function (c) {
-    var g = svg("g", { "data-leader-change": c.leader });
-    g.appendChild(svg("line", { x1: x(c.t), y1: 0, x2: x(c.t), y2: H - bottom, "class": "leader-change" }));
-    g.appendChild(svg("text", { x: x(c.t) + 3, y: 10, "class": "label" }, c.leader));
-    chart.appendChild(g);
-  });
-  if (rates.length > 0) {
-    var points = rates.map(function (r) { return x(r.t).toFixed(1) + "," + y(r.rate).toFixed(1); }).join(" ");
-    chart.appendChild(svg("polyline", { points: points, "class": "rate" }));
-  }
   var peak = 0;
-  rates.forEach(function (r) { peak = Math.max(peak, r.rate); });
+  chartRows.forEach(function (r) { peak = Math.max(peak, r.commits); });
   chart.setAttribute("data-peak-rate", String(peak));
-  chart.setAttribute("aria-label", "commits per second over the last " + Math.round(span / 1000) + " s; peak " + peak.toFixed(1) + "; " + leaderChanges.length + " leader changes");
+  var span = chartRows.length > 0 ? now - chartRows[0].t : 0;
+  chart.setAttribute("aria-label", "commits, writes and reads per second over the last " + Math.round(span / 1000) + " s; commits peak " + peak.toFixed(1) + "; " + leaderChanges.length + " leader changes");
+  if (typeof uPlot === "undefined") return;
+  if (!plots) plots = makePlots();
+  var xs = chartRows.map(function (r) { return r.t / 1000; });
+  var col = function (k) { return chartRows.map(function (r) { return r[k]; }); };
+  plots.rates.setData([xs, col("commits"), col("writes"), col("reads")]);
+  plots.latency.setData([xs, col("writeP99"), col("readP99")]);
+}
+
+/** After uPlot drew (it redraws in a microtask, with the new scales): a mark per leader change. */
+function drawMarks(u) {
+  if (!plots) return;
+  plots.marks.textContent = "";
+  leaderChanges.forEach(function (c) {
+    var left = u.valToPos(c.t / 1000, "x");
+    if (!(left >= 0)) return;
+    var m = el("div", { "class": "leader-mark", "data-leader-change": c.leader, title: "leader " + c.leader }, c.leader);
+    m.style.left = left + "px";
+    plots.marks.appendChild(m);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -761,6 +801,7 @@ function replaySeek(t) {
   statusById.clear();
   events = [];
   samples.length = 0;
+  chartRows.length = 0;
   leaderChanges.length = 0;
   lastLeader = null;
   loadHistory.clear();
@@ -905,13 +946,9 @@ tr[data-role="leader"] { font-weight: 700; }
 #events { font: 12px ui-monospace, monospace; max-height: 16em; overflow: auto; padding-left: 0; list-style: none; }
 form#tokens { margin: .5em 0; }
 form#tokens input { width: 12em; }
-svg#chart { width: 600px; height: 120px; border: 1px solid #ddd; border-radius: 6px; background: #fafafa; }
-#chart .axis { stroke: #999; }
-#chart .rate { fill: none; stroke: #2a7ab0; stroke-width: 1.5; }
-#chart .leader-change { stroke: #c33; stroke-dasharray: 3 2; }
-#chart text { font-size: 10px; fill: #555; }
-#chart .tick { text-anchor: end; }
-#chart .end { text-anchor: end; }
+#chart, #latency-chart { display: inline-block; vertical-align: top; margin-right: 1em; }
+#chart .marks { position: absolute; inset: 0; pointer-events: none; }
+#chart .leader-mark { position: absolute; top: 0; bottom: 0; border-left: 1px dashed #c33; font-size: 10px; color: #c33; padding-left: 2px; }
 .mesh line { stroke: #bbb; stroke-width: 1; }
 .mesh-down line { stroke: #c33; stroke-width: 2; stroke-dasharray: 6 4; }
 .mesh text { font-size: 10px; fill: #666; text-anchor: middle; }
@@ -950,6 +987,7 @@ export const DASHBOARD_HTML: string = `<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>meshraft dashboard</title>
 <link rel="icon" href="data:,">
+<style>${UPLOT_CSS}</style>
 <style>${STYLE}</style>
 </head>
 <body>
@@ -999,12 +1037,13 @@ export const DASHBOARD_HTML: string = `<!doctype html>
   <div id="demo-result" role="status" aria-live="polite"></div>
   <div id="demo-problem"></div>
 </section>
-<h2>Commits per second, leader changes</h2>
-<svg id="chart" viewBox="0 0 600 120" role="img" aria-label="commits per second"></svg>
+<h2>The last minutes: rates, leader changes, latency</h2>
+<div id="chart" role="img" aria-label="commits per second"></div><div id="latency-chart" role="img" aria-label="write and read latency p99"></div>
 <div id="load">over the last 5 s: <span id="load-writes">writes -</span>; <span id="load-reads">reads -</span></div>
 <h2>Events</h2>
 <ol id="events" reversed></ol>
 ${REPLAY_MARKER}
+<script>${UPLOT_JS}</script>
 <script>${SCRIPT}</script>
 </body>
 </html>

@@ -36,12 +36,12 @@ beforeAll(async () => {
   shots = mkdtempSync(join(tmpdir(), "meshraft-dashboard-"));
   console.log(`dashboard screenshots: ${shots}`);
   cluster = await ProcessCluster.start({ nodes: 3, extraArgs: () => ["--token", API_TOKEN, "--admin-token", ADMIN_TOKEN] });
-  await cluster.waitForLeader(WAIT_MS);
+  await cluster.waitForLeader(90_000); // a loaded machine starts three processes slowly
   browser = await launchChromium();
   ({ page, problems } = await openPage(browser));
   // The API token only (in the fragment, which never reaches a server): admin calls must be refused.
   await page.goto(`${cluster.url(served)}/dashboard#token=${API_TOKEN}`);
-}, 120_000);
+}, 180_000);
 
 afterAll(async () => {
   await browser?.close();
