@@ -1070,6 +1070,9 @@ export class Raft {
     const round = this.reads.roundSent();
     this.lease?.roundSent(round, this.ticks);
     for (const [id, pr] of this.progressById) this.sendHeartbeat(id, pr);
+    // The leader's own acknowledgement counts at once: when it is the only voter (of every half
+    // of the configuration) no HeartbeatResponse will come, and the round is confirmed now.
+    this.releaseConfirmedReads();
   }
 
   private sendHeartbeat(to: NodeId, pr: Progress): void {
@@ -1345,6 +1348,9 @@ export class Raft {
     }
     if (this.transferTarget !== null && !next.voters.includes(this.transferTarget)) this.transferTarget = null;
     if (this.lastConfIndex <= this.log.committed) this.pruneProgress();
+    // The quorum is counted over the new voters: the rounds they have acknowledged may confirm
+    // waiting reads now (a leader left as the only voter confirms them alone).
+    this.releaseConfirmedReads();
   }
 
   /**

@@ -18,7 +18,9 @@ import type { Index, NodeId } from "./types.ts";
  * heartbeat is a round too: it goes out whatever is in flight and serves the reads that came
  * before it, but a read that finds only a periodic round in flight does not wait for it (it
  * could not use it). A read round that is never confirmed (lost messages, no quorum) is
- * superseded by the next periodic round; a leader change fails every waiting read.
+ * superseded by the next periodic round; a leader change fails every waiting read. The leader's
+ * own acknowledgement of a round counts as it is sent, and the quorum is counted again when the
+ * configuration changes: a leader left as the only voter confirms the waiting reads alone.
  */
 
 /** A read waiting for a heartbeat round that a quorum acknowledges. */

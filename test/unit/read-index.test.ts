@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ReadIndexQueue } from "../../src/core/read-index.ts";
-import type { Heartbeat, ReadState } from "../../src/core/types.ts";
+import type { Heartbeat, Message, ReadState } from "../../src/core/types.ts";
 import { CoreCluster } from "../../src/testing/core-cluster.ts";
 
 const ids = (reads: { requestId: number }[]): number[] => reads.map((r) => r.requestId);
@@ -88,8 +88,8 @@ describe("ReadIndexQueue", () => {
 });
 
 describe("ReadIndex coalescing in a cluster", () => {
-  function elected(): CoreCluster {
-    const c = new CoreCluster(["n1", "n2", "n3"], { seed: 3 });
+  function elected(readMode: "read-index" | "lease" = "read-index"): CoreCluster {
+    const c = new CoreCluster(["n1", "n2", "n3"], { seed: 3, readMode });
     c.campaign("n1");
     c.stabilize();
     expect(c.leader()).toBe("n1");
@@ -143,6 +143,45 @@ describe("ReadIndex coalescing in a cluster", () => {
     c.stabilize();
     expect(c.readStates.get("n1")!.length).toBe(2);
     expect(rounds(c, sentBefore).size).toBe(1); // recovered by the periodic round alone
+  });
+
+  it.each(["read-index", "lease"] as const)("%s mode: reads waiting when the followers are removed are served once the leader is the only voter, not before", (readMode) => {
+    // 3 voters; the followers' heartbeat acknowledgements never reach the leader. n2 and n3 are
+    // then removed: through C(old,new) the leader alone is a majority of C(new) only, so the reads
+    // keep waiting; once C(new) = {n1} is the configuration, the leader alone confirms a round.
+    // (In lease mode no lease is ever granted here, so reads take the same path.)
+    const c = elected(readMode);
+    const noHeartbeatAcks = (m: Message): boolean => m.type !== "HeartbeatResponse";
+    const n1 = c.node("n1");
+    expect(n1.readIndex().status).toBe("pending");
+    c.process(); // round 1 goes out and stays in flight
+    expect(n1.readIndex().status).toBe("pending"); // waits for round 2
+    expect(c.node("n2").readIndex().status).toBe("pending"); // forwarded, waits for round 2
+    c.deliver(noHeartbeatAcks);
+    expect(c.readStates.get("n1")).toEqual([]);
+    expect(n1.proposeConfChange([{ op: "remove", id: "n2" }, { op: "remove", id: "n3" }]).status).toBe("appended");
+    let sawJoint = false;
+    for (let i = 0; i < 50 && c.queue.length + (n1.hasReady() ? 1 : 0) > 0; i++) {
+      c.deliver(noHeartbeatAcks);
+      if (n1.conf.votersOutgoing.length > 0) {
+        sawJoint = true;
+        expect(c.readStates.get("n1")).toEqual([]); // C(old) = {n1, n2, n3} has not confirmed
+      }
+    }
+    expect(sawJoint).toBe(true);
+    expect(n1.conf.voters).toEqual(["n1"]);
+    expect(n1.conf.votersOutgoing).toEqual([]);
+    expect(n1.role).toBe("leader");
+    // No tick, no heartbeat acknowledgement: the configuration change and the round after it
+    // release every read, the one whose round was in flight and the two that waited for the next.
+    expect(c.readStates.get("n1")!.length).toBe(2);
+    expect(c.readStates.get("n2")!.length).toBe(1);
+    const commit = n1.log.committed;
+    for (const s of [...c.readStates.get("n1")!, ...c.readStates.get("n2")!]) expect(s.index).toBeLessThanOrEqual(commit);
+    // A new read is answered at once, as before.
+    n1.readIndex();
+    c.process();
+    expect(c.readStates.get("n1")!.length).toBe(3);
   });
 
   it("a leader change fails the waiting reads; the new leader starts with no round in flight", () => {
