@@ -13,6 +13,8 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describeTlsError, loadTlsFiles, type ParsedCertificate, TlsConfigError, type TlsExpiry, type TlsFiles, tlsExpiry, type TlsMaterial } from "../../src/tls.ts";
 
+import type { WebSocketConstructor } from "../../src/transport/mesh.ts";
+
 export { describeTlsError, TlsConfigError, type TlsExpiry, type TlsFiles, type TlsMaterial } from "../../src/tls.ts";
 
 /** The slice of Deno's client TLS API used here (declared locally: deno.d.ts stays as it is). */
@@ -78,7 +80,7 @@ export class DenoTls {
   }
 
   /** The WebSocket class the mesh dials peers with; a TLS refusal's error event says why in one sentence. */
-  webSocket(): new (url: string) => WebSocket {
+  webSocket(): WebSocketConstructor {
     const tls = this;
     return class extends WebSocket {
       constructor(url: string) {
@@ -89,7 +91,7 @@ export class DenoTls {
           if (clear !== null) Object.defineProperty(event, "message", { value: clear });
         });
       }
-    };
+    } as unknown as WebSocketConstructor;
   }
 
   /** fetch with this member's CA and client certificate; a TLS refusal's error says why. */
