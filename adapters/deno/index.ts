@@ -9,3 +9,4 @@ export { DenoKvStorage, KvStorageCorruptionError, LeaseLostError, NodeIdentityLe
 export { createMember, startMember, stderrLogger, type AssembledMember, type DenoMemberArgs, type DenoStartArgs, type Logger, type RunningMember } from "./server.ts";
 export { parseDenoStartArgs } from "./cli.ts";
 export { parseStartArgs, UsageError, type StartArgs } from "../../src/cli-args.ts";
+export { DenoTls, TlsConfigError, type TlsFiles } from "./tls.ts";

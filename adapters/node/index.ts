@@ -6,3 +6,4 @@ export { FileStorage, StorageCorruptionError, StorageIoError, StorageLockedError
 export { createNodeMesh, nodeWebSocket, createPeerSocketServer, serveMesh, type NodeMeshOptions, type MeshServer } from "./mesh.ts";
 export { createMember, startMember, stderrLogger, type AssembledMember, type Logger, type MemberArgs, type RunningMember } from "./server.ts";
 export { parseStartArgs, UsageError, type StartArgs } from "./cli-args.ts";
+export { NodeTls, TlsConfigError, type TlsFiles } from "./tls.ts";
