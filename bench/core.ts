@@ -23,6 +23,7 @@ import vm from "node:vm";
 import type { Clock } from "../src/clock.ts";
 import { SeededRandom } from "../src/core/random.ts";
 import type { Entry } from "../src/core/types.ts";
+import { DelayHistogram } from "../src/event-loop-delay.ts";
 import { encodeKvCommand, KvStateMachine } from "../src/kv/kv.ts";
 import { RaftNode } from "../src/node.ts";
 import type { StateMachine } from "../src/statemachine.ts";
@@ -286,36 +287,8 @@ function payloadFactory(sm: SmKind): () => Uint8Array {
 // Measurement helpers
 // ---------------------------------------------------------------------------------------------
 
-/** Log-bucketed latency histogram (1% resolution from 1 µs): no per-sample allocation. */
-class Histogram {
-  private static readonly BASE = Math.log(1.01);
-  private readonly counts = new Float64Array(2400); // 1 µs * 1.01^2400 ≈ 23 hours
-  count = 0;
-  max = 0;
-  sum = 0;
-
-  record(ms: number): void {
-    const us = ms * 1000;
-    let b = us <= 1 ? 0 : Math.ceil(Math.log(us) / Histogram.BASE);
-    if (b >= this.counts.length) b = this.counts.length - 1;
-    this.counts[b]++;
-    this.count++;
-    this.sum += ms;
-    if (ms > this.max) this.max = ms;
-  }
-
-  /** The upper bound (ms) of the bucket holding quantile q. */
-  quantile(q: number): number {
-    if (this.count === 0) return NaN;
-    const rank = Math.ceil(q * this.count);
-    let seen = 0;
-    for (let b = 0; b < this.counts.length; b++) {
-      seen += this.counts[b];
-      if (seen >= rank) return Math.min(this.max, Math.pow(1.01, b) / 1000);
-    }
-    return this.max;
-  }
-}
+/** Latency histogram: src/event-loop-delay.ts's, log-bucketed (2% from 10 µs), no per-sample allocation. */
+const Histogram = DelayHistogram;
 
 interface MemorySample {
   heapUsedMB: number;
@@ -376,6 +349,12 @@ interface ScenarioResult {
    */
   cpu: { ownCores: number; otherCores: number };
   entriesPerSec: number;
+  /**
+   * CPU this process spent per committed entry, µs (all three nodes: they share the process). On
+   * a machine shared with other programs entries/s falls with the CPU left over; this does much
+   * less, and 1e6 / cpuUsPerEntry is the rate one free core would give (`entries/CPU-s`).
+   */
+  cpuUsPerEntry: number;
   /** Committed-and-applied proposals per second, over each 1 s interval of the measurement. */
   perSecond: number[];
   committed: number;
@@ -559,6 +538,7 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
     scenario: sc,
     cpu,
     entriesPerSec: Math.round(total / elapsed),
+    cpuUsPerEntry: round(((own.user + own.system) / Math.max(1, total)), 2),
     perSecond,
     committed: total,
     errors,
@@ -629,6 +609,8 @@ function printTable(results: ScenarioResult[]): void {
     "sm",
     "W",
     "entries/s",
+    "CPU µs/entry",
+    "entries/CPU-s",
     "min..max /s",
     "p50 ms",
     "p99 ms",
@@ -648,6 +630,8 @@ function printTable(results: ScenarioResult[]): void {
       r.scenario.sm,
       String(r.scenario.window),
       fmt(r.entriesPerSec),
+      String(r.cpuUsPerEntry),
+      fmt(Math.round(1e6 / r.cpuUsPerEntry)),
       `${fmt(Math.min(...ps))}..${fmt(Math.max(...ps))}`,
       String(r.latencyMs.p50),
       String(r.latencyMs.p99),
@@ -674,7 +658,8 @@ function printTable(results: ScenarioResult[]): void {
       : "NOT met";
   console.log(
     `\ntarget ${fmt(TARGET_PER_SEC)} entries/s: best ${fmt(best)} (${verdict}).` +
-      ` B/entry = heap + array buffers retained per log entry after GC.`,
+      ` B/entry = heap + array buffers retained per log entry after GC.` +
+      ` entries/CPU-s = 1e6 / CPU µs per entry: the rate with one core to itself (compare these on a busy machine).`,
   );
 }
 

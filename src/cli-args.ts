@@ -4,7 +4,7 @@
 import { memberUrlProblem } from "./core/member-url.ts";
 import type { HttpLimits } from "./http/app.ts";
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from "./kv/kv.ts";
-import type { NodeSettings } from "./member.ts";
+import type { MemberNodeOptions } from "./member.ts";
 import { nodeIdProblem } from "./core/node-id.ts";
 import type { TlsFiles } from "./tls.ts";
 
@@ -34,7 +34,7 @@ export interface StartArgs {
    * `--heartbeat-interval-ms`, `--read-mode`, `--snapshot-every`, `--snapshot-bytes`,
    * `--snapshot-margin`); unset ones take the node's defaults.
    */
-  node?: NodeSettings;
+  node?: MemberNodeOptions;
   /** A learner with no authenticated link this long after joining is removed; a joiner exits. */
   linkTimeoutMs?: number;
   /** Client API limits (lower than the built-in ones only: MAX_KEY_BYTES, MAX_VALUE_BYTES), and `--rate-limit`. */
@@ -404,14 +404,15 @@ export class DemoMembers {
 }
 
 /**
- * The demo's last step, the same on every runtime: wait (at most 15 s) until every member started
+ * The demo's last step, the same on every runtime: wait (at most 25 s) until every member started
  * and one of them reports a leader, then print the members and commands to try. `url(i)` is member
  * i's base URL. Returns false, having said why, when the demo failed (a member exited, or no
  * leader); the caller stops the other members and exits non-zero.
  */
-export async function announceDemo(members: DemoMembers, url: (i: number) => string, stopped: () => boolean): Promise<boolean> {
+export async function announceDemo(members: DemoMembers, url: (i: number) => string, stopped: () => boolean, waitMs = 25_000): Promise<boolean> {
+  // Generous default: on a loaded machine three members started from source (tsx) took up to 20 s.
   const ids = members.ids;
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + waitMs;
   let leader: string | null = null;
   while (!leader && Date.now() < deadline && !stopped() && members.failure === null) {
     await new Promise((r) => setTimeout(r, 200));
@@ -432,7 +433,7 @@ export async function announceDemo(members: DemoMembers, url: (i: number) => str
     return false;
   }
   if (!leader) {
-    console.error(`demo failed: ${members.allStarted() ? "no leader" : "not every member started"} after 15 s; see the log lines above`);
+    console.error(`demo failed: ${members.allStarted() ? "no leader" : "not every member started"} after ${waitMs / 1000} s; see the log lines above`);
     return false;
   }
   const follower = ids.find((id) => id !== leader) ?? leader;

@@ -9,7 +9,7 @@ export { Raft, type RaftConfig, type RaftInitialState, type ProposeResult, type 
 export { ConfChangeError, type ConfChangeItem, type ConfEntry, decodeConfEntry, encodeConfEntry } from "./core/membership.ts";
 export { MAX_URL_BYTES, memberUrlProblem, type UrlProblem } from "./core/member-url.ts";
 export { SeededRandom, type Random } from "./core/random.ts";
-export { RaftNode, type RaftNodeOptions, type NodeStatus, type ProposeOutcome, type RaftNodeEvent, type Member, type MembershipChange } from "./node.ts";
+export { RaftNode, validateRaftNodeOptions, type RaftNodeOptions, type NodeStatus, type ProposeOutcome, type RaftNodeEvent, type Member, type MembershipChange } from "./node.ts";
 export { realClock, type Clock } from "./clock.ts";
 export {
   MeshraftError,

@@ -15,6 +15,7 @@ import type { AdminMembersBody } from "./http/protocol.ts";
 import { KvStateMachine, type KvResult } from "./kv/kv.ts";
 import { RaftNode, type RaftNodeOptions } from "./node.ts";
 import type { Storage } from "./storage/storage.ts";
+import { NodeInstruments } from "./http/metrics-instruments.ts";
 import type { PeerAddress, Transport } from "./transport/transport.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -46,7 +47,7 @@ export function stderrLogger(id: string, minLevel: LogLevel): Logger {
  * The Raft node settings a member passes through to its RaftNode as they are, under their
  * RaftNodeOptions names (the CLI's `StartArgs.node`).
  */
-export type NodeSettings = Pick<
+export type MemberNodeOptions = Pick<
   RaftNodeOptions<KvResult>,
   "electionTimeoutMs" | "heartbeatIntervalMs" | "readMode" | "snapshotEveryEntries" | "snapshotEveryBytes" | "snapshotMarginEntries"
 >;
@@ -73,7 +74,7 @@ export interface MemberOptions {
   learner?: boolean;
   followerReads?: boolean;
   /** The node's settings (RaftNodeOptions); unset ones take the node's defaults. */
-  node?: NodeSettings;
+  node?: MemberNodeOptions;
   /**
    * With a transport that reports its links (`Transport.linked`): a joining node that completes
    * no handshake with any member within this many ms fails its start(), and a leader removes a
@@ -115,14 +116,16 @@ export function createMember(o: MemberOptions): Member {
   const kv = new KvStateMachine();
   let reportFailure: (error: Error) => void = () => {};
   const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
+  // Save, apply and snapshot timings for /metrics, measured around the parts the node is handed.
+  const instruments = new NodeInstruments();
   const node = new RaftNode<KvResult>({
     ...o.node,
     id: o.id,
     members: o.join ? [] : [{ id: o.id, url: o.url }, ...o.peers],
     join: o.join !== undefined,
-    storage: o.storage,
-    transport: o.transport,
-    stateMachine: kv,
+    storage: instruments.storage(o.storage),
+    transport: instruments.transport(o.transport),
+    stateMachine: instruments.stateMachine(kv),
     onError: (error) => {
       o.log("error", "node failed and stopped", { error: error instanceof Error ? error.message : String(error) });
       reportFailure(error instanceof Error ? error : new Error(String(error)));
@@ -149,6 +152,8 @@ export function createMember(o: MemberOptions): Member {
     kv,
     selfUrl: o.url,
     announcedUrl: o.transport.announcedUrl ? (id) => o.transport.announcedUrl!(id) : undefined,
+    linkStats: o.transport.linkStats ? () => o.transport.linkStats!() : undefined,
+    instruments,
     apiToken: o.apiToken,
     adminToken: o.adminToken,
     publicStatus: o.publicStatus,

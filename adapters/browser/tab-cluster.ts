@@ -490,6 +490,9 @@ export class TabCluster<Result = unknown> {
     if (typeof message !== "object" || message === null) return;
     if (message.t === "status" && message.tab !== this.tab && Array.isArray(message.members)) {
       const now = realClock.now();
+      // A member its tab no longer lists (handed over, stopped) is offline until someone lists it.
+      const listed = new Set(message.members.map((s) => s.id));
+      for (const [id, heard] of this.#heard) if (heard.status.tab === message.tab && !listed.has(id)) heard.at = -Infinity;
       for (const s of message.members) if (this.ids.includes(s.id)) this.#heard.set(s.id, { status: s, at: now });
     } else if (message.t === "req" && this.#members.has(message.to)) {
       const { rid, from } = message;

@@ -6,7 +6,7 @@
  * Worker's timers are not throttled that way, and a Worker has IndexedDB, BroadcastChannel and Web
  * Locks. The page talks to its Worker with postMessage:
  *
- *   page -> worker   { rid, op: "status" | "propose" | "read", ... }
+ *   page -> worker   { rid, op: "status" | "propose" | "read" | "stop", ... }
  *   worker -> page   { rid, ok: true, value } | { rid, ok: false, code, message }
  *
  * The Worker file is the application's (it picks the state machine and queries):
@@ -23,6 +23,7 @@ import type { TabCluster, TabClusterStatus, TabProposeResult } from "./tab-clust
 
 type PageRequest =
   | { rid: number; op: "status" }
+  | { rid: number; op: "stop" }
   | { rid: number; op: "propose"; data: Uint8Array; retrySafe: boolean }
   | { rid: number; op: "read"; name: string; arg: unknown };
 
@@ -42,14 +43,7 @@ export async function serveTabCluster<Result>(cluster: TabCluster<Result>, scope
   scope.addEventListener("message", (event: MessageEvent) => {
     const req = event.data as PageRequest;
     if (typeof req !== "object" || req === null || typeof req.rid !== "number") return;
-    const work: Promise<unknown> =
-      req.op === "status"
-        ? Promise.resolve(cluster.status())
-        : req.op === "propose"
-          ? cluster.propose(req.data, { retrySafe: req.retrySafe })
-          : req.op === "read"
-            ? cluster.read(req.name, req.arg)
-            : Promise.reject(new MeshraftError("BAD_REQUEST", `unknown operation ${JSON.stringify((req as { op: unknown }).op)}`));
+    const work = perform(cluster, req);
     work.then(
       (value) => scope.postMessage({ rid: req.rid, ok: true, value } satisfies WorkerAnswer),
       (error: unknown) => {
@@ -61,6 +55,21 @@ export async function serveTabCluster<Result>(cluster: TabCluster<Result>, scope
   await cluster.start();
 }
 
+function perform<Result>(cluster: TabCluster<Result>, req: PageRequest): Promise<unknown> {
+  switch (req.op) {
+    case "status":
+      return Promise.resolve(cluster.status());
+    case "stop":
+      return cluster.stop().then(() => undefined);
+    case "propose":
+      return cluster.propose(req.data, { retrySafe: req.retrySafe });
+    case "read":
+      return cluster.read(req.name, req.arg);
+    default:
+      return Promise.reject(new MeshraftError("BAD_REQUEST", `unknown operation ${JSON.stringify((req as { op: unknown }).op)}`));
+  }
+}
+
 /** The page's handle on its Worker's TabCluster. */
 export interface TabClusterConnection<Result = unknown> {
   status(): Promise<TabClusterStatus>;
@@ -68,6 +77,11 @@ export interface TabClusterConnection<Result = unknown> {
   propose(data: Uint8Array, options?: { retrySafe?: boolean }): Promise<TabProposeResult<Result>>;
   /** As TabCluster.read. */
   read(name: string, arg?: unknown): Promise<unknown>;
+  /**
+   * Stops the Worker's members, each after its save in flight, and releases their ids to other
+   * tabs (TabCluster.stop); then `worker.terminate()` is safe. Closing the page does not need it.
+   */
+  stop(): Promise<void>;
 }
 
 /** A failure from the Worker: `code` is the HTTP API's code. */
@@ -100,5 +114,6 @@ export function connectTabCluster<Result = unknown>(worker: Pick<Worker, "postMe
     status: () => ask({ op: "status" }) as Promise<TabClusterStatus>,
     propose: (data, options = {}) => ask({ op: "propose", data, retrySafe: options.retrySafe ?? false }) as Promise<TabProposeResult<Result>>,
     read: (name, arg) => ask({ op: "read", name, arg }),
+    stop: () => ask({ op: "stop" }).then(() => undefined),
   };
 }

@@ -12,13 +12,15 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseStartArgs, START_USAGE } from "../../src/cli-args.ts";
 import { runCli } from "../../src/runtime/cli.ts";
+import { serveDemoControls } from "./demo-supervisor.ts";
 import { startMember } from "./server.ts";
 
 const USAGE = `meshraft: Raft consensus for Node, Deno and browsers
 
   meshraft start ...    run one member (meshraft start --help)
   meshraft demo         run a local 3-node cluster (data under ./.meshraft), Ctrl-C to stop
-      [--base-port 7001] [--data-dir .meshraft] [--nodes 3]`;
+      [--base-port 7001] [--data-dir .meshraft] [--nodes 3] [--admin-token T] [--ready-timeout-ms 15000]
+      (the dashboard's demo controls: kill, pause, cut links, load; with --admin-token they want it)`;
 
 const self = fileURLToPath(import.meta.url);
 
@@ -29,9 +31,13 @@ void runCli(
     demoDataDir: ".meshraft",
     parseStartArgs: (argv) => parseStartArgs(argv, process.env, (path) => readFileSync(path, "utf8")),
     startMember: (args) => startMember(args),
-    spawnMember: (startArgv, _dataDir, onStderr) => {
-      // Run the children the way this process runs (tsx from source, or plain node from dist).
-      const child = spawn(process.execPath, [...process.execArgv, self, "start", ...startArgv], { stdio: ["ignore", "inherit", "pipe"] });
+    spawnMember: (startArgv, _dataDir, onStderr, env) => {
+      // Run the children the way this process runs (tsx from source, or plain node from dist);
+      // the IPC channel carries the demo's cut links (adapters/node/demo-member.ts).
+      const child = spawn(process.execPath, [...process.execArgv, self, "start", ...startArgv], {
+        stdio: ["ignore", "inherit", "pipe", "ipc"],
+        env: { ...process.env, ...env },
+      });
       child.stderr!.setEncoding("utf8");
       child.stderr!.on("data", onStderr);
       return {
@@ -40,8 +46,14 @@ void runCli(
         kill: (signal) => {
           if (child.exitCode === null && child.signalCode === null) child.kill(signal);
         },
+        pause: () => child.kill("SIGSTOP"),
+        resume: () => child.kill("SIGCONT"),
+        send: (message) => {
+          if (child.connected) child.send(message as object);
+        },
       };
     },
+    serveDemoControls,
     resolveDir: (dir) => resolve(dir),
     joinPath: (dir, name) => join(dir, name),
     mkdir: async (dir) => {

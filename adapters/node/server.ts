@@ -19,6 +19,7 @@ import {
 } from "../../src/runtime/member.ts";
 import { FileStorage } from "./file-storage.ts";
 import { nodeEventLoopDelay } from "./event-loop-delay.ts";
+import { attachDemoMember } from "./demo-member.ts";
 import { createNodeMesh, createPeerSocketServer } from "./mesh.ts";
 import { keepTlsServer, NodeTls, requireClientCertificate } from "./tls.ts";
 import { portHolder } from "./port-holder.ts";
@@ -80,7 +81,8 @@ function nodeRuntime(httpLimits: Partial<HttpServerLimits> = {}, tls: NodeTls | 
       storage: await FileStorage.open(args.dataDir, { log: (line) => log("warn", line) }),
       where: args.dataDir,
     }),
-    createMesh: (options) => createNodeMesh(options, tls),
+    // Under `meshraft demo` the supervisor may cut the mesh's links (adapters/node/demo-member.ts).
+    createMesh: (options) => attachDemoMember(createNodeMesh(options, tls)),
     raftSocket: (mesh) => {
       const upgrade = upgradeWebSocket(() => mesh.inboundHandlers());
       return { upgrade: tls?.files.requireClientCert ? requireClientCertificate(upgrade, tls, log) : upgrade };
@@ -119,7 +121,9 @@ function nodeRuntime(httpLimits: Partial<HttpServerLimits> = {}, tls: NodeTls | 
 
 /**
  * Opens the file storage in `args.dataDir` (taking its lock) and builds the mesh, the Raft node
- * and the HTTP app, for an application that serves `app` itself. Nothing listens yet.
+ * and the HTTP app, for an application that serves `app` itself (with @hono/node-server's `serve`
+ * and `websocket: { server: createPeerSocketServer() }`, so that `/raft` upgrades). Nothing
+ * listens yet.
  */
 export function createMember(args: CreateMemberArgs, log: Logger = stderrLogger(args.id, args.logLevel)): Promise<AssembledMember> {
   return createRuntimeMember(nodeRuntime({}, memberTls(args), log), args, log);

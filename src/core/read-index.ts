@@ -10,12 +10,15 @@ import type { Index, NodeId } from "./types.ts";
  * acknowledgement of it shows the node was still leader when the read came, and the commit index
  * recorded then covers every write acknowledged before the read.
  *
- * Coalescing: at most one round is in flight. A read that arrives while one is waits, and joins
- * the next round, which starts as soon as the one in flight is confirmed; so under load every
- * round confirms all the reads that arrived during the previous one, and rounds grow with load
- * (as the reads etcd's server batches behind one ReadIndex do). A round that is never confirmed
- * (lost messages, no quorum) is superseded by the leader's next periodic heartbeat, which is a
- * round too and goes out whatever is in flight; a leader change fails every waiting read.
+ * Coalescing: at most one read round is in flight, a read round being one that some waiting
+ * read is the first to be able to use. A read that arrives while one is in flight waits, and
+ * joins the next round, which starts as soon as the one in flight is confirmed; so under load
+ * every round confirms all the reads that arrived during the previous one, and rounds grow with
+ * load (as the reads etcd's server batches behind one ReadIndex do). The leader's periodic
+ * heartbeat is a round too: it goes out whatever is in flight and serves the reads that came
+ * before it, but a read that finds only a periodic round in flight does not wait for it (it
+ * could not use it). A read round that is never confirmed (lost messages, no quorum) is
+ * superseded by the next periodic round; a leader change fails every waiting read.
  */
 
 /** A read waiting for a heartbeat round that a quorum acknowledges. */
@@ -40,7 +43,7 @@ export class ReadIndexQueue {
   round = 0;
   /** A round should go out with the next Ready, for the reads waiting on it. */
   roundRequested = false;
-  /** The last round sent while no quorum has acknowledged it yet; 0 when none is in flight. */
+  /** The last read round sent, while no quorum has acknowledged it; 0 when none is in flight. */
   private inFlight = 0;
   /** Reads waiting for a round, in the order they arrived (so by round). */
   private pending: PendingRead[] = [];
@@ -65,15 +68,15 @@ export class ReadIndexQueue {
 
   /**
    * A read with read index `index` waits for the next round (one sent after now). It asks for
-   * that round at once if no round is in flight; otherwise the round starts when the one in
-   * flight is confirmed (see confirm).
+   * that round at once if no read round is in flight; otherwise the round starts when the one in
+   * flight is confirmed (see confirm), unless a periodic heartbeat comes first.
    */
   add(requestId: number, from: NodeId, index: Index): void {
     this.pending.push({ requestId, from, index, round: this.round + 1 });
     if (this.inFlight === 0) this.roundRequested = true;
   }
 
-  /** The round in flight (sent, not yet acknowledged by a quorum), or 0. */
+  /** The read round in flight (sent, not yet acknowledged by a quorum), or 0. */
   get roundInFlight(): number {
     return this.inFlight;
   }
@@ -82,14 +85,15 @@ export class ReadIndexQueue {
   roundSent(): number {
     this.round++;
     this.roundRequested = false;
-    this.inFlight = this.round;
+    // A read round if the newest waiting read was waiting for exactly this one.
+    if (this.pending.length > 0 && this.pending[this.pending.length - 1].round === this.round) this.inFlight = this.round;
     return this.round;
   }
 
   /**
    * A quorum has acknowledged every round up to `confirmed`: the reads it confirms, oldest first.
-   * If that ends the round in flight and reads still wait (they came after it was sent), the
-   * next round is asked for.
+   * If that ends the read round in flight and reads still wait (they came after it was sent),
+   * the next round is asked for.
    */
   confirm(confirmed: number): PendingRead[] {
     let n = 0;

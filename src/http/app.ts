@@ -28,10 +28,12 @@ import {
 } from "../kv/kv.ts";
 import { isMember } from "../core/membership.ts";
 import type { RaftNode } from "../node.ts";
+import type { PeerLinkCounters } from "../transport/transport.ts";
 import { mountAdminRoutes } from "./admin.ts";
 import { mountDashboardEvents, mountDashboardPage } from "./dashboard.ts";
 import { ApiError, apiErrorFrom, noLeader, nodeStopped } from "./errors.ts";
 import { createHttpMetrics, PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
+import type { NodeInstruments } from "./metrics-instruments.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { eventLoopDelayGauges, type EventLoopDelaySource } from "../event-loop-delay.ts";
 import {
@@ -110,6 +112,10 @@ export interface AppOptions {
   peers?: Map<string, string> | Record<string, string>;
   /** The URL a member announced for itself in the mesh handshake (Transport.announcedUrl); preferred. */
   announcedUrl?: (id: string) => string | null;
+  /** Each peer's link (Transport.linkStats), for /metrics and the dashboard. */
+  linkStats?: () => Record<string, PeerLinkCounters>;
+  /** Timings measured around the node's storage, state machine and transport, for /metrics. */
+  instruments?: NodeInstruments;
   /**
    * When set, every route except `GET /raft` (peers authenticate in the mesh handshake),
    * `GET /health` (it reveals nothing) and, unless `publicStatus` is false, `GET /status`,
@@ -179,7 +185,7 @@ export function createApp(options: AppOptions): Hono {
   const peers = new Map<string, string>(options.peers instanceof Map ? options.peers : Object.entries(options.peers ?? {}));
   // A member's own announced URL wins over a listed one, which may be mistyped (the mesh warns).
   const urlOf = (id: string): string | null => (id === node.id ? options.selfUrl : (options.announcedUrl?.(id) ?? peers.get(id) ?? node.urlOf(id)));
-  const metrics = createHttpMetrics(node, kv);
+  const metrics = createHttpMetrics(node, kv, options.linkStats, options.instruments);
   if (options.eventLoopDelay) eventLoopDelayGauges(metrics.registry, options.eventLoopDelay);
   const log = options.logger;
   const publicStatus = options.publicStatus ?? true;
@@ -552,7 +558,7 @@ export function createApp(options: AppOptions): Hono {
     },
   });
 
-  mountDashboardEvents(app, { node, selfUrl: options.selfUrl, urlOf, metrics });
+  mountDashboardEvents(app, { node, selfUrl: options.selfUrl, urlOf, metrics, linkStats: options.linkStats });
 
   if (options.raftSocket) {
     const socket = options.raftSocket;
@@ -624,7 +630,7 @@ function isStale(value: string | undefined): boolean {
  * Compares a bearer token in time that depends only on the expected token's length, so the
  * answer's timing does not reveal how much of a guess was right.
  */
-function authorized(header: string | undefined, token: string): boolean {
+export function authorized(header: string | undefined, token: string): boolean {
   const m = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header);
   const given = utf8.encode(m ? m[1] : "");
   const expected = utf8.encode(token);

@@ -23,6 +23,10 @@ var conns = new Map();
 /** id -> latest status from that member's own stream */
 var statusById = new Map();
 var events = [];
+/** A recording to play instead of live streams (dashboard-replay.ts), and the time it is at. */
+var REPLAY = window.MESHRAFT_REPLAY || null;
+var replayT = 0;
+function now() { return REPLAY ? replayT : Date.now(); }
 var tokens = { api: sessionStorage.getItem("meshraft-token") || "", admin: sessionStorage.getItem("meshraft-admin-token") || "" };
 
 // #token=...&admin=... fills the token fields once, then leaves the address bar.
@@ -118,8 +122,9 @@ function onFrame(conn, text) {
   });
   if (!data) return;
   var body = JSON.parse(data);
-  conn.seen = Date.now();
+  conn.seen = now();
   conn.up = true;
+  recordFrame(event === "status" ? body.id : conn.id || conn.url, event === "status" ? "status" : "event", body);
   if (event === "status") {
     conn.id = body.id;
     conn.status = body;
@@ -134,7 +139,7 @@ function onFrame(conn, text) {
 }
 
 function reachable(entry) {
-  return entry && entry.conn.up && Date.now() - entry.conn.seen < STALE_MS && !entry.status.stopped;
+  return entry && entry.conn.up && now() - entry.conn.seen < STALE_MS && !entry.status.stopped;
 }
 
 /** The configuration to draw: the one of the highest-term reachable leader, else of any member. */
@@ -196,6 +201,8 @@ function render() {
       ring.appendChild(svg("line", { x1: a.x, y1: a.y, x2: b.x, y2: b.y, "class": "link link-" + p.state }));
     });
   });
+  // Over the replication lines: a cut link must show even where the leader still tracks the follower.
+  drawMeshLinks(ring, members, pos);
   var voters = 0, votersUp = 0;
   members.forEach(function (m) {
     var role = shownRole(m.id, m);
@@ -207,12 +214,15 @@ function render() {
       if (role !== "unreachable") votersUp++;
     }
     var label = m.id + ": " + role + (s && role !== "unreachable" ? ", term " + s.term + ", commit " + s.commitIndex : "") + (m.role === "learner" ? ", learner" : m.role === "leaving" ? ", leaving" : ", voter");
-    var g = svg("g", { "data-member": m.id, "data-role": role, "aria-label": label, role: "img", "class": "member role-" + role + " conf-" + m.role, tabindex: "0" });
+    var proc = demoProcess(m.id);
+    var g = svg("g", { "data-member": m.id, "data-role": role, "aria-label": label + (proc && proc !== "running" ? " (process " + proc + ")" : ""), role: "img", "class": "member role-" + role + " conf-" + m.role, tabindex: "0" });
+    if (proc) g.setAttribute("data-process", proc);
     var fill = role === "unreachable" || !s ? "#bbb" : termColour(s.term);
     g.appendChild(svg("circle", { cx: p.x, cy: p.y, r: 34, fill: fill }));
     g.appendChild(svg("text", { x: p.x, y: p.y - 6, "class": "id" }, m.id));
     g.appendChild(svg("text", { x: p.x, y: p.y + 10, "class": "role" }, role));
     if (s && role !== "unreachable") g.appendChild(svg("text", { x: p.x, y: p.y + 24, "class": "term" }, "term " + s.term));
+    else if (proc && proc !== "running") g.appendChild(svg("text", { x: p.x, y: p.y + 24, "class": "term" }, proc));
     g.appendChild(svg("title", {}, label));
     ring.appendChild(g);
 
@@ -220,7 +230,7 @@ function render() {
     [m.id, role, m.role, s ? s.runtime : "", s ? s.term : "", s ? s.leader || "none" : "", s ? s.commitIndex : "", s ? s.appliedIndex : "", s ? s.lastIndex : "", s ? s.snapshotIndex : "", m.url || ""].forEach(function (v) {
       tr.appendChild(el("td", {}, v));
     });
-    var actions = el("td", {});
+    var actions = el("td", { "class": "live-only" });
     var transfer = el("button", { type: "button", "data-action": "transfer", "data-target": m.id }, "make leader");
     transfer.disabled = role === "leader" || role === "unreachable" || m.role !== "voter";
     transfer.onclick = function () { transferTo(m.id); };
@@ -247,6 +257,207 @@ function render() {
     (view.joint ? "; joint configuration" : "");
   document.getElementById("leader").textContent = leaders.length === 1 ? leaders[0] : "none";
 }
+
+/**
+ * The mesh link of each pair of members, as the members themselves report it (status.links): open
+ * if either side has it open, down if both ends are up and neither has it (a cut, or a failing
+ * network). Its label is the bytes per second both ends sent over the last samples.
+ */
+function drawMeshLinks(ring, members, pos) {
+  var cuts = demoState ? demoState.cuts.map(function (c) { return c.join(" "); }) : [];
+  for (var i = 0; i < members.length; i++) {
+    for (var j = i + 1; j < members.length; j++) {
+      var a = members[i].id, b = members[j].id;
+      var pa = pos.get(a), pb = pos.get(b);
+      var ea = statusById.get(a), eb = statusById.get(b);
+      var la = reachable(ea) ? linkOf(ea.status, b) : null;
+      var lb = reachable(eb) ? linkOf(eb.status, a) : null;
+      if (!la && !lb) continue;
+      var open = (la && la.state === "open") || (lb && lb.state === "open");
+      var state = open ? "open" : "down";
+      var cut = cuts.indexOf(a < b ? a + " " + b : b + " " + a) >= 0;
+      var rate = linkRate(a, b);
+      var label = "link " + a + "-" + b + ": " + state + (cut ? " (cut)" : "") + (open ? ", " + formatRate(rate) : "");
+      var g = svg("g", { "data-link": a + " " + b, "data-state": state, "data-cut": cut ? "true" : "false", "aria-label": label, role: "img", "class": "mesh mesh-" + state + (cut ? " mesh-cut" : "") });
+      g.appendChild(svg("line", { x1: pa.x, y1: pa.y, x2: pb.x, y2: pb.y }));
+      var mx = (pa.x + pb.x) / 2, my = (pa.y + pb.y) / 2;
+      g.appendChild(svg("text", { x: mx, y: my - 4 }, cut ? "cut" : open ? formatRate(rate) : "down"));
+      if (open && rate > 0) {
+        // A few dots travel the link, faster with more traffic: sampled flow, not every message.
+        var dur = Math.max(0.4, Math.min(4, 20000 / (linkUnitBytes() ? rate : rate * 50))).toFixed(2) + "s";
+        var dot = svg("circle", { r: 3, "class": "flow" });
+        dot.appendChild(svg("animateMotion", { dur: dur, repeatCount: "indefinite", path: "M" + pa.x + "," + pa.y + " L" + pb.x + "," + pb.y }));
+        g.appendChild(dot);
+      }
+      g.appendChild(svg("title", {}, label));
+      ring.appendChild(g);
+    }
+  }
+}
+
+function linkOf(status, peer) {
+  if (!status.links) return null;
+  for (var i = 0; i < status.links.length; i++) if (status.links[i].peer === peer) return status.links[i];
+  return null;
+}
+
+/** "a b" -> [{t, bytes}] where bytes is what both ends sent to each other (totals). */
+var linkHistory = new Map();
+/** A simulated run happens in virtual milliseconds: its link rates are over a shorter window. */
+var LINK_WINDOW_MS = REPLAY && REPLAY.source === "simulator" ? 250 : 5000;
+function sampleLinks(now) {
+  var seen = new Set();
+  statusById.forEach(function (e, id) {
+    if (!reachable(e) || !e.status.links) return;
+    e.status.links.forEach(function (l) {
+      var key = id < l.peer ? id + " " + l.peer : l.peer + " " + id;
+      if (seen.has(key)) return;
+      seen.add(key);
+      var other = statusById.get(l.peer);
+      var back = other && reachable(other) ? linkOf(other.status, id) : null;
+      var h = linkHistory.get(key) || [];
+      h.push({ t: now, bytes: l.bytesOut + (back ? back.bytesOut : 0), both: !!back });
+      while (h.length > 0 && h[0].t < now - LINK_WINDOW_MS) h.shift();
+      linkHistory.set(key, h);
+    });
+  });
+}
+function linkRate(a, b) {
+  var h = linkHistory.get(a < b ? a + " " + b : b + " " + a);
+  if (!h || h.length < 2) return 0;
+  var y = h[h.length - 1];
+  // Back to the first sample comparable with the last: totals from another set of ends (one end
+  // went away) or from before a restart (they fell) are not.
+  var k = h.length - 1;
+  while (k > 0 && h[k - 1].both === y.both && h[k - 1].bytes <= h[k].bytes) k--;
+  var x = h[k];
+  if (y.t === x.t) return 0;
+  return (y.bytes - x.bytes) / ((y.t - x.t) / 1000);
+}
+function linkUnitBytes() {
+  return !REPLAY || REPLAY.linkUnit !== "messages";
+}
+function formatRate(rate) {
+  return linkUnitBytes() ? formatBytes(rate) + "/s" : (rate < 10 ? rate.toFixed(1) : Math.round(rate)) + " msg/s";
+}
+function formatBytes(n) {
+  return n >= 1e6 ? (n / 1e6).toFixed(1) + " MB" : n >= 1e3 ? (n / 1e3).toFixed(1) + " kB" : Math.round(n) + " B";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The local demo's controls (meshraft demo): its supervisor's URL comes in the members' status.
+
+var demoState = null;
+var demoUrl = null;
+var demoPolling = false;
+
+function demoRequest(method, path, body) {
+  var headers = authHeaders(tokens.admin || tokens.api);
+  if (body) headers["Content-Type"] = "application/json";
+  return fetch(demoUrl + path, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined, cache: "no-store" });
+}
+
+function pollDemo() {
+  if (REPLAY) return; // a recording of a demo: its controls are not for a replay
+  var url = null;
+  statusById.forEach(function (e) { if (e.status.demo) url = e.status.demo.replace(/\/+$/, ""); });
+  if (url) demoUrl = url;
+  if (!demoUrl || demoPolling) return;
+  demoPolling = true;
+  demoRequest("GET", "/demo")
+    .then(function (res) {
+      if (!res.ok) {
+        document.getElementById("demo-problem").textContent = res.status === 401 ? "the demo controls want the admin token" : "demo controls: HTTP " + res.status;
+        return null;
+      }
+      return res.json();
+    })
+    .then(function (state) {
+      if (state) {
+        demoState = state;
+        document.getElementById("demo-problem").textContent = "";
+      }
+      renderDemo();
+    })
+    .catch(function () {
+      document.getElementById("demo-problem").textContent = "the demo supervisor does not answer";
+    })
+    .then(function () { demoPolling = false; });
+}
+
+function demoAction(path, body) {
+  var out = document.getElementById("demo-result");
+  out.textContent = path + " " + JSON.stringify(body) + " ...";
+  out.removeAttribute("data-outcome");
+  return demoRequest("POST", path, body)
+    .then(function (res) {
+      return res.json().then(function (j) {
+        if (res.ok) demoState = j;
+        out.textContent = res.ok ? "done: " + path.slice(6) + " " + Object.values(body).join(" ") : "refused (" + res.status + "): " + (j.error ? j.error.code + ": " + j.error.message : "");
+        out.setAttribute("data-outcome", res.ok ? "ok" : "refused");
+        renderDemo();
+        render();
+      });
+    })
+    .catch(function (err) {
+      out.textContent = "failed: " + err.message;
+      out.setAttribute("data-outcome", "failed");
+    });
+}
+
+/** The demo supervisor's word on member 'id''s process (running, paused, killed), or null. */
+function demoProcess(id) {
+  if (!demoState) return null;
+  for (var i = 0; i < demoState.members.length; i++) if (demoState.members[i].id === id) return demoState.members[i].state;
+  return null;
+}
+
+function renderDemo() {
+  var panel = document.getElementById("demo");
+  panel.hidden = !demoUrl;
+  if (!demoState) return;
+  var rows = document.getElementById("demo-members");
+  rows.textContent = "";
+  demoState.members.forEach(function (m) {
+    var tr = el("tr", { "data-member": m.id, "data-state": m.state });
+    tr.appendChild(el("td", {}, m.id));
+    tr.appendChild(el("td", {}, m.state));
+    var td = el("td", {});
+    [["kill", m.state !== "killed"], ["restart", true], ["pause", m.state === "running"], ["resume", m.state === "paused"]].forEach(function (x) {
+      var b = el("button", { type: "button", "data-demo": x[0], "data-target": m.id }, x[0]);
+      b.disabled = !x[1];
+      b.onclick = function () { demoAction("/demo/" + x[0], { id: m.id }); };
+      td.appendChild(b);
+    });
+    tr.appendChild(td);
+    rows.appendChild(tr);
+  });
+  var links = document.getElementById("demo-links");
+  links.textContent = "";
+  var ids = demoState.members.map(function (m) { return m.id; });
+  var cuts = demoState.cuts.map(function (c) { return c.join(" "); });
+  for (var i = 0; i < ids.length; i++) {
+    for (var j = i + 1; j < ids.length; j++) {
+      (function (a, b) {
+        var cut = cuts.indexOf(a + " " + b) >= 0;
+        var btn = el("button", { type: "button", "data-demo": cut ? "heal" : "cut", "data-link": a + " " + b }, (cut ? "heal " : "cut ") + a + "-" + b);
+        btn.onclick = function () { demoAction(cut ? "/demo/heal" : "/demo/cut", { a: a, b: b }); };
+        links.appendChild(btn);
+      })(ids[i], ids[j]);
+    }
+  }
+  var l = demoState.load;
+  var load = document.getElementById("demo-load-state");
+  load.textContent = (l.rate > 0 ? "writing " + l.rate + "/s" : "stopped") + "; ok " + l.ok + ", failed " + l.failed + ", unknown " + l.unknown;
+  load.setAttribute("data-rate", String(l.rate));
+  load.setAttribute("data-ok", String(l.ok));
+}
+
+document.getElementById("demo-load").onsubmit = function (ev) {
+  ev.preventDefault();
+  demoAction("/demo/load", { rate: Number(document.getElementById("demo-rate").value) });
+};
+document.getElementById("demo-load-stop").onclick = function () { demoAction("/demo/load", { rate: 0 }); };
 
 function renderEvents() {
   var list = document.getElementById("events");
@@ -324,7 +535,7 @@ var leaderChanges = [];
 var lastLeader = null;
 
 function sample() {
-  var now = Date.now();
+  var now = window.now();
   var commit = -1;
   statusById.forEach(function (e) { if (reachable(e)) commit = Math.max(commit, e.status.commitIndex); });
   if (commit >= 0) samples.push({ t: now, commit: commit });
@@ -337,6 +548,8 @@ function sample() {
   while (leaderChanges.length > 0 && leaderChanges[0].t < now - HISTORY_MS) leaderChanges.shift();
   drawChart(now);
   sampleLoad(now);
+  sampleLinks(now);
+  pollDemo();
 }
 
 // Writes and reads per second and their latency quantiles over the last LOAD_WINDOW_MS, from the
@@ -413,7 +626,8 @@ function drawChart(now) {
   var max = 1;
   rates.forEach(function (r) { max = Math.max(max, r.rate); });
   // The span grows with the history the page has, from one minute up to HISTORY_MS.
-  var span = Math.min(HISTORY_MS, Math.max(60000, samples.length > 0 ? now - samples[0].t : 0));
+  var minSpan = REPLAY ? Math.min(60000, REPLAY.end - REPLAY.start) : 60000;
+  var span = Math.min(HISTORY_MS, Math.max(minSpan, samples.length > 0 ? now - samples[0].t : 0));
   var x = function (t) { return left + ((t - (now - span)) / span) * (W - left); };
   var y = function (v) { return (H - bottom) - (v / max) * (H - bottom - 4); };
   chart.appendChild(svg("line", { x1: left, y1: H - bottom, x2: W, y2: H - bottom, "class": "axis" }));
@@ -437,9 +651,233 @@ function drawChart(now) {
   chart.setAttribute("aria-label", "commits per second over the last " + Math.round(span / 1000) + " s; peak " + peak.toFixed(1) + "; " + leaderChanges.length + " leader changes");
 }
 
-connect(location.origin);
-// Staleness shows even when no frame arrives (a paused member sends nothing).
-setInterval(function () { render(); sample(); }, SAMPLE_MS);
+// ---------------------------------------------------------------------------------------------
+// Replay: a recording (src/http/dashboard-replay.ts) embedded in the page as window.MESHRAFT_REPLAY
+// plays in this same view instead of live streams; the live page records what it receives and
+// exports it in that format.
+
+var TICK_MS = 100;
+var RECORD_MS = 5 * 60 * 1000;
+/** Frames received over the last RECORD_MS, for "export recording" (live pages only). */
+var recorded = [];
+var replay = null;
+
+function recordFrame(member, kind, data) {
+  if (REPLAY) return;
+  var t = Date.now();
+  recorded.push({ t: t, member: member, kind: kind, data: data });
+  var drop = 0;
+  while (drop < recorded.length && recorded[drop].t < t - RECORD_MS) drop++;
+  if (drop > 0) recorded.splice(0, drop);
+}
+
+function exportRecording() {
+  var out = document.getElementById("export-result");
+  var t = Date.now();
+  var rec = { version: 1, source: "live", title: "meshraft cluster at " + location.host + ", recorded " + new Date(t).toISOString(),
+    start: recorded.length ? recorded[0].t : t, end: t, linkUnit: "bytes", frames: recorded.slice(), operations: [], faults: [], violation: null };
+  // The page as served (not the DOM it became), with the recording where the marker is.
+  return fetch(location.pathname, { cache: "no-store" })
+    .then(function (res) { return res.text(); })
+    .then(function (html) {
+      var marker = "<!--meshraft-" + "replay-->";
+      var at = html.indexOf(marker);
+      var json = JSON.stringify(rec).replace(/</g, "\\u003c");
+      var page = html.slice(0, at) + "<script>window.MESHRAFT_REPLAY = " + json + ";</" + "script>" + html.slice(at + marker.length);
+      var a = el("a", { href: URL.createObjectURL(new Blob([page], { type: "text/html" })), download: "meshraft-recording.html" });
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      out.textContent = "exported " + rec.frames.length + " frames over " + Math.round((rec.end - rec.start) / 1000) + " s";
+      out.setAttribute("data-frames", String(rec.frames.length));
+    })
+    .catch(function (err) { out.textContent = "export failed: " + err.message; });
+}
+
+function startReplay() {
+  var rec = REPLAY;
+  replay = { rec: rec, i: 0, playing: false, speed: rec.source === "simulator" ? 0.1 : 1 };
+  document.body.classList.add("replaying");
+  document.getElementById("replay").hidden = false;
+  document.getElementById("replay-title").textContent = rec.title;
+  var slider = document.getElementById("replay-slider");
+  slider.min = String(rec.start);
+  slider.max = String(rec.end);
+  slider.step = "any";
+  slider.oninput = function () { setPlaying(false); replaySeek(Number(slider.value)); };
+  document.getElementById("replay-play").onclick = function () { setPlaying(!replay.playing); };
+  document.getElementById("replay-step").onclick = function () { setPlaying(false); replayStep(); };
+  var speed = document.getElementById("replay-speed");
+  speed.value = String(replay.speed);
+  speed.onchange = function () { replay.speed = Number(speed.value); };
+  if (rec.violation) {
+    var v = document.getElementById("violation");
+    v.hidden = false;
+    v.textContent = "violation" + (rec.violation.t !== null ? " at " + fmtT(rec.violation.t) : "") + ": " + rec.violation.message;
+  }
+  replaySeek(rec.start);
+  setInterval(function () {
+    if (!replay.playing) return;
+    var next = Math.min(rec.end, replayT + TICK_MS * replay.speed);
+    replayMove(next);
+    if (next >= rec.end) setPlaying(false);
+  }, TICK_MS);
+}
+
+function setPlaying(on) {
+  replay.playing = on && replayT < replay.rec.end;
+  var b = document.getElementById("replay-play");
+  b.textContent = replay.playing ? "pause" : "play";
+  b.setAttribute("aria-pressed", replay.playing ? "true" : "false");
+}
+
+function applyFrame(f) {
+  if (f.kind === "status") statusById.set(f.member, { status: f.data, conn: { up: true, seen: f.t, url: f.member } });
+  else {
+    events.unshift({ member: f.member, event: f.data });
+    if (events.length > 200) events.length = 200;
+  }
+}
+
+function advanceTo(t) {
+  var frames = replay.rec.frames;
+  while (replay.i < frames.length && frames[replay.i].t <= t) applyFrame(frames[replay.i++]);
+  replayT = t;
+}
+
+/** Forward to 't', drawing as the live page would. */
+function replayMove(t) {
+  advanceTo(t);
+  render();
+  renderEvents();
+  sample();
+  showReplayTime();
+}
+
+/** To any time: start over, and rebuild the charts' recent samples on the way. */
+function replaySeek(t) {
+  var rec = replay.rec;
+  t = Math.max(rec.start, Math.min(rec.end, t));
+  statusById.clear();
+  events = [];
+  samples.length = 0;
+  leaderChanges.length = 0;
+  lastLeader = null;
+  loadHistory.clear();
+  linkHistory.clear();
+  replay.i = 0;
+  var from = Math.max(rec.start, t - HISTORY_MS);
+  advanceTo(from);
+  var stepMs = Math.max(1, (t - from) / 150);
+  for (var x = from + stepMs; x < t; x += stepMs) {
+    advanceTo(x);
+    render();
+    sample();
+  }
+  replayMove(t);
+}
+
+/** To the next event (a role change, a fault, a membership change) after the current time. */
+function replayStep() {
+  var frames = replay.rec.frames;
+  var j = replay.i;
+  while (j < frames.length && frames[j].kind !== "event") j++;
+  replayMove(j < frames.length ? frames[j].t : replay.rec.end);
+}
+
+function fmtT(t) {
+  var rec = replay ? replay.rec : REPLAY;
+  return rec.source === "simulator" ? (t - rec.start).toFixed(1) + " ms" : new Date(t).toISOString().slice(11, 23);
+}
+
+function showReplayTime() {
+  var rec = replay.rec;
+  var slider = document.getElementById("replay-slider");
+  slider.value = String(replayT);
+  var time = document.getElementById("replay-time");
+  time.textContent = fmtT(replayT) + " of " + fmtT(rec.end);
+  time.setAttribute("data-t", String(replayT));
+  var cursor = document.getElementById("timeline-cursor");
+  if (cursor) {
+    var x = timelineX(replayT);
+    cursor.setAttribute("x1", x);
+    cursor.setAttribute("x2", x);
+  }
+}
+
+var TL = { W: 1000, left: 70, right: 10, lane: 14, top: 34 };
+function timelineX(t) {
+  var rec = replay.rec;
+  var span = Math.max(1, rec.end - rec.start);
+  return TL.left + ((t - rec.start) / span) * (TL.W - TL.left - TL.right);
+}
+
+/**
+ * Jepsen's timeline: one lane per client, each operation a bar from call to answer, coloured by
+ * outcome (unknown runs to the end); fault windows shaded behind; the violation, if any, marked.
+ */
+function drawTimeline() {
+  var rec = replay.rec;
+  var tl = document.getElementById("timeline");
+  tl.textContent = "";
+  var clients = [];
+  rec.operations.forEach(function (o) { if (clients.indexOf(o.client) < 0) clients.push(o.client); });
+  clients.sort();
+  var H = TL.top + Math.max(1, clients.length) * TL.lane + 20;
+  tl.setAttribute("viewBox", "0 0 " + TL.W + " " + H);
+  tl.style.height = H + "px";
+  rec.faults.forEach(function (f, i) {
+    var x1 = timelineX(f.start), x2 = timelineX(f.end === null ? rec.end : f.end);
+    var g = svg("g", { "class": "fault", "data-fault": f.what });
+    g.appendChild(svg("rect", { x: x1, y: 0, width: Math.max(1, x2 - x1), height: H - 14 }));
+    g.appendChild(svg("text", { x: x1 + 2, y: 9 + (i % 3) * 9 }, f.what));
+    g.appendChild(svg("title", {}, f.what + ": " + fmtT(f.start) + " to " + (f.end === null ? "the end" : fmtT(f.end))));
+    tl.appendChild(g);
+  });
+  clients.forEach(function (c, i) {
+    tl.appendChild(svg("text", { x: TL.left - 4, y: TL.top + i * TL.lane + 10, "class": "lane" }, c));
+  });
+  var bad = rec.violation && rec.violation.key;
+  rec.operations.forEach(function (o, k) {
+    var lane = clients.indexOf(o.client);
+    var x1 = timelineX(o.call), x2 = timelineX(o.return === null ? rec.end : o.return);
+    var violating = bad !== null && bad !== undefined && o.key === bad;
+    var r = svg("rect", { x: x1, y: TL.top + lane * TL.lane + 2, width: Math.max(2, x2 - x1), height: TL.lane - 4,
+      "class": "op op-" + o.outcome + (violating ? " op-violating" : ""), "data-op": String(k), "data-outcome": o.outcome });
+    if (violating) r.setAttribute("data-violation", "true");
+    r.appendChild(svg("title", {}, o.client + ": " + o.label + " (" + o.outcome + ", " + fmtT(o.call) + (o.return === null ? ", no answer" : " to " + fmtT(o.return)) + ")"));
+    tl.appendChild(r);
+  });
+  if (rec.violation) {
+    var vx = timelineX(rec.violation.t === null ? rec.end : rec.violation.t);
+    var vg = svg("g", { "class": "violation", "data-violation": "marker" });
+    vg.appendChild(svg("line", { x1: vx, y1: 0, x2: vx, y2: H - 14 }));
+    vg.appendChild(svg("text", { x: vx - 3, y: H - 3, "class": "end" }, "violation"));
+    vg.appendChild(svg("title", {}, rec.violation.message));
+    tl.appendChild(vg);
+  }
+  tl.appendChild(svg("text", { x: TL.left, y: H - 3, "class": "axis-label" }, fmtT(rec.start)));
+  tl.appendChild(svg("text", { x: TL.W - TL.right, y: H - 3, "class": "axis-label end" }, fmtT(rec.end)));
+  tl.appendChild(svg("line", { id: "timeline-cursor", x1: TL.left, y1: 0, x2: TL.left, y2: H - 14 }));
+  tl.setAttribute("aria-label", "timeline: " + rec.operations.length + " client operations in " + clients.length + " lanes, " + rec.faults.length + " faults" + (rec.violation ? ", a violation" : ""));
+  tl.onclick = function (ev) {
+    var box = tl.getBoundingClientRect();
+    var x = ((ev.clientX - box.left) / box.width) * TL.W;
+    var t = rec.start + ((x - TL.left) / (TL.W - TL.left - TL.right)) * (rec.end - rec.start);
+    setPlaying(false);
+    replaySeek(t);
+  };
+}
+
+document.getElementById("export-recording").onclick = function () { exportRecording(); };
+if (REPLAY) {
+  startReplay();
+  drawTimeline();
+} else {
+  connect(location.origin);
+  // Staleness shows even when no frame arrives (a paused member sends nothing).
+  setInterval(function () { render(); sample(); }, SAMPLE_MS);
+}
 `;
 
 const STYLE = `
@@ -474,8 +912,36 @@ svg#chart { width: 600px; height: 120px; border: 1px solid #ddd; border-radius: 
 #chart text { font-size: 10px; fill: #555; }
 #chart .tick { text-anchor: end; }
 #chart .end { text-anchor: end; }
+.mesh line { stroke: #bbb; stroke-width: 1; }
+.mesh-down line { stroke: #c33; stroke-width: 2; stroke-dasharray: 6 4; }
+.mesh text { font-size: 10px; fill: #666; text-anchor: middle; }
+.mesh-down text { fill: #c33; font-weight: 700; }
+.mesh .flow { fill: #2a7ab0; }
+#demo { border: 1px solid #e0c080; background: #fffaf0; border-radius: 6px; padding: .3em 1em .8em; margin: 1em 0; }
+#demo button { margin-right: .3em; }
+#demo-result, #demo-problem { font: 12px ui-monospace, monospace; min-height: 1.2em; }
+body.replaying .live-only { display: none; }
+#replay { border: 1px solid #9bc; background: #f4f9fc; border-radius: 6px; padding: .5em 1em; margin: .5em 0 1em; }
+#replay-slider { width: 40em; vertical-align: middle; }
+#replay-title { font-weight: 600; margin-bottom: .3em; }
+#violation { color: #fff; background: #c22; padding: .3em .6em; margin: .4em 0; font-weight: 700; border-radius: 4px; }
+svg#timeline { width: 100%; max-width: 1000px; display: block; margin-top: .5em; background: #fff; border: 1px solid #ddd; cursor: pointer; }
+#timeline .fault rect { fill: #f3d9a4; opacity: .45; }
+#timeline .fault text, #timeline .lane, #timeline .axis-label { font-size: 9px; fill: #555; }
+#timeline .lane { text-anchor: end; }
+#timeline .end { text-anchor: end; }
+#timeline .op-ok { fill: #3a9a4a; }
+#timeline .op-failed { fill: #c33; }
+#timeline .op-unknown { fill: #e0a020; opacity: .6; }
+#timeline .op-violating { stroke: #c00; stroke-width: 2; }
+#timeline .violation line { stroke: #c00; stroke-width: 2; }
+#timeline .violation text { fill: #c00; font-size: 10px; font-weight: 700; }
+#timeline-cursor { stroke: #225; stroke-width: 1.5; }
 #admin-result { font: 12px ui-monospace, monospace; min-height: 1.2em; }
 `;
+
+/** Where a replay page carries its recording (dashboard-replay.ts), before the script. */
+export const REPLAY_MARKER = "<!--meshraft-replay-->";
 
 export const DASHBOARD_HTML: string = `<!doctype html>
 <html lang="en">
@@ -488,9 +954,19 @@ export const DASHBOARD_HTML: string = `<!doctype html>
 </head>
 <body>
 <h1>meshraft cluster</h1>
+<section id="replay" hidden aria-label="replay controls">
+  <div id="replay-title"></div>
+  <button type="button" id="replay-play" aria-pressed="false">play</button>
+  <button type="button" id="replay-step">step</button>
+  <label>speed <select id="replay-speed"><option value="0.01">0.01x</option><option value="0.1">0.1x</option><option value="0.25">0.25x</option><option value="1">1x</option><option value="4">4x</option><option value="16">16x</option></select></label>
+  <input id="replay-slider" type="range" aria-label="time">
+  <span id="replay-time" role="status"></span>
+  <div id="violation" role="alert" hidden></div>
+  <svg id="timeline" role="img" aria-label="timeline"></svg>
+</section>
 <div id="summary" role="status" aria-live="polite">connecting ...</div>
 <div>leader: <span id="leader">none</span></div>
-<form id="tokens" autocomplete="off">
+<form id="tokens" class="live-only" autocomplete="off">
   <label>API token <input id="api-token" type="password"></label>
   <label>admin token <input id="admin-token" type="password"></label>
   <button type="submit">use</button>
@@ -511,11 +987,24 @@ export const DASHBOARD_HTML: string = `<!doctype html>
     <div id="admin-result" role="status" aria-live="polite"></div>
   </div>
 </div>
+<div class="live-only"><button type="button" id="export-recording">export recording</button> (the last minutes, as a page that replays them) <span id="export-result" role="status"></span></div>
+<section id="demo" hidden aria-label="demo controls">
+  <h2>Demo controls</h2>
+  <p>This cluster runs under <code>meshraft demo</code>: break it and watch it recover.</p>
+  <table><thead><tr><th>member</th><th>process</th><th>do</th></tr></thead><tbody id="demo-members"></tbody></table>
+  <div>links: <span id="demo-links"></span></div>
+  <form id="demo-load">load: <label>writes/s <input id="demo-rate" type="number" min="0" max="500" value="50" style="width:5em"></label>
+    <button type="submit" data-demo="load">start</button> <button type="button" id="demo-load-stop" data-demo="load-stop">stop</button>
+    <span id="demo-load-state" role="status"></span></form>
+  <div id="demo-result" role="status" aria-live="polite"></div>
+  <div id="demo-problem"></div>
+</section>
 <h2>Commits per second, leader changes</h2>
 <svg id="chart" viewBox="0 0 600 120" role="img" aria-label="commits per second"></svg>
 <div id="load">over the last 5 s: <span id="load-writes">writes -</span>; <span id="load-reads">reads -</span></div>
 <h2>Events</h2>
 <ol id="events" reversed></ol>
+${REPLAY_MARKER}
 <script>${SCRIPT}</script>
 </body>
 </html>

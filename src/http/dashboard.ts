@@ -17,6 +17,7 @@ import { realClock, type Clock } from "../clock.ts";
 import type { ProgressState } from "../core/progress.ts";
 import type { ConfState, Index, NodeId, Role, Term } from "../core/types.ts";
 import type { RaftNode } from "../node.ts";
+import type { PeerLinkCounters } from "../transport/transport.ts";
 import { DASHBOARD_HTML } from "./dashboard-page.ts";
 import type { HttpMetrics } from "./metrics.ts";
 
@@ -43,6 +44,19 @@ export interface DashboardStatus {
   time: number;
   /** Totals since start of what this member served; the page turns them into rates and quantiles. */
   load?: DashboardLoad;
+  /** This member's mesh link to each peer: state, and totals since start (the page makes rates). */
+  links?: DashboardLink[];
+  /** Under the local demo (`meshraft demo`): the URL of its controls (kill, pause, cut, load). */
+  demo?: string;
+}
+
+export interface DashboardLink {
+  peer: NodeId;
+  state: PeerLinkCounters["state"];
+  bytesOut: number;
+  messagesOut: number;
+  /** Messages dropped for want of a link, for backpressure, or unencodable. */
+  dropped: number;
 }
 
 export interface DashboardLoad {
@@ -85,10 +99,27 @@ export interface DashboardOptions {
   clock?: Clock;
   /** The app's metrics, for the load figures of each status. */
   metrics?: HttpMetrics;
+  /** The transport's links (Transport.linkStats), drawn between the members. */
+  linkStats?: () => Record<NodeId, PeerLinkCounters>;
+}
+
+let controlUrl: string | null = null;
+
+/**
+ * Declares that this process's member runs under a demo whose controls are at `url` (the demo's
+ * member processes call it at start; one member per process). Its dashboard status says so.
+ */
+export function setDemoControlUrl(url: string | null): void {
+  controlUrl = url;
+}
+
+/** The URL `setDemoControlUrl` declared, or null outside a demo. */
+export function demoControlUrl(): string | null {
+  return controlUrl;
 }
 
 /** The member's status as the dashboard draws it. */
-export function dashboardStatus(o: Pick<DashboardOptions, "node" | "selfUrl" | "urlOf" | "metrics">): DashboardStatus {
+export function dashboardStatus(o: Pick<DashboardOptions, "node" | "selfUrl" | "urlOf" | "metrics" | "linkStats">): DashboardStatus {
   const { node } = o;
   const s = node.status();
   const conf = node.membership();
@@ -125,7 +156,19 @@ export function dashboardStatus(o: Pick<DashboardOptions, "node" | "selfUrl" | "
     stopped: node.stopped,
     time: Date.now(),
     ...(o.metrics ? { load: loadOf(o.metrics) } : {}),
+    ...(o.linkStats ? { links: linksOf(o.linkStats()) } : {}),
+    ...(demoControlUrl() !== null ? { demo: demoControlUrl()! } : {}),
   };
+}
+
+function linksOf(stats: Record<NodeId, PeerLinkCounters>): DashboardLink[] {
+  return Object.entries(stats).map(([peer, l]) => ({
+    peer,
+    state: l.state,
+    bytesOut: l.bytesOut,
+    messagesOut: l.messagesOut,
+    dropped: l.droppedDisconnected + l.droppedBackpressure + l.droppedUnencodable,
+  }));
 }
 
 function loadOf(m: HttpMetrics): DashboardLoad {

@@ -1,5 +1,7 @@
 import type { KvStateMachine } from "../kv/kv.ts";
 import type { NodeStatus, RaftNode } from "../node.ts";
+import type { PeerLinkCounters } from "../transport/transport.ts";
+import type { NodeInstruments } from "./metrics-instruments.ts";
 
 /**
  * Just enough of a Prometheus client for `GET /metrics`: labelled counters, labelled histograms
@@ -130,16 +132,17 @@ export class Histogram implements Family {
   }
 }
 
-/** A gauge whose samples are read when scraped. */
+/** A gauge (or a counter kept elsewhere, `type` "counter") whose samples are read when scraped. */
 export class Gauge implements Family {
   constructor(
     readonly name: string,
     private readonly help: string,
     private readonly read: () => [Labels, number][],
+    private readonly type: "gauge" | "counter" = "gauge",
   ) {}
 
   render(out: string[]): void {
-    header(out, this.name, this.help, "gauge");
+    header(out, this.name, this.help, this.type);
     for (const [labels, value] of this.read()) out.push(`${this.name}${labelText(labels)} ${formatNumber(value)}`);
   }
 }
@@ -184,7 +187,12 @@ export interface HttpMetrics {
 const ROLES = ["follower", "pre-candidate", "candidate", "leader"] as const;
 
 /** The families, with gauges that read `node` and `kv` at scrape time. */
-export function createHttpMetrics<R>(node: RaftNode<R>, kv: KvStateMachine): HttpMetrics {
+export function createHttpMetrics<R>(
+  node: RaftNode<R>,
+  kv: KvStateMachine,
+  linkStats?: () => Record<string, PeerLinkCounters>,
+  instruments?: NodeInstruments,
+): HttpMetrics {
   const registry = new Registry();
   const status = (): NodeStatus => node.status();
   const gauge = (name: string, help: string, read: () => number): void => {
@@ -222,12 +230,31 @@ export function createHttpMetrics<R>(node: RaftNode<R>, kv: KvStateMachine): Htt
     } else if (e.type === "snapshot-taken") snapshots.inc({ kind: "taken" });
     else if (e.type === "snapshot-restored") snapshots.inc({ kind: "restored" });
   });
+  if (linkStats) addPeerFamilies(registry, linkStats);
+  if (instruments) {
+    registry.add(instruments.fsyncSeconds);
+    registry.add(instruments.applySeconds);
+    registry.add(instruments.snapshotsSent);
+    registry.add(instruments.snapshotsReceived);
+  }
+  const proposals = registry.add(new Counter("meshraft_proposals_total", "Writes proposed through the HTTP API, by op and outcome."));
+  // etcd's proposal series: committed and applied count entries (this node's indexes), pending
+  // the entries the leader appended but has not committed, failed the HTTP writes that did not succeed.
+  registry.add(new Gauge("meshraft_proposals_committed_total", "Entries committed (this node's commit index).", () => [[{}, status().commitIndex]], "counter"));
+  registry.add(new Gauge("meshraft_proposals_applied_total", "Entries applied (this node's applied index).", () => [[{}, status().appliedIndex]], "counter"));
+  gauge("meshraft_proposals_pending", "On the leader, entries appended but not yet committed; 0 elsewhere.", () => {
+    const s = status();
+    return s.role === "leader" ? Math.max(0, s.lastIndex - s.commitIndex) : 0;
+  });
+  registry.add(
+    new Gauge("meshraft_proposals_failed_total", "Writes through the HTTP API that did not succeed (any outcome but ok).", () => [[{}, proposals.total() - proposals.total({ outcome: "ok" })]], "counter"),
+  );
   return {
     registry,
     requests: registry.add(new Counter("meshraft_http_requests_total", "HTTP requests answered, by method, route and status.")),
     requestSeconds: registry.add(new Histogram("meshraft_http_request_duration_seconds", "Time to answer an HTTP request, by route.")),
     errors: registry.add(new Counter("meshraft_http_errors_total", "Error answers, by error code.")),
-    proposals: registry.add(new Counter("meshraft_proposals_total", "Writes proposed through the HTTP API, by op and outcome.")),
+    proposals,
     proposalSeconds: registry.add(
       new Histogram("meshraft_proposal_duration_seconds", "Time from proposing a write to its result, for successful writes, by op."),
     ),
@@ -236,4 +263,29 @@ export function createHttpMetrics<R>(node: RaftNode<R>, kv: KvStateMachine): Htt
       new Histogram("meshraft_read_index_duration_seconds", "Time a linearizable read waited for ReadIndex confirmation and apply."),
     ),
   };
+}
+
+/** Per-peer mesh series, etcd's `peer_sent_bytes_total` and kin, read from the transport at scrape. */
+function addPeerFamilies(registry: Registry, linkStats: () => Record<string, PeerLinkCounters>): void {
+  const perPeer = (name: string, help: string, read: (l: PeerLinkCounters) => number, type: "gauge" | "counter" = "counter"): void => {
+    registry.add(new Gauge(name, help, () => Object.entries(linkStats()).map(([peer, l]) => [{ peer }, read(l)]), type));
+  };
+  perPeer("meshraft_peer_link_up", "1 while this node's mesh link to the peer is open, else 0.", (l) => (l.state === "open" ? 1 : 0), "gauge");
+  perPeer("meshraft_peer_sent_messages_total", "Raft messages sent to the peer.", (l) => l.messagesOut);
+  perPeer("meshraft_peer_received_messages_total", "Raft messages received from the peer.", (l) => l.messagesIn);
+  perPeer("meshraft_peer_sent_bytes_total", "Bytes of frames sent to the peer (handshake and pings included).", (l) => l.bytesOut);
+  perPeer("meshraft_peer_received_bytes_total", "Bytes of frames received from the peer.", (l) => l.bytesIn);
+  registry.add(
+    new Gauge(
+      "meshraft_peer_dropped_messages_total",
+      "Messages to the peer dropped by the mesh, by reason (disconnected, backpressure, unencodable).",
+      () =>
+        Object.entries(linkStats()).flatMap(([peer, l]): [Labels, number][] => [
+          [{ peer, reason: "disconnected" }, l.droppedDisconnected],
+          [{ peer, reason: "backpressure" }, l.droppedBackpressure],
+          [{ peer, reason: "unencodable" }, l.droppedUnencodable],
+        ]),
+      "counter",
+    ),
+  );
 }

@@ -26,8 +26,15 @@ const NIL = 0xc0;
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const textEncoder = new TextEncoder();
 
-/** Reads one msgpack str or bin header at `p` (the general decoder, with rawStrings, treats both as bytes). */
-function bytesHeader(b: Uint8Array, p: number): { start: number; end: number } | null {
+// Where the last bytesHeader() found its bytes (module state rather than an object per field).
+let hStart = 0;
+let hEnd = 0;
+
+/**
+ * Reads one msgpack str or bin header at `p` (the general decoder, with rawStrings, treats both
+ * as bytes) into hStart/hEnd; false if there is none or it runs past the end.
+ */
+function bytesHeader(b: Uint8Array, p: number): boolean {
   const t = b[p];
   let len: number;
   let start: number;
@@ -43,10 +50,12 @@ function bytesHeader(b: Uint8Array, p: number): { start: number; end: number } |
   } else if (t === 0xdb || t === 0xc6) {
     len = ((b[p + 1] << 24) | (b[p + 2] << 16) | (b[p + 3] << 8) | b[p + 4]) >>> 0;
     start = p + 5;
-  } else return null;
+  } else return false;
   const end = start + len;
-  if (!(end <= b.length)) return null; // also catches NaN from reading past the end
-  return { start, end };
+  if (!(end <= b.length)) return false; // also catches NaN from reading past the end
+  hStart = start;
+  hEnd = end;
+  return true;
 }
 
 /** UTF-8 to string; null if invalid (the general path then reports it). */
@@ -157,33 +166,30 @@ export function decodeCommonCommand(
       p += 1;
       continue; // stays -1: nil
     }
-    const h = bytesHeader(b, p);
-    if (h === null) return null;
-    p = h.end;
+    if (!bytesHeader(b, p)) return null;
+    p = hEnd;
     switch (bit) {
-      case F_OP: {
-        const len = h.end - h.start;
-        if (len === 3 && nameIs(b, h.start, h.end, "put")) op = "put";
-        else if (len === 6 && nameIs(b, h.start, h.end, "delete")) op = "delete";
-        else if (len === 3 && nameIs(b, h.start, h.end, "cas")) op = "cas";
+      case F_OP:
+        if (nameIs(b, hStart, hEnd, "put")) op = "put";
+        else if (nameIs(b, hStart, hEnd, "delete")) op = "delete";
+        else if (nameIs(b, hStart, hEnd, "cas")) op = "cas";
         else return null;
         break;
-      }
       case F_KEY:
-        keyStart = h.start;
-        keyEnd = h.end;
+        keyStart = hStart;
+        keyEnd = hEnd;
         break;
       case F_VALUE:
-        valueStart = h.start;
-        valueEnd = h.end;
+        valueStart = hStart;
+        valueEnd = hEnd;
         break;
       case F_EXPECT:
-        expectStart = h.start;
-        expectEnd = h.end;
+        expectStart = hStart;
+        expectEnd = hEnd;
         break;
       case F_CLIENT:
-        clientStart = h.start;
-        clientEnd = h.end;
+        clientStart = hStart;
+        clientEnd = hEnd;
         break;
     }
   }
@@ -255,7 +261,15 @@ function be(out: Uint8Array, p: number, v: number, bytes: 2 | 4): number {
   return p;
 }
 
-function writeStr(out: Uint8Array, p: number, bytes: Uint8Array): number {
+/** A string's UTF-8 form: ASCII is kept as the string itself (written char by char), anything else encoded. */
+type Text = string | Uint8Array;
+
+function utf8Of(s: string): Text {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return textEncoder.encode(s);
+  return s;
+}
+
+function writeStr(out: Uint8Array, p: number, bytes: Text): number {
   const len = bytes.length;
   if (len < 32) out[p++] = 0xa0 | len;
   else if (len < 0x100) {
@@ -268,7 +282,8 @@ function writeStr(out: Uint8Array, p: number, bytes: Uint8Array): number {
     out[p++] = 0xdb;
     p = be(out, p, len, 4);
   }
-  out.set(bytes, p);
+  if (typeof bytes === "string") for (let i = 0; i < len; i++) out[p + i] = bytes.charCodeAt(i);
+  else out.set(bytes, p);
   return p + len;
 }
 
@@ -311,18 +326,16 @@ function writeUint(out: Uint8Array, p: number, v: number): number {
   return p;
 }
 
-const NAMES: Record<string, Uint8Array> = Object.fromEntries(
-  ["op", "key", "value", "expect", "client", "seq", "put", "delete", "cas"].map((s) => [s, textEncoder.encode(s)]),
-);
+const NAMES = { op: "op", key: "key", value: "value", expect: "expect", client: "client", seq: "seq" } as const;
 
 /**
  * Encodes a command that has been validated (see `encodeKvCommand`) into the bytes
  * `@msgpack/msgpack` writes for `{ op, key, value | expect+value, client?, seq? }`.
  */
 export function encodeValidCommand(cmd: KvCommand): Uint8Array {
-  const key = textEncoder.encode(cmd.key);
-  const client = cmd.client === undefined ? null : textEncoder.encode(cmd.client);
-  const op = NAMES[cmd.op];
+  const key = utf8Of(cmd.key);
+  const client = cmd.client === undefined ? null : utf8Of(cmd.client);
+  const op = cmd.op;
   let fields = 2;
   let size = 1 + 3 + 1 + op.length + 4 + strHeaderSize(key.length) + key.length;
   const binSize = (v: Uint8Array | null): number => (v === null ? 1 : binHeaderSize(v.length) + v.length);

@@ -331,6 +331,12 @@ export class KvStateMachine implements StateMachine<KvResult> {
       this.touch(client, last);
       if (cmd.seq === last.seq) return { ok: last.ok, prev: null, existed: last.existed, duplicate: true };
       if (cmd.seq < last.seq) return { ok: false, prev: null, existed: false, refused: "STALE_SEQUENCE" };
+      // The session's record is updated in place: the table's size and bytes stay as they were.
+      const result = this.execute(cmd);
+      last.seq = cmd.seq;
+      last.ok = result.ok;
+      last.existed = result.existed;
+      return result;
     }
     const result = this.execute(cmd);
     this.touch(client, { seq: cmd.seq, ok: result.ok, existed: result.existed });
@@ -410,9 +416,9 @@ export class KvStateMachine implements StateMachine<KvResult> {
 
   /** Makes `client` the most recently used session. */
   private touch(client: string, record: SessionRecord): void {
-    if (this.sessions.delete(client)) this.sessionBytesValue -= sessionCost(client);
+    const known = this.sessions.delete(client);
     this.sessions.set(client, record);
-    this.sessionBytesValue += sessionCost(client);
+    if (!known) this.sessionBytesValue += sessionCost(client);
   }
 
   /**

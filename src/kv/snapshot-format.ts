@@ -133,10 +133,32 @@ export function decodeKvSnapshot(original: Uint8Array): KvSnapshotContent {
   };
   const malformedCommands = count("malformedCommands");
   const data = new Map<string, Uint8Array>();
+  const end = input.byteLength;
   for (let i = 0, n = u32("key count"); i < n; i++) {
-    const key = str("key");
-    if (data.has(key)) throw new Error(`key ${JSON.stringify(key)} appears twice`);
+    // The common record, inline: a short ASCII key and its value (no closure calls per key).
+    let key: string | null = null;
+    if (at + 4 <= end) {
+      const kn = view.getUint32(at, true);
+      const ks = at + 4;
+      if (kn <= 64 && ks + kn + 4 <= end) {
+        let ascii = true;
+        for (let j = ks; j < ks + kn; j++) {
+          if (input[j] >= 0x80) {
+            ascii = false;
+            break;
+          }
+        }
+        if (ascii) {
+          key = String.fromCharCode.apply(null, input.subarray(ks, ks + kn) as unknown as number[]);
+          at = ks + kn;
+        }
+      }
+    }
+    if (key === null) key = str("key");
+    const size = data.size;
+    // One lookup instead of has() then set(): a repeated key leaves the size as it was.
     data.set(key, raw("value"));
+    if (data.size === size) throw new Error(`key ${JSON.stringify(key)} appears twice`);
   }
   const sessions: KvSnapshotContent["sessions"] = new Map();
   for (let i = 0, n = u32("session count"); i < n; i++) {

@@ -1,10 +1,11 @@
 import type { Clock } from "../clock.ts";
-import type { RaftConfig } from "../core/raft.ts";
+import { Raft, type RaftConfig } from "../core/raft.ts";
 import { SeededRandom, type Random } from "../core/random.ts";
 import type { NodeId } from "../core/types.ts";
 import type { StateMachine } from "../statemachine.ts";
 import type { Storage } from "../storage/storage.ts";
 import type { Transport } from "../transport/transport.ts";
+import { bootstrapMembers } from "./bootstrap.ts";
 
 export interface Member {
   id: NodeId;
@@ -12,7 +13,43 @@ export interface Member {
   url?: string;
 }
 
-export interface RaftNodeOptions<Result> {
+/**
+ * The core's settings a RaftNode hands to Raft as they are. Declared once, in RaftConfig
+ * (src/core/raft.ts), where each is documented; `RaftNodeOptions` takes them under the same names.
+ */
+export type RaftCoreOptions = Pick<
+  RaftConfig,
+  | "preVote"
+  | "checkQuorum"
+  | "readMode"
+  | "leaseDriftTicks"
+  | "forwardProposals"
+  | "maxMsgBytes"
+  | "maxInflightMsgs"
+  | "maxInflightBytes"
+  | "snapshotChunkBytes"
+  | "promoteLagEntries"
+>;
+
+/** `RaftCoreOptions`' keys, to pass them on without naming each twice. */
+const CORE_OPTIONS = [
+  "preVote",
+  "checkQuorum",
+  "readMode",
+  "leaseDriftTicks",
+  "forwardProposals",
+  "maxMsgBytes",
+  "maxInflightMsgs",
+  "maxInflightBytes",
+  "snapshotChunkBytes",
+  "promoteLagEntries",
+] as const satisfies readonly (keyof RaftCoreOptions)[];
+
+/**
+ * A RaftNode's options: its own (storage, transport, timeouts in ms, request limits, the snapshot
+ * policy) and the core's (`RaftCoreOptions`), one flat object.
+ */
+export interface RaftNodeOptions<Result> extends RaftCoreOptions {
   id: NodeId;
   /**
    * The voters of a brand-new cluster, this node included. Empty with `join`. Used only when
@@ -30,8 +67,6 @@ export interface RaftNodeOptions<Result> {
    * configuration from the log or a snapshot.
    */
   join?: boolean;
-  /** A learner marked for promotion becomes a voter within this many entries of the leader's log. Default 64. */
-  promoteLagEntries?: number;
   storage: Storage;
   transport: Transport;
   stateMachine: StateMachine<Result>;
@@ -56,20 +91,6 @@ export interface RaftNodeOptions<Result> {
   maxPendingProposals?: number;
   /** Reads this node holds at once (awaiting confirmation or apply); one more: OverloadedError. Default 4096. */
   maxPendingReads?: number;
-  preVote?: boolean;
-  checkQuorum?: boolean;
-  readMode?: "read-index" | "lease";
-  /**
-   * readMode "lease": ticks (of tickMs) the leader's lease stops short of the election timeout,
-   * covering one tick plus the clock-rate difference between members over an election timeout.
-   * Default 1 + ceil(election ticks / 10).
-   */
-  leaseDriftTicks?: number;
-  /** Followers forward proposals to the leader instead of failing with NotLeaderError. */
-  forwardProposals?: boolean;
-  maxMsgBytes?: number;
-  maxInflightMsgs?: number;
-  maxInflightBytes?: number;
   /**
    * Take a snapshot of the state machine once this many entries were applied since the last one,
    * then compact the log. Default 10000; 0: not by count.
@@ -83,8 +104,6 @@ export interface RaftNodeOptions<Result> {
   snapshotEveryBytes?: number;
   /** Entries kept below a snapshot for followers that are slightly behind. Default 1000. */
   snapshotMarginEntries?: number;
-  /** Size of one InstallSnapshot chunk. Default 1 MiB. */
-  snapshotChunkBytes?: number;
   /** Called when the node fails (storage error, broken invariant); the node is stopped. */
   onError?: (error: unknown) => void;
 }
@@ -122,23 +141,34 @@ export function nodeSettings<R>(options: RaftNodeOptions<R>): NodeSettings {
 export function coreConfig<R>(id: NodeId, o: RaftNodeOptions<R>, tickMs: number): { config: RaftConfig; electionTimeoutMs: number } {
   const electionTimeoutMs = positive("electionTimeoutMs", o.electionTimeoutMs ?? 300);
   const heartbeatIntervalMs = positive("heartbeatIntervalMs", o.heartbeatIntervalMs ?? 50);
+  const core = Object.fromEntries(CORE_OPTIONS.map((key) => [key, o[key]])) as RaftCoreOptions;
   const config: RaftConfig = {
+    ...core,
     id,
     electionTicks: Math.max(2, Math.round(electionTimeoutMs / tickMs)),
     heartbeatTicks: Math.max(1, Math.round(heartbeatIntervalMs / tickMs)),
-    preVote: o.preVote,
-    checkQuorum: o.checkQuorum,
-    readMode: o.readMode,
-    leaseDriftTicks: o.leaseDriftTicks,
-    forwardProposals: o.forwardProposals,
-    maxMsgBytes: o.maxMsgBytes,
-    maxInflightMsgs: o.maxInflightMsgs,
-    maxInflightBytes: o.maxInflightBytes,
-    snapshotChunkBytes: o.snapshotChunkBytes,
-    promoteLagEntries: o.promoteLagEntries,
     random: o.random ?? cryptoSeededRandom(),
   };
   return { config, electionTimeoutMs };
+}
+
+/**
+ * Throw the RangeError a RaftNode would throw for these options, when it is constructed or when
+ * it starts, without constructing one or opening anything: the members (or `join`), every
+ * duration and limit, and the core's own rules (heartbeat shorter than the election timeout in
+ * ticks, a lease only with checkQuorum, the lease drift). Options it accepts start a node.
+ */
+export function validateRaftNodeOptions<R>(options: RaftNodeOptions<R>): void {
+  bootstrapMembers(options.id, options.members, !!options.join);
+  const { tickMs } = nodeSettings(options);
+  // A throwaway random: the core draws from it when constructed, and the caller's must stay untouched.
+  const { config } = coreConfig(options.id, { ...options, random: new SeededRandom(0) }, tickMs);
+  new Raft(config, {
+    hardState: { term: 0, votedFor: null, commit: 0 },
+    snapshot: null,
+    entries: [],
+    conf: { voters: [options.id], learners: [], votersOutgoing: [] },
+  });
 }
 
 export function positive(name: string, value: number): number {

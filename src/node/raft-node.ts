@@ -431,7 +431,7 @@ export class RaftNode<Result = unknown> {
         this.fail(err);
         return;
       }
-      this.expireRequests();
+      this.pending.expire(this.now);
       this.armTick();
       this.loop.schedule();
     });
@@ -445,11 +445,6 @@ export class RaftNode<Result = unknown> {
   private observeClock(raft: Raft): void {
     this.now = this.clock.now();
     raft.observeClock(Math.floor((this.now - this.startedAt) / this.settings.tickMs));
-  }
-
-  /** Fail requests past their deadline (see PendingRequests.expire). */
-  private expireRequests(): void {
-    this.pending.expire(this.now);
   }
 
   private fail(error: unknown): void {

@@ -5,6 +5,7 @@
  * signals and exit — and calls `runCli` (adapters/node/cli.ts, adapters/deno/cli.ts).
  */
 import { announceDemo, DemoMembers, UsageError } from "../cli-args.ts";
+import { startDemoSupervisor, type DemoSupervisor, type ServeDemoControls } from "../http/demo-controls.ts";
 import type { MemberArgs, RunningMember } from "./member.ts";
 
 /** A child member of the demo. */
@@ -13,6 +14,11 @@ export interface ChildMember {
   exited: Promise<string>;
   /** Sends a signal; does nothing if the child is gone. */
   kill(signal: "SIGTERM" | "SIGKILL"): void;
+  /** Freezes the process (SIGSTOP) and lets it go on (SIGCONT), for the demo's controls. */
+  pause?(): void;
+  resume?(): void;
+  /** A message to the member over an IPC channel (the demo's cut link), where the runtime has one. */
+  send?(message: unknown): void;
 }
 
 export interface CliRuntime<A extends MemberArgs = MemberArgs> {
@@ -29,7 +35,9 @@ export interface CliRuntime<A extends MemberArgs = MemberArgs> {
    * Runs this program as `start <startArgv>` in a child process that may read and write
    * `dataDir`; every chunk of its stderr goes to `onStderr`.
    */
-  spawnMember(startArgv: string[], dataDir: string, onStderr: (chunk: string) => void): ChildMember;
+  spawnMember(startArgv: string[], dataDir: string, onStderr: (chunk: string) => void, env?: Record<string, string>): ChildMember;
+  /** Serves the demo's controls (kill, pause, cut, load: src/http/demo-controls.ts); without it the demo has none. */
+  serveDemoControls?: ServeDemoControls;
   /** The demo's data directory as its children should get it (Node: absolute). */
   resolveDir(dir: string): string;
   joinPath(dir: string, name: string): string;
@@ -97,30 +105,49 @@ async function runDemo<A extends MemberArgs>(rt: CliRuntime<A>, argv: string[]):
   console.log(`dashboard: ${url(0)}/dashboard   (meshraft demo: a ${n}-node cluster on this machine, data in ${dataDir})\n`);
   let shuttingDown = false;
   const members = new DemoMembers(ids);
-  const children = ids.map((id, i) => {
+  const adminToken = takeFlag(rest, "admin-token");
+  const readyMs = Number(takeFlag(rest, "ready-timeout-ms") ?? "15000");
+  const children: ChildMember[] = [];
+  // The dashboard's demo controls, before the members, which announce where they are.
+  let demo: DemoSupervisor | null = null;
+  const spawn = (id: string, i: number): void => {
     const args = ["--id", id, "--listen", `127.0.0.1:${basePort + i}`, "--data-dir", rt.joinPath(dataDir, id)];
     ids.forEach((peer, j) => {
       if (j !== i) args.push("--peer", `${peer}=${url(j)}`);
     });
+    if (adminToken !== undefined) args.push("--admin-token", adminToken);
     let partial = "";
     const child = rt.spawnMember(args, dataDir, (chunk) => {
       const lines = (partial + chunk).split("\n");
       partial = lines.pop()!;
       for (const line of lines) if (members.line(id, line)) console.error(line);
-    });
+    }, demo?.envFor(id));
     // After its stderr is read to the end, so the member's fatal message is known.
     void child.exited.then((how) => {
       if (partial && members.line(id, partial)) console.error(partial);
       partial = "";
       if (!shuttingDown) console.error(members.exited(id, how));
     });
-    return child;
-  });
+    children[i] = child;
+    demo?.processes.started(child);
+  };
+  if (rt.serveDemoControls) {
+    demo = await startDemoSupervisor({
+      ids,
+      urlOf: (id) => url(ids.indexOf(id)),
+      child: (id) => children[ids.indexOf(id)],
+      respawn: (id) => spawn(id, ids.indexOf(id)),
+      adminToken,
+      serve: rt.serveDemoControls,
+    });
+  }
+  ids.forEach(spawn);
 
   const shutdown = async (exitCode = 0): Promise<void> => {
     if (shuttingDown) return;
     shuttingDown = true;
     console.log("\nstopping the cluster ...");
+    await demo?.close();
     await Promise.all(
       children.map(async (c) => {
         const force = setTimeout(() => c.kill("SIGKILL"), 5_000);
@@ -134,7 +161,7 @@ async function runDemo<A extends MemberArgs>(rt: CliRuntime<A>, argv: string[]):
   };
   rt.onSignal(() => void shutdown());
 
-  if (!(await announceDemo(members, url, () => shuttingDown))) await shutdown(1);
+  if (!(await announceDemo(members, url, () => shuttingDown, readyMs))) await shutdown(1);
 }
 
 /** Runs the command in `argv` (the arguments after the program's name) and exits on failure. */

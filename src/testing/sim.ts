@@ -65,6 +65,8 @@ export interface SimResult {
   virtualMs: number;
   events: number;
   operations: { ok: number; unknown: number; failed: number };
+  /** The client history the linearizability checker read (times in virtual ms); the replay page draws it. */
+  history: KvOperation[];
   leaders: number;
   crashes: number;
 }
@@ -543,6 +545,7 @@ export async function simulate(opts: SimOptions): Promise<SimResult> {
     virtualMs: cluster.clock.now(),
     events,
     operations: history.counts,
+    history: history.operations,
     leaders,
     crashes,
   };

@@ -281,6 +281,8 @@ export class WebSocketMesh implements Transport {
   readonly #removedLogged = new Set<NodeId>();
   /** The TLS refusal last logged at warn per peer; the same one again is logged at debug until a link opens. */
   readonly #tlsLogged = new Map<NodeId, string>();
+  /** Peers cut off by `refusePeer` (the local demo's "cut link"): no link, no dial, HELLO refused. */
+  readonly #refused = new Set<NodeId>();
   readonly #acceptUnknownPeers: boolean;
   readonly #maxUnauthenticatedSockets: number;
   /** Every connection not yet closed, identified or not. */
@@ -476,6 +478,36 @@ export class WebSocketMesh implements Transport {
     if (changed) this.#notify();
   }
 
+  /**
+   * Cuts (`refused` true) or heals the link with `peer`, as a network partition would: its
+   * sockets close, this node stops dialing it and refuses its HELLO, so messages either way are
+   * dropped (counted as `droppedDisconnected`). For the local demo's controls and for tests; a
+   * healed link is dialed again at once. The peer's stats show the link "down" meanwhile.
+   */
+  refusePeer(peer: NodeId, refused: boolean): void {
+    if (this.#closed) return;
+    const link = this.#links.get(peer);
+    if (!refused) {
+      if (!this.#refused.delete(peer)) return;
+      this.#log("info", `link with ${peer} healed`, { peer });
+      if (link && link.dialer && this.#started) {
+        link.cancelRedial?.();
+        link.cancelRedial = null;
+        link.attempt = 0;
+        this.#dial(link);
+      }
+      return;
+    }
+    if (this.#refused.has(peer)) return;
+    this.#refused.add(peer);
+    this.#log("info", `link with ${peer} cut on request`, { peer });
+    if (link) {
+      link.cancelRedial?.();
+      link.cancelRedial = null;
+    }
+    for (const conn of [...this.#connections]) if (conn.peerId === peer) conn.close(TRY_AGAIN_LATER, `${this.id} cut its link with ${peer}`);
+  }
+
   // --- Inbound sockets ----------------------------------------------------------------------
 
   /**
@@ -540,6 +572,10 @@ export class WebSocketMesh implements Transport {
     };
   }
 
+  linkStats(): Record<NodeId, PeerLinkStats> {
+    return this.stats().peers;
+  }
+
   /** Whether a link to `peer` is open right now. */
   isConnected(peer: NodeId): boolean {
     return this.#links.get(peer)?.current != null;
@@ -585,7 +621,7 @@ export class WebSocketMesh implements Transport {
 
   #dial(link: Link): void {
     link.cancelRedial = null;
-    if (this.#closed || link.current || link.dialing || link.socketUrl === null) return;
+    if (this.#closed || link.current || link.dialing || link.socketUrl === null || this.#refused.has(link.id)) return;
     link.dials++;
     let socket: WebSocketLike;
     try {
@@ -638,6 +674,7 @@ export class WebSocketMesh implements Transport {
   }
 
   #admit(from: NodeId): void {
+    if (this.#refused.has(from)) throw new HandshakeError(TRY_AGAIN_LATER, `${this.id} has cut its link with ${from}`);
     if (this.#removed.has(from)) {
       throw new HandshakeError(CloseCode.REMOVED, `${from} was removed from the peers of ${this.id}`);
     }

@@ -30,6 +30,23 @@ export interface Transport {
    * this transport started. Optional: a transport without handshakes has nothing to say.
    */
   linked?(id: NodeId): boolean;
+  /**
+   * Each peer's link: its state and counters since start, for `/metrics` and the dashboard.
+   * Optional: a transport without per-peer links has none to report.
+   */
+  linkStats?(): Record<NodeId, PeerLinkCounters>;
+}
+
+/** What `Transport.linkStats` reports of one peer (the mesh's PeerLinkStats has more). */
+export interface PeerLinkCounters {
+  state: "open" | "connecting" | "down" | "closed";
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  droppedDisconnected: number;
+  droppedBackpressure: number;
+  droppedUnencodable: number;
 }
 
 /** Where a member can be reached, for redirects and for the mesh. */

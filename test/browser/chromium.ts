@@ -6,6 +6,9 @@
  * A page opened with `openPage` records what the tests assert on: console errors and uncaught
  * page errors, each with the URL it came from.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from "playwright-core";
 // @ts-expect-error: a plain .mjs module shared with test/run.mjs, without type declarations.
 import { chromiumPath, ensureChromium } from "./ensure-chromium.mjs";
@@ -33,6 +36,45 @@ export async function launchChromium(): Promise<Browser> {
 export async function launchChromiumProfile(userDataDir: string): Promise<BrowserContext> {
   await ensureChromium({ log: () => {} });
   return chromium.launchPersistentContext(userDataDir, { executablePath: chromiumPath as string, args: CHROMIUM_ARGS, timeout: 60_000 });
+}
+
+/**
+ * Chromium on a temporary profile directory, as a user's browser: IndexedDB on disk (an
+ * incognito context keeps it in memory). `restart()` closes the browser and starts it again on
+ * the same directory; `close()` closes it and removes the directory.
+ */
+export class ChromiumProfile {
+  readonly dir: string;
+  context: BrowserContext;
+
+  private constructor(dir: string, context: BrowserContext) {
+    this.dir = dir;
+    this.context = context;
+  }
+
+  static async open(): Promise<ChromiumProfile> {
+    const dir = mkdtempSync(join(tmpdir(), "meshraft-profile-"));
+    try {
+      return new ChromiumProfile(dir, await launchChromiumProfile(dir));
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  async restart(): Promise<BrowserContext> {
+    await this.context.close();
+    this.context = await launchChromiumProfile(this.dir);
+    return this.context;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.context.close();
+    } finally {
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
 }
 
 export interface PageProblem {

@@ -10,15 +10,11 @@
  * The schedule comes from a seed (printed; set MESHRAFT_CHAOS_SEED to replay the schedule, though
  * not the browser's timing).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
 import { checkLinearizable, type KvOperation } from "../../src/testing/linearizability.ts";
-import { launchChromiumProfile, type PageProblem } from "./chromium.ts";
-import { servePages, type ServedPages } from "./serve.ts";
-import { getEventually, openTab, TAB_PAGES, tabCas, tabGet, tabPut, tabStatus, waitForSpread } from "./tabs.ts";
+import { tabRig } from "./tab-rig.ts";
+import { getEventually, openTab, tabCas, tabGet, tabPut, tabStatus, waitForSpread } from "./tabs.ts";
 
 const FAULTS = 8;
 const SHARED_KEYS = ["a", "b", "c"];
@@ -37,23 +33,9 @@ function seeded(s: number): () => number {
   };
 }
 
-let served: ServedPages;
-let profile: string;
-let context: BrowserContext;
-const problems: PageProblem[] = [];
+/** Served pages and Chromium on a profile on disk (IndexedDB on disk with strict durability, not in memory). */
+const rig = tabRig();
 
-beforeAll(async () => {
-  served = await servePages(TAB_PAGES);
-  // A profile on disk, as a user's: IndexedDB on disk with strict durability, not in memory.
-  profile = mkdtempSync(join(tmpdir(), "meshraft-chaos-profile-"));
-  context = await launchChromiumProfile(profile);
-}, 120_000);
-
-afterAll(async () => {
-  await context?.close();
-  await served?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
-});
 
 describe("a tab cluster under crashes and closes", () => {
   it("no acknowledged write is lost and the history is linearizable", async () => {
@@ -122,7 +104,7 @@ describe("a tab cluster under crashes and closes", () => {
     }
 
     async function open(): Promise<void> {
-      const page = await openTab(context, served, cluster, problems);
+      const page = await openTab(rig.profile.context, rig.served, cluster, rig.problems);
       live.add(page);
       page.on("crash", () => {
         live.delete(page);
@@ -153,7 +135,7 @@ describe("a tab cluster under crashes and closes", () => {
       const what = seen === null ? "?" : seen.ids.length === 0 ? "client" : seen.leader !== null && seen.ids.includes(seen.leader) ? "leader" : "follower";
       if (random() < 0.5) {
         faults.push(`crash ${what} (${pages.length} pages)`);
-        const cdp = await context.newCDPSession(victim);
+        const cdp = await rig.profile.context.newCDPSession(victim);
         // The answer never comes: the renderer is gone.
         void cdp.send("Page.crash").catch(() => undefined);
         await new Promise<void>((resolve) => {
@@ -195,6 +177,6 @@ describe("a tab cluster under crashes and closes", () => {
   }, 600_000);
 
   it("no page threw an uncaught error", () => {
-    expect(problems.filter((p) => p.kind === "pageerror")).toEqual([]);
+    expect(rig.problems.filter((p) => p.kind === "pageerror")).toEqual([]);
   });
 });

@@ -5,22 +5,16 @@
  * cases run in order on one cluster; each starts from the state the previous one left, and every
  * acknowledged write must still read back at the end of each.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchChromiumProfile, type PageProblem } from "./chromium.ts";
-import { servePages, type ServedPages } from "./serve.ts";
-import { getEventually, openTab, putEventually, TAB_PAGES, tabStatus, waitForSpread } from "./tabs.ts";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { tabRig } from "./tab-rig.ts";
+import { getEventually, openTab, putEventually, tabStatus, waitForSpread } from "./tabs.ts";
 
 const cluster = `failover-${Date.now().toString(36)}`;
 const ALL_IDS = ["t1", "t2", "t3"];
-let served: ServedPages;
-let profile: string;
-let context: BrowserContext;
+/** Served pages and Chromium on a profile on disk (IndexedDB on disk with strict durability, not in memory). */
+const rig = tabRig();
 let pages: Page[] = [];
-const problems: PageProblem[] = [];
 /** Every acknowledged write: key -> value. */
 const written = new Map<string, string>();
 
@@ -36,21 +30,10 @@ async function expectAllWritten(page: Page): Promise<void> {
 
 const oneEach = (statuses: { ids: string[] }[]): boolean => statuses.every((s) => s.ids.length === 1);
 
-beforeAll(async () => {
-  served = await servePages(TAB_PAGES);
-  profile = mkdtempSync(join(tmpdir(), "meshraft-profile-"));
-  context = await launchChromiumProfile(profile);
-}, 120_000);
-
-afterAll(async () => {
-  await context?.close();
-  await served?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
-});
 
 describe("a three-page tab cluster in Chromium", () => {
   it("three pages form a cluster with one leader, one id each", async () => {
-    for (let i = 0; i < 3; i++) pages.push(await openTab(context, served, cluster, problems));
+    for (let i = 0; i < 3; i++) pages.push(await openTab(rig.profile.context, rig.served, cluster, rig.problems));
     const statuses = await waitForSpread(pages, oneEach);
     expect(statuses.flatMap((s) => s.ids).sort()).toEqual(ALL_IDS);
     expect(statuses.filter((s) => s.members.find((m) => m.id === s.ids[0])?.role === "leader")).toHaveLength(1);
@@ -89,7 +72,7 @@ describe("a three-page tab cluster in Chromium", () => {
   }, 180_000);
 
   it("three pages again, every one reloaded at once: the data is there", async () => {
-    for (let i = 0; i < 2; i++) pages.push(await openTab(context, served, cluster, problems));
+    for (let i = 0; i < 2; i++) pages.push(await openTab(rig.profile.context, rig.served, cluster, rig.problems));
     await waitForSpread(pages, oneEach);
     await Promise.all(pages.map((p) => p.reload()));
     await Promise.all(pages.map((p) => p.waitForFunction(() => "meshraftTabs" in globalThis, null, { timeout: 60_000 })));
@@ -101,10 +84,9 @@ describe("a three-page tab cluster in Chromium", () => {
   }, 240_000);
 
   it("the browser closes and starts again on the same profile: the data is there", async () => {
-    await context.close();
     pages = [];
-    context = await launchChromiumProfile(profile);
-    pages.push(await openTab(context, served, cluster, problems));
+    await rig.profile.restart();
+    pages.push(await openTab(rig.profile.context, rig.served, cluster, rig.problems));
     const [only] = await waitForSpread(pages);
     expect(only.ids.sort()).toEqual(ALL_IDS);
     await expectAllWritten(pages[0]);
@@ -113,6 +95,6 @@ describe("a three-page tab cluster in Chromium", () => {
   }, 240_000);
 
   it("no page threw an uncaught error", () => {
-    expect(problems.filter((p) => p.kind === "pageerror")).toEqual([]);
+    expect(rig.problems.filter((p) => p.kind === "pageerror")).toEqual([]);
   });
 });

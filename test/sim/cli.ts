@@ -2,10 +2,13 @@
  * npm run sim -- --seed 1234 [--nodes 5] [--faults drop,partition] [--duration 3000] [--read-mode lease]
  *     replay one seed and print its whole trace: messages, commits, role changes, faults (the
  *     same seed prints the same trace, always; --quiet leaves out messages and commits);
+ *     --html run.html also writes a page that replays the run in the dashboard's view (no network)
  * npm run sim -- --seeds 10000 [--from 1] [--nodes 5] [--faults ...] [--keep-going]
  *     run many seeds with progress output; stops at the first failure unless --keep-going.
  */
+import { writeFileSync } from "node:fs";
 import { FAULTS, simulate, type Fault, type SimOptions } from "../../src/testing/sim.ts";
+import { simReplayHtml } from "../../src/testing/sim-replay.ts";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -47,7 +50,23 @@ const describeRun = (seed: number): string =>
 
 if (arg("seed") !== undefined) {
   const seed = numberArg("seed", 1);
-  const r = await simulate({ ...base, seed, verbose: !process.argv.includes("--quiet"), onTrace: (line) => console.log(line) });
+  const quiet = process.argv.includes("--quiet");
+  const html = arg("html");
+  // The replay page needs the verbose trace (messages, commits) whatever is printed.
+  const lines: string[] = [];
+  const r = await simulate({
+    ...base,
+    seed,
+    verbose: !quiet || html !== undefined,
+    onTrace: (line) => {
+      if (html !== undefined) lines.push(line);
+      if (!quiet || !/^\s*[\d.]+ ( {2}\S+->| ?\S+ commit \d+$| ?\S+ conf )/.test(line)) console.log(line);
+    },
+  });
+  if (html !== undefined) {
+    writeFileSync(html, simReplayHtml(lines, r, describeRun(seed)));
+    console.log(`\nreplay page: ${html}`);
+  }
   console.log(
     `\nseed ${seed}: ${r.ok ? "ok" : `FAILED: ${r.failure}`}\n` +
       `virtual ${r.virtualMs.toFixed(0)} ms, ${r.events} events, ${r.leaders} leaders elected, ${r.crashes} crashes, ` +

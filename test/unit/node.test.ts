@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { SeededRandom } from "../../src/core/random.ts";
-import { NodeStoppedError, NotLeaderError, OutcomeUnknownError } from "../../src/errors.ts";
+import { NodeStoppedError, NotLeaderError, OutcomeUnknownError, ProposalDroppedError } from "../../src/errors.ts";
 import { KvStateMachine, encodeKvCommand, type KvResult } from "../../src/kv/kv.ts";
 import { RaftNode, type RaftNodeEvent, type RaftNodeOptions } from "../../src/node.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
@@ -297,6 +297,30 @@ describe("RaftNode", () => {
     await stopping;
     expect(n.status().lastIndex).toBe(lastIndex + 1);
     await expect(n.propose(put("c", "1"))).rejects.toBeInstanceOf(NodeStoppedError);
+  });
+
+  it("a deposed leader: its pending read fails with NotLeaderError on step-down, and its proposal, overwritten by the next leader, is PROPOSAL_DROPPED", async () => {
+    const { network, nodes, run, leader } = await setup();
+    const n1 = nodes.get("n1")!;
+    expect(n1.isLeader).toBe(true);
+    network.isolate("n1");
+    const proposed = n1.propose(put("lost", "1")).catch((e: unknown) => e);
+    const read = n1.read().catch((e: unknown) => e);
+    await run(50);
+    const placedAt = n1.status().lastIndex;
+    // check-quorum: n1 hears from no quorum within an election timeout and steps down; the others elect a leader.
+    await run(2000, () => !n1.isLeader && leader() !== undefined && leader() !== n1);
+    const err = await read;
+    expect(err).toBeInstanceOf(NotLeaderError);
+    const next = leader()!;
+    await run(500, () => next.status().commitIndex >= placedAt);
+    network.heal();
+    let outcome: unknown;
+    void proposed.then((o) => (outcome = o));
+    await run(2000, () => outcome !== undefined);
+    expect(outcome).toBeInstanceOf(ProposalDroppedError);
+    expect((outcome as ProposalDroppedError).code).toBe("PROPOSAL_DROPPED");
+    expect(n1.status().appliedIndex).toBeGreaterThanOrEqual(placedAt);
   });
 
   it("rejects bad configuration with a clear error", () => {

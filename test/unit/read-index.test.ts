@@ -35,18 +35,27 @@ describe("ReadIndexQueue", () => {
     expect(q.pendingCount).toBe(0);
   });
 
-  it("a confirmation of an older round while a newer one is in flight releases only the older round's reads", () => {
+  it("a periodic round is not waited for unless a read needs it, and serves the reads that came before it", () => {
     const q = new ReadIndexQueue();
-    q.add(1, "n1", 1);
-    q.roundSent(); // 1
-    q.roundSent(); // 2: a periodic heartbeat
-    q.add(2, "n1", 1); // waits for round 3
-    expect(ids(q.confirm(1))).toEqual([1]);
-    expect(q.roundInFlight).toBe(2);
-    expect(q.roundRequested).toBe(false);
-    expect(ids(q.confirm(2))).toEqual([]); // sent before read 2 arrived
+    q.roundSent(); // 1: a periodic heartbeat, nobody waits for it
+    expect(q.roundInFlight).toBe(0);
+    q.add(1, "n1", 1); // cannot use round 1: asks for round 2 at once
     expect(q.roundRequested).toBe(true);
-    expect(ids(q.confirm(q.roundSent()))).toEqual([2]);
+    q.roundSent(); // 2: the read round
+    expect(q.roundInFlight).toBe(2);
+    q.roundSent(); // 3: a periodic heartbeat while round 2 is in flight
+    expect(q.roundInFlight).toBe(2);
+    q.add(2, "n1", 1); // waits for round 4: round 2 is in flight
+    expect(q.roundRequested).toBe(false);
+    expect(ids(q.confirm(2))).toEqual([1]);
+    expect(q.roundInFlight).toBe(0);
+    expect(q.roundRequested).toBe(true); // round 3 was sent before read 2 came: it cannot serve it
+    expect(ids(q.confirm(3))).toEqual([]);
+    q.roundSent(); // 4
+    q.add(3, "n1", 1); // waits for round 5
+    q.roundSent(); // 5: a periodic heartbeat, the first round read 3 can use: now it is the read round
+    expect(q.roundInFlight).toBe(5);
+    expect(ids(q.confirm(5))).toEqual([2, 3]);
   });
 
   it("a lost round holds reads until a later round (the periodic heartbeat) is confirmed", () => {

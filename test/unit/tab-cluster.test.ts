@@ -9,6 +9,7 @@ import { IDBKeyRange, indexedDB } from "fake-indexeddb";
 import { afterEach, describe, expect, it } from "vitest";
 import { chooseHandOver, controlChannelName, leaderFrom, TabCluster, type TabMemberStatus } from "../../adapters/browser/tab-cluster.ts";
 import { kvQueries, tabsKvHandle, type TabsKvHandle } from "../../adapters/browser/tab-kv.ts";
+import { connectTabCluster, type MessageEndpoint, serveTabCluster } from "../../adapters/browser/tab-worker.ts";
 import { tabLockName } from "../../adapters/browser/tab-ids.ts";
 import { realClock } from "../../src/clock.ts";
 import { type KvResult, KvStateMachine } from "../../src/kv/kv.ts";
@@ -32,7 +33,8 @@ afterEach(async () => {
   await Promise.all(started.splice(0).map((t) => t.stop()));
 });
 
-async function openTab(clusterId: string, locks: InMemoryLocks, extra: { retryBudgetMs?: number } = {}): Promise<{ tab: TabCluster<KvResult>; kv: TabsKvHandle }> {
+/** A tab on the built-in KV, not started yet. */
+function kvTab(clusterId: string, locks: InMemoryLocks, extra: { retryBudgetMs?: number } = {}): TabCluster<KvResult> {
   const tab = new TabCluster<KvResult>({
     clusterId,
     locks,
@@ -44,6 +46,11 @@ async function openTab(clusterId: string, locks: InMemoryLocks, extra: { retryBu
     ...extra,
   });
   started.push(tab);
+  return tab;
+}
+
+async function openTab(clusterId: string, locks: InMemoryLocks, extra: { retryBudgetMs?: number } = {}): Promise<{ tab: TabCluster<KvResult>; kv: TabsKvHandle }> {
+  const tab = kvTab(clusterId, locks, extra);
   await tab.start();
   const kv = tabsKvHandle({ status: async () => tab.status(), propose: (d, o) => tab.propose(d, o), read: (n, a) => tab.read(n, a) });
   return { tab, kv };
@@ -268,6 +275,31 @@ describe("relay rules (a client tab and a leader's tab that misbehaves)", () => 
   });
 });
 
+describe("status from the control channel", () => {
+  it("a member its tab stops listing is offline at once, not after staleMs", async () => {
+    const clusterId = freshCluster();
+    const locks = new InMemoryLocks();
+    const releases: (() => void)[] = [];
+    for (const id of ["t1", "t2", "t3"]) void locks.request(tabLockName(clusterId, id), {}, () => new Promise<void>((r) => releases.push(r)));
+    const tab = new TabCluster<KvResult>({ clusterId, locks, env, stateMachine: () => new KvStateMachine(), statusMs: 50, staleMs: 600_000 });
+    started.push(tab);
+    await tab.start();
+    const other = new BroadcastChannel(controlChannelName(clusterId));
+    try {
+      other.postMessage({ t: "status", tab: "other", members: [{ ...status("t2", "leader", 3, "t2"), tab: "other" }] });
+      await until("t2 is the leader", () => tab.status().leader === "t2");
+      other.postMessage({ t: "status", tab: "other", members: [] });
+      await until("t2 is offline", () => tab.status().members[1].role === "offline", 5_000);
+      expect(tab.status().leader).toBeNull();
+      // What it said last is kept.
+      expect(tab.status().members[1].term).toBe(3);
+    } finally {
+      other.close();
+      releases.forEach((r) => r());
+    }
+  });
+});
+
 describe("exactly-once across a lost answer", () => {
   it("a KV write whose answer is lost is resent under its session and applied once", async () => {
     const clusterId = freshCluster();
@@ -307,5 +339,32 @@ describe("exactly-once across a lost answer", () => {
     expect(await kv.get("once")).toBe("first");
     expect(await kv.cas("once", null, "second")).toEqual({ ok: false });
     releases.forEach((r) => r());
+  });
+});
+
+describe("page and Worker (serveTabCluster / connectTabCluster over a MessageChannel)", () => {
+  it("the page's KV handle works through the Worker protocol; stop() releases the ids; failures keep their code", async () => {
+    const clusterId = freshCluster();
+    const locks = new InMemoryLocks();
+    const tab = kvTab(clusterId, locks);
+    const { port1: workerSide, port2: pageSide } = new MessageChannel();
+    try {
+      await serveTabCluster(tab, workerSide as unknown as MessageEndpoint);
+      workerSide.start();
+      pageSide.start();
+      const connection = connectTabCluster<KvResult>(pageSide as unknown as Worker);
+      const kv = tabsKvHandle(connection);
+      await until("a leader", () => tab.status().leader !== null);
+      expect((await kv.status()).ids).toEqual(["t1", "t2", "t3"]);
+      expect(await kv.put("k", "v")).toMatchObject({ index: expect.any(Number) });
+      expect(await kv.get("k")).toBe("v");
+      await expect(connection.read("no-such-query")).rejects.toMatchObject({ code: "BAD_REQUEST" });
+      await connection.stop();
+      expect(locks.held.size).toBe(0);
+      await expect(kv.put("k", "w")).rejects.toMatchObject({ code: "NODE_STOPPED" });
+    } finally {
+      workerSide.close();
+      pageSide.close();
+    }
   });
 });

@@ -1,28 +1,21 @@
 /**
- * Worker script of the tab-cluster test page: a TabCluster running the KV state machine, served to
- * its page. Its own URL's query says which cluster (`cluster`), and optionally `ids` (comma-separated).
+ * Worker script of the tab-cluster test page: the library's KV tab worker (startKvTabWorker, as
+ * examples/browser-tabs runs it); its own URL's query says which cluster (`cluster`), and
+ * optionally `ids` (comma-separated).
  *
  * For the tests it also records when it ran which id: every 5 ms it looks at `heldIds()` and
  * keeps, per id, intervals [first seen, last seen] in Date.now() time. A member is in heldIds()
- * only while its Web Lock is held (added after the grant, removed before the release), so the
+ * only while its Web Lock is held (added after the grant, removed before the release), and the
+ * polling starts once the cluster's start resolved (an id taken earlier is seen later), so the
  * recorded intervals lie inside the lock's: two pages' intervals of one id that overlap mean two
  * tabs ran that id at once. The page asks for them with `{ test: "held", tid }`.
  */
-import { TabCluster } from "../../../adapters/browser/tab-cluster.ts";
-import { kvQueries } from "../../../adapters/browser/tab-kv.ts";
-import { serveTabCluster } from "../../../adapters/browser/tab-worker.ts";
-import { type KvResult, KvStateMachine } from "../../../src/kv/kv.ts";
-import type { StateMachine } from "../../../src/statemachine.ts";
+import { kvTabOptionsFromUrl, startKvTabWorker } from "../../../adapters/browser/kv-tab-worker.ts";
+import type { TabCluster } from "../../../adapters/browser/tab-cluster.ts";
+import type { KvResult } from "../../../src/kv/kv.ts";
 
-const q = new URLSearchParams(self.location.search);
-const ids = q.get("ids");
-
-const cluster = new TabCluster<KvResult>({
-  clusterId: q.get("cluster") ?? "tests",
-  ids: ids === null ? undefined : ids.split(","),
-  stateMachine: () => new KvStateMachine(),
-  queries: kvQueries as Record<string, (sm: StateMachine<KvResult>, arg: unknown) => unknown>,
-});
+let cluster: TabCluster<KvResult> | null = null;
+void startKvTabWorker(kvTabOptionsFromUrl(self.location.search)).then((c) => (cluster = c));
 
 export interface HeldInterval {
   id: string;
@@ -33,7 +26,7 @@ const intervals: HeldInterval[] = [];
 const open = new Map<string, HeldInterval>();
 setInterval(() => {
   const t = Date.now();
-  const held = new Set(cluster.heldIds());
+  const held = new Set(cluster?.heldIds() ?? []);
   for (const id of held) {
     const current = open.get(id);
     if (current) current.to = t;
@@ -50,5 +43,3 @@ self.addEventListener("message", (event: MessageEvent) => {
   const m = event.data as { test?: string; tid?: number };
   if (m?.test === "held") self.postMessage({ test: "held", tid: m.tid, intervals });
 });
-
-void serveTabCluster(cluster);

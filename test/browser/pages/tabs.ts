@@ -1,14 +1,13 @@
 /**
  * The tab-cluster test page: starts tabs-worker.js (same query) in a dedicated Worker and exposes
- * the documented page handle, `globalThis.meshraftTabs` (adapters/browser/tab-kv.ts).
+ * the documented page handle, `globalThis.meshraftTabs`, with the library's installTabsHandle
+ * (adapters/browser/tab-page.ts).
  *
  * With `?gate=<name>` the Worker starts only once a message arrives on the BroadcastChannel
  * `<name>`: pages opened beforehand then start at the same instant. `globalThis.meshraftTest.held()`
  * answers the Worker's record of the ids it ran (see tabs-worker.ts).
  */
-import { tabsKvHandle } from "../../../adapters/browser/tab-kv.ts";
-import { connectTabCluster } from "../../../adapters/browser/tab-worker.ts";
-import type { KvResult } from "../../../src/kv/kv.ts";
+import { installTabsHandle } from "../../../adapters/browser/tab-page.ts";
 import type { HeldInterval } from "./tabs-worker.ts";
 
 const q = new URLSearchParams(location.search);
@@ -35,7 +34,7 @@ async function start(): Promise<void> {
         worker.postMessage({ test: "held", tid });
       }),
   };
-  (globalThis as unknown as { meshraftTabs: unknown }).meshraftTabs = tabsKvHandle(connectTabCluster<KvResult>(worker));
+  installTabsHandle(worker);
 }
 
 (globalThis as unknown as { meshraftGate: unknown }).meshraftGate = gate;
