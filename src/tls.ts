@@ -56,6 +56,24 @@ export interface ParsedCertificate {
   matchesKey(keyPem: string): boolean;
 }
 
+/**
+ * A ParsedCertificate reader from node:crypto's X509Certificate and createPrivateKey (available on
+ * Node and Deno; passed in, since src/ imports no runtime module).
+ */
+export function x509Parser(
+  X509: new (pem: string) => { validTo: string; subject: string; checkPrivateKey(key: unknown): boolean },
+  createPrivateKey: (pem: string) => unknown,
+): Parser {
+  return (pem) => {
+    const x509 = new X509(pem);
+    return {
+      notAfter: new Date(x509.validTo),
+      subject: x509.subject.replace(/\n/g, ", "),
+      matchesKey: (keyPem) => x509.checkPrivateKey(createPrivateKey(keyPem)),
+    };
+  };
+}
+
 type Reader = (path: string) => string;
 type Parser = (pem: string) => ParsedCertificate;
 

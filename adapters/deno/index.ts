@@ -11,3 +11,4 @@ export { createMember, startMember, stderrLogger, type AssembledMember, type Den
 export type { MemberArgs } from "../../src/runtime/member.ts";
 export { parseDenoStartArgs } from "./cli.ts";
 export { parseStartArgs, UsageError, type StartArgs } from "../../src/cli-args.ts";
+export { DenoTls, TlsConfigError, type TlsFiles } from "./tls.ts";

@@ -13,16 +13,16 @@
  */
 import { upgradeWebSocket } from "hono/deno";
 import type { MiddlewareHandler } from "hono";
-import { meshTimings, WebSocketMesh, type WebSocketMeshOptions } from "../../src/transport/mesh.ts";
+import { meshTimings, type WebSocketConstructor, WebSocketMesh, type WebSocketMeshOptions } from "../../src/transport/mesh.ts";
 
 export type DenoMeshOptions = Omit<WebSocketMeshOptions, "WebSocket">;
 
 /** Deno.upgradeWebSocket's own default, in seconds. */
 const DENO_DEFAULT_IDLE_S = 30;
 
-/** A WebSocketMesh with Deno's global WebSocket. */
-export function createDenoMesh(options: DenoMeshOptions): WebSocketMesh {
-  return new WebSocketMesh({ ...options, WebSocket });
+/** A WebSocketMesh with Deno's global WebSocket (or, with TLS, DenoTls.webSocket()'s). */
+export function createDenoMesh(options: DenoMeshOptions, webSocket: WebSocketConstructor = WebSocket): WebSocketMesh {
+  return new WebSocketMesh({ ...options, WebSocket: webSocket });
 }
 
 /**

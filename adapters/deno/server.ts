@@ -18,6 +18,8 @@ import type { Transport } from "../../src/transport/transport.ts";
 import { FileStorage } from "./file-storage.ts";
 import { DenoKvStorage } from "./kv-storage.ts";
 import { createDenoMesh, raftSocketFor } from "./mesh.ts";
+import { DenoTls } from "./tls.ts";
+import { expiryWarning } from "../../src/tls.ts";
 
 export { stderrLogger, type AssembledMember, type Logger, type RunningMember };
 
@@ -52,8 +54,11 @@ function fenced(transport: Transport, storage: DenoKvStorage): Transport {
 /** What `createMember` takes: a member that does not listen by itself (Deno Deploy serves its app). */
 export type DenoMemberArgs = CreateMemberArgs<DenoStartArgs>;
 
-/** Deno's parts of a member. */
-const denoRuntime: ServingRuntime<DenoStartArgs> = {
+/**
+ * Deno's parts of a member. With `tls` (./tls.ts): Deno.serve serves https/wss with its
+ * certificate, and peers are dialed (and joined) through a client that trusts --tls-ca.
+ */
+const denoRuntime = (tls: DenoTls | null, log: Logger): ServingRuntime<DenoStartArgs> => ({
   openStorage: async (args, log, fail) => {
     if (args.kv === undefined) return { storage: await FileStorage.open(args.dataDir, { log: (line) => log("warn", line) }), where: args.dataDir };
     // `--kv ./data/n3.kv` creates ./data, as `--data-dir` creates its directory.
@@ -66,15 +71,26 @@ const denoRuntime: ServingRuntime<DenoStartArgs> = {
     const storage = await DenoKvStorage.open(args.kv, { nodeId: args.id, leaseTtlMs: args.kvLeaseMs, onLeaseLost });
     return { storage, where: typeof args.kv === "string" ? `deno kv ${args.kv}` : "deno kv", fence: (mesh) => fenced(mesh, storage) };
   },
-  createMesh: createDenoMesh,
+  createMesh: (options) => createDenoMesh(options, tls?.webSocket()),
   raftSocket: (mesh) => raftSocketFor(mesh),
+  tlsStatus: tls ? () => tls.expiry() : undefined,
+  fetch: tls?.fetch,
   // startMember hands Deno.serve's handler info over as `env` (Deploy: pass it to app.fetch too).
   remoteAddress: (c) => (c.env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname,
   serve: async (listen, fetch) => {
-    const server = Deno.serve({ hostname: listen.host, port: listen.port, onListen: () => {} }, (request, info) => fetch(request, info));
+    // cert and key: Deno.serve's TLS options (not in deno.d.ts's slice).
+    const options = { hostname: listen.host, port: listen.port, onListen: () => {}, ...tls?.serveOptions() } as Deno.ServeOptions;
+    const server = Deno.serve(options, (request, info) => fetch(request, info));
+    const expiry = tls?.expiry();
+    if (expiry?.expiresSoon) log("warn", expiryWarning(tls!.material.subject, expiry), { notAfter: expiry.notAfter });
     return { port: server.addr.port, closeBeforeNode: false, close: () => server.shutdown() };
   },
-};
+});
+
+/** The member's TLS from `args.tls` (files read and checked now), or null without. */
+function memberTls(args: DenoMemberArgs): DenoTls | null {
+  return args.tls ? new DenoTls(args.tls) : null;
+}
 
 /**
  * Opens the storage (Deno KV when `args.kv` is set, else files in `args.dataDir`; this takes the
@@ -82,10 +98,10 @@ const denoRuntime: ServingRuntime<DenoStartArgs> = {
  * application that serves `app` itself (Deno Deploy). Nothing listens yet.
  */
 export function createMember(args: DenoMemberArgs, log: Logger = stderrLogger(args.id, args.logLevel)): Promise<AssembledMember> {
-  return createRuntimeMember(denoRuntime, args, log);
+  return createRuntimeMember(denoRuntime(memberTls(args), log), args, log);
 }
 
 /** A whole member on `args.listen`: `createMember` served by `Deno.serve`, started. */
 export function startMember(args: DenoStartArgs, log: Logger = stderrLogger(args.id, args.logLevel)): Promise<RunningMember> {
-  return startRuntimeMember(denoRuntime, args, log);
+  return startRuntimeMember(denoRuntime(memberTls(args), log), args, log);
 }

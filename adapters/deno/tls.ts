@@ -11,7 +11,9 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { describeTlsError, loadTlsFiles, type ParsedCertificate, TlsConfigError, type TlsExpiry, type TlsFiles, tlsExpiry, type TlsMaterial } from "../../src/tls.ts";
+import { describeTlsError, loadTlsFiles, x509Parser, TlsConfigError, type TlsExpiry, type TlsFiles, tlsExpiry, type TlsMaterial } from "../../src/tls.ts";
+
+import type { WebSocketConstructor } from "../../src/transport/mesh.ts";
 
 export { describeTlsError, TlsConfigError, type TlsExpiry, type TlsFiles, type TlsMaterial } from "../../src/tls.ts";
 
@@ -24,14 +26,8 @@ interface DenoTlsApi {
 }
 const denoTls = (): DenoTlsApi => (globalThis as unknown as { Deno: DenoTlsApi }).Deno;
 
-function parseCertificate(pem: string): ParsedCertificate {
-  const x509 = new X509Certificate(pem);
-  return {
-    notAfter: new Date(x509.validTo),
-    subject: x509.subject.replace(/\n/g, ", "),
-    matchesKey: (keyPem) => x509.checkPrivateKey(createPrivateKey(keyPem)),
-  };
-}
+/** node:crypto's X.509 parser (Node's and Deno's alike). */
+const parseCertificate = x509Parser(X509Certificate, createPrivateKey);
 
 export class DenoTls {
   readonly files: TlsFiles;
@@ -78,7 +74,7 @@ export class DenoTls {
   }
 
   /** The WebSocket class the mesh dials peers with; a TLS refusal's error event says why in one sentence. */
-  webSocket(): new (url: string) => WebSocket {
+  webSocket(): WebSocketConstructor {
     const tls = this;
     return class extends WebSocket {
       constructor(url: string) {
@@ -89,7 +85,7 @@ export class DenoTls {
           if (clear !== null) Object.defineProperty(event, "message", { value: clear });
         });
       }
-    };
+    } as unknown as WebSocketConstructor;
   }
 
   /** fetch with this member's CA and client certificate; a TLS refusal's error says why. */

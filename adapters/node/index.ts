@@ -7,3 +7,4 @@ export { FileStorage, StorageCorruptionError, StorageIoError, StorageLockedError
 export { createNodeMesh, createNodeMesh as createMesh, nodeWebSocket, createPeerSocketServer, serveMesh, type NodeMeshOptions, type MeshServer } from "./mesh.ts";
 export { createMember, startMember, stderrLogger, type AssembledMember, type Logger, type MemberArgs, type RunningMember } from "./server.ts";
 export { parseStartArgs, UsageError, type StartArgs } from "../../src/cli-args.ts";
+export { NodeTls, TlsConfigError, type TlsFiles } from "./tls.ts";

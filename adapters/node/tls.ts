@@ -17,7 +17,7 @@ import type { MiddlewareHandler } from "hono";
 import WebSocket from "ws";
 import type { Logger } from "../../src/member.ts";
 import type { WebSocketConstructor } from "../../src/transport/mesh.ts";
-import { describeTlsError, expiryWarning, loadTlsFiles, type ParsedCertificate, type TlsExpiry, type TlsFiles, tlsExpiry, type TlsMaterial } from "../../src/tls.ts";
+import { describeTlsError, expiryWarning, loadTlsFiles, x509Parser, type TlsExpiry, type TlsFiles, tlsExpiry, type TlsMaterial } from "../../src/tls.ts";
 
 export { describeTlsError, EXPIRY_WARNING_DAYS, expiryWarning, TlsConfigError, type TlsExpiry, type TlsFiles, tlsExpiry, type TlsMaterial } from "../../src/tls.ts";
 
@@ -26,14 +26,8 @@ export function loadTls(files: TlsFiles): TlsMaterial {
   return loadTlsFiles(files, (path) => readFileSync(path, "utf8"), parseCertificate);
 }
 
-function parseCertificate(pem: string): ParsedCertificate {
-  const x509 = new X509Certificate(pem);
-  return {
-    notAfter: new Date(x509.validTo),
-    subject: x509.subject.replace(/\n/g, ", "),
-    matchesKey: (keyPem) => x509.checkPrivateKey(createPrivateKey(keyPem)),
-  };
-}
+/** node:crypto's X.509 parser (Node's and Deno's alike). */
+const parseCertificate = x509Parser(X509Certificate, createPrivateKey);
 
 /**
  * A member's TLS: the current material, reloadable. Servers created with `serverOptions()` and

@@ -119,6 +119,29 @@ describe("a TLS cluster (Node)", () => {
   }, 60_000);
 });
 
+describe("a TLS cluster of Node and Deno members", () => {
+  it("elects, replicates over wss between runtimes and survives SIGKILL of its leader", async () => {
+    cluster = await ProcessCluster.start({
+      members: { n1: { runtime: "node" }, n2: { runtime: "node" }, n3: { runtime: "deno" } },
+      scheme: "https",
+      fetch: trusting.fetch,
+      secret: "s3cret",
+      readPaths: [pki.dir],
+      extraArgs: (id) => tlsArgs(id),
+    });
+    const c = cluster;
+    const leader = await c.waitForLeader(60_000);
+    const client = new MeshraftClient({ urls: c.urls(), fetch: trusting.fetch, retryBudgetMs: 30_000 });
+    for (let i = 0; i < 5; i++) await client.put(`k${i}`, `v${i}`);
+    await c.waitForCatchUp("n3", leader, 60_000); // the Deno member has it all, over wss
+    await c.kill(leader);
+    const next = await c.waitForLeader(60_000, c.ids.filter((id) => id !== leader));
+    await client.put("after", "kill");
+    for (let i = 0; i < 5; i++) expect(new TextDecoder().decode((await client.get(`k${i}`))!)).toBe(`v${i}`);
+    expect((await c.status(next))?.role).toBe("leader");
+  }, 240_000);
+});
+
 describe("mutual TLS, reload and expiry", () => {
   it("with --tls-require-client-cert a peer without a client certificate is refused; with one it links", async () => {
     const withClient = (id: string): string[] => {
