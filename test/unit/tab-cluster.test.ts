@@ -232,24 +232,27 @@ function within<T>(ms: number, p: Promise<T>): Promise<{ value: T } | { error: u
   ]);
 }
 
-describe("relay rules (a client tab and a leader's tab that misbehaves)", () => {
-  /** A client tab: every id is held elsewhere (by this test), so it runs no member. */
-  async function clientTab(clusterId: string, retryBudgetMs: number): Promise<{ tab: TabCluster<KvResult>; release: () => void }> {
-    const locks = new InMemoryLocks();
-    const releases: (() => void)[] = [];
-    for (const id of ["t1", "t2", "t3"]) void locks.request(tabLockName(clusterId, id), {}, () => new Promise<void>((r) => releases.push(r)));
-    const tab = new TabCluster<KvResult>({ clusterId, locks, env, stateMachine: () => new KvStateMachine(), pollMs: 50, statusMs: 50, attemptTimeoutMs: 200, retryBudgetMs });
-    started.push(tab);
-    await tab.start();
-    await until("the fake leader is heard", () => tab.status().leader !== null);
-    return { tab, release: () => releases.forEach((r) => r()) };
-  }
+/** A client tab: every id is held elsewhere (by this test), so it runs no member. */
+async function clientTab(
+  clusterId: string,
+  timing: { attemptTimeoutMs: number; retryBudgetMs: number; staleMs?: number },
+): Promise<{ tab: TabCluster<KvResult>; release: () => void }> {
+  const locks = new InMemoryLocks();
+  const releases: (() => void)[] = [];
+  for (const id of ["t1", "t2", "t3"]) void locks.request(tabLockName(clusterId, id), {}, () => new Promise<void>((r) => releases.push(r)));
+  const tab = new TabCluster<KvResult>({ clusterId, locks, env, stateMachine: () => new KvStateMachine(), pollMs: 50, statusMs: 50, ...timing });
+  started.push(tab);
+  await tab.start();
+  await until("the fake leader is heard", () => tab.status().leader !== null);
+  return { tab, release: () => releases.forEach((r) => r()) };
+}
 
+describe("relay rules (a client tab and a leader's tab that misbehaves)", () => {
   it("an unanswered write without a session fails OUTCOME_UNKNOWN after one attempt, never resent", async () => {
     const clusterId = freshCluster();
     const fake = fakeLeaderTab(clusterId, "t1", null);
     try {
-      const { tab, release } = await clientTab(clusterId, 5_000);
+      const { tab, release } = await clientTab(clusterId, { attemptTimeoutMs: 200, retryBudgetMs: 5_000 });
       await expect(tab.propose(new Uint8Array([1]))).rejects.toMatchObject({ code: "OUTCOME_UNKNOWN" });
       expect(fake.requests).toBe(1);
       release();
@@ -262,7 +265,7 @@ describe("relay rules (a client tab and a leader's tab that misbehaves)", () => 
     const clusterId = freshCluster();
     const fake = fakeLeaderTab(clusterId, "t1", null);
     try {
-      const { tab, release } = await clientTab(clusterId, 1_500);
+      const { tab, release } = await clientTab(clusterId, { attemptTimeoutMs: 200, retryBudgetMs: 1_500 });
       await expect(tab.propose(new Uint8Array([1]), { retrySafe: true })).rejects.toMatchObject({ code: "OUTCOME_UNKNOWN" });
       expect(fake.requests).toBeGreaterThan(1);
       await expect(tab.read("get", "k")).rejects.toMatchObject({ code: "NO_LEADER" });
@@ -283,7 +286,7 @@ describe("relay rules (a client tab and a leader's tab that misbehaves)", () => 
       return { ok: false, code: "OUTCOME_UNKNOWN", message: "leader lost" };
     });
     try {
-      const { tab, release } = await clientTab(clusterId, 5_000);
+      const { tab, release } = await clientTab(clusterId, { attemptTimeoutMs: 200, retryBudgetMs: 5_000 });
       await expect(tab.propose(new Uint8Array([1]))).resolves.toEqual({ index: 42, result: "done" });
       expect(n).toBe(2);
       await expect(tab.propose(new Uint8Array([2]))).rejects.toMatchObject({ code: "OUTCOME_UNKNOWN" });
@@ -297,22 +300,10 @@ describe("relay rules (a client tab and a leader's tab that misbehaves)", () => 
 });
 
 describe("failover without waiting out attemptTimeoutMs", () => {
-  /** A client tab (every id held elsewhere) whose attempts would wait `attemptTimeoutMs` for an answer. */
-  async function clientTab(clusterId: string, attemptTimeoutMs: number): Promise<{ tab: TabCluster<KvResult>; release: () => void }> {
-    const locks = new InMemoryLocks();
-    const releases: (() => void)[] = [];
-    for (const id of ["t1", "t2", "t3"]) void locks.request(tabLockName(clusterId, id), {}, () => new Promise<void>((r) => releases.push(r)));
-    const tab = new TabCluster<KvResult>({ clusterId, locks, env, stateMachine: () => new KvStateMachine(), pollMs: 50, statusMs: 50, staleMs: 600_000, attemptTimeoutMs, retryBudgetMs: 120_000 });
-    started.push(tab);
-    await tab.start();
-    await until("the fake leader is heard", () => tab.status().leader !== null);
-    return { tab, release: () => releases.forEach((r) => r()) };
-  }
-
   it("a leaving tab's members are offline at once; a write without a session sent to it fails OUTCOME_UNKNOWN at once, never resent", async () => {
     const clusterId = freshCluster();
     const fake = fakeLeaderTab(clusterId, "t1", null);
-    const { tab, release } = await clientTab(clusterId, 60_000);
+    const { tab, release } = await clientTab(clusterId, { attemptTimeoutMs: 60_000, retryBudgetMs: 120_000, staleMs: 600_000 });
     try {
       expect(tab.status().leader).toBe("t1");
       const write = tab.propose(new Uint8Array([1]));
@@ -334,7 +325,7 @@ describe("failover without waiting out attemptTimeoutMs", () => {
   it("a leaving tab ends a read and a write with a session sent to it at once; they go to the next leader", async () => {
     const clusterId = freshCluster();
     const first = fakeLeaderTab(clusterId, "t1", null);
-    const { tab, release } = await clientTab(clusterId, 60_000);
+    const { tab, release } = await clientTab(clusterId, { attemptTimeoutMs: 60_000, retryBudgetMs: 120_000, staleMs: 600_000 });
     let next: ReturnType<typeof fakeLeaderTab> | null = null;
     try {
       const write = tab.propose(new Uint8Array([1]), { retrySafe: true });
@@ -357,7 +348,7 @@ describe("failover without waiting out attemptTimeoutMs", () => {
   it("a new leader in the statuses (the old tab crashed: no leaving message) ends a write with a session at once; one without keeps waiting and is never resent", async () => {
     const clusterId = freshCluster();
     const crashed = fakeLeaderTab(clusterId, "t1", null);
-    const { tab, release } = await clientTab(clusterId, 3_000);
+    const { tab, release } = await clientTab(clusterId, { attemptTimeoutMs: 3_000, retryBudgetMs: 120_000, staleMs: 600_000 });
     let next: ReturnType<typeof fakeLeaderTab> | null = null;
     try {
       const safe = tab.propose(new Uint8Array([1]), { retrySafe: true });
