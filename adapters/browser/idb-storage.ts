@@ -323,8 +323,9 @@ export class IndexedDbStorage implements Storage {
         "STORAGE_QUOTA_EXCEEDED",
         this.database,
         reason,
-        `the browser refused to ${op}: the origin's storage quota is exhausted (${errorText(e)}). Nothing of the batch was stored; ` +
-          `free space (other sites' data, this origin's other databases) or grant persistent storage, then restart the member`,
+        `the browser refused to ${op}: the storage quota (of the origin or of its storage bucket) is exhausted (${errorText(e)}). ` +
+          `Nothing of the batch was stored; free space (other sites' data, this origin's or bucket's other databases), ` +
+          `raise the bucket's quota or grant persistent storage, then restart the member`,
         e,
       );
     }

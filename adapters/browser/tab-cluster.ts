@@ -25,6 +25,11 @@
  * Everyone on the cluster's control channel (`meshraft:<clusterId>:tabs`) hears every running
  * member's status (role, term, indexes, the tab that runs it) every `statusMs` and on role
  * changes: that is how a tab without members knows the leader, and what `status()` reports.
+ * A tab that is going away (its page's `pagehide`, relayed by ./tab-worker.ts: `leaving()`) says
+ * so on that channel; the others count its members offline at once instead of after `staleMs`,
+ * so their leader guess moves on and their requests in flight to it end at once (by the rules
+ * below, as if unanswered). It publishes nothing more until `returned()` (back from the
+ * back/forward cache).
  *
  * Requests (`propose`, `read`) go to the leader: to the local member when this tab runs it, else
  * over the control channel to the tab that does (the in-browser form of a leader redirect). The
@@ -32,9 +37,14 @@
  * - NOT_LEADER (with the leader's id when known) and the 503 codes (NO_LEADER, NODE_STOPPED,
  *   OVERLOADED, PROPOSAL_DROPPED, READ_TIMEOUT) mean nothing was proposed: resent freely;
  * - a request unanswered within `attemptTimeoutMs` (BroadcastChannel buffers nothing: the tab may
- *   have closed) and OUTCOME_UNKNOWN mean a write may or may not commit: resent only when the
- *   caller says it is safe (`retrySafe`: the command carries an exactly-once session, as the KV's
- *   client/seq), else the call fails with OUTCOME_UNKNOWN at once;
+ *   have closed), or whose tab said it is leaving before answering, and OUTCOME_UNKNOWN mean a
+ *   write may or may not commit: resent only when the caller says it is safe (`retrySafe`: the
+ *   command carries an exactly-once session, as the KV's client/seq), else the call fails with
+ *   OUTCOME_UNKNOWN at once;
+ * - when the statuses show a new leader, a request in flight to the old one that is safe to resend
+ *   (a read, or a write with `retrySafe`) is resent to the new one at once, without waiting out
+ *   `attemptTimeoutMs` (the old leader's tab may have crashed: no `pagehide`); a write without a
+ *   session keeps waiting for its answer;
  * - after `retryBudgetMs` a write that may have reached a log fails with OUTCOME_UNKNOWN, anything
  *   else with the last code (NO_LEADER when no leader was ever found).
  */
@@ -139,6 +149,7 @@ type Answer = { ok: true; value: unknown } | { ok: false; code: string; message:
 
 type ControlMessage =
   | { t: "status"; tab: string; members: TabMemberStatus[] }
+  | { t: "leaving"; tab: string; ids: string[] }
   | { t: "req"; rid: string; from: string; to: string; kind: "propose"; data: Uint8Array }
   | { t: "req"; rid: string; from: string; to: string; kind: "read"; name: string; arg: unknown }
   | { t: "res"; rid: string; to: string; answer: Answer };
@@ -151,6 +162,17 @@ interface RunningMember<Result> {
   error: string | null;
   /** Being stopped to hand the id over. */
   leaving: boolean;
+}
+
+/** A relayed request in flight: where it went and how it ends. */
+interface PendingRelay {
+  /** The member it was sent to. */
+  to: string;
+  /** The tab that ran `to` when it was sent, as far as statuses told. */
+  tab: string | null;
+  /** A read, or a write with an exactly-once session: resending it cannot apply it twice. */
+  safe: boolean;
+  settle(answer: Answer | "timeout" | "left" | "deposed"): void;
 }
 
 /** Codes after which nothing was proposed: the request is resent after a short wait. */
@@ -194,7 +216,10 @@ export function leaderFrom(statuses: TabMemberStatus[]): string | null {
   if (live.length === 0) return null;
   const term = Math.max(...live.map((s) => s.term));
   const atTerm = live.filter((s) => s.term === term);
-  return atTerm.find((s) => s.role === "leader")?.id ?? atTerm.find((s) => s.leader !== null)?.leader ?? null;
+  const gone = new Set(statuses.filter((s) => s.role === "offline" || s.role === "failed").map((s) => s.id));
+  // A leader the others still name but that is offline (its tab left or stopped) is no guess.
+  const named = atTerm.map((s) => s.leader).find((l) => l !== null && !gone.has(l));
+  return atTerm.find((s) => s.role === "leader")?.id ?? named ?? null;
 }
 
 export class TabCluster<Result = unknown> {
@@ -208,7 +233,7 @@ export class TabCluster<Result = unknown> {
   readonly #members = new Map<string, RunningMember<Result>>();
   /** The latest status each member's tab published, with when it arrived. */
   readonly #heard = new Map<string, { status: TabMemberStatus; at: number }>();
-  readonly #pending = new Map<string, (answer: Answer) => void>();
+  readonly #pending = new Map<string, PendingRelay>();
   readonly #stopping = new AbortController();
   readonly #pollMs: number;
   readonly #statusMs: number;
@@ -221,6 +246,10 @@ export class TabCluster<Result = unknown> {
   #cancelPoll: (() => void) | null = null;
   #cancelStatus: (() => void) | null = null;
   #requests = 0;
+  /** This tab said it is leaving: it publishes no status until `returned()`. */
+  #left = false;
+  /** The leader as statuses last told, to see it change. */
+  #lastLeader: string | null = null;
   readonly #listeners = new Set<() => void>();
 
   constructor(options: TabClusterOptions<Result>) {
@@ -274,7 +303,29 @@ export class TabCluster<Result = unknown> {
     this.#publish();
     this.#channel.onmessage = null;
     this.#channel.close();
-    for (const answer of this.#pending.values()) answer({ ok: false, code: "NODE_STOPPED", message: "the tab cluster was stopped" });
+    for (const p of this.#pending.values()) p.settle({ ok: false, code: "NODE_STOPPED", message: "the tab cluster was stopped" });
+  }
+
+  /**
+   * This tab is going away (its page's `pagehide`): tells the other tabs, which count its members
+   * offline at once and end their requests in flight to it, and publishes no more status (the
+   * members keep running until the page is gone, or until `returned()`).
+   */
+  leaving(): void {
+    if (this.#state !== "running") return;
+    this.#left = true;
+    try {
+      this.#channel.postMessage({ t: "leaving", tab: this.tab, ids: this.heldIds() } satisfies ControlMessage);
+    } catch {
+      // closed: stopping
+    }
+  }
+
+  /** The page came back (`pageshow` from the back/forward cache): publish status again. */
+  returned(): void {
+    if (!this.#left) return;
+    this.#left = false;
+    this.#publish();
   }
 
   /** Called when the ids this tab runs change (taken, handed over, failed). */
@@ -475,7 +526,7 @@ export class TabCluster<Result = unknown> {
   }
 
   #publish(): void {
-    if (this.#state === "new") return;
+    if (this.#state === "new" || this.#left) return;
     const members = [...this.#members.values()].filter((m) => !m.leaving).map((m) => this.#localStatus(m));
     try {
       this.#channel.postMessage({ t: "status", tab: this.tab, members } satisfies ControlMessage);
@@ -494,6 +545,12 @@ export class TabCluster<Result = unknown> {
       const listed = new Set(message.members.map((s) => s.id));
       for (const [id, heard] of this.#heard) if (heard.status.tab === message.tab && !listed.has(id)) heard.at = -Infinity;
       for (const s of message.members) if (this.ids.includes(s.id)) this.#heard.set(s.id, { status: s, at: now });
+      this.#leaderMayHaveChanged();
+    } else if (message.t === "leaving" && message.tab !== this.tab && typeof message.tab === "string") {
+      const ids = new Set(Array.isArray(message.ids) ? message.ids : []);
+      for (const [id, heard] of this.#heard) if (heard.status.tab === message.tab || ids.has(id)) heard.at = -Infinity;
+      for (const p of [...this.#pending.values()]) if (p.tab === message.tab || ids.has(p.to)) p.settle("left");
+      this.#leaderMayHaveChanged();
     } else if (message.t === "req" && this.#members.has(message.to)) {
       const { rid, from } = message;
       const answer = message.kind === "propose" ? this.#serve(message.to, { kind: "propose", data: message.data }) : this.#serve(message.to, { kind: "read", name: message.name, arg: message.arg });
@@ -507,8 +564,17 @@ export class TabCluster<Result = unknown> {
         }
       });
     } else if (message.t === "res" && message.to === this.tab) {
-      this.#pending.get(message.rid)?.(message.answer);
+      this.#pending.get(message.rid)?.settle(message.answer);
     }
+  }
+
+  /** When statuses name a new leader, ends the requests in flight to the old one that are safe to resend. */
+  #leaderMayHaveChanged(): void {
+    const leader = this.status().leader;
+    const old = this.#lastLeader;
+    this.#lastLeader = leader;
+    if (leader === null || old === null || leader === old) return;
+    for (const p of [...this.#pending.values()]) if (p.to === old && p.safe) p.settle("deposed");
   }
 
   /** Runs a request on the local member `to` if it leads. */
@@ -540,19 +606,20 @@ export class TabCluster<Result = unknown> {
     if (heard) heard.at = -Infinity;
   }
 
-  /** One attempt on the leader's tab: its answer, or "timeout". */
-  #send(to: string, req: { kind: "propose"; data: Uint8Array } | { kind: "read"; name: string; arg: unknown }): Promise<Answer | "timeout"> {
+  /**
+   * One attempt on the leader's tab: its answer; "timeout"; "left" (its tab said it is leaving);
+   * "deposed" (statuses name another leader; only for a request `safe` to resend).
+   */
+  #send(to: string, req: { kind: "propose"; data: Uint8Array } | { kind: "read"; name: string; arg: unknown }, safe: boolean): Promise<Answer | "timeout" | "left" | "deposed"> {
     const rid = `${this.tab}:${++this.#requests}`;
     return new Promise((resolve) => {
-      const cancel = realClock.setTimer(this.#attemptMs, () => {
-        this.#pending.delete(rid);
-        resolve("timeout");
-      });
-      this.#pending.set(rid, (answer) => {
+      const settle = (answer: Answer | "timeout" | "left" | "deposed"): void => {
         cancel();
         this.#pending.delete(rid);
         resolve(answer);
-      });
+      };
+      const cancel = realClock.setTimer(this.#attemptMs, () => settle("timeout"));
+      this.#pending.set(rid, { to, tab: this.#heard.get(to)?.status.tab ?? null, safe, settle });
       this.#channel.postMessage({ t: "req", rid, from: this.tab, to, ...req } as ControlMessage);
     });
   }
@@ -574,12 +641,14 @@ export class TabCluster<Result = unknown> {
         backoff = Math.min(backoff * 2, 250);
         continue;
       }
-      const answer: Answer | "timeout" = this.#members.has(leader) ? await this.#serve(leader, req) : await this.#send(leader, req);
-      if (answer === "timeout") {
+      const answer: Answer | "timeout" | "left" | "deposed" = this.#members.has(leader) ? await this.#serve(leader, req) : await this.#send(leader, req, !write || retrySafe);
+      if (answer === "timeout" || answer === "left" || answer === "deposed") {
+        // Sent and not answered: a write may have reached the leader's log.
+        const why = answer === "timeout" ? `did not answer within ${this.#attemptMs} ms` : answer === "left" ? "left before answering" : "lost the lead before answering";
         if (write) uncertain = true;
-        if (write && !retrySafe) throw unknown(`the tab running ${leader} did not answer within ${this.#attemptMs} ms`);
-        this.#suspect(leader);
-        last = { code: "NO_LEADER", message: `the tab running ${leader} did not answer` };
+        if (write && !retrySafe) throw unknown(`the tab running ${leader} ${why}`);
+        if (answer === "timeout") this.#suspect(leader);
+        last = { code: "NO_LEADER", message: `the tab running ${leader} ${why}` };
         continue;
       }
       if (answer.ok) return answer.value;

@@ -6,8 +6,14 @@
  * Worker's timers are not throttled that way, and a Worker has IndexedDB, BroadcastChannel and Web
  * Locks. The page talks to its Worker with postMessage:
  *
- *   page -> worker   { rid, op: "status" | "propose" | "read" | "stop", ... }
+ *   page -> worker   { rid, op: "status" | "propose" | "read" | "stop" | "leaving" | "returned", ... }
  *   worker -> page   { rid, ok: true, value } | { rid, ok: false, code, message }
+ *
+ * On the page's `pagehide` (closed, reloaded, navigated away, or put in the back/forward cache)
+ * the page sends "leaving": the Worker's TabCluster tells the other tabs at once (TabCluster.leaving),
+ * so a failover does not wait for the departed leader's tab to time out; `pageshow` from the
+ * back/forward cache sends "returned". (`beforeunload` is not used: a page may cancel it, and
+ * mobile browsers do not fire it.)
  *
  * The Worker file is the application's (it picks the state machine and queries):
  *
@@ -24,6 +30,8 @@ import type { TabCluster, TabClusterStatus, TabProposeResult } from "./tab-clust
 type PageRequest =
   | { rid: number; op: "status" }
   | { rid: number; op: "stop" }
+  | { rid: number; op: "leaving" }
+  | { rid: number; op: "returned" }
   | { rid: number; op: "propose"; data: Uint8Array; retrySafe: boolean }
   | { rid: number; op: "read"; name: string; arg: unknown };
 
@@ -61,6 +69,10 @@ function perform<Result>(cluster: TabCluster<Result>, req: PageRequest): Promise
       return Promise.resolve(cluster.status());
     case "stop":
       return cluster.stop().then(() => undefined);
+    case "leaving":
+      return Promise.resolve(cluster.leaving());
+    case "returned":
+      return Promise.resolve(cluster.returned());
     case "propose":
       return cluster.propose(req.data, { retrySafe: req.retrySafe });
     case "read":
@@ -87,8 +99,17 @@ export interface TabClusterConnection<Result = unknown> {
 /** A failure from the Worker: `code` is the HTTP API's code. */
 export class TabRequestError extends MeshraftError {}
 
-/** Talks to a Worker that runs `serveTabCluster`. */
-export function connectTabCluster<Result = unknown>(worker: Pick<Worker, "postMessage" | "addEventListener">): TabClusterConnection<Result> {
+/** Where the page's `pagehide` / `pageshow` events come from (a Window). */
+export interface PageEvents {
+  addEventListener(type: "pagehide" | "pageshow", listener: (event: Event & { persisted?: boolean }) => void): void;
+}
+
+/**
+ * Talks to a Worker that runs `serveTabCluster`. `page`: where to hear `pagehide` and `pageshow`
+ * (default: the global scope when it is a page), to tell the other tabs at once that this one is
+ * going away; `false` for none.
+ */
+export function connectTabCluster<Result = unknown>(worker: Pick<Worker, "postMessage" | "addEventListener">, page?: PageEvents | false): TabClusterConnection<Result> {
   let next = 0;
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   worker.addEventListener("message", (event: MessageEvent) => {
@@ -110,6 +131,14 @@ export function connectTabCluster<Result = unknown>(worker: Pick<Worker, "postMe
       pending.set(rid, { resolve, reject });
       worker.postMessage({ rid, ...req });
     });
+  const events = page ?? ((globalThis as { document?: unknown }).document !== undefined ? (globalThis as unknown as PageEvents) : false);
+  if (events) {
+    // Not awaited: the page may be gone before the answer comes.
+    events.addEventListener("pagehide", () => void ask({ op: "leaving" }).catch(() => {}));
+    events.addEventListener("pageshow", (event) => {
+      if (event.persisted) void ask({ op: "returned" }).catch(() => {});
+    });
+  }
   return {
     status: () => ask({ op: "status" }) as Promise<TabClusterStatus>,
     propose: (data, options = {}) => ask({ op: "propose", data, retrySafe: options.retrySafe ?? false }) as Promise<TabProposeResult<Result>>,

@@ -9,7 +9,7 @@ import { IDBKeyRange, indexedDB } from "fake-indexeddb";
 import { afterEach, describe, expect, it } from "vitest";
 import { chooseHandOver, controlChannelName, leaderFrom, TabCluster, type TabMemberStatus } from "../../adapters/browser/tab-cluster.ts";
 import { kvQueries, tabsKvHandle, type TabsKvHandle } from "../../adapters/browser/tab-kv.ts";
-import { connectTabCluster, type MessageEndpoint, serveTabCluster } from "../../adapters/browser/tab-worker.ts";
+import { connectTabCluster, type MessageEndpoint, type PageEvents, serveTabCluster } from "../../adapters/browser/tab-worker.ts";
 import { tabLockName } from "../../adapters/browser/tab-ids.ts";
 import { realClock } from "../../src/clock.ts";
 import { type KvResult, KvStateMachine } from "../../src/kv/kv.ts";
@@ -191,11 +191,16 @@ describe("TabCluster in Node (fake-indexeddb, in-memory Web Locks)", () => {
  * A tab that says (on the control channel) it runs the leader `id`, and answers requests with
  * `answer` (or never, with null): what a real tab does, reduced to what the relay rules need.
  */
-function fakeLeaderTab(clusterId: string, id: string, answer: ((req: { rid: string; from: string; kind: string }) => unknown) | null): { requests: number; close(): void } {
+function fakeLeaderTab(
+  clusterId: string,
+  id: string,
+  answer: ((req: { rid: string; from: string; kind: string }) => unknown) | null,
+  { tab = "fake", term = 7 } = {},
+): { requests: number; close(): void; leave(): void } {
   const channel = new BroadcastChannel(controlChannelName(clusterId));
-  const seen = { requests: 0, close: () => {} };
+  const seen = { requests: 0, close: () => {}, leave: () => {} };
   const publish = (): void =>
-    channel.postMessage({ t: "status", tab: "fake", members: [{ ...status(id, "leader", 7, id), tab: "fake" }] });
+    channel.postMessage({ t: "status", tab, members: [{ ...status(id, "leader", term, id), tab }] });
   publish();
   const timer = setInterval(publish, 30);
   channel.onmessage = (event: MessageEvent) => {
@@ -208,27 +213,46 @@ function fakeLeaderTab(clusterId: string, id: string, answer: ((req: { rid: stri
     clearInterval(timer);
     channel.close();
   };
+  // What a TabCluster does on its page's pagehide: says so, then publishes no more status.
+  seen.leave = () => {
+    clearInterval(timer);
+    channel.postMessage({ t: "leaving", tab, ids: [id] });
+  };
   return seen;
 }
 
-describe("relay rules (a client tab and a leader's tab that misbehaves)", () => {
-  /** A client tab: every id is held elsewhere (by this test), so it runs no member. */
-  async function clientTab(clusterId: string, retryBudgetMs: number): Promise<{ tab: TabCluster<KvResult>; release: () => void }> {
-    const locks = new InMemoryLocks();
-    const releases: (() => void)[] = [];
-    for (const id of ["t1", "t2", "t3"]) void locks.request(tabLockName(clusterId, id), {}, () => new Promise<void>((r) => releases.push(r)));
-    const tab = new TabCluster<KvResult>({ clusterId, locks, env, stateMachine: () => new KvStateMachine(), pollMs: 50, statusMs: 50, attemptTimeoutMs: 200, retryBudgetMs });
-    started.push(tab);
-    await tab.start();
-    await until("the fake leader is heard", () => tab.status().leader !== null);
-    return { tab, release: () => releases.forEach((r) => r()) };
-  }
+/** Settles with the promise's outcome, or "pending" when it has not settled within `ms`. */
+function within<T>(ms: number, p: Promise<T>): Promise<{ value: T } | { error: unknown } | "pending"> {
+  return Promise.race([
+    p.then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    ),
+    new Promise<"pending">((resolve) => realClock.setTimer(ms, () => resolve("pending"))),
+  ]);
+}
 
+/** A client tab: every id is held elsewhere (by this test), so it runs no member. */
+async function clientTab(
+  clusterId: string,
+  timing: { attemptTimeoutMs: number; retryBudgetMs: number; staleMs?: number },
+): Promise<{ tab: TabCluster<KvResult>; release: () => void }> {
+  const locks = new InMemoryLocks();
+  const releases: (() => void)[] = [];
+  for (const id of ["t1", "t2", "t3"]) void locks.request(tabLockName(clusterId, id), {}, () => new Promise<void>((r) => releases.push(r)));
+  const tab = new TabCluster<KvResult>({ clusterId, locks, env, stateMachine: () => new KvStateMachine(), pollMs: 50, statusMs: 50, ...timing });
+  started.push(tab);
+  await tab.start();
+  await until("the fake leader is heard", () => tab.status().leader !== null);
+  return { tab, release: () => releases.forEach((r) => r()) };
+}
+
+describe("relay rules (a client tab and a leader's tab that misbehaves)", () => {
   it("an unanswered write without a session fails OUTCOME_UNKNOWN after one attempt, never resent", async () => {
     const clusterId = freshCluster();
     const fake = fakeLeaderTab(clusterId, "t1", null);
     try {
-      const { tab, release } = await clientTab(clusterId, 5_000);
+      const { tab, release } = await clientTab(clusterId, { attemptTimeoutMs: 200, retryBudgetMs: 5_000 });
       await expect(tab.propose(new Uint8Array([1]))).rejects.toMatchObject({ code: "OUTCOME_UNKNOWN" });
       expect(fake.requests).toBe(1);
       release();
@@ -241,7 +265,7 @@ describe("relay rules (a client tab and a leader's tab that misbehaves)", () => 
     const clusterId = freshCluster();
     const fake = fakeLeaderTab(clusterId, "t1", null);
     try {
-      const { tab, release } = await clientTab(clusterId, 1_500);
+      const { tab, release } = await clientTab(clusterId, { attemptTimeoutMs: 200, retryBudgetMs: 1_500 });
       await expect(tab.propose(new Uint8Array([1]), { retrySafe: true })).rejects.toMatchObject({ code: "OUTCOME_UNKNOWN" });
       expect(fake.requests).toBeGreaterThan(1);
       await expect(tab.read("get", "k")).rejects.toMatchObject({ code: "NO_LEADER" });
@@ -262,7 +286,7 @@ describe("relay rules (a client tab and a leader's tab that misbehaves)", () => 
       return { ok: false, code: "OUTCOME_UNKNOWN", message: "leader lost" };
     });
     try {
-      const { tab, release } = await clientTab(clusterId, 5_000);
+      const { tab, release } = await clientTab(clusterId, { attemptTimeoutMs: 200, retryBudgetMs: 5_000 });
       await expect(tab.propose(new Uint8Array([1]))).resolves.toEqual({ index: 42, result: "done" });
       expect(n).toBe(2);
       await expect(tab.propose(new Uint8Array([2]))).rejects.toMatchObject({ code: "OUTCOME_UNKNOWN" });
@@ -272,6 +296,84 @@ describe("relay rules (a client tab and a leader's tab that misbehaves)", () => 
     } finally {
       fake.close();
     }
+  });
+});
+
+describe("failover without waiting out attemptTimeoutMs", () => {
+  it("a leaving tab's members are offline at once; a write without a session sent to it fails OUTCOME_UNKNOWN at once, never resent", async () => {
+    const clusterId = freshCluster();
+    const fake = fakeLeaderTab(clusterId, "t1", null);
+    const { tab, release } = await clientTab(clusterId, { attemptTimeoutMs: 60_000, retryBudgetMs: 120_000, staleMs: 600_000 });
+    try {
+      expect(tab.status().leader).toBe("t1");
+      const write = tab.propose(new Uint8Array([1]));
+      await until("the write reached t1's tab", () => fake.requests === 1);
+      fake.leave();
+      const outcome = await within(5_000, write);
+      expect(outcome).toMatchObject({ error: { code: "OUTCOME_UNKNOWN" } });
+      expect(String((outcome as { error: unknown }).error)).toMatch(/left before answering/);
+      expect(fake.requests).toBe(1);
+      // Offline although staleMs (600 s) has not passed; what it said last is kept.
+      expect(tab.status().members[0]).toMatchObject({ id: "t1", role: "offline", term: 7, tab: null });
+      expect(tab.status().leader).toBeNull();
+    } finally {
+      fake.close();
+      release();
+    }
+  });
+
+  it("a leaving tab ends a read and a write with a session sent to it at once; they go to the next leader", async () => {
+    const clusterId = freshCluster();
+    const first = fakeLeaderTab(clusterId, "t1", null);
+    const { tab, release } = await clientTab(clusterId, { attemptTimeoutMs: 60_000, retryBudgetMs: 120_000, staleMs: 600_000 });
+    let next: ReturnType<typeof fakeLeaderTab> | null = null;
+    try {
+      const write = tab.propose(new Uint8Array([1]), { retrySafe: true });
+      const read = tab.read("get", "k");
+      await until("both reached t1's tab", () => first.requests === 2);
+      first.leave();
+      // The next leader is at the same term (only the leaving message, not a new term, moves the guess).
+      next = fakeLeaderTab(clusterId, "t2", (req) => (req.kind === "read" ? { ok: true, value: "v" } : { ok: true, value: { index: 9, result: "r" } }), { tab: "fake2", term: 7 });
+      expect(await within(5_000, write)).toEqual({ value: { index: 9, result: "r" } });
+      expect(await within(5_000, read)).toEqual({ value: "v" });
+      expect(first.requests).toBe(2);
+      expect(next.requests).toBe(2);
+    } finally {
+      first.close();
+      next?.close();
+      release();
+    }
+  });
+
+  it("a new leader in the statuses (the old tab crashed: no leaving message) ends a write with a session at once; one without keeps waiting and is never resent", async () => {
+    const clusterId = freshCluster();
+    const crashed = fakeLeaderTab(clusterId, "t1", null);
+    const { tab, release } = await clientTab(clusterId, { attemptTimeoutMs: 3_000, retryBudgetMs: 120_000, staleMs: 600_000 });
+    let next: ReturnType<typeof fakeLeaderTab> | null = null;
+    try {
+      const safe = tab.propose(new Uint8Array([1]), { retrySafe: true });
+      const unsafe = tab.propose(new Uint8Array([2]));
+      await until("both reached t1's tab", () => crashed.requests === 2);
+      crashed.close(); // no leaving message; its last status stays fresh (staleMs 600 s)
+      next = fakeLeaderTab(clusterId, "t2", () => ({ ok: true, value: { index: 3, result: "r" } }), { tab: "fake2", term: 8 });
+      expect(await within(2_000, safe)).toEqual({ value: { index: 3, result: "r" } });
+      expect(next.requests).toBe(1);
+      // The write without a session may have reached t1's log: it waits out its attempt, then says so.
+      await expect(unsafe).rejects.toMatchObject({ code: "OUTCOME_UNKNOWN" });
+      expect(next.requests).toBe(1);
+    } finally {
+      crashed.close();
+      next?.close();
+      release();
+    }
+  });
+});
+
+describe("leader guess", () => {
+  it("a leader the others name but that is offline is no guess", () => {
+    expect(leaderFrom([status("t1", "offline", 7, null), status("t2", "follower", 7, "t1")])).toBeNull();
+    expect(leaderFrom([status("t1", "failed", 7, null), status("t2", "follower", 7, "t1"), status("t3", "follower", 7, "t1")])).toBeNull();
+    expect(leaderFrom([status("t1", "offline", 7, null), status("t2", "follower", 8, "t3"), status("t3", "candidate", 8, null)])).toBe("t3");
   });
 });
 
@@ -363,6 +465,35 @@ describe("page and Worker (serveTabCluster / connectTabCluster over a MessageCha
       expect(locks.held.size).toBe(0);
       await expect(kv.put("k", "w")).rejects.toMatchObject({ code: "NODE_STOPPED" });
     } finally {
+      workerSide.close();
+      pageSide.close();
+    }
+  });
+
+  it("the page's pagehide makes the Worker's cluster say 'leaving' on the control channel and stop publishing; pageshow from the bfcache resumes", async () => {
+    const clusterId = freshCluster();
+    const tab = kvTab(clusterId, new InMemoryLocks());
+    const { port1: workerSide, port2: pageSide } = new MessageChannel();
+    const page = new EventTarget();
+    const heard: { t: string; tab: string; ids?: string[] }[] = [];
+    const control = new BroadcastChannel(controlChannelName(clusterId));
+    control.onmessage = (event: MessageEvent) => heard.push(event.data);
+    try {
+      await serveTabCluster(tab, workerSide as unknown as MessageEndpoint);
+      workerSide.start();
+      pageSide.start();
+      connectTabCluster<KvResult>(pageSide as unknown as Worker, page as unknown as PageEvents);
+      await until("its statuses", () => heard.some((m) => m.t === "status" && m.tab === tab.tab));
+      page.dispatchEvent(new Event("pagehide"));
+      await until("the leaving message", () => heard.some((m) => m.t === "leaving"));
+      expect(heard.find((m) => m.t === "leaving")).toEqual({ t: "leaving", tab: tab.tab, ids: ["t1", "t2", "t3"] });
+      const at = heard.length;
+      await new Promise<void>((resolve) => realClock.setTimer(300, resolve)); // 6 status periods
+      expect(heard.slice(at).filter((m) => m.t === "status")).toEqual([]);
+      page.dispatchEvent(Object.assign(new Event("pageshow"), { persisted: true }));
+      await until("statuses again", () => heard.slice(at).some((m) => m.t === "status" && m.tab === tab.tab));
+    } finally {
+      control.close();
       workerSide.close();
       pageSide.close();
     }
