@@ -6,6 +6,7 @@ import type { HttpLimits } from "./http/app.ts";
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from "./kv/kv.ts";
 import type { MemberNodeOptions } from "./member.ts";
 import { nodeIdProblem } from "./core/node-id.ts";
+import { validateRaftNodeOptions } from "./node/options.ts";
 import type { TlsFiles } from "./tls.ts";
 
 export interface StartArgs {
@@ -331,6 +332,22 @@ export function parseStartArgs(
   }
   const et = one("election-timeout-ms");
   const hb = one("heartbeat-interval-ms");
+  const node: MemberNodeOptions = {
+    electionTimeoutMs: et ? positiveInt(et, "--election-timeout-ms") : undefined,
+    heartbeatIntervalMs: hb ? positiveInt(hb, "--heartbeat-interval-ms") : undefined,
+    readMode,
+    snapshotEveryEntries: count(one("snapshot-every"), "--snapshot-every"),
+    snapshotEveryBytes: count(one("snapshot-bytes"), "--snapshot-bytes", "bytes"),
+    snapshotMarginEntries: count(one("snapshot-margin"), "--snapshot-margin"),
+  };
+  // The node's own rules (heartbeat shorter than the election timeout, ...), checked here by the
+  // same validate() a RaftNode runs, so a bad combination is a usage error and not a failed start.
+  try {
+    validateRaftNodeOptions({ id, members: join.length > 0 ? [] : [id, ...peers.map((p) => p.id)], join: join.length > 0, ...node });
+  } catch (error) {
+    if (error instanceof RangeError) throw new UsageError(`the node's settings do not go together: ${error.message}`);
+    throw error;
+  }
   return {
     id,
     listen,
@@ -345,14 +362,7 @@ export function parseStartArgs(
     learner,
     insecure,
     privateStatus: flags.has("private-status"),
-    node: {
-      electionTimeoutMs: et ? positiveInt(et, "--election-timeout-ms") : undefined,
-      heartbeatIntervalMs: hb ? positiveInt(hb, "--heartbeat-interval-ms") : undefined,
-      readMode,
-      snapshotEveryEntries: count(one("snapshot-every"), "--snapshot-every"),
-      snapshotEveryBytes: count(one("snapshot-bytes"), "--snapshot-bytes", "bytes"),
-      snapshotMarginEntries: count(one("snapshot-margin"), "--snapshot-margin"),
-    },
+    node,
     limits: {
       maxKeyBytes: byteLimit(one("max-key-bytes"), "--max-key-bytes", MAX_KEY_BYTES),
       maxValueBytes: byteLimit(one("max-value-bytes"), "--max-value-bytes", MAX_VALUE_BYTES),

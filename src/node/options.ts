@@ -121,7 +121,7 @@ export interface NodeSettings {
 }
 
 /** Fill in defaults and check the settings; throws RangeError naming the first bad one. */
-export function nodeSettings<R>(options: RaftNodeOptions<R>): NodeSettings {
+export function nodeSettings<R>(options: RaftNodeSettings<R>): NodeSettings {
   return {
     tickMs: positive("tickMs", options.tickMs ?? 25),
     proposalTimeoutMs: positive("proposalTimeoutMs", options.proposalTimeoutMs ?? 10_000),
@@ -138,7 +138,7 @@ export function nodeSettings<R>(options: RaftNodeOptions<R>): NodeSettings {
  * The core's configuration: timeouts in ms become ticks of `tickMs`. Checked when the node
  * starts (a bad election timeout fails start(), not the constructor).
  */
-export function coreConfig<R>(id: NodeId, o: RaftNodeOptions<R>, tickMs: number): { config: RaftConfig; electionTimeoutMs: number } {
+export function coreConfig<R>(id: NodeId, o: RaftNodeSettings<R>, tickMs: number): { config: RaftConfig; electionTimeoutMs: number } {
   const electionTimeoutMs = positive("electionTimeoutMs", o.electionTimeoutMs ?? 300);
   const heartbeatIntervalMs = positive("heartbeatIntervalMs", o.heartbeatIntervalMs ?? 50);
   const core = Object.fromEntries(CORE_OPTIONS.map((key) => [key, o[key]])) as RaftCoreOptions;
@@ -152,13 +152,16 @@ export function coreConfig<R>(id: NodeId, o: RaftNodeOptions<R>, tickMs: number)
   return { config, electionTimeoutMs };
 }
 
+/** RaftNodeOptions without the parts a RaftNode opens and runs: what validateRaftNodeOptions checks. */
+export type RaftNodeSettings<R = unknown> = Omit<RaftNodeOptions<R>, "storage" | "transport" | "stateMachine">;
+
 /**
  * Throw the RangeError a RaftNode would throw for these options, when it is constructed or when
  * it starts, without constructing one or opening anything: the members (or `join`), every
  * duration and limit, and the core's own rules (heartbeat shorter than the election timeout in
  * ticks, a lease only with checkQuorum, the lease drift). Options it accepts start a node.
  */
-export function validateRaftNodeOptions<R>(options: RaftNodeOptions<R>): void {
+export function validateRaftNodeOptions<R>(options: RaftNodeSettings<R>): void {
   bootstrapMembers(options.id, options.members, !!options.join);
   const { tickMs } = nodeSettings(options);
   // A throwaway random: the core draws from it when constructed, and the caller's must stay untouched.

@@ -51,6 +51,14 @@ describe("meshraft start arguments", () => {
     expect(() => parseStartArgs([...base, "--read-mode", "fast"])).toThrow(/--read-mode is read-index or lease, got "fast"/);
   });
 
+  it("checks the node's settings with the node's own validate(): a heartbeat no shorter than the election timeout is a usage error", () => {
+    expect(() => parseStartArgs([...base, "--heartbeat-interval-ms", "2000", "--election-timeout-ms", "1000"])).toThrow(
+      /the node's settings do not go together: electionTicks \(40\) must exceed heartbeatTicks \(80\)/,
+    );
+    expect(() => parseStartArgs([...base, "--heartbeat-interval-ms", "2000", "--election-timeout-ms", "1000"])).toThrow(UsageError);
+    expect(parseStartArgs([...base, "--heartbeat-interval-ms", "100", "--election-timeout-ms", "1000"]).node).toMatchObject({ heartbeatIntervalMs: 100, electionTimeoutMs: 1000 });
+  });
+
   it("--private-status makes /status need the token; it is public by default", () => {
     expect(parseStartArgs(base).privateStatus).toBe(false);
     expect(parseStartArgs([...base, "--private-status"]).privateStatus).toBe(true);
