@@ -240,6 +240,17 @@ function render() {
     remove.onclick = function () { removeMember(m.id); };
     actions.appendChild(transfer);
     actions.appendChild(remove);
+    if (m.role === "learner") {
+      var promote = el("button", { type: "button", "data-action": "promote", "data-target": m.id }, "promote");
+      promote.disabled = !m.url;
+      promote.onclick = function () { promoteLearner(m.id, m.url); };
+      actions.appendChild(promote);
+    }
+    var snap = el("button", { type: "button", "data-action": "snapshot", "data-target": m.id }, "snapshot now");
+    var snapUrl = e && e.conn.up ? e.conn.url : m.url;
+    snap.disabled = role === "unreachable" || !snapUrl;
+    snap.onclick = function () { snapshotNow(snapUrl); };
+    actions.appendChild(snap);
     tr.appendChild(actions);
     table.appendChild(tr);
   });
@@ -475,11 +486,14 @@ function renderEvents() {
   });
 }
 
-/** Admin calls go straight to the leader (browsers drop Authorization on cross-origin redirects). */
-function admin(method, path, body) {
+/**
+ * Admin calls go straight to the leader (browsers drop Authorization on cross-origin redirects),
+ * or to the member at target (a snapshot is each member's own).
+ */
+function admin(method, path, body, target) {
   var out = document.getElementById("admin-result");
   var view = picture();
-  var leader = view && view.role === "leader" ? view : null;
+  var leader = target ? { url: target } : view && view.role === "leader" ? view : null;
   if (!leader) {
     out.textContent = "no reachable leader to ask";
     return Promise.resolve();
@@ -510,6 +524,17 @@ function removeMember(id) {
   if (!confirm("Remove " + id + " from the cluster?")) return;
   return admin("DELETE", "/admin/members/" + encodeURIComponent(id));
 }
+
+function promoteLearner(id, url) { return admin("POST", "/admin/members", { id: id, url: url, role: "voter" }); }
+function snapshotNow(url) { return admin("POST", "/admin/snapshot", null, url); }
+document.getElementById("add-member").onsubmit = function (ev) {
+  ev.preventDefault();
+  admin("POST", "/admin/members", {
+    id: document.getElementById("add-id").value.trim(),
+    url: document.getElementById("add-url").value.trim(),
+    role: document.getElementById("add-role").value,
+  });
+};
 
 document.getElementById("tokens").onsubmit = function (ev) {
   ev.preventDefault();
@@ -1022,6 +1047,11 @@ export const DASHBOARD_HTML: string = `<!doctype html>
       <thead><tr><th>leader</th><th>follower</th><th>match</th><th>next</th><th>lag</th><th>state</th><th>inflight</th><th>last contact</th></tr></thead>
       <tbody id="progress"></tbody>
     </table>
+    <form id="add-member" class="live-only" autocomplete="off">add a member:
+      <label>id <input id="add-id" required></label>
+      <label>url <input id="add-url" type="url" required placeholder="http://127.0.0.1:7004"></label>
+      <label>as <select id="add-role"><option value="voter">voter (joins as a learner, promoted once caught up)</option><option value="learner">learner</option></select></label>
+      <button type="submit" data-action="add">add</button></form>
     <div id="admin-result" role="status" aria-live="polite"></div>
   </div>
 </div>
