@@ -54,6 +54,10 @@ function svg(tag, attrs, text) {
   if (text !== undefined) e.textContent = String(text);
   return e;
 }
+function bytesText(n) {
+  return n < 1024 ? n + " B" : n < 1048576 ? (n / 1024).toFixed(1) + " KiB" : (n / 1048576).toFixed(1) + " MiB";
+}
+
 function authHeaders(token) {
   return token ? { Authorization: "Bearer " + token } : {};
 }
@@ -229,9 +233,10 @@ function render() {
     ring.appendChild(g);
 
     var tr = el("tr", { "data-member": m.id, "data-role": role });
-    [m.id, role, m.role, s ? s.runtime : "", s ? s.term : "", s ? s.leader || "none" : "", s ? s.commitIndex : "", s ? s.appliedIndex : "", s ? s.lastIndex : "", s ? s.snapshotIndex : "", m.url || ""].forEach(function (v) {
+    [m.id, role, m.role, s ? s.runtime : "", s ? s.term : "", s ? s.leader || "none" : "", s ? s.commitIndex : "", s ? s.appliedIndex : "", s ? s.lastIndex : "", s ? s.snapshotIndex : "", s && s.logBytes !== undefined ? bytesText(s.logBytes) : "", m.url || ""].forEach(function (v) {
       tr.appendChild(el("td", {}, v));
     });
+    if (s && s.logBytes !== undefined) tr.children[10].setAttribute("data-log-bytes", String(s.logBytes));
     var actions = el("td", { "class": "live-only" });
     var transfer = el("button", { type: "button", "data-action": "transfer", "data-target": m.id }, "make leader");
     transfer.disabled = role === "leader" || role === "unreachable" || m.role !== "voter";
@@ -1039,7 +1044,7 @@ export const DASHBOARD_HTML: string = `<!doctype html>
   <div>
     <h2>Members</h2>
     <table>
-      <thead><tr><th>id</th><th>role</th><th>config</th><th>runtime</th><th>term</th><th>leader</th><th>commit</th><th>applied</th><th>last</th><th>snapshot</th><th>url</th><th>admin</th></tr></thead>
+      <thead><tr><th>id</th><th>role</th><th>config</th><th>runtime</th><th>term</th><th>leader</th><th>commit</th><th>applied</th><th>last</th><th>snapshot</th><th>log size</th><th>url</th><th>admin</th></tr></thead>
       <tbody id="members"></tbody>
     </table>
     <h2>Replication (as the leader sees it)</h2>

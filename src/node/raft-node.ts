@@ -351,6 +351,11 @@ export class RaftNode<Result = unknown> {
     });
   }
 
+  /** Bytes the stored log takes, when the storage tells (Storage.sizeBytes). */
+  storageBytes(): number | undefined {
+    return this.storage.sizeBytes?.();
+  }
+
   /** The configuration this node works with: the latest in its log (thesis §4.1). */
   membership(): ConfState {
     return cloneConf(this.raft?.conf ?? { voters: this.bootstrapVoters.slice(), learners: [], votersOutgoing: [] });

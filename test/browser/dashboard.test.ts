@@ -101,6 +101,12 @@ describe("the dashboard against three member processes", () => {
     // The leader's view of each follower is drawn as a table row.
     await expect.poll(() => page.locator("#progress tr").count(), { timeout: WAIT_MS }).toBe(2);
     await expect.poll(() => page.locator("#summary").textContent(), { timeout: WAIT_MS }).toMatch(/3 of 3 voters up; can lose 1 more voter/);
+    // Each member's log size on disk (its FileStorage segments), from its own stream.
+    for (const id of cluster.ids) {
+      const cell = page.locator(`#members tr[data-member="${id}"] td[data-log-bytes]`);
+      await expect.poll(async () => Number(await cell.getAttribute("data-log-bytes")), { timeout: WAIT_MS }).toBeGreaterThan(0);
+      expect(await cell.textContent()).toMatch(/^\d+(\.\d)? (B|KiB|MiB)$/);
+    }
     await shot("1-three-members");
   });
 
