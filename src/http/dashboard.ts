@@ -39,6 +39,8 @@ export interface DashboardStatus {
   /** Every member of the configuration; "leaving" are voters of the outgoing half of a joint one. */
   members: { id: NodeId; url: string | null; role: "voter" | "learner" | "leaving" }[];
   joint: boolean;
+  /** While joint: the voters of the outgoing (old) configuration; `members`' voters are the new one's. */
+  outgoing?: NodeId[];
   /** The leader's view of each other member; empty on a follower. */
   progress: DashboardProgress[];
   stopped: boolean;
@@ -156,6 +158,7 @@ export function dashboardStatus(o: Pick<DashboardOptions, "node" | "selfUrl" | "
     ...(logBytes !== undefined ? { logBytes } : {}),
     members,
     joint: conf.votersOutgoing.length > 0,
+    ...(conf.votersOutgoing.length > 0 ? { outgoing: conf.votersOutgoing.slice() } : {}),
     progress,
     stopped: node.stopped,
     time: Date.now(),
