@@ -7,8 +7,10 @@
  *                                   learner that has caught up (409 LEARNER_BEHIND if it has not)
  *   DELETE /admin/members/:id       remove a member (the leader itself included)
  *   POST   /admin/transfer-leader   {to?}: hand leadership to `to`, or to the most up-to-date voter
+ *   POST   /admin/snapshot          snapshot this member's state machine now and compact its log
  *
- * Only the leader answers; followers redirect (307) like the KV API. Adding a member that is
+ * Only the leader answers (followers redirect (307) like the KV API), except /admin/snapshot,
+ * which every member answers for itself. Adding a member that is
  * already there in the asked role answers 200 without a change, so a joining node may retry.
  */
 import type { Context, Hono } from "hono";
@@ -24,7 +26,7 @@ import {
 } from "../errors.ts";
 import type { MembershipChange, RaftNode } from "../node.ts";
 import { ApiError, apiErrorFrom } from "./errors.ts";
-import type { AdminMember, AdminMembersBody, AdminTransferBody } from "./protocol.ts";
+import type { AdminMember, AdminMembersBody, AdminSnapshotBody, AdminTransferBody } from "./protocol.ts";
 
 export interface AdminRouteContext {
   // deno-lint-ignore no-explicit-any
@@ -139,6 +141,13 @@ export function mountAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
       return [`${leader} leads`, c.json(answer)];
     });
   });
+
+  app.post("/admin/snapshot", (c) =>
+    audited(c, `snapshot ${node.id} now`, () => node.snapshotNow(), (index) => {
+      const answer: AdminSnapshotBody = { id: node.id, index };
+      return [`snapshot at index ${index}`, c.json(answer)];
+    }),
+  );
 }
 
 function adminError(err: unknown): ApiError {

@@ -54,6 +54,10 @@ function svg(tag, attrs, text) {
   if (text !== undefined) e.textContent = String(text);
   return e;
 }
+function bytesText(n) {
+  return n < 1024 ? n + " B" : n < 1048576 ? (n / 1024).toFixed(1) + " KiB" : (n / 1048576).toFixed(1) + " MiB";
+}
+
 function authHeaders(token) {
   return token ? { Authorization: "Bearer " + token } : {};
 }
@@ -188,10 +192,37 @@ function render() {
   var n = members.length;
   var cx = 200, cy = 190, r = n > 1 ? 130 : 0;
   var pos = new Map();
-  members.forEach(function (m, i) {
-    var a = -Math.PI / 2 + (2 * Math.PI * i) / n;
-    pos.set(m.id, { x: cx + r * Math.cos(a), y: cy + r * Math.sin(a) });
-  });
+  // A joint configuration is drawn as two overlapping rings, the old voters' and the new
+  // voters': members of one only on its outer side, members of both where they overlap.
+  var side = new Map();
+  if (view.joint) {
+    var oldSet = new Set(view.outgoing || members.filter(function (m) { return m.role !== "learner"; }).map(function (m) { return m.id; }));
+    var cols = { old: [], both: [], "new": [], learner: [] };
+    members.forEach(function (m) {
+      var inNew = m.role === "voter", inOld = oldSet.has(m.id);
+      var k = inOld && inNew ? "both" : inOld ? "old" : inNew ? "new" : "learner";
+      side.set(m.id, k);
+      cols[k].push(m.id);
+    });
+    var colX = { old: cx - 120, both: cx, "new": cx + 120 };
+    ["old", "both", "new"].forEach(function (k) {
+      cols[k].forEach(function (id, i) { pos.set(id, { x: colX[k], y: cy - 10 + (i - (cols[k].length - 1) / 2) * 76 }); });
+    });
+    cols.learner.forEach(function (id, i) { pos.set(id, { x: cx + (i - (cols.learner.length - 1) / 2) * 76, y: cy + 150 }); });
+    [["old", cx - 60], ["new", cx + 60]].forEach(function (ringSpec) {
+      var k = ringSpec[0];
+      var ids = members.filter(function (m) { return side.get(m.id) === k || side.get(m.id) === "both"; }).map(function (m) { return m.id; });
+      var gr = svg("g", { "data-ring": k, role: "img", "aria-label": k + " configuration: " + ids.join(", "), "class": "conf-ring ring-" + k });
+      gr.appendChild(svg("circle", { cx: ringSpec[1], cy: cy - 10, r: 125 }));
+      gr.appendChild(svg("text", { x: ringSpec[1] + (k === "old" ? -70 : 70), y: cy - 140, "class": "ring-label" }, k === "old" ? "old voters" : "new voters"));
+      ring.appendChild(gr);
+    });
+  } else {
+    members.forEach(function (m, i) {
+      var a = -Math.PI / 2 + (2 * Math.PI * i) / n;
+      pos.set(m.id, { x: cx + r * Math.cos(a), y: cy + r * Math.sin(a) });
+    });
+  }
   var leaders = [];
   members.forEach(function (m) { if (shownRole(m.id, m) === "leader") leaders.push(m.id); });
   // Replication links from each reachable leader to the members it replicates to.
@@ -219,6 +250,7 @@ function render() {
     var proc = demoProcess(m.id);
     var g = svg("g", { "data-member": m.id, "data-role": role, "aria-label": label + (proc && proc !== "running" ? " (process " + proc + ")" : ""), role: "img", "class": "member role-" + role + " conf-" + m.role, tabindex: "0" });
     if (proc) g.setAttribute("data-process", proc);
+    if (side.has(m.id)) g.setAttribute("data-joint", side.get(m.id));
     var fill = role === "unreachable" || !s ? "#bbb" : termColour(s.term);
     g.appendChild(svg("circle", { cx: p.x, cy: p.y, r: 34, fill: fill }));
     g.appendChild(svg("text", { x: p.x, y: p.y - 6, "class": "id" }, m.id));
@@ -229,9 +261,10 @@ function render() {
     ring.appendChild(g);
 
     var tr = el("tr", { "data-member": m.id, "data-role": role });
-    [m.id, role, m.role, s ? s.runtime : "", s ? s.term : "", s ? s.leader || "none" : "", s ? s.commitIndex : "", s ? s.appliedIndex : "", s ? s.lastIndex : "", s ? s.snapshotIndex : "", m.url || ""].forEach(function (v) {
+    [m.id, role, m.role, s ? s.runtime : "", s ? s.term : "", s ? s.leader || "none" : "", s ? s.commitIndex : "", s ? s.appliedIndex : "", s ? s.lastIndex : "", s ? s.snapshotIndex : "", s && s.logBytes !== undefined ? bytesText(s.logBytes) : "", m.url || ""].forEach(function (v) {
       tr.appendChild(el("td", {}, v));
     });
+    if (s && s.logBytes !== undefined) tr.children[10].setAttribute("data-log-bytes", String(s.logBytes));
     var actions = el("td", { "class": "live-only" });
     var transfer = el("button", { type: "button", "data-action": "transfer", "data-target": m.id }, "make leader");
     transfer.disabled = role === "leader" || role === "unreachable" || m.role !== "voter";
@@ -240,6 +273,17 @@ function render() {
     remove.onclick = function () { removeMember(m.id); };
     actions.appendChild(transfer);
     actions.appendChild(remove);
+    if (m.role === "learner") {
+      var promote = el("button", { type: "button", "data-action": "promote", "data-target": m.id }, "promote");
+      promote.disabled = !m.url;
+      promote.onclick = function () { promoteLearner(m.id, m.url); };
+      actions.appendChild(promote);
+    }
+    var snap = el("button", { type: "button", "data-action": "snapshot", "data-target": m.id }, "snapshot now");
+    var snapUrl = e && e.conn.up ? e.conn.url : m.url;
+    snap.disabled = role === "unreachable" || !snapUrl;
+    snap.onclick = function () { snapshotNow(snapUrl); };
+    actions.appendChild(snap);
     tr.appendChild(actions);
     table.appendChild(tr);
   });
@@ -254,6 +298,14 @@ function render() {
   });
   var quorum = Math.floor(voters / 2) + 1;
   var canLose = votersUp - quorum;
+  if (view.joint) {
+    // Joint consensus needs a majority of each configuration: the smaller margin counts.
+    canLose = Math.min.apply(null, ["old", "new"].map(function (k) {
+      var ids = members.filter(function (m) { return side.get(m.id) === k || side.get(m.id) === "both"; });
+      var up = ids.filter(function (m) { return shownRole(m.id, m) !== "unreachable"; }).length;
+      return up - (Math.floor(ids.length / 2) + 1);
+    }));
+  }
   summary.textContent = (leaders.length === 1 ? "leader " + leaders[0] + " in term " + statusById.get(leaders[0]).status.term : leaders.length === 0 ? "no leader" : "leaders: " + leaders.join(", ")) +
     "; " + votersUp + " of " + voters + " voters up; " + (canLose >= 0 ? "can lose " + canLose + " more voter" + (canLose === 1 ? "" : "s") : "no quorum") +
     (view.joint ? "; joint configuration" : "");
@@ -475,11 +527,14 @@ function renderEvents() {
   });
 }
 
-/** Admin calls go straight to the leader (browsers drop Authorization on cross-origin redirects). */
-function admin(method, path, body) {
+/**
+ * Admin calls go straight to the leader (browsers drop Authorization on cross-origin redirects),
+ * or to the member at target (a snapshot is each member's own).
+ */
+function admin(method, path, body, target) {
   var out = document.getElementById("admin-result");
   var view = picture();
-  var leader = view && view.role === "leader" ? view : null;
+  var leader = target ? { url: target } : view && view.role === "leader" ? view : null;
   if (!leader) {
     out.textContent = "no reachable leader to ask";
     return Promise.resolve();
@@ -510,6 +565,17 @@ function removeMember(id) {
   if (!confirm("Remove " + id + " from the cluster?")) return;
   return admin("DELETE", "/admin/members/" + encodeURIComponent(id));
 }
+
+function promoteLearner(id, url) { return admin("POST", "/admin/members", { id: id, url: url, role: "voter" }); }
+function snapshotNow(url) { return admin("POST", "/admin/snapshot", null, url); }
+document.getElementById("add-member").onsubmit = function (ev) {
+  ev.preventDefault();
+  admin("POST", "/admin/members", {
+    id: document.getElementById("add-id").value.trim(),
+    url: document.getElementById("add-url").value.trim(),
+    role: document.getElementById("add-role").value,
+  });
+};
 
 document.getElementById("tokens").onsubmit = function (ev) {
   ev.preventDefault();
@@ -928,6 +994,10 @@ h1 { font-size: 1.3em; margin: 0 0 .3em; }
 .layout { display: flex; gap: 2em; flex-wrap: wrap; align-items: flex-start; }
 svg#ring { width: 400px; height: 380px; border: 1px solid #ddd; border-radius: 6px; background: #fafafa; }
 .member circle { stroke: #555; stroke-width: 2; }
+.conf-ring circle { fill: none; stroke-width: 3; stroke-dasharray: 8 5; }
+.ring-old circle { stroke: #b36b00; }
+.ring-new circle { stroke: #2a7ab0; }
+.ring-label { font: 12px sans-serif; text-anchor: middle; fill: #444; }
 .member.role-leader circle { stroke: #000; stroke-width: 6; }
 .member.role-candidate circle { stroke-dasharray: 6 3; }
 .member.conf-learner circle { stroke-dasharray: 3 3; }
@@ -1014,7 +1084,7 @@ export const DASHBOARD_HTML: string = `<!doctype html>
   <div>
     <h2>Members</h2>
     <table>
-      <thead><tr><th>id</th><th>role</th><th>config</th><th>runtime</th><th>term</th><th>leader</th><th>commit</th><th>applied</th><th>last</th><th>snapshot</th><th>url</th><th>admin</th></tr></thead>
+      <thead><tr><th>id</th><th>role</th><th>config</th><th>runtime</th><th>term</th><th>leader</th><th>commit</th><th>applied</th><th>last</th><th>snapshot</th><th>log size</th><th>url</th><th>admin</th></tr></thead>
       <tbody id="members"></tbody>
     </table>
     <h2>Replication (as the leader sees it)</h2>
@@ -1022,6 +1092,11 @@ export const DASHBOARD_HTML: string = `<!doctype html>
       <thead><tr><th>leader</th><th>follower</th><th>match</th><th>next</th><th>lag</th><th>state</th><th>inflight</th><th>last contact</th></tr></thead>
       <tbody id="progress"></tbody>
     </table>
+    <form id="add-member" class="live-only" autocomplete="off">add a member:
+      <label>id <input id="add-id" required></label>
+      <label>url <input id="add-url" type="url" required placeholder="http://127.0.0.1:7004"></label>
+      <label>as <select id="add-role"><option value="voter">voter (joins as a learner, promoted once caught up)</option><option value="learner">learner</option></select></label>
+      <button type="submit" data-action="add">add</button></form>
     <div id="admin-result" role="status" aria-live="polite"></div>
   </div>
 </div>

@@ -34,9 +34,13 @@ export interface DashboardStatus {
   appliedIndex: Index;
   lastIndex: Index;
   snapshotIndex: Index;
+  /** Bytes the member's stored log takes (on disk for file storage), when its storage tells. */
+  logBytes?: number;
   /** Every member of the configuration; "leaving" are voters of the outgoing half of a joint one. */
   members: { id: NodeId; url: string | null; role: "voter" | "learner" | "leaving" }[];
   joint: boolean;
+  /** While joint: the voters of the outgoing (old) configuration; `members`' voters are the new one's. */
+  outgoing?: NodeId[];
   /** The leader's view of each other member; empty on a follower. */
   progress: DashboardProgress[];
   stopped: boolean;
@@ -139,6 +143,7 @@ export function dashboardStatus(o: Pick<DashboardOptions, "node" | "selfUrl" | "
       progress.push({ id: m.id, ...pr, lastContactMs, lag: Math.max(0, s.lastIndex - pr.match) });
     }
   }
+  const logBytes = node.storageBytes();
   return {
     id: s.id,
     url: o.selfUrl,
@@ -150,8 +155,10 @@ export function dashboardStatus(o: Pick<DashboardOptions, "node" | "selfUrl" | "
     appliedIndex: s.appliedIndex,
     lastIndex: s.lastIndex,
     snapshotIndex: node.lastSnapshotIndex,
+    ...(logBytes !== undefined ? { logBytes } : {}),
     members,
     joint: conf.votersOutgoing.length > 0,
+    ...(conf.votersOutgoing.length > 0 ? { outgoing: conf.votersOutgoing.slice() } : {}),
     progress,
     stopped: node.stopped,
     time: Date.now(),

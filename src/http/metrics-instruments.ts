@@ -35,6 +35,7 @@ export class NodeInstruments {
       },
       compact: (upTo) => inner.compact(upTo),
       close: () => inner.close(),
+      ...(inner.sizeBytes ? { sizeBytes: () => inner.sizeBytes!() } : {}),
     };
   }
 

@@ -196,6 +196,12 @@ export interface AdminAddMemberBody {
 }
 
 /** `POST /admin/transfer-leader` takes `{to?}` and answers with the new leader. */
+/** POST /admin/snapshot: the member that took it, and the index it covers. */
+export interface AdminSnapshotBody {
+  id: string;
+  index: number;
+}
+
 export interface AdminTransferBody {
   leader: string;
   leaderUrl: string | null;

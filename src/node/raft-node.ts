@@ -320,6 +320,42 @@ export class RaftNode<Result = unknown> {
     return this.snapshots.lastIndex;
   }
 
+  /**
+   * Snapshot the state machine now and compact the log, whatever the snapshot settings say.
+   * Resolves with the index of the snapshot that covers what was applied when called (at once
+   * when the last one already does); rejects with the save's error when it is put off, and with
+   * NodeStoppedError when the node is not running or stops within `timeoutMs` (default:
+   * proposalTimeoutMs).
+   */
+  snapshotNow(timeoutMs: number = this.settings.proposalTimeoutMs): Promise<Index> {
+    positive("timeoutMs", timeoutMs);
+    this.running();
+    const target = this.loop.appliedIndex;
+    if (this.snapshots.lastIndex >= target) return Promise.resolve(this.snapshots.lastIndex);
+    return new Promise((resolve, reject) => {
+      const settle = (outcome: () => void): void => {
+        unsubscribe();
+        cancelTimer();
+        outcome();
+      };
+      const unsubscribe = this.on((event) => {
+        if ((event.type === "snapshot-taken" || event.type === "snapshot-restored") && event.index >= target) settle(() => resolve(event.index));
+        else if (event.type === "snapshot-deferred") settle(() => reject(event.error));
+        else if (event.type === "error") settle(() => reject(event.error));
+      });
+      const cancelTimer = this.clock.setTimer(timeoutMs, () =>
+        settle(() => reject(new NodeStoppedError(`node ${this.id} ${this.stopped ? "is stopped" : `took no snapshot within ${timeoutMs} ms`}`))),
+      );
+      this.snapshots.request();
+      this.loop.schedule();
+    });
+  }
+
+  /** Bytes the stored log takes, when the storage tells (Storage.sizeBytes). */
+  storageBytes(): number | undefined {
+    return this.storage.sizeBytes?.();
+  }
+
   /** The configuration this node works with: the latest in its log (thesis §4.1). */
   membership(): ConfState {
     return cloneConf(this.raft?.conf ?? { voters: this.bootstrapVoters.slice(), learners: [], votersOutgoing: [] });

@@ -27,6 +27,8 @@ export class SnapshotPolicy {
   /** Snapshot saves that failed in a row for a transient reason, and when (`now`) to try again. */
   private failures = 0;
   private retryAt = 0;
+  /** A snapshot was asked for now (RaftNode.snapshotNow), whatever the counts say. */
+  private requested = false;
 
   constructor(readonly settings: SnapshotSettings) {}
 
@@ -44,6 +46,7 @@ export class SnapshotPolicy {
   due(appliedIndex: Index, now: number): boolean {
     const { everyEntries, everyBytes } = this.settings;
     const enough =
+      (this.requested && appliedIndex > this.snapshotIndex) ||
       (everyEntries > 0 && appliedIndex - this.snapshotIndex >= everyEntries) || (everyBytes > 0 && this.bytesSinceSnapshot >= everyBytes);
     return enough && now >= this.retryAt;
   }
@@ -51,6 +54,11 @@ export class SnapshotPolicy {
   /** Where to compact the log after a snapshot at `index`: `margin` entries below it, never above `floor`. */
   compactTo(index: Index, floor: Index): Index {
     return Math.max(0, Math.min(index - this.settings.marginEntries, floor));
+  }
+
+  /** Take a snapshot at the next chance, whatever the counts say (once something was applied since the last one). */
+  request(): void {
+    this.requested = true;
   }
 
   /** Saving the snapshot failed for a passing reason: the pause (ms) before the next attempt. */
@@ -71,6 +79,7 @@ export class SnapshotPolicy {
   taken(index: Index): void {
     this.snapshotIndex = index;
     this.bytesSinceSnapshot = 0;
+    this.requested = false;
   }
 
   /** A snapshot at `index` replaced the state machine (from the leader). */

@@ -162,6 +162,24 @@ export async function createRuntimeMember<A extends MemberArgs>(runtime: MemberR
 }
 
 /**
+ * The answer of a member that is not assembled yet: 503, which clients retry. It carries CORS
+ * headers for whatever origin asks (and answers a preflight), as the app would for a dashboard
+ * page served by another member: otherwise that page sees a CORS failure, not "starting", during
+ * a restart. Nothing is exposed: the body only says "starting".
+ */
+export function startingResponse(request: Request): Response {
+  const origin = request.headers.get("Origin");
+  const cors: Record<string, string> = origin === null ? {} : { "Access-Control-Allow-Origin": origin, Vary: "Origin" };
+  if (origin !== null && request.method === "OPTIONS" && request.headers.has("Access-Control-Request-Method")) {
+    return new Response(null, {
+      status: 204,
+      headers: { ...cors, "Access-Control-Allow-Methods": "GET, PUT, POST, DELETE", "Access-Control-Allow-Headers": "Authorization, Content-Type", "Access-Control-Max-Age": "0" },
+    });
+  }
+  return new Response("starting", { status: 503, headers: { ...cors, "Retry-After": "1", "Access-Control-Expose-Headers": "Retry-After" } });
+}
+
+/**
  * A whole member on `args.listen`, started. The port comes first: a port in use fails the start
  * before the storage is touched (no lock, no log segment left behind). Requests that arrive
  * before the member is assembled get 503, which clients retry.
@@ -170,7 +188,7 @@ export async function startRuntimeMember<A extends MemberArgs>(runtime: ServingR
   let member: AssembledMember | null = null;
   const server = await runtime.serve(
     args.listen,
-    (request, env) => member?.app.fetch(request, env) ?? new Response("starting", { status: 503, headers: { "Retry-After": "1" } }),
+    (request, env) => member?.app.fetch(request, env) ?? startingResponse(request),
   );
   try {
     member = await createRuntimeMember(runtime, args, log);

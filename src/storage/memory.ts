@@ -221,6 +221,12 @@ export class MemoryStorage implements Storage {
   get bytesWritten(): number {
     return this.disk.bytesWritten;
   }
+  /** Data bytes of the stored entries (what a log on disk would hold, without framing). */
+  sizeBytes(): number {
+    let total = 0;
+    for (const e of this.disk.entries.read()) total += e.data.byteLength;
+    return total;
+  }
   get storedEntryCount(): number {
     return this.disk.entries.length;
   }

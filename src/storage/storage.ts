@@ -45,4 +45,6 @@ export interface Storage {
   save(batch: SaveBatch): Promise<void>;
   compact(upTo: Index): Promise<void>;
   close(): Promise<void>;
+  /** Bytes the stored log takes (on disk, for a persistent adapter), for the dashboard; optional. */
+  sizeBytes?(): number;
 }

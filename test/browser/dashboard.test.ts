@@ -5,12 +5,13 @@
  *
  * Screenshots of each state go to a temporary directory whose path the test prints.
  */
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProcessCluster, sleep } from "../integration/process-cluster.ts";
+import { ProcessCluster, freePorts, sleep } from "../integration/process-cluster.ts";
 import { launchChromium, openPage, type PageProblem } from "./chromium.ts";
 
 const API_TOKEN = "dashboard-api-token";
@@ -25,6 +26,10 @@ let problems: PageProblem[];
 let shots: string;
 /** The member that served the page. */
 const served = "n1";
+/** The member the page adds (outside the ProcessCluster: it joins by itself once started). */
+const added = "n4";
+let addedUrl: string;
+let addedProc: ChildProcess | undefined;
 /** Members killed at some point: their URLs may log failed loads while they are down. */
 const killed = new Set<string>();
 /** Requests the tests expect to be refused (the admin call without the admin token). */
@@ -37,6 +42,7 @@ beforeAll(async () => {
   console.log(`dashboard screenshots: ${shots}`);
   cluster = await ProcessCluster.start({ nodes: 3, extraArgs: () => ["--token", API_TOKEN, "--admin-token", ADMIN_TOKEN] });
   await cluster.waitForLeader(90_000); // a loaded machine starts three processes slowly
+  addedUrl = `http://127.0.0.1:${(await freePorts(1))[0]}`;
   browser = await launchChromium();
   ({ page, problems } = await openPage(browser));
   // The API token only (in the fragment, which never reaches a server): admin calls must be refused.
@@ -44,6 +50,11 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  if (addedProc && addedProc.exitCode === null) {
+    const exited = new Promise((resolve) => addedProc!.once("exit", resolve));
+    addedProc.kill("SIGKILL");
+    await exited;
+  }
   await browser?.close();
   await cluster?.stop();
 });
@@ -61,6 +72,11 @@ async function waitForRole(role: string, count: number): Promise<string[]> {
 async function leaderShown(): Promise<string> {
   const [id] = await waitForRole("leader", 1);
   return id;
+}
+
+/** The snapshot index the members table shows for `id`. */
+async function snapshotIndexOf(id: string): Promise<number> {
+  return Number(await page.locator(`#members tr[data-member="${id}"] td:nth-child(10)`).textContent());
 }
 
 async function shot(name: string): Promise<void> {
@@ -85,6 +101,12 @@ describe("the dashboard against three member processes", () => {
     // The leader's view of each follower is drawn as a table row.
     await expect.poll(() => page.locator("#progress tr").count(), { timeout: WAIT_MS }).toBe(2);
     await expect.poll(() => page.locator("#summary").textContent(), { timeout: WAIT_MS }).toMatch(/3 of 3 voters up; can lose 1 more voter/);
+    // Each member's log size on disk (its FileStorage segments), from its own stream.
+    for (const id of cluster.ids) {
+      const cell = page.locator(`#members tr[data-member="${id}"] td[data-log-bytes]`);
+      await expect.poll(async () => Number(await cell.getAttribute("data-log-bytes")), { timeout: WAIT_MS }).toBeGreaterThan(0);
+      expect(await cell.textContent()).toMatch(/^\d+(\.\d)? (B|KiB|MiB)$/);
+    }
     await shot("1-three-members");
   });
 
@@ -100,6 +122,25 @@ describe("the dashboard against three member processes", () => {
     expect(await clusterLeader()).toBe(leader);
     expect(await leaderShown()).toBe(leader);
     await shot("2-admin-refused");
+  });
+
+  it("refuses adding a member and taking a snapshot without the admin token", async () => {
+    const leader = await clusterLeader();
+    const result = page.locator("#admin-result");
+    refusedUrls.add(`${cluster.url(leader)}/admin/snapshot`);
+    await page.locator(`#members button[data-action="snapshot"][data-target="${leader}"]`).click();
+    await expect.poll(() => result.getAttribute("data-outcome"), { timeout: WAIT_MS }).toBe("refused");
+    expect(await result.textContent()).toMatch(/^refused \(401\): UNAUTHORIZED/);
+    await page.locator("#admin-result").evaluate((e) => e.removeAttribute("data-outcome"));
+    refusedUrls.add(`${cluster.url(leader)}/admin/members`);
+    await page.locator("#add-id").fill(added);
+    await page.locator("#add-url").fill(addedUrl);
+    await page.locator("#add-role").selectOption("learner");
+    await page.locator('#add-member button[type=submit]').click();
+    await expect.poll(() => result.getAttribute("data-outcome"), { timeout: WAIT_MS }).toBe("refused");
+    expect(await result.textContent()).toMatch(/^refused \(401\): UNAUTHORIZED/);
+    expect(await snapshotIndexOf(leader)).toBe(0);
+    await expect.poll(() => ring(page).count(), { timeout: WAIT_MS }).toBe(3);
   });
 
   it("transfers leadership from the page with the admin token", async () => {
@@ -199,6 +240,68 @@ describe("the dashboard against three member processes", () => {
     await shot("6-serving-member-killed");
   });
 
+  it("adds a member as a learner from the page, then promotes it (refused without the admin token)", async () => {
+    const leaderNow = await clusterLeader();
+    const result = page.locator("#admin-result");
+    await page.locator("#add-id").fill(added);
+    await page.locator("#add-url").fill(addedUrl);
+    await page.locator("#add-role").selectOption("learner");
+    await page.locator('#add-member button[type=submit]').click();
+    await expect.poll(() => result.getAttribute("data-outcome"), { timeout: WAIT_MS }).toBe("ok");
+    expect(await result.textContent()).toMatch(new RegExp(`^done: .*"id":"${added}"`));
+    await expect.poll(() => inRing(page, added).count(), { timeout: WAIT_MS }).toBe(1);
+    expect(await page.locator(`#members tr[data-member="${added}"] td:nth-child(3)`).textContent()).toBe("learner");
+    // The process joins as what the cluster already made it: a learner (its join is a retry).
+    killed.add(addedUrl); // the page dials it before it listens
+    const root = join(import.meta.dirname, "../..");
+    addedProc = spawn(process.execPath, ["--import", "tsx", join(root, "adapters/node/cli.ts"),
+      "start", "--id", added, "--listen", addedUrl.replace("http://", ""), "--data-dir", join(shots, added),
+      "--join", cluster.url(leaderNow), "--learner", "--token", API_TOKEN, "--admin-token", ADMIN_TOKEN,
+    ], { cwd: root, stdio: "ignore" });
+    await expect.poll(() => inRing(page, added).getAttribute("data-role"), { timeout: WAIT_MS }).toBe("learner");
+    await shot("8-learner-added");
+
+    // Promote: refused without the admin token, done with it (once the learner has caught up).
+    const leader = leaderNow;
+    await page.locator("#admin-token").fill("");
+    await page.locator("#tokens button[type=submit]").click();
+    refusedUrls.add(`${cluster.url(leader)}/admin/members`);
+    await page.locator(`#members button[data-action="promote"][data-target="${added}"]`).click();
+    await expect.poll(() => result.getAttribute("data-outcome"), { timeout: WAIT_MS }).toBe("refused");
+    expect(await result.textContent()).toMatch(/^refused \(401\): UNAUTHORIZED/);
+    await page.locator("#admin-token").fill(ADMIN_TOKEN);
+    await page.locator("#tokens button[type=submit]").click();
+    for (let attempt = 1; ; attempt++) {
+      await page.locator("#admin-result").evaluate((e) => e.removeAttribute("data-outcome"));
+      await page.locator(`#members button[data-action="promote"][data-target="${added}"]`).click();
+      await expect.poll(() => result.getAttribute("data-outcome"), { timeout: WAIT_MS }).toMatch(/^(ok|refused)$/);
+      if ((await result.getAttribute("data-outcome")) === "ok" || attempt === 5) break;
+      // Not caught up yet (409 LEARNER_BEHIND), or the joint change still in progress: click again.
+      expect(await result.textContent()).toMatch(/^refused \(409\): (LEARNER_BEHIND|CONF_CHANGE_IN_PROGRESS)/);
+      retriedUrls.add(`${cluster.url(leader)}/admin/members`);
+      await sleep(1000);
+    }
+    expect(await result.getAttribute("data-outcome")).toBe("ok");
+    await expect.poll(() => page.locator(`#members tr[data-member="${added}"] td:nth-child(3)`).textContent(), { timeout: WAIT_MS }).toBe("voter");
+    await expect.poll(() => inRing(page, added).getAttribute("data-role"), { timeout: WAIT_MS }).toBe("follower");
+    await expect.poll(() => page.locator("#summary").textContent(), { timeout: WAIT_MS }).toMatch(/3 of 4 voters up; can lose 0 more voters/);
+    await shot("9-learner-promoted");
+  });
+
+  it("takes a snapshot of a member now from the page with the admin token", async () => {
+    const leader = await clusterLeader();
+    const before = (await cluster.status(leader))!.appliedIndex;
+    const result = page.locator("#admin-result");
+    await page.locator("#admin-result").evaluate((e) => e.removeAttribute("data-outcome"));
+    await page.locator(`#members button[data-action="snapshot"][data-target="${leader}"]`).click();
+    await expect.poll(() => result.getAttribute("data-outcome"), { timeout: WAIT_MS }).toBe("ok");
+    const { id, index } = JSON.parse((await result.textContent())!.replace(/^done: /, "")) as { id: string; index: number };
+    expect(id).toBe(leader);
+    expect(index).toBeGreaterThanOrEqual(before);
+    await expect.poll(() => snapshotIndexOf(leader), { timeout: WAIT_MS }).toBeGreaterThanOrEqual(index);
+    await shot("10-snapshot-taken");
+  });
+
   it("removes a member from the page with the admin token: the ring no longer draws it", async () => {
     // The dead member that served the page: the other two still make both majorities.
     page.once("dialog", (d) => void d.accept());
@@ -206,9 +309,9 @@ describe("the dashboard against three member processes", () => {
     const result = page.locator("#admin-result");
     await expect.poll(() => result.getAttribute("data-outcome"), { timeout: WAIT_MS }).toBe("ok");
     expect(await result.textContent()).toMatch(/^done: /);
-    await expect.poll(() => ring(page).count(), { timeout: WAIT_MS }).toBe(2);
+    await expect.poll(() => ring(page).count(), { timeout: WAIT_MS }).toBe(3);
     expect(await inRing(page, served).count()).toBe(0);
-    await expect.poll(() => page.locator("#summary").textContent(), { timeout: WAIT_MS }).toMatch(/2 of 2 voters up; can lose 0 more voters/);
+    await expect.poll(() => page.locator("#summary").textContent(), { timeout: WAIT_MS }).toMatch(/3 of 3 voters up; can lose 1 more voter/);
     await shot("7-member-removed");
   });
 
@@ -218,6 +321,9 @@ describe("the dashboard against three member processes", () => {
       if (/^Failed to load resource: net::ERR_/.test(p.text) && [...killed].some((u) => p.url.startsWith(u))) return false;
       if (/status of 401/.test(p.text) && refusedUrls.has(p.url)) return false;
       if (/status of 503/.test(p.text) && retriedUrls.has(p.url)) return false;
+      // The member the page added knows no other member's URL (the page's origin) until it has
+      // the cluster's configuration: its first answers to the page carry no CORS header.
+      if (/blocked by CORS policy/.test(p.text) && p.text.includes(`'${addedUrl}/dashboard/events'`)) return false;
       // A restarted member answers 503 while it starts, before its app exists.
       if (/status of 503/.test(p.text) && [...killed].some((u) => p.url === `${u}/dashboard/events`)) return false;
       return true;

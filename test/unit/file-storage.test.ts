@@ -761,3 +761,38 @@ describe("FileStorage: file system errors reject with the errno and change nothi
     expect((err as Error).message).toMatch(/EACCES \(permission denied\)/);
   });
 });
+
+describe("FileStorage.sizeBytes", () => {
+  it("is the bytes of its segment files: it grows with a save, shrinks when compaction deletes a segment, and survives reopen", async () => {
+    const dir = await tempDir();
+    const onDisk = async (): Promise<number> => (await Promise.all((await segments(dir)).map((f) => sizeOf(join(dir, f))))).reduce((a, b) => a + b, 0);
+    const s = await FileStorage.open(dir, { log: quiet, segmentBytes: 2048 });
+    await s.load();
+    const empty = s.sizeBytes();
+    for (let i = 0; i < 10; i++) await s.save({ entries: entries(i * 10 + 1, i * 10 + 10, 1, 100) }); // several segments
+    expect(s.sizeBytes()).toBeGreaterThan(empty + 100 * 100);
+    expect(s.sizeBytes()).toBe(await onDisk());
+    const full = s.sizeBytes();
+    await s.save({ snapshot: snapshot(90, 1) });
+    await s.compact(90);
+    expect(s.sizeBytes()).toBeLessThan(full);
+    expect(s.sizeBytes()).toBe(await onDisk());
+    const compacted = s.sizeBytes();
+    await s.close();
+    const again = await FileStorage.open(dir, { log: quiet, segmentBytes: 2048 });
+    await again.load();
+    expect(again.sizeBytes()).toBe(compacted);
+    await again.close();
+  });
+});
+
+describe("MemoryStorage.sizeBytes", () => {
+  it("is the data bytes of the stored entries", async () => {
+    const s = new MemoryStorage();
+    await s.save({ entries: entries(1, 10, 1, 50) });
+    expect(s.sizeBytes()).toBe(500);
+    await s.save({ snapshot: snapshot(4, 1) });
+    await s.compact(4);
+    expect(s.sizeBytes()).toBe(300);
+  });
+});

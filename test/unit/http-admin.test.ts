@@ -132,6 +132,24 @@ describe("GET /admin/members", () => {
   });
 });
 
+describe("POST /admin/snapshot", () => {
+  it("a follower snapshots itself (no redirect): 200 with its id and the index, which covers what it applied; only it", async () => {
+    const c = await start();
+    const leader = await c.leader();
+    const follower = await c.follower();
+    const { index } = (await (await call(`${leader.url}/kv/k`, "PUT", "v")).json()) as { index: number };
+    await c.applied(index);
+    expect(follower.node.lastSnapshotIndex).toBe(0);
+    const res = await call(`${follower.url}/admin/snapshot`, "POST");
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { id: string; index: number };
+    expect(body.id).toBe(follower.id);
+    expect(body.index).toBeGreaterThanOrEqual(index);
+    expect(follower.node.lastSnapshotIndex).toBe(body.index);
+    expect(leader.node.lastSnapshotIndex).toBe(0);
+  });
+});
+
 describe("POST /admin/members", () => {
   it("adds a node as a voter: 200 with it as a learner marked promote; the leader promotes it once caught up, and it applies the log", async () => {
     const c = await start({ spares: ["n4"] });

@@ -28,6 +28,15 @@ describe("SnapshotPolicy", () => {
     expect(p.due(2, 0)).toBe(false);
   });
 
+  it("a request makes it due once something was applied since the last snapshot, until one is taken", () => {
+    const p = policy(0, 0);
+    p.request();
+    expect(p.due(0, 0)).toBe(false); // nothing to snapshot
+    expect(p.due(3, 0)).toBe(true);
+    p.taken(3);
+    expect(p.due(4, 0)).toBe(false);
+  });
+
   it("with both thresholds at 0 it is never due", () => {
     const p = policy(0, 0);
     p.applied(1e12);

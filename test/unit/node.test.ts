@@ -98,6 +98,21 @@ describe("RaftNode", () => {
     expect(taken).toHaveLength(2);
   });
 
+  it("snapshotNow takes a snapshot at the applied index whatever the settings say, and resolves at once when the last one covers it", async () => {
+    const { nodes, run } = await setup({ snapshotEveryEntries: 10_000, snapshotEveryBytes: 0, snapshotMarginEntries: 0 });
+    const n1 = nodes.get("n1")!;
+    for (let i = 0; i < 3; i++) await Promise.all([n1.propose(put(`k${i}`, "v")), run(200)]);
+    expect(n1.lastSnapshotIndex).toBe(0);
+    const applied = n1.status().appliedIndex;
+    let index: number | undefined;
+    void n1.snapshotNow().then((i) => (index = i));
+    await run(200, () => index !== undefined);
+    expect(index).toBe(applied);
+    expect(n1.lastSnapshotIndex).toBe(applied);
+    await expect(n1.snapshotNow()).resolves.toBe(applied); // nothing applied since: that one
+    expect(nodes.get("n2")!.lastSnapshotIndex).toBe(0); // only the node asked
+  });
+
   it("group commit: proposals made while a batch is being persisted share the next fsync", async () => {
     const { nodes, storages, run } = await setup();
     const n1 = nodes.get("n1")!;

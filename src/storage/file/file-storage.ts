@@ -220,6 +220,13 @@ export class FileStorage implements Storage {
   // -------------------------------------------------------------------------------------------
 
   /** The last entry's index, or the snapshot's when the log is empty. */
+  /** Bytes of the log's segment files (their well-formed records). */
+  sizeBytes(): number {
+    let total = 0;
+    for (const seg of this.segments) total += seg.size;
+    return total;
+  }
+
   private lastIndex(): Index {
     return this.terms.length > 0 ? this.firstIndex + this.terms.length - 1 : (this.snapshot?.index ?? 0);
   }
