@@ -558,7 +558,7 @@ export function createApp(options: AppOptions): Hono {
     },
   });
 
-  mountDashboardEvents(app, { node, selfUrl: options.selfUrl, urlOf, metrics, linkStats: options.linkStats });
+  mountDashboardEvents(app, { node, selfUrl: options.selfUrl, urlOf, metrics, linkStats: options.linkStats, instruments: options.instruments, eventLoopDelay: options.eventLoopDelay });
 
   if (options.raftSocket) {
     const socket = options.raftSocket;

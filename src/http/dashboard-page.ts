@@ -692,6 +692,8 @@ function showLoad(elementId, what, rate, le, counts) {
  */
 var chartRows = [];
 var plots = null;
+/** Members with a series pair (fsync, event loop) in the health chart, in order of appearance. */
+var healthIds = [];
 
 function addChartRow(now, load) {
   var rate = 0;
@@ -699,7 +701,16 @@ function addChartRow(now, load) {
     var a = samples[samples.length - 2], b = samples[samples.length - 1];
     if (b.t > a.t && b.t === now) rate = Math.max(0, b.commit - a.commit) / ((b.t - a.t) / 1000);
   }
-  chartRows.push({ t: now, commits: rate, writes: load.writeRate, reads: load.readRate, writeP99: finite(load.writeP99), readP99: finite(load.readP99) });
+  // Per member: its fsync p99 and event-loop delay p99 as its status says (null when unknown).
+  var health = {};
+  statusById.forEach(function (e, id) {
+    if (!reachable(e)) return;
+    var save = e.status.saveP99Ms, loop = e.status.eventLoopP99Ms;
+    if (save === undefined && loop === undefined) return;
+    health[id] = { save: save === undefined ? null : save, loop: loop === undefined ? null : loop };
+    if (healthIds.indexOf(id) < 0) healthIds.push(id);
+  });
+  chartRows.push({ t: now, commits: rate, writes: load.writeRate, reads: load.readRate, writeP99: finite(load.writeP99), readP99: finite(load.readP99), health: health });
   while (chartRows.length > 0 && chartRows[0].t < now - HISTORY_MS) chartRows.shift();
 }
 function finite(ms) { return ms === null || ms === Infinity ? null : ms; }
@@ -724,9 +735,14 @@ function makePlots() {
       { label: "read p99", stroke: "#a05ab0", width: 1.5 }],
     axes: [axisX, { stroke: "#555", size: 50 }],
   }), [[], [], []], document.getElementById("latency-chart"));
+  var health = new uPlot(Object.assign({}, common, {
+    title: "fsync p99 and event-loop delay p99 (ms)",
+    series: [{ label: time ? "time" : "virtual s" }],
+    axes: [axisX, { stroke: "#555", size: 50 }],
+  }), [[]], document.getElementById("health-chart"));
   var marks = el("div", { "class": "marks" });
   rates.over.appendChild(marks);
-  return { rates: rates, latency: latency, marks: marks };
+  return { rates: rates, latency: latency, health: health, healthSeries: 0, marks: marks };
 }
 
 function drawChart(now) {
@@ -742,6 +758,26 @@ function drawChart(now) {
   var col = function (k) { return chartRows.map(function (r) { return r[k]; }); };
   plots.rates.setData([xs, col("commits"), col("writes"), col("reads")]);
   plots.latency.setData([xs, col("writeP99"), col("readP99")]);
+  var colors = ["#2a7ab0", "#3a9a4a", "#a05ab0", "#c07020", "#b03a3a", "#208080"];
+  while (plots.healthSeries < healthIds.length) {
+    var id = healthIds[plots.healthSeries], c = colors[plots.healthSeries % colors.length];
+    plots.health.addSeries({ label: id + " fsync", stroke: c, width: 1.5 });
+    plots.health.addSeries({ label: id + " event loop", stroke: c, width: 1, dash: [4, 3] });
+    plots.healthSeries++;
+  }
+  var healthData = [xs];
+  var points = 0;
+  healthIds.forEach(function (id) {
+    ["save", "loop"].forEach(function (k) {
+      healthData.push(chartRows.map(function (r) {
+        var v = r.health && r.health[id] ? r.health[id][k] : null;
+        if (v !== null) points++;
+        return v;
+      }));
+    });
+  });
+  plots.health.setData(healthData);
+  document.getElementById("health-chart").setAttribute("data-points", String(points));
 }
 
 /** After uPlot drew (it redraws in a microtask, with the new scales): a mark per leader change. */
@@ -1016,7 +1052,7 @@ tr[data-role="leader"] { font-weight: 700; }
 #events { font: 12px ui-monospace, monospace; max-height: 16em; overflow: auto; padding-left: 0; list-style: none; }
 form#tokens { margin: .5em 0; }
 form#tokens input { width: 12em; }
-#chart, #latency-chart { display: inline-block; vertical-align: top; margin-right: 1em; }
+#chart, #latency-chart, #health-chart { display: inline-block; vertical-align: top; margin-right: 1em; }
 #chart .marks { position: absolute; inset: 0; pointer-events: none; }
 #chart .leader-mark { position: absolute; top: 0; bottom: 0; border-left: 1px dashed #c33; font-size: 10px; color: #c33; padding-left: 2px; }
 .mesh line { stroke: #bbb; stroke-width: 1; }
@@ -1113,7 +1149,7 @@ export const DASHBOARD_HTML: string = `<!doctype html>
   <div id="demo-problem"></div>
 </section>
 <h2>The last minutes: rates, leader changes, latency</h2>
-<div id="chart" role="img" aria-label="commits per second"></div><div id="latency-chart" role="img" aria-label="write and read latency p99"></div>
+<div id="chart" role="img" aria-label="commits per second"></div><div id="latency-chart" role="img" aria-label="write and read latency p99"></div><div id="health-chart" role="img" aria-label="fsync p99 and event-loop delay p99 per member"></div>
 <div id="load">over the last 5 s: <span id="load-writes">writes -</span>; <span id="load-reads">reads -</span></div>
 <h2>Events</h2>
 <ol id="events" reversed></ol>

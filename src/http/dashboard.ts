@@ -17,8 +17,10 @@ import { realClock, type Clock } from "../clock.ts";
 import type { ProgressState } from "../core/progress.ts";
 import type { ConfState, Index, NodeId, Role, Term } from "../core/types.ts";
 import type { RaftNode } from "../node.ts";
+import type { EventLoopDelaySource } from "../event-loop-delay.ts";
 import type { PeerLinkCounters } from "../transport/transport.ts";
 import { DASHBOARD_HTML } from "./dashboard-page.ts";
+import type { NodeInstruments } from "./metrics-instruments.ts";
 import type { HttpMetrics } from "./metrics.ts";
 
 /** What the page draws of one member; `members` is the configuration this member works with. */
@@ -52,6 +54,14 @@ export interface DashboardStatus {
   links?: DashboardLink[];
   /** Under the local demo (`meshraft demo`): the URL of its controls (kill, pause, cut, load). */
   demo?: string;
+  /**
+   * p99 of the storage saves (write and fsync) over the last SAVE_WINDOW_MS, in ms (the upper
+   * bound of its bucket; the first frame of a stream covers everything since start); null: no
+   * save in the window or no instruments. Absent in a simulator replay.
+   */
+  saveP99Ms?: number | null;
+  /** p99 of the event-loop delay over its source's last window, in ms; null: not measured. */
+  eventLoopP99Ms?: number | null;
 }
 
 export interface DashboardLink {
@@ -105,6 +115,43 @@ export interface DashboardOptions {
   metrics?: HttpMetrics;
   /** The transport's links (Transport.linkStats), drawn between the members. */
   linkStats?: () => Record<NodeId, PeerLinkCounters>;
+  /** The node's instruments: their storage save histogram gives `saveP99Ms`. */
+  instruments?: NodeInstruments;
+  /** The runtime's event-loop delay: gives `eventLoopP99Ms`. */
+  eventLoopDelay?: EventLoopDelaySource;
+}
+
+/** The window `saveP99Ms` covers, in ms. */
+export const SAVE_WINDOW_MS = 5_000;
+
+/**
+ * Bucket counts of a histogram over a sliding window: `p99Ms` diffs the current totals with the
+ * last ones taken at or before the window's start (zeros until one is that old).
+ */
+export class HistogramWindow {
+  private readonly history: { t: number; counts: number[] }[] = [];
+  constructor(private readonly windowMs: number = SAVE_WINDOW_MS) {}
+
+  /** p99 in ms (upper bound of its bucket; the largest bound if beyond), or null without observations. */
+  p99Ms(now: number, h: { le: readonly number[]; counts: number[] }): number | null {
+    const hist = this.history;
+    hist.push({ t: now, counts: h.counts.slice() });
+    while (hist.length > 1 && hist[1].t <= now - this.windowMs) hist.shift();
+    const base = hist.length > 1 ? hist[0].counts : null;
+    const delta = h.counts.map((c, i) => Math.max(0, c - (base?.[i] ?? 0)));
+    const total = delta.reduce((a, b) => a + b, 0);
+    if (total === 0 || h.le.length === 0) return null;
+    let seen = 0;
+    for (let i = 0; i < delta.length; i++) {
+      seen += delta[i];
+      if (seen >= 0.99 * total) return h.le[Math.min(i, h.le.length - 1)] * 1000;
+    }
+    return h.le[h.le.length - 1] * 1000;
+  }
+
+  reset(): void {
+    this.history.length = 0;
+  }
 }
 
 let controlUrl: string | null = null;
@@ -123,7 +170,9 @@ export function demoControlUrl(): string | null {
 }
 
 /** The member's status as the dashboard draws it. */
-export function dashboardStatus(o: Pick<DashboardOptions, "node" | "selfUrl" | "urlOf" | "metrics" | "linkStats">): DashboardStatus {
+export function dashboardStatus(
+  o: Pick<DashboardOptions, "node" | "selfUrl" | "urlOf" | "metrics" | "linkStats" | "instruments" | "eventLoopDelay"> & { saveWindow?: HistogramWindow },
+): DashboardStatus {
   const { node } = o;
   const s = node.status();
   const conf = node.membership();
@@ -165,6 +214,8 @@ export function dashboardStatus(o: Pick<DashboardOptions, "node" | "selfUrl" | "
     ...(o.metrics ? { load: loadOf(o.metrics) } : {}),
     ...(o.linkStats ? { links: linksOf(o.linkStats()) } : {}),
     ...(demoControlUrl() !== null ? { demo: demoControlUrl()! } : {}),
+    saveP99Ms: o.instruments ? (o.saveWindow ?? new HistogramWindow()).p99Ms(Date.now(), o.instruments.fsyncSeconds.merged()) : null,
+    eventLoopP99Ms: o.eventLoopDelay?.stats()?.p99Ms ?? null,
   };
 }
 
@@ -226,6 +277,7 @@ export class DashboardHub {
   private readonly intervalMs: number;
   private readonly clock: Clock;
   private readonly utf8 = new TextEncoder();
+  private readonly saveWindow = new HistogramWindow();
 
   constructor(private readonly o: DashboardOptions) {
     this.intervalMs = o.intervalMs ?? 400;
@@ -279,6 +331,7 @@ export class DashboardHub {
   }
 
   private deactivate(): void {
+    this.saveWindow.reset();
     this.cancelTimer?.();
     this.cancelTimer = null;
     this.unlisten?.();
@@ -286,7 +339,7 @@ export class DashboardHub {
   }
 
   private statusFrame(): Uint8Array {
-    return this.frame("status", dashboardStatus(this.o));
+    return this.frame("status", dashboardStatus({ ...this.o, saveWindow: this.saveWindow }));
   }
 
   /** One SSE frame, encoded once for every subscriber. JSON has no raw newline, so one data line. */

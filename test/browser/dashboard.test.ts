@@ -233,6 +233,10 @@ describe("the dashboard against three member processes", () => {
       expect(Number(await writes.getAttribute("data-p99-ms"))).toBeGreaterThan(0);
       expect(Number(await reads.getAttribute("data-p50-ms"))).toBeGreaterThan(0);
       expect(await writes.textContent()).toMatch(/^writes \d+\.\d\/s, p50 <= [\d.]+ ms, p99 <= [\d.]+ ms$/);
+      // The members' fsync p99 and event-loop delay p99, one series pair per member.
+      const health = page.locator("#health-chart");
+      await expect.poll(async () => Number(await health.getAttribute("data-points")), { timeout: WAIT_MS }).toBeGreaterThan(0);
+      expect(await health.locator(".u-title").textContent()).toBe("fsync p99 and event-loop delay p99 (ms)");
     } finally {
       loading = false;
       await client;

@@ -8,7 +8,9 @@ import { Hono } from "hono";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeKvCommand } from "../../src/kv/kv.ts";
-import { mountDashboardEvents, type DashboardEvent, type DashboardStatus } from "../../src/http/dashboard.ts";
+import { HistogramWindow, mountDashboardEvents, type DashboardEvent, type DashboardStatus } from "../../src/http/dashboard.ts";
+import { realClock } from "../../src/clock.ts";
+import { sampleEventLoopDelay } from "../../src/event-loop-delay.ts";
 import { closeServer, startHttpCluster, waitFor, type HttpCluster } from "./http-harness.ts";
 
 interface Frame {
@@ -110,6 +112,44 @@ describe("GET /dashboard/events", () => {
     expect(s.load!.writeSeconds.counts).toHaveLength(s.load!.writeSeconds.le.length + 1);
     // Only the linearizable read waits for a read index.
     expect(sum(s.load!.readSeconds.counts)).toBe(1);
+  });
+
+  it("carries the member's fsync p99 and event-loop delay p99 once a write happened (null when unknown)", async () => {
+    const loop = sampleEventLoopDelay(realClock, { intervalMs: 5, windowMs: 50 });
+    try {
+      cluster = await startHttpCluster({ instruments: true, app: { eventLoopDelay: loop } });
+      const leader = await cluster.leader();
+      expect((await fetch(`${leader.url}/kv/saved`, { method: "PUT", body: "v" })).status).toBe(200);
+      await waitFor(() => loop.stats() !== null, "an event-loop delay sample");
+      const [s] = statuses(await readFrames(`${leader.url}/dashboard/events`, (f) => statuses(f).length >= 1));
+      // The write was saved (and timed) on the leader: a bucket bound in ms.
+      expect(s.saveP99Ms).toBeGreaterThan(0);
+      expect(s.saveP99Ms).toBeLessThanOrEqual(10_000);
+      expect(typeof s.eventLoopP99Ms).toBe("number");
+      expect(s.eventLoopP99Ms).toBeGreaterThanOrEqual(0);
+    } finally {
+      loop.stop();
+    }
+    // Without instruments or an event-loop source, both are unknown.
+    await cluster.close();
+    cluster = await startHttpCluster();
+    const other = await cluster.leader();
+    const [u] = statuses(await readFrames(`${other.url}/dashboard/events`, (f) => statuses(f).length >= 1));
+    expect(u.saveP99Ms).toBeNull();
+    expect(u.eventLoopP99Ms).toBeNull();
+  });
+
+  it("saveP99Ms covers the last window only: older saves drop out, none in the window is null", () => {
+    const w = new HistogramWindow(1_000);
+    const le = [0.001, 0.01, 0.1];
+    // Since start: 10 saves under 1 ms; the first call has no older totals, so it covers them all.
+    expect(w.p99Ms(0, { le, counts: [10, 0, 0, 0] })).toBe(1);
+    // 1 s later, one slow save (<= 100 ms): the window holds only it.
+    expect(w.p99Ms(1_000, { le, counts: [10, 0, 1, 0] })).toBe(100);
+    // Nothing new for a whole window: unknown.
+    expect(w.p99Ms(2_000, { le, counts: [10, 0, 1, 0] })).toBeNull();
+    // Beyond the largest bound: the largest bound.
+    expect(w.p99Ms(3_000, { le, counts: [10, 0, 1, 5] })).toBe(100);
   });
 
   it("a follower reports no progress, and the leader it follows", async () => {

@@ -12,6 +12,7 @@ import type { WebSocketServer } from "ws";
 import { realClock } from "../../src/clock.ts";
 import { SeededRandom } from "../../src/core/random.ts";
 import { createApp, type AppOptions } from "../../src/http/index.ts";
+import { NodeInstruments } from "../../src/http/metrics-instruments.ts";
 import { KvStateMachine, type KvResult, type KvStateMachineOptions } from "../../src/kv/kv.ts";
 import { RaftNode, type RaftNodeOptions } from "../../src/node.ts";
 import { MemoryStorage } from "../../src/storage/memory.ts";
@@ -41,6 +42,8 @@ export interface HttpClusterOptions {
    * own server, until a membership change adds them. They are members of the harness, not of Raft.
    */
   spares?: string[];
+  /** Each member's NodeInstruments (as src/member.ts wires them): they time its storage saves. */
+  instruments?: boolean;
 }
 
 export class HttpCluster {
@@ -150,11 +153,12 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
   for (const s of servers) {
     const kv = new KvStateMachine(options.kv);
     const spare = spares.includes(s.id);
+    const instruments = options.instruments ? new NodeInstruments() : undefined;
     const node = new RaftNode<KvResult>({
       id: s.id,
       members: spare ? [] : members,
       join: spare,
-      storage: new MemoryStorage(),
+      storage: instruments ? instruments.storage(new MemoryStorage()) : new MemoryStorage(),
       transport: cluster.network.connect(s.id),
       stateMachine: kv,
       clock: realClock,
@@ -163,7 +167,7 @@ export async function startHttpCluster(options: HttpClusterOptions = {}): Promis
       heartbeatIntervalMs: 30,
       ...options.node,
     });
-    const app = createApp({ node, kv, selfUrl: s.url, ...options.app });
+    const app = createApp({ node, kv, selfUrl: s.url, ...(instruments ? { instruments } : {}), ...options.app });
     s.setApp((req, env) => app.fetch(req, env));
     cluster.members.set(s.id, { id: s.id, url: s.url, server: s.server, node, kv, down: false });
   }
