@@ -218,17 +218,32 @@ export function createApp(options: AppOptions): Hono {
   const caller = (c: Context): string => `token=${tokenKind(c)} remote=${options.remoteAddress?.(c) ?? "unknown"}`;
   const audit = (message: string): void => (log?.info ?? log?.warn)?.call(log, message);
 
+  /** Counts an answered request in /metrics, under the status it was answered with. */
+  const countRequest = (c: Context, route: string, started: number): void => {
+    metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    metrics.requestSeconds.observe((realClock.now() - started) / 1000, { route });
+  };
+  /**
+   * Answers `e` at once and counts it: the metrics middleware below never sees a request refused
+   * here, and a throw would reach onError only after every middleware had returned.
+   */
+  const refuse = (c: Context, e: ApiError): void => {
+    const started = realClock.now();
+    c.res = errorAnswer(c, e);
+    countRequest(c, routeLabel(dispatchedRoute(c)), started);
+  };
+
   // Before anything else: a request over the limit costs no parsing, no Raft work.
   app.use("*", async (c, next) => {
     if (c.req.path.endsWith("/raft")) return next();
     if (rateLimiter !== null) {
       const client = options.remoteAddress?.(c) ?? "unknown";
       if (!rateLimiter.take(client)) {
-        throw new ApiError(429, "RATE_LIMITED", `more than ${rateLimiter.ratePerSecond} requests per second from ${client}; retry later`, { "Retry-After": "1" });
+        return refuse(c, new ApiError(429, "RATE_LIMITED", `more than ${rateLimiter.ratePerSecond} requests per second from ${client}; retry later`, { "Retry-After": "1" }));
       }
     }
     if (inFlight >= maxConcurrentRequests) {
-      throw new ApiError(503, "OVERLOADED", `this node is answering ${inFlight} requests (maxConcurrentRequests); retry later`, { "Retry-After": "1" });
+      return refuse(c, new ApiError(503, "OVERLOADED", `this node is answering ${inFlight} requests (maxConcurrentRequests); retry later`, { "Retry-After": "1" }));
     }
     inFlight++;
     try {
@@ -264,8 +279,7 @@ export function createApp(options: AppOptions): Hono {
       }
       await next();
     } finally {
-      metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
-      metrics.requestSeconds.observe((realClock.now() - started) / 1000, { route });
+      countRequest(c, route, started);
     }
   });
 

@@ -67,4 +67,22 @@ describe("bounded work per member", () => {
     await cluster!.close(); // ends the two held requests
     await Promise.all(held);
   });
+
+  it("counts a 503 OVERLOADED answer in meshraft_http_requests_total as 503", async () => {
+    const leader = await isolatedLeader({}, 2);
+    const held = [1, 2].map((i) => fetch(`${leader.url}/kv/k${i}`, { method: "PUT", body: "v" }).then((r) => r.arrayBuffer()));
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${leader.url}/status`);
+      expect(res.status).toBe(503);
+      await res.arrayBuffer();
+    }
+    cluster!.network.heal(); // the two held writes end (committed or refused), freeing the slots
+    await Promise.all(held);
+    const text = await (await fetch(`${leader.url}/metrics`)).text();
+    const count = (status: string): number =>
+      Number(new RegExp(`^meshraft_http_requests_total\\{[^}]*route="/status"[^}]*status="${status}"[^}]*\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+    expect(count("503")).toBe(3);
+    expect(count("200")).toBe(0);
+  });
 });

@@ -71,6 +71,25 @@ describe("limits.requestsPerSecondPerClient", () => {
     expect(other.status).toBe(200);
   });
 
+  it("counts each 429 answer in meshraft_http_requests_total as 429", async () => {
+    cluster = await startHttpCluster({
+      app: { limits: { requestsPerSecondPerClient: 5 }, remoteAddress: (c) => c.req.header("x-test-client") },
+    });
+    const leader = await cluster.leader();
+    let refused = 0;
+    for (let i = 0; i < 30; i++) {
+      const res = await fetch(`${leader.url}/kv/nope${i}`, { headers: { "x-test-client": "flooder" } });
+      if (res.status === 429) refused++;
+      await res.arrayBuffer();
+    }
+    expect(refused).toBeGreaterThan(5);
+    const text = await (await fetch(`${leader.url}/metrics`, { headers: { "x-test-client": "reader" } })).text();
+    const count = (status: string): number =>
+      Number(new RegExp(`^meshraft_http_requests_total\\{[^}]*route="/kv/:key"[^}]*status="${status}"[^}]*\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+    expect(count("429")).toBe(refused);
+    expect(count("404")).toBe(30 - refused);
+  });
+
   it("MeshraftClient waits out a 429 and gets its answer", async () => {
     cluster = await startHttpCluster({ app: { limits: { requestsPerSecondPerClient: 2 }, remoteAddress: () => "one address" } });
     const leader = await cluster.leader();
