@@ -1,6 +1,6 @@
 /**
  * Durable Raft storage in a directory of files, written once for every runtime against the small
- * FileSystem of ./fs.ts: adapters/node supplies `node:fs/promises`, adapters/deno `Deno.*`, and
+ * FileSystem of ./fs.ts: adapters/node supplies `node:fs/promises`, adapters/deno Deno's own file calls, and
  * each exports a `FileStorage` whose `open(dir, options)` passes its own.
  *
  * - The log is a series of append-only segments of CRC-checked records (./format.ts

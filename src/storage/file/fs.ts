@@ -2,7 +2,7 @@
  * The file system FileStorage runs on: the few calls it makes, each as small as the runtimes
  * allow, so the storage core (./file-storage.ts, recovery, the lock) is written once and every
  * runtime supplies only this object — adapters/node on `node:fs/promises`, adapters/deno on
- * `Deno.*`. A call that fails rejects with the runtime's error, which carries the system error
+ * Deno's own file calls. A call that fails rejects with the runtime's error, which carries the system error
  * code ("ENOENT", "EEXIST", ...) as `code`; FileStorage wraps it in a StorageIoError.
  */
 
